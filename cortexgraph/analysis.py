@@ -1,0 +1,559 @@
+"""Spec -> Analysis: the area graph, its shapes, when signal reaches each area.
+
+Three notations (edge list, transition matrix, schedule of matrices) lower to
+one list of `Edge`s here; everything after this stage sees only that list.
+The analysis checks what pydantic cannot (names that refer to each other,
+shapes, ties, time) and reports every problem it finds at once.
+
+Time: at step 0 the pre-net's output enters the input areas; an edge
+`r -> s` firing at step t reads r's value at step t - delay. An area is silent
+until something reaches it, and a silent source contributes nothing, so which
+edges really compute at which step is known from the spec alone: `timeline`
+sweeps the steps once (a breadth-first search over the time-expanded graph,
+whose edges only point forward in time) and records, for every step, which
+edges contribute to which area and which earlier value of their source they
+read. `live` walks that backwards from what is asked for (the readout) to find
+the work that matters.
+"""
+
+from __future__ import annotations
+
+import gc
+from bisect import bisect_right
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+from pydantic import ValidationError
+
+from .errors import Loc, Problem, SpecError, did_you_mean, format_path, known_list
+from .ops.registry import OpDef, Params, Shape, UnknownOp, lookup, resampling
+from .spec import Spec, located_errors
+from .steps import StepRule
+
+INPUT = "input"  # the pre-net's output, a source present at every step
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds against specs that would exhaust the machine; raise them on purpose only."""
+
+    areas: int = 1_000
+    edges: int = 20_000
+    steps: int = 1_000
+    channels: int = 16_384
+    size: int = 4_096
+    prenet: int = 64
+    firings: int = 5_000_000  # edge x step pairs in the unrolled graph
+
+    def replace(self, **changes: int) -> Limits:
+        unknown = set(changes) - set(self.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown limit {sorted(unknown)[0]!r}; known: {', '.join(self.__dataclass_fields__)}")
+        return Limits(**{**self.__dict__, **changes})
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One transition in the internal form every notation lowers to."""
+
+    name: str
+    source: str  # an area, or INPUT
+    target: str
+    op: str  # the canonical op name
+    params: Params | None  # validated; None where the op is unknown
+    steps: tuple[int, ...]  # when it fires, within the spec's steps
+    delay: int
+    share: str | tuple[tuple[int, ...], ...]
+    norm: str
+    tie: str | None
+    rule: StepRule = field(compare=False)  # the written rule, to extend past the spec's steps
+    loc: Loc = field(compare=False, default=())
+
+    @property
+    def is_input(self) -> bool:
+        return self.source == INPUT
+
+    def fires_until(self, last: int) -> tuple[int, ...]:
+        return tuple(self.rule.resolve(last, first=0 if self.is_input else 1))
+
+
+# (edge, reads): the edge computes at the step it is listed under, reading its source's value of
+# step `reads`. A plain tuple: validation makes one per edge and step, and tuples are cheapest.
+Firing = tuple[Edge, int]
+
+
+@dataclass
+class Timeline:
+    """What runs at each step, silence taken into account (see the module's docstring)."""
+
+    steps: int
+    updates: list[dict[str, list[Firing]]]  # [step][area] -> firings summed into it
+    versions: dict[str, list[int]]  # area -> steps at which it gets a new value
+    arrival: dict[str, int | None]  # area -> first step with signal, None if never
+
+    def version(self, area: str, step: int) -> int | None:
+        """The step whose value `area` holds at `step` (None while silent)."""
+        steps = self.versions.get(area, [])
+        i = bisect_right(steps, step)
+        return steps[i - 1] if i else None
+
+
+@dataclass
+class Analysis:
+    """A checked spec: shapes, the lowered edges, the area graph, arrival steps, warnings."""
+
+    spec: Spec
+    edges: tuple[Edge, ...]
+    shapes: dict[str, Shape]  # every area and INPUT
+    prenet_shapes: list[Shape]  # after each pre-net layer
+    graph: nx.MultiDiGraph
+    timeline: Timeline
+    warnings: list[Problem]
+    limits: Limits
+
+    @property
+    def arrival(self) -> dict[str, int | None]:
+        return self.timeline.arrival
+
+    @property
+    def readout_steps(self) -> tuple[int, ...]:
+        return self.spec.readout_steps
+
+    def edge(self, name: str) -> Edge:
+        return next(e for e in self.edges if e.name == name)
+
+    def timeline_for(self, steps: int) -> Timeline:
+        """The timeline of a run of another number of steps (rules extend, listed steps stay)."""
+        if steps == self.timeline.steps:
+            return self.timeline
+        with _collector_paused():
+            return build_timeline(self.edges, list(self.spec.areas), steps)
+
+
+def analyze(spec: Spec, limits: Limits = Limits()) -> Analysis:
+    """Check a parsed spec and work out everything later stages need; SpecError on any error."""
+    with _collector_paused():
+        return _Checker(spec, limits).run()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The timeline makes one small tuple per edge and step, none in a cycle. Left on, Python's
+    cycle collector rescans them all again and again as they accumulate (5x the analysis's time)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def lower(spec: Spec) -> tuple[Edge, ...]:
+    """The spec's edges in the internal form, whichever notation wrote them (no other checks)."""
+    checker = _Checker(spec, Limits())
+    edges = checker.lower()
+    checker.stop_if_errors()
+    return edges
+
+
+# --- the timeline ---------------------------------------------------------------------------------
+
+
+def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int) -> Timeline:
+    """Sweep the steps in order: an edge contributes when its source has signal `delay` steps earlier.
+
+    This is the hot loop of validation (one pass per edge and step), so it works on plain lists.
+    """
+    versions: dict[str, list[int]] = {area: [] for area in areas}
+    versions[INPUT] = [0]
+    always, fires_at = [], [[] for _ in range(steps + 1)]
+    for edge in edges:
+        # (edge, its source's history, target, delay, reads the constant input)
+        row = (edge, versions[edge.source], edge.target, edge.delay, edge.is_input)
+        when = edge.fires_until(steps)
+        if when == tuple(range(1, steps + 1)) and not edge.is_input:
+            always.append(row)
+        else:
+            for t in when:
+                fires_at[t].append(row)
+    updates: list[dict[str, list[Firing]]] = []
+    for t in range(steps + 1):
+        now: dict[str, list[Firing]] = {}
+        for edge, history, target, delay, from_input in (always + fires_at[t] if t else fires_at[t]):
+            if not history:
+                continue
+            if from_input:
+                reads = 0
+            elif delay == 1:
+                reads = history[-1]  # this step's own updates are appended after the loop
+            else:
+                i = bisect_right(history, t - delay)
+                if not i:
+                    continue
+                reads = history[i - 1]
+            if target in now:
+                now[target].append((edge, reads))
+            else:
+                now[target] = [(edge, reads)]
+        for area in now:
+            versions[area].append(t)
+        updates.append(now)
+    arrival = {area: (v[0] if v else None) for area, v in versions.items() if area != INPUT}
+    return Timeline(steps, updates, versions, arrival)
+
+
+def live(timeline: Timeline, wanted: set[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Every (area, version) that the (area, version) pairs in `wanted` depend on, themselves included."""
+    seen = set(wanted)
+    stack = list(wanted)
+    updates = timeline.updates
+    while stack:
+        area, step = stack.pop()
+        for edge, reads in updates[step].get(area, ()):
+            need = (edge.source, reads)
+            if need not in seen and edge.source != INPUT:
+                seen.add(need)
+                stack.append(need)
+    return seen
+
+
+# --- the checks -------------------------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, spec: Spec, limits: Limits):
+        self.spec = spec
+        self.limits = limits
+        self.source = spec.source
+        self.problems: list[Problem] = []
+        self.defs: dict[str, OpDef] = {}  # edge name -> op definition, where known
+
+    def error(self, loc: Loc, message: str, hint: str | None = None, key: bool = False) -> None:
+        self.problems.append(self.source.place(Problem(loc, message, hint), key=key))
+
+    def warn(self, loc: Loc, message: str, hint: str | None = None) -> None:
+        self.problems.append(self.source.place(Problem(loc, message, hint, severity="warning")))
+
+    def stop_if_errors(self) -> None:
+        if any(p.severity == "error" for p in self.problems):
+            raise SpecError(self.problems)
+
+    def run(self) -> Analysis:
+        spec = self.spec
+        self.check_limits()
+        self.stop_if_errors()
+        shapes: dict[str, Shape] = {name: (a.channels, *a.size) for name, a in spec.areas.items()}
+        prenet_shapes = self.prenet()
+        if prenet_shapes is not None:  # else unknown: the pre-net's problems are reported already
+            shapes[INPUT] = prenet_shapes[-1] if prenet_shapes else (spec.input.channels, *spec.input.size)
+        edges = self.lower()
+        self.check_edges(edges, shapes)
+        self.check_ties(edges, shapes)
+        self.check_settings()
+        self.stop_if_errors()
+        if sum(len(e.steps) for e in edges) > self.limits.firings:
+            self.error(("steps",), f"the unrolled graph has more than {self.limits.firings:,} edge firings",
+                       "raise the 'firings' limit if you mean it")
+            self.stop_if_errors()
+        graph = self.area_graph(edges)
+        timeline = build_timeline(edges, list(spec.areas), spec.steps)
+        self.check_time(edges, graph, timeline)
+        self.stop_if_errors()
+        warnings = [p for p in self.problems if p.severity == "warning"]
+        return Analysis(spec, edges, shapes, prenet_shapes, graph, timeline, warnings, self.limits)
+
+    # limits first: nothing expensive runs on a spec that exceeds them
+    def check_limits(self) -> None:
+        spec, lim = self.spec, self.limits
+        counts = [("areas", len(spec.areas), lim.areas, ("areas",)),
+                  ("steps", spec.steps, lim.steps, ("steps",)),
+                  ("prenet", len(spec.prenet), lim.prenet, ("prenet",)),
+                  ("edges", len(spec.edges) + sum(map(len, spec.transitions.values()))
+                   + sum(sum(map(len, p.transitions.values())) for p in spec.schedule), lim.edges, ())]
+        for name, value, bound, loc in counts:
+            if value > bound:
+                self.error(loc, f"{value:,} {name} exceed the limit of {bound:,}",
+                           f"raise it with --limit {name}=N (or Limits({name}=N)) if you mean it")
+        sized = [(("input",), spec.input.channels, spec.input.size)]
+        sized += [(("areas", n), a.channels, a.size) for n, a in spec.areas.items()]
+        for loc, channels, size in sized:
+            if channels > lim.channels:
+                self.error(loc + ("channels",), f"{channels:,} channels exceed the limit of {lim.channels:,}",
+                           "raise it with --limit channels=N if you mean it")
+            if max(size) > lim.size:
+                self.error(loc + ("size",), f"size {max(size):,} exceeds the limit of {lim.size:,}",
+                           "raise it with --limit size=N if you mean it")
+        for i, op in enumerate(spec.prenet):
+            out = op.params.get("out")
+            if isinstance(out, int) and out > lim.channels:
+                self.error(("prenet", i), f"{out:,} channels exceed the limit of {lim.channels:,}")
+
+    def op_def(self, kind: str, ref: Any, loc: Loc) -> tuple[OpDef, Params] | None:
+        try:
+            op = lookup(kind, ref.name)
+        except UnknownOp as exc:
+            self.error(loc, exc.message, exc.hint)
+            return None
+        try:
+            return op, op.params.model_validate(ref.params)
+        except ValidationError as exc:
+            self.problems.extend(located_errors(exc, self.source, loc + (ref.name,), op.params))
+            return None
+
+    def prenet(self) -> list[Shape] | None:
+        shape: Shape = (self.spec.input.channels, *self.spec.input.size)
+        shapes: list[Shape] = []
+        for i, ref in enumerate(self.spec.prenet):
+            found = self.op_def("prenet", ref, ("prenet", i))
+            if found is None:
+                return None
+            op, params = found
+            shape = op.infer(shape, params)
+            if min(shape[1:]) < 1:
+                self.error(("prenet", i), f"layer {i} ({ref.name}) shrinks the image to nothing",
+                           "use a larger input or smaller strides")
+                return None
+            shapes.append(shape)
+        return shapes
+
+    # lowering: every notation becomes Edges
+    def lower(self) -> tuple[Edge, ...]:
+        spec, defaults = self.spec, self.spec.defaults
+        found: dict[str, Edge] = {}
+
+        def add(name: str, source: str, target: str, props: Any, rule: StepRule, loc: Loc, op_loc: Loc) -> None:
+            if name in found:
+                first, again = sorted([found[name].loc, loc], key=self.source.locate)
+                self.error(again, f"edge {name!r} is defined twice (first at {format_path(first)})",
+                           "give one of them a distinct 'name'")
+                return
+            first = 0 if source == INPUT else 1
+            resolved = self.op_def("transition", props.op, op_loc)
+            op, params = resolved if resolved else (None, None)
+            if op is not None:
+                self.defs[name] = op
+            edge = Edge(
+                name=name, source=source, target=target, op=op.name if op else props.op.name, params=params,
+                steps=tuple(rule.resolve(spec.steps, first)), delay=getattr(props, "delay", 1),
+                share=getattr(props, "share", None) or defaults.share,
+                norm=getattr(props, "norm", None) or defaults.norm,
+                tie=getattr(props, "tie", None), rule=rule, loc=loc)
+            found[name] = edge
+
+        def op_loc(loc: Loc) -> Loc:
+            return loc + ("op",) if (loc + ("op",)) in self.source.values else loc
+
+        for area, rule in spec.inputs.items():
+            loc = ("inputs", area)
+            add(f"{INPUT}->{area}", INPUT, area, rule, rule.at, loc, op_loc(loc))
+        for i, e in enumerate(spec.edges):
+            loc = ("edges", i)
+            add(e.name or f"{e.from_}->{e.to}", e.from_, e.to, e, e.at, loc, loc + ("op",))
+        for source, row in spec.transitions.items():
+            for target, cell in row.items():
+                loc = ("transitions", source, target)
+                add(cell.name or f"{source}->{target}", source, target, cell, cell.at, loc, op_loc(loc))
+        # A schedule's phases share an edge wherever they name the same transition the same way.
+        merged: dict[str, tuple[Any, list[StepRule], Loc, str, str]] = {}
+        for i, phase in enumerate(spec.schedule):
+            for source, row in phase.transitions.items():
+                for target, cell in row.items():
+                    loc = ("schedule", i, "transitions", source, target)
+                    if "at" in cell.model_fields_set:
+                        self.error(loc + ("at",), "a phase's transitions fire at the phase's steps",
+                                   "set 'at' on the phase, or move this edge to the edge list")
+                        continue
+                    name = cell.name or f"{source}->{target}"
+                    if name in merged:
+                        first = merged[name]
+                        if first[0] != cell or first[3:] != (source, target):
+                            self.error(loc, f"edge {name!r} differs from its first use at {format_path(first[2])}",
+                                       "a transition that changes between phases needs a distinct 'name'")
+                            continue
+                        first[1].append(phase.at)
+                    else:
+                        merged[name] = (cell, [phase.at], loc, source, target)
+        for name, (cell, rules, loc, source, target) in merged.items():
+            add(name, source, target, cell, StepRule.union(rules), loc, op_loc(loc))
+        return tuple(found.values())
+
+    def check_edges(self, edges: tuple[Edge, ...], shapes: dict[str, Shape]) -> None:
+        areas = list(self.spec.areas)
+        for edge in edges:
+            loc = edge.loc
+            ok = True
+            if edge.is_input and INPUT not in shapes:
+                ok = False
+            elif edge.source not in shapes:
+                self.error(_end(loc, "from", 1), f"unknown area {edge.source!r}",
+                           did_you_mean(edge.source, areas) or f"known: {known_list(areas)}", key=loc[0] != "edges")
+                ok = False
+            if edge.target not in self.spec.areas:
+                msg = ("the pre-net's output ('input') cannot receive edges" if edge.target == INPUT
+                       else f"unknown area {edge.target!r}")
+                hint = did_you_mean(edge.target, areas) or f"known: {known_list(areas)}"
+                self.error(_end(loc, "to", 2) if loc[0] != "inputs" else loc, msg, hint, key=loc[0] != "edges")
+                ok = False
+            self.check_steps(edge)
+            if not ok:
+                continue
+            src, dst = shapes[edge.source], shapes[edge.target]
+            if resampling(src, dst) is None:
+                self.error(loc, f"sizes {src[1]}x{src[2]} ({edge.source}) and {dst[1]}x{dst[2]} ({edge.target}) "
+                                "do not differ by one integer factor",
+                           "connected areas must be the same size, or one a whole multiple of the other in both sides")
+                continue
+            op = self.defs.get(edge.name)
+            if edge.is_input and op is not None and op.name == "identity" and src != dst:
+                self.error(loc, f"{edge.target!r} is {_shape(dst)} but the pre-net's output is {_shape(src)}",
+                           "change the pre-net (e.g. a conv with the area's channels) or inject with an op")
+            elif op is not None:
+                why = op.check(src, dst)
+                if why:
+                    self.error(loc, *why)
+
+    def check_steps(self, edge: Edge) -> None:
+        loc, rule = edge.loc, edge.rule
+        at = loc + ("at",) if loc[0] != "schedule" else loc
+        if not edge.is_input and rule.earliest() == 0:
+            self.error(at, "edges fire from step 1; step 0 is when the pre-net's output arrives",
+                       "'once' and step 0 are for inputs")
+            return
+        beyond = rule.beyond(self.spec.steps)
+        if beyond:
+            self.warn(at, f"step {beyond[0]} lies beyond the spec's {self.spec.steps} steps",
+                      "it fires only in longer runs")
+        if isinstance(edge.share, tuple):
+            grouped = [s for group in edge.share for s in group]
+            share_loc = loc + ("share",) if loc[0] != "schedule" else loc
+            if len(grouped) != len(set(grouped)):
+                self.error(share_loc, "a step appears in more than one share group", "each step belongs to one group")
+            missing = sorted(set(edge.steps) - set(grouped))
+            extra = sorted(set(grouped) - set(edge.steps))
+            if missing:
+                self.error(share_loc, f"the share groups leave out step {missing[0]}, at which the edge fires",
+                           "every firing step belongs to exactly one group")
+            if extra:
+                self.error(share_loc, f"share group step {extra[0]} is not a step at which the edge fires",
+                           f"it fires at {_steps(edge.steps)}")
+
+    def check_ties(self, edges: tuple[Edge, ...], shapes: dict[str, Shape]) -> None:
+        by_name = {e.name: e for e in edges}
+        for edge in edges:
+            if edge.tie is None:
+                continue
+            loc = edge.loc + ("tie",)
+            target = by_name.get(edge.tie)
+            if target is None:
+                self.error(loc, f"tie to unknown edge {edge.tie!r}",
+                           did_you_mean(edge.tie, by_name) or f"edges: {known_list(by_name)}")
+                continue
+            if target is edge:
+                self.error(loc, "an edge cannot tie to itself")
+                continue
+            if target.tie is not None:
+                self.error(loc, f"{edge.tie!r} is itself tied to {target.tie!r}", f"tie to {target.tie!r} instead")
+                continue
+            if target.share != "time" or edge.share != "time":
+                self.error(loc, "tied edges share one set of weights across all their steps",
+                           f"set share: time on {edge.name!r} and {target.name!r}")
+                continue
+            op_a, op_b = self.defs.get(edge.name), self.defs.get(target.name)
+            if op_a is None or op_b is None or edge.source not in shapes or target.source not in shapes:
+                continue  # reported already
+            if edge.target not in shapes or target.target not in shapes:
+                continue
+            key_a = op_a.tie_key(op_a, shapes[edge.source], shapes[edge.target], edge.params)
+            key_b = op_b.tie_key(op_b, shapes[target.source], shapes[target.target], target.params)
+            if key_a != key_b:
+                self.error(loc, f"cannot tie {edge.name!r} ({_describe(edge, shapes)}) to {target.name!r} "
+                                f"({_describe(target, shapes)}): their weights differ in shape",
+                           "tied edges need the same op, parameters and channels")
+
+    def check_settings(self) -> None:
+        spec = self.spec
+        horizon = spec.defaults.horizon
+        if horizon is not None and horizon < spec.steps and spec.defaults.beyond == "error":
+            self.error(("defaults", "horizon"),
+                       f"the norm horizon ({horizon}) is shorter than the {spec.steps} steps asked",
+                       "set defaults.beyond: reuse_last to reuse the last step's norm, or raise the horizon")
+        if spec.readout.area not in spec.areas:
+            self.error(("readout", "area"), f"unknown area {spec.readout.area!r}",
+                       did_you_mean(spec.readout.area, spec.areas) or f"known: {known_list(spec.areas)}")
+        for step in spec.readout_steps:
+            if step > spec.steps:
+                self.error(("readout", "step"), f"readout step {step} is beyond the spec's {spec.steps} steps",
+                           "read out at a step from 0 to 'steps'")
+
+    def area_graph(self, edges: tuple[Edge, ...]) -> nx.MultiDiGraph:
+        graph = nx.MultiDiGraph()
+        graph.add_node(INPUT)
+        graph.add_nodes_from(self.spec.areas)
+        for edge in edges:
+            graph.add_edge(edge.source, edge.target, key=edge.name, edge=edge)
+        return graph
+
+    def check_time(self, edges: tuple[Edge, ...], graph: nx.MultiDiGraph, timeline: Timeline) -> None:
+        spec = self.spec
+        reachable = nx.descendants(graph, INPUT)
+        for area in spec.areas:
+            if area not in reachable:
+                self.error(("areas", area), f"area {area!r} is unreachable from the input",
+                           "add an edge into it (or an input), or remove it", key=True)
+            elif timeline.arrival[area] is None:
+                self.warn(("areas", area), f"signal never reaches {area!r} within the {spec.steps} steps",
+                          "its edges fire before their sources have signal; check 'at' and 'delay'")
+        readout = spec.readout.area
+        if readout not in spec.areas:
+            return
+        first = timeline.arrival[readout]
+        for step in spec.readout_steps:
+            if first is None or step < first:
+                when = f"first reaches it at step {first}" if first is not None else "never reaches it"
+                self.error(("readout", "step") if spec.readout.step is not None else ("readout", "area"),
+                           f"{readout!r} is read out at step {step}, but signal {when}",
+                           "read out later, or add a faster path to it")
+                return
+        wanted = {(readout, timeline.version(readout, step)) for step in spec.readout_steps}
+        needed = live(timeline, wanted)
+        fired = {edge.name for now in timeline.updates for firings in now.values() for edge, _ in firings}
+        useful = {edge.name for area, t in needed for edge, _ in timeline.updates[t].get(area, ())}
+        last = max(spec.readout_steps)
+        for edge in edges:
+            if not edge.steps:
+                if not edge.rule.beyond(spec.steps):
+                    self.warn(edge.loc, f"edge {edge.name!r} never fires within the {spec.steps} steps")
+            elif edge.name not in fired:
+                arrive = timeline.arrival.get(edge.source) if not edge.is_input else 0
+                self.warn(edge.loc, f"edge {edge.name!r} fires only while {edge.source!r} is silent"
+                          + (f" (signal reaches it at step {arrive})" if arrive is not None else ""),
+                          "it computes nothing; check 'at' and 'delay'")
+            elif edge.name not in useful:
+                self.warn(edge.loc, f"edge {edge.name!r} feeds nothing that reaches the readout "
+                                    f"({readout} at step {last})",
+                          "its work is pruned; remove it or read out later")
+
+
+def _end(loc: Loc, name: str, matrix_index: int) -> Loc:
+    """Where an edge's endpoint is written: `edges[i].from`, or the matrix key."""
+    if loc[0] == "edges":
+        return loc + (name,)
+    if loc[0] == "transitions":
+        return loc[: 1 + matrix_index]
+    return loc[: 3 + matrix_index]  # schedule[i].transitions.<from>.<to>
+
+
+def _steps(steps: tuple[int, ...]) -> str:
+    return ", ".join(map(str, steps[:8])) + (", ..." if len(steps) > 8 else "")
+
+
+def _shape(shape: Shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def _describe(edge: Edge, shapes: dict[str, Shape]) -> str:
+    return f"{edge.op}, {_shape(shapes[edge.source])} -> {_shape(shapes[edge.target])}"

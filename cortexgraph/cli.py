@@ -1,0 +1,138 @@
+"""The `cortexgraph` command.
+
+A bad spec never shows a traceback: every problem is printed as
+`file:line:col: path: message (hint)` and the command exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Sequence
+
+from .errors import Problem, SpecError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC = 0, 1, 2
+
+
+def _limits(pairs: list[str]):
+    from .analysis import Limits
+
+    limits = Limits()
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if not value.isdigit():
+            raise SystemExit(f"cortexgraph: --limit takes NAME=NUMBER, got {pair!r}")
+        try:
+            limits = limits.replace(**{name: int(value)})
+        except ValueError as exc:
+            raise SystemExit(f"cortexgraph: {exc}") from None
+    return limits
+
+
+def _check(target: str, limits) -> tuple[object | None, list[Problem]]:
+    """Load and analyse one spec: (analysis or None, problems)."""
+    from .analysis import analyze
+    from .spec import load_spec
+
+    try:
+        analysis = analyze(load_spec(target), limits)
+    except SpecError as exc:
+        return None, exc.problems
+    return analysis, analysis.warnings
+
+
+def _arrival_line(analysis) -> str:
+    arrival = analysis.arrival
+    return ", ".join(f"{area} {'never' if t is None else t}" for area, t in arrival.items())
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    limits = _limits(args.limit)
+    report = []
+    status = EXIT_OK
+    for target in args.specs:
+        analysis, problems = _check(target, limits)
+        if analysis is None:
+            status = EXIT_BAD_SPEC
+        if args.json:
+            entry = {"spec": target, "valid": analysis is not None, "problems": [p.to_json() for p in problems]}
+            if analysis is not None:
+                entry["summary"] = _summary(analysis)
+            report.append(entry)
+            continue
+        for problem in problems:
+            print(problem, file=sys.stderr if problem.severity == "error" else sys.stdout)
+        if analysis is not None:
+            spec = analysis.spec
+            print(f"{target}: valid: {spec.name}: {len(spec.areas)} areas, "
+                  f"{sum(not e.is_input for e in analysis.edges)} edges, {spec.steps} steps; "
+                  f"signal reaches {_arrival_line(analysis)}")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    return status
+
+
+def _summary(analysis) -> dict:
+    spec = analysis.spec
+    return {"name": spec.name, "areas": {a: list(analysis.shapes[a]) for a in spec.areas},
+            "edges": [e.name for e in analysis.edges], "steps": spec.steps, "arrival": analysis.arrival,
+            "readout": {"area": spec.readout.area, "steps": list(spec.readout_steps)}}
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return EXIT_OK
+
+
+def cmd_specs(args: argparse.Namespace) -> int:
+    from .bundled import bundled_specs
+    from .spec import load_spec
+
+    for name, path in bundled_specs().items():
+        try:
+            description = textwrap.shorten(load_spec(path).description or "", 72, placeholder="...")
+        except SpecError:
+            description = "(does not validate)"
+        print(f"{name:32s} {description}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cortexgraph", description="Compile specs of multi-area recurrent "
+                                     "vision networks into PyTorch modules.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check specs; print every problem as file:line:col: path: message")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="a spec file or a bundled spec name")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
+                   help="raise a resource limit (areas, edges, steps, channels, size, prenet, firings)")
+    p.set_defaults(run=cmd_validate)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of specs (for editors)")
+    p.set_defaults(run=cmd_schema)
+
+    p = sub.add_parser("specs", help="list the bundled specs")
+    p.set_defaults(run=cmd_specs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SpecError as exc:  # a command that loads one spec and fails on it
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_BAD_SPEC
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

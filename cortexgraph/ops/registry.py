@@ -1,0 +1,258 @@
+"""The op registry: what each op name means, without importing torch.
+
+Validation needs to know an op's parameters, which shape changes it can make
+and which edges may share its weights; building needs its module class. The
+first three live here as plain data, so `cortexgraph validate` stays fast; the
+module is named by import path and loaded only when a model is built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
+
+from ..errors import did_you_mean, known_list
+
+Shape = tuple[int, int, int]  # channels, height, width
+Kind = Literal["transition", "prenet"]
+Resample = Literal["same", "down", "up"]
+
+_OP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_RESERVED = {"name", "params", "op"}  # words of the spec's op and cell notations
+
+
+class Params(BaseModel):
+    """Base for an op's parameters: strict, and no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+class NoParams(Params):
+    pass
+
+
+def _odd(value: int) -> int:
+    if value < 1 or value % 2 == 0:
+        raise ValueError(f"the kernel must be an odd size (1, 3, 5, ...) so sizes divide exactly; got {value}")
+    return value
+
+
+class ConvParams(Params):
+    kernel: int = 3
+    bias: bool = False
+
+    _kernel = field_validator("kernel")(_odd)
+
+
+class UpParams(Params):
+    mode: Literal["nearest", "bilinear", "transpose"] = "nearest"
+    kernel: int = 3
+
+    _kernel = field_validator("kernel")(_odd)
+
+
+class PoolParams(Params):
+    kind: Literal["max", "avg"] = "max"
+
+
+class BottleneckParams(Params):
+    width: PositiveInt | None = None  # default: out channels / 4, as torchvision's expansion
+    groups: PositiveInt = 1
+
+
+class CornetParams(Params):
+    scale: PositiveInt = 4
+
+
+class StemConvParams(Params):
+    out: PositiveInt
+    kernel: PositiveInt = 3
+    stride: PositiveInt = 1
+    padding: int | None = Field(default=None, ge=0)  # default: kernel // 2
+    bias: bool = False
+    norm: bool = True
+    act: bool = True
+
+
+class StemPoolParams(Params):
+    kernel: PositiveInt
+    stride: PositiveInt | None = None  # default: the kernel
+    padding: int = Field(default=0, ge=0)
+
+
+def resampling(src: Shape, dst: Shape) -> tuple[Resample, int] | None:
+    """How `dst`'s size relates to `src`'s: same, down or up by one integer factor."""
+    (_, h, w), (_, h2, w2) = src, dst
+    if (h, w) == (h2, w2):
+        return "same", 1
+    if h % h2 == 0 and w % w2 == 0 and h // h2 == w // w2:
+        return "down", h // h2
+    if h2 % h == 0 and w2 % w == 0 and h2 // h == w2 // w:
+        return "up", h2 // h
+    return None
+
+
+def _default_tie_key(op: OpDef, src: Shape, dst: Shape, params: Params) -> Hashable:
+    return (op.name, params, src[0], dst[0], resampling(src, dst))
+
+
+def _cornet_tie_key(op: OpDef, src: Shape, dst: Shape, params: Params) -> Hashable:
+    # CORnet-S ties only the bottleneck (conv1-3), which runs at the output's channels.
+    return (op.name, params.scale, dst[0])
+
+
+def _stem_conv_shape(shape: Shape, p: StemConvParams) -> Shape:
+    pad = p.kernel // 2 if p.padding is None else p.padding
+    return (p.out, *((s + 2 * pad - p.kernel) // p.stride + 1 for s in shape[1:]))
+
+
+def _stem_pool_shape(shape: Shape, p: StemPoolParams) -> Shape:
+    stride = p.stride or p.kernel
+    return (shape[0], *((s + 2 * p.padding - p.kernel) // stride + 1 for s in shape[1:]))
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """What an op name means."""
+
+    name: str
+    kind: Kind
+    module: str | type  # "package.module:Class", imported when a model is built
+    params: type[Params] = NoParams
+    resample: tuple[Resample, ...] = ("same", "down")
+    keeps_channels: bool = False
+    infer: Callable[[Shape, Any], Shape] | None = None  # pre-net ops: output shape
+    tie_key: Callable[[OpDef, Shape, Shape, Any], Hashable] = _default_tie_key
+    doc: str = ""
+    aliases: tuple[str, ...] = field(default=())
+
+    def check(self, src: Shape, dst: Shape) -> tuple[str, str | None] | None:
+        """Why this op cannot map `src` onto `dst` (message, hint), or None if it can."""
+        how = resampling(src, dst)
+        if how is None:
+            return None  # reported once, for the edge, by the analysis
+        if how[0] not in self.resample:
+            allowed = " or ".join({"same": "keep the size", "down": "downsample", "up": "upsample"}[r]
+                                  for r in self.resample)
+            hint = {"up": "use 'up' to upsample", "down": "use 'down' or 'pool' to downsample",
+                    "same": "use 'conv' or a residual op between areas of one size"}[how[0]]
+            return f"op {self.name!r} can only {allowed}, but {_size(src)} -> {_size(dst)} is {how[0]}sampling", hint
+        if self.keeps_channels and src[0] != dst[0]:
+            return (f"op {self.name!r} keeps the channels, but {src[0]} -> {dst[0]} changes them",
+                    "use 'conv', 'down' or 'up', which change channels")
+        return None
+
+    def load(self) -> type:
+        if isinstance(self.module, type):
+            return self.module
+        path, _, attr = self.module.partition(":")
+        return getattr(importlib.import_module(path), attr)
+
+
+def _size(shape: Shape) -> str:
+    return f"{shape[1]}x{shape[2]}"
+
+
+_REGISTRY: dict[tuple[Kind, str], OpDef] = {}
+_ALIASES: dict[tuple[Kind, str], str] = {}
+
+
+def _add(op: OpDef, replace: bool = False) -> OpDef:
+    names = (op.name, *op.aliases)
+    for name in names:
+        if not _OP_NAME.match(name) or name in _RESERVED:
+            raise ValueError(f"op name {name!r}: use lower-case letters, digits and '_', starting with a letter"
+                             f" (not {', '.join(sorted(_RESERVED))})")
+        if (op.kind, name) in _ALIASES and not replace:
+            raise ValueError(f"a {op.kind} op named {name!r} is registered already (pass replace=True)")
+    _REGISTRY[(op.kind, op.name)] = op
+    for name in names:
+        _ALIASES[(op.kind, name)] = op.name
+    return op
+
+
+def register_op(name: str, module: type, *, kind: Kind = "transition", params: type[Params] = NoParams,
+                resample: tuple[Resample, ...] = ("same", "down"), keeps_channels: bool = False,
+                infer: Callable[[Shape, Any], Shape] | None = None,
+                tie_key: Callable[[OpDef, Shape, Shape, Any], Hashable] | None = None,
+                aliases: tuple[str, ...] = (), doc: str = "", replace: bool = False) -> OpDef:
+    """Register an op so that specs can name it.
+
+    `module` is an `nn.Module` class built as `module(ctx, params)` (see
+    `cortexgraph.ops.layers.OpContext`) and called as `module(x, step)`.
+    `params` is a `Params` subclass validating the op's parameters in specs.
+    Pre-net ops also give `infer(shape, params) -> shape`.
+    """
+    if kind == "prenet" and infer is None:
+        raise ValueError("a pre-net op needs infer(shape, params) -> shape")
+    op = OpDef(name, kind, module, params, tuple(resample), keeps_channels, infer,
+               tie_key or _default_tie_key, doc, tuple(aliases))
+    return _add(op, replace=replace)
+
+
+def unregister_op(name: str, kind: Kind = "transition") -> None:
+    op = _REGISTRY.pop((kind, _ALIASES.get((kind, name), name)), None)
+    if op is not None:
+        for alias in (op.name, *op.aliases):
+            _ALIASES.pop((kind, alias), None)
+
+
+class UnknownOp(LookupError):
+    def __init__(self, message: str, hint: str | None):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def known_ops(kind: Kind) -> list[str]:
+    return sorted(name for (k, name) in _ALIASES if k == kind)
+
+
+def lookup(kind: Kind, name: str) -> OpDef:
+    canonical = _ALIASES.get((kind, name))
+    if canonical is not None:
+        return _REGISTRY[(kind, canonical)]
+    known = known_ops(kind)
+    where = "pre-net layer" if kind == "prenet" else "transition op"
+    if any(c in name for c in ".:/"):
+        hint = ("this looks like an import path; specs never import code: register the op from Python "
+                "with cortexgraph.register_op and name it here")
+    else:
+        hint = did_you_mean(name, known) or f"known: {known_list(known, 20)}"
+    raise UnknownOp(f"unknown {where} {name!r}", hint)
+
+
+_LAYERS = "cortexgraph.ops.layers"
+_BLOCKS = "cortexgraph.ops.blocks"
+
+for _op in (
+    OpDef("identity", "transition", f"{_LAYERS}:Identity", resample=("same",), keeps_channels=True,
+          doc="passes the source through unchanged"),
+    OpDef("conv", "transition", f"{_LAYERS}:ConvNormAct", ConvParams,
+          doc="conv-norm-activation; strided when the target is smaller"),
+    OpDef("down", "transition", f"{_LAYERS}:ConvNormAct", ConvParams, resample=("down",),
+          doc="strided conv-norm-activation into a smaller area"),
+    OpDef("up", "transition", f"{_LAYERS}:UpConv", UpParams, resample=("up",),
+          doc="upsampling (nearest, bilinear or transposed conv) then norm-activation, into a larger area"),
+    OpDef("pool", "transition", f"{_LAYERS}:Pool", PoolParams, resample=("down",), keeps_channels=True,
+          doc="max or average pooling into a smaller area with the same channels"),
+    OpDef("basic", "transition", f"{_BLOCKS}:BasicBlock", aliases=("residual",),
+          doc="torchvision's BasicBlock: h + K(h), projection shortcut where the shape changes"),
+    OpDef("bottleneck", "transition", f"{_BLOCKS}:Bottleneck", BottleneckParams,
+          doc="torchvision's Bottleneck (1x1, 3x3, 1x1), projection shortcut where the shape changes"),
+    OpDef("preact", "transition", f"{_BLOCKS}:PreActBlock",
+          doc="pre-activation residual block: h + conv(act(norm(conv(act(norm(h))))))"),
+    OpDef("cornet", "transition", f"{_BLOCKS}:CornetBlock", CornetParams, tie_key=_cornet_tie_key,
+          doc="CORnet-S's recurrent bottleneck; an entry edge adds conv_input and a strided skip"),
+    OpDef("conv", "prenet", f"{_LAYERS}:StemConv", StemConvParams, infer=_stem_conv_shape,
+          doc="conv, then norm and activation unless switched off"),
+    OpDef("maxpool", "prenet", f"{_LAYERS}:StemPool", StemPoolParams, infer=_stem_pool_shape,
+          doc="max pooling"),
+    OpDef("avgpool", "prenet", f"{_LAYERS}:StemPool", StemPoolParams, infer=_stem_pool_shape,
+          doc="average pooling"),
+):
+    _add(_op)

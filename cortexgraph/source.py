@@ -1,0 +1,239 @@
+"""Text -> plain Python data, remembering where every value was written.
+
+YAML goes through PyYAML's safe loader (the C one where available): a
+`!!python/...` tag is an error here, never code that runs. We walk the node
+tree ourselves rather than let PyYAML build the data, so that we can record a
+`line:col` for every path, refuse duplicate keys instead of keeping the last
+one, and bound how much a document may expand through aliases. JSON is parsed
+by the json module (its own number and string rules) and located with the same
+walk over the equivalent YAML nodes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Loc, Problem, SpecError
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True)
+class TextLimits:
+    """Bounds on a spec document, against resource exhaustion."""
+
+    max_bytes: int = 4_000_000
+    max_nodes: int = 250_000  # values after alias expansion
+    max_depth: int = 64
+
+
+@dataclass
+class SourceMap:
+    """Where each path of a document was written (1-based line and column)."""
+
+    file: str
+    values: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, loc: Loc, key: bool = False) -> tuple[int, int]:
+        """The mark of `loc`, or of its nearest written ancestor."""
+        loc = tuple(loc)
+        if key and loc in self.keys:
+            return self.keys[loc]
+        while loc:
+            if loc in self.values:
+                return self.values[loc]
+            loc = loc[:-1]
+        return self.values.get((), (1, 1))
+
+    def place(self, problem: Problem, key: bool = False) -> Problem:
+        line, col = self.locate(problem.loc, key=key)
+        return problem.at(self.file, line, col)
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Walker:
+    """Turns a composed YAML node tree into data plus a SourceMap."""
+
+    def __init__(self, loader: Any, source: SourceMap, limits: TextLimits):
+        self.loader = loader
+        self.source = source
+        self.limits = limits
+        self.count = 0
+        self.active: set[int] = set()  # nodes on the current path: a cycle is an error
+
+    def fail(self, node: yaml.Node, loc: Loc, message: str, hint: str | None = None):
+        line, col = _mark(node)
+        raise SpecError([Problem(loc, message, hint, file=self.source.file, line=line, col=col)])
+
+    def walk(self, node: yaml.Node, loc: Loc) -> Any:
+        self.count += 1
+        if self.count > self.limits.max_nodes:
+            self.fail(node, (), f"the document expands to more than {self.limits.max_nodes:,} values",
+                      "aliases that repeat aliases multiply; write the values out")
+        if len(loc) > self.limits.max_depth:
+            self.fail(node, loc, f"nested more than {self.limits.max_depth} levels deep")
+        if id(node) in self.active:
+            self.fail(node, loc, "an alias refers to a value that contains it", "recursive data is not a spec")
+        self.source.values.setdefault(loc, _mark(node))
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, loc)
+        expected = "seq" if isinstance(node, yaml.SequenceNode) else "map"
+        if node.tag != f"tag:yaml.org,2002:{expected}":
+            self.fail(node, loc, f"the tag {_short_tag(node.tag)!r} is not allowed",
+                      "specs hold plain data; tags that build objects are refused")
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.walk(item, loc + (i,)) for i, item in enumerate(node.value)]
+            return self.mapping(node, loc)
+        finally:
+            self.active.discard(id(node))
+
+    def scalar(self, node: yaml.ScalarNode, loc: Loc) -> Any:
+        try:
+            return self.loader.construct_object(node)
+        except yaml.constructor.ConstructorError:
+            self.fail(node, loc, f"the tag {_short_tag(node.tag)!r} is not allowed",
+                      "specs hold plain data; tags that build objects are refused")
+
+    def mapping(self, node: yaml.MappingNode, loc: Loc) -> dict:
+        own: dict[Any, Any] = {}
+        merged: dict[Any, Any] = {}
+        first_seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merged.update(self.merge_source(value_node, loc))
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.fail(key_node, loc, "a mapping key must be a plain value, not a list or mapping")
+            key = self.scalar(key_node, loc)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                self.fail(key_node, loc, f"a mapping key must be a plain value, not {type(key).__name__}")
+            if key in first_seen:
+                self.fail(key_node, loc + (key,), f"duplicate key {key!r}",
+                          f"first written at line {first_seen[key]}; a key may appear once")
+            first_seen[key] = key_node.start_mark.line + 1
+            self.source.keys[loc + (key,)] = _mark(key_node)
+            own[key] = self.walk(value_node, loc + (key,))
+        # YAML merge keys (`<<: *base`): the mapping's own keys win.
+        return {**merged, **own} if merged else own
+
+    def merge_source(self, node: yaml.Node, loc: Loc) -> dict:
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        out: dict[Any, Any] = {}
+        for source in reversed(sources):  # earlier sources take precedence
+            value = self.walk(source, loc)
+            if not isinstance(value, dict):
+                self.fail(source, loc, "a merge key ('<<') must refer to a mapping")
+            out.update(value)
+        return out
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], active: set[int]) -> int:
+    """How many values the node stands for once aliases are expanded (cheap: each node once)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    if isinstance(node, yaml.ScalarNode) or id(node) in active:
+        return 1  # a cycle is reported by the walk
+    active.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(n, memo, active) for n in node.value)
+    else:
+        size = 1 + sum(_expanded_size(k, memo, active) + _expanded_size(v, memo, active) for k, v in node.value)
+    active.discard(id(node))
+    memo[id(node)] = size
+    return size
+
+
+def _compose(text: str, source: SourceMap) -> tuple[Any, yaml.Node | None]:
+    loader = _Loader(text)
+    try:
+        return loader, loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = exc.problem or exc.context or "not valid YAML"
+        raise SpecError([Problem((), f"not valid YAML: {what}", file=source.file, line=line, col=col)]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([Problem((), f"not valid YAML: {exc}", file=source.file)]) from None
+    except RecursionError:
+        raise SpecError([Problem((), "nested too deeply to read", file=source.file)]) from None
+
+
+def _json_data(text: str, source: SourceMap) -> Any:
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise SpecError([Problem((), f"duplicate key {key!r}", "a key may appear once", file=source.file)])
+            out[key] = value
+        return out
+
+    def constant(name: str) -> Any:
+        raise SpecError([Problem((), f"{name} is not a number a spec can hold", file=source.file)])
+
+    try:
+        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+    except json.JSONDecodeError as exc:
+        raise SpecError([Problem((), f"not valid JSON: {exc.msg}", file=source.file,
+                                 line=exc.lineno, col=exc.colno)]) from None
+    except RecursionError:
+        raise SpecError([Problem((), "nested too deeply to read", file=source.file)]) from None
+
+
+def parse_text(text: str | bytes, file: str = "<spec>", json_syntax: bool | None = None,
+               limits: TextLimits = TextLimits()) -> tuple[Any, SourceMap]:
+    """Parse YAML or JSON text into plain data and a map of where each value was written."""
+    source = SourceMap(file)
+    if isinstance(text, bytes):
+        if len(text) > limits.max_bytes:
+            raise SpecError([Problem((), f"the file is larger than {limits.max_bytes:,} bytes", file=file)])
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpecError([Problem((), f"not UTF-8 text (byte {exc.start})", file=file)]) from None
+    if len(text) > limits.max_bytes:
+        raise SpecError([Problem((), f"the file is larger than {limits.max_bytes:,} bytes", file=file)])
+    if json_syntax is None:
+        json_syntax = file.endswith(".json")
+    data = _json_data(text, source) if json_syntax else None
+    # In JSON a tab is only ever whitespace outside strings; YAML refuses tabs there.
+    loader, node = _compose(text.replace("\t", " ") if json_syntax else text, source)
+    try:
+        if node is None:
+            raise SpecError([Problem((), "the document is empty", "a spec starts with 'cortexgraph: 1'", file=file)])
+        if _expanded_size(node, {}, set()) > limits.max_nodes:
+            line, col = _mark(node)
+            raise SpecError([Problem((), f"the document expands to more than {limits.max_nodes:,} values",
+                                     "aliases that repeat aliases multiply; write the values out",
+                                     file=file, line=line, col=col)])
+        walked = _Walker(loader, source, limits).walk(node, ())
+    finally:
+        loader.dispose()
+    return (data if json_syntax else walked), source
+
+
+def read_file(path: str | Path, limits: TextLimits = TextLimits()) -> tuple[Any, SourceMap]:
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > limits.max_bytes:
+            raise SpecError([Problem((), f"the file is larger than {limits.max_bytes:,} bytes", file=str(path))])
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError([Problem((), f"cannot read the file: {exc.strerror or exc}", file=str(path))]) from None
+    return parse_text(raw, str(path), limits=limits)
+
+
+def _short_tag(tag: str) -> str:
+    return tag.replace("tag:yaml.org,2002:", "!!")

@@ -1,0 +1,497 @@
+"""The spec language: one pydantic schema for YAML and JSON specs.
+
+The schema is declared once here; the JSON Schema (`cortexgraph schema`) comes
+from it. Flexible notations (an op as a bare name, steps as `all`, a list or a
+range) are parsed by small validators with messages of their own, so a user
+sees one clear error per mistake instead of pydantic's list of union members.
+Cross-references (area names, ties, shapes) are the analysis's job.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    PositiveInt,
+    PrivateAttr,
+    ValidationError,
+    WithJsonSchema,
+    model_serializer,
+    model_validator,
+)
+
+from .errors import Loc, Problem, SpecError, did_you_mean, known_list
+from .source import SourceMap, TextLimits, parse_text, read_file
+from .steps import StepRule
+
+VERSION = 1
+AREA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+EDGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_+<>-]*$")  # no dots: names become module paths
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+# --- flexible scalar notations -------------------------------------------------------------
+
+
+def _check_area_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"an area name is text, not {_kind(value)}")
+    if not AREA_NAME.match(value):
+        raise ValueError(f"area name {value!r} must be letters, digits and '_', not starting with a digit")
+    if value == "input":
+        raise ValueError("'input' is reserved for the pre-net's output; choose another area name")
+    return value
+
+
+def _check_edge_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"an edge name is text, not {_kind(value)}")
+    if not EDGE_NAME.match(value):
+        raise ValueError(f"edge name {value!r} may hold letters, digits and '_', '-', '+', '<', '>' (no dots)")
+    return value
+
+
+def _parse_size(value: Any) -> tuple[int, int]:
+    if _is_int(value):
+        value = [value, value]
+    if isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value):
+        if min(value) < 1:
+            raise ValueError(f"a size must be at least 1, got {value}")
+        return (value[0], value[1])
+    raise ValueError(f"expected a size: a whole number or [height, width]; got {_kind(value)}")
+
+
+def _dump_size(size: tuple[int, int]) -> int | list[int]:
+    return size[0] if size[0] == size[1] else list(size)
+
+
+def _parse_steps(value: Any) -> StepRule:
+    return StepRule.parse(value)
+
+
+def _parse_share(value: Any) -> str | tuple[tuple[int, ...], ...]:
+    if value in ("time", "none"):
+        return value
+    if isinstance(value, list) and value and all(isinstance(g, list) and g for g in value):
+        if all(_is_int(s) and s >= 1 for g in value for s in g):
+            return tuple(tuple(g) for g in value)
+    hint = did_you_mean(value, ["time", "none"]) if isinstance(value, str) else None
+    raise ValueError("share is 'time' (one set of weights for all steps), 'none' (a set per step) "
+                     "or a list of step groups such as [[1, 2], [3, 4]]" + (f"; {hint}" if hint else ""))
+
+
+def _dump_share(value: str | tuple) -> Any:
+    return value if isinstance(value, str) else [list(g) for g in value]
+
+
+def _parse_readout_step(value: Any) -> int | tuple[int, ...]:
+    if _is_int(value) and value >= 0:
+        return value
+    if isinstance(value, list) and value and all(_is_int(v) and v >= 0 for v in value):
+        if any(b <= a for a, b in zip(value, value[1:])):
+            raise ValueError("list the readout steps in increasing order, each once")
+        return tuple(value)
+    raise ValueError(f"expected a step (a whole number from 0) or a list of steps; got {_kind(value)}")
+
+
+def _parse_version(value: Any) -> int:
+    if value != VERSION or not _is_int(value):
+        raise ValueError(f"unsupported spec version {value!r}; this cortexgraph reads version {VERSION}")
+    return value
+
+
+_STEPS_SCHEMA = {
+    "description": "'all'/'every', 'once' (step 0, inputs only), a step, a list of steps, or {from, to, every}",
+    "anyOf": [
+        {"enum": ["all", "every", "once"]},
+        {"type": "integer", "minimum": 0},
+        {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+        {"type": "object", "additionalProperties": False, "properties": {
+            "from": {"type": "integer", "minimum": 0}, "to": {"type": "integer", "minimum": 0},
+            "every": {"type": "integer", "minimum": 1}}},
+    ],
+}
+_SIZE_SCHEMA = {"anyOf": [{"type": "integer", "minimum": 1},
+                          {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 2}]}
+_SHARE_SCHEMA = {"anyOf": [{"enum": ["time", "none"]},
+                           {"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 1}}}]}
+
+AreaName = Annotated[str, PlainValidator(_check_area_name),
+                     WithJsonSchema({"type": "string", "pattern": AREA_NAME.pattern})]
+EdgeName = Annotated[str, PlainValidator(_check_edge_name),
+                     WithJsonSchema({"type": "string", "pattern": EDGE_NAME.pattern})]
+Size = Annotated[tuple[int, int], PlainValidator(_parse_size), PlainSerializer(_dump_size),
+                 WithJsonSchema(_SIZE_SCHEMA)]
+Steps = Annotated[StepRule, PlainValidator(_parse_steps), PlainSerializer(lambda r: r.written()),
+                  WithJsonSchema(_STEPS_SCHEMA)]
+Share = Annotated[str | tuple, PlainValidator(_parse_share), PlainSerializer(_dump_share),
+                  WithJsonSchema(_SHARE_SCHEMA)]
+NormPolicy = Literal["per_step", "shared", "none"]
+Activation = Literal["relu", "gelu", "silu", "tanh", "elu", "none"]
+ReadoutStep = Annotated[int | tuple, PlainValidator(_parse_readout_step),
+                        PlainSerializer(lambda v: list(v) if isinstance(v, tuple) else v),
+                        WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0},
+                                                  {"type": "array", "items": {"type": "integer", "minimum": 0}}]})]
+
+
+# --- ops and edges ------------------------------------------------------------------------------
+
+
+class OpRef(Model):
+    """An op: a bare name (`residual`) or one name with its parameters (`{down: {kernel: 3}}`)."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, OpRef):
+            return value
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and "name" in value and set(value) <= {"name", "params"}:
+            return value  # the long form, as Python code writes it: OpRef(name="down")
+        if isinstance(value, dict) and len(value) == 1:
+            (name, params), = value.items()
+            if not isinstance(name, str):
+                raise ValueError(f"an op name is text, not {_kind(name)}")
+            if params is None:
+                params = {}
+            if not isinstance(params, dict):
+                raise ValueError(f"the parameters of op {name!r} are a mapping such as {{kernel: 3}}, "
+                                 f"not {_kind(params)}")
+            return {"name": name, "params": params}
+        if isinstance(value, dict):
+            raise ValueError("an op is one name with its parameters, such as {down: {kernel: 3}}; "
+                             f"this mapping has {len(value)} keys ({known_list(map(str, value), 4)})")
+        raise ValueError("expected an op: a name such as 'residual', or {name: {param: value}}; "
+                         f"got {_kind(value)}")
+
+    @model_serializer
+    def _dump(self) -> Any:
+        return {self.name: dict(self.params)} if self.params else self.name
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict:
+        return {"description": "an op name, or {name: {param: value}}",
+                "anyOf": [{"type": "string"},
+                          {"type": "object", "minProperties": 1, "maxProperties": 1,
+                           "additionalProperties": {"type": ["object", "null"]}}]}
+
+
+class _EdgeProps(Model):
+    op: OpRef
+    name: EdgeName | None = None
+    at: Steps = StepRule(word="all")
+    delay: PositiveInt = 1
+    share: Share | None = None
+    norm: NormPolicy | None = None
+    tie: EdgeName | None = None
+
+
+class EdgeSpec(_EdgeProps):
+    """One transition, in the edge-list notation."""
+
+    from_: str = Field(alias="from")
+    to: str
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict:
+        out = handler(self)
+        return {k: out.pop(k) for k in ("from", "to") if k in out} | out
+
+
+class Cell(_EdgeProps):
+    """One cell of a transition matrix: an op, or an op with edge settings (`{op: up, delay: 2}`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "op" in value:
+            return value
+        return {"op": value}
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> Any:
+        out = handler(self)
+        return out["op"] if set(out) == {"op"} else out
+
+
+Matrix = dict[str, dict[str, Cell]]
+
+
+class Phase(Model):
+    """One transition matrix of a time-varying schedule, on at the steps `at`."""
+
+    at: Steps
+    transitions: Matrix
+
+
+class InputRule(Model):
+    """When an area receives the pre-net's output: `once` (step 0), `every` step, or listed steps."""
+
+    at: Steps = StepRule(word="once")
+    op: OpRef = OpRef(name="identity")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict) and ("at" in value or "op" in value):
+            return value
+        return {"at": value}
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> Any:
+        out = handler(self)
+        return out.get("at", "once") if "op" not in out else out
+
+
+# --- the rest ---------------------------------------------------------------------------------
+
+
+class InputSpec(Model):
+    channels: PositiveInt
+    size: Size
+
+
+class AreaSpec(Model):
+    channels: PositiveInt
+    size: Size
+
+
+class Defaults(Model):
+    share: Share = "time"
+    norm: NormPolicy = "per_step"
+    beyond: Literal["error", "reuse_last"] = "error"
+    horizon: PositiveInt | None = None  # per-step weights and norms exist up to here; default: steps
+    activation: Activation = "relu"
+
+
+class Head(Model):
+    classes: PositiveInt
+    pool: Literal["avg", "max", "none"] = "avg"
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+
+class Readout(Model):
+    area: str
+    step: ReadoutStep | None = None  # default: the last step
+    head: Head
+
+
+class Spec(Model):
+    """A whole network: areas, transitions, schedule and readout."""
+
+    cortexgraph: Annotated[int, PlainValidator(_parse_version), WithJsonSchema({"const": VERSION})]
+    name: str = Field(min_length=1)
+    description: str | None = None
+    input: InputSpec
+    prenet: list[OpRef] = Field(default_factory=list)
+    areas: dict[AreaName, AreaSpec] = Field(min_length=1)
+    inputs: dict[str, InputRule] = Field(min_length=1)
+    steps: PositiveInt
+    defaults: Defaults = Defaults()
+    edges: list[EdgeSpec] = Field(default_factory=list)
+    transitions: Matrix = Field(default_factory=dict)
+    schedule: list[Phase] = Field(default_factory=list)
+    readout: Readout
+
+    _source: SourceMap | None = PrivateAttr(default=None)
+
+    def __eq__(self, other: object) -> bool:
+        # Where a spec was read from is not part of what it says.
+        return type(other) is type(self) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def source(self) -> SourceMap:
+        return self._source or SourceMap(f"<{self.name}>")
+
+    @property
+    def readout_steps(self) -> tuple[int, ...]:
+        step = self.readout.step
+        if step is None:
+            return (self.steps,)
+        return step if isinstance(step, tuple) else (step,)
+
+    def to_dict(self) -> dict:
+        """The canonical dict: what a YAML or JSON dump holds; parses back to an equal spec."""
+        return self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=100)
+
+
+# --- from data to a Spec, with located errors -----------------------------------------------------
+
+
+def parse_spec(data: Any, source: SourceMap | None = None) -> Spec:
+    """Validate plain data against the schema; every error is located in `source`."""
+    source = source or SourceMap("<spec>")
+    if not isinstance(data, dict):
+        raise SpecError([source.place(Problem((), f"a spec is a mapping of fields, not {_kind(data)}",
+                                              "a spec starts with 'cortexgraph: 1'"))])
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(located_errors(exc, source)) from None
+    spec._source = source
+    return spec
+
+
+def load_spec(spec: Any, *, limits: TextLimits = TextLimits()) -> Spec:
+    """A Spec from a path, a bundled spec name, YAML/JSON text, a dict or a Spec."""
+    if isinstance(spec, Spec):
+        return spec
+    if isinstance(spec, dict):
+        return parse_spec(spec)
+    if isinstance(spec, Path) or (isinstance(spec, str) and "\n" not in spec):
+        from .bundled import resolve
+
+        path = resolve(str(spec))
+        data, source = read_file(path, limits=limits)
+        return parse_spec(data, source)
+    if isinstance(spec, str):
+        data, source = parse_text(spec, "<text>", limits=limits)
+        return parse_spec(data, source)
+    raise TypeError(f"load_spec takes a path, a bundled name, text, a dict or a Spec, not {type(spec).__name__}")
+
+
+_FIELD_HINTS = {
+    "cortexgraph": "a spec starts with 'cortexgraph: 1'",
+    "steps": "how many steps to unroll, e.g. 'steps: 8'",
+    "readout": "e.g. readout: {area: IT, head: {classes: 10}}",
+    "inputs": "which areas receive the pre-net's output, e.g. inputs: {V1: once}",
+}
+
+
+def located_errors(exc: ValidationError, source: SourceMap, prefix: Loc = (),
+                   model: type[BaseModel] | None = None) -> list[Problem]:
+    """pydantic's errors as located problems; `prefix` is where `model` sits in the spec."""
+    problems = [_located(err, source, prefix, model or Spec) for err in exc.errors()]
+    # A misspelt field shows as unknown and as missing; the first says it all.
+    misspelt = {(p.loc[:-1], p.hint) for p in problems if p.message.startswith("unknown field")}
+    return [p for p in problems if not (p.message.startswith("missing required field")
+                                        and (p.loc[:-1], f"did you mean {p.loc[-1]!r}?") in misspelt)]
+
+
+def _located(err: Any, source: SourceMap, prefix: Loc, model: type[BaseModel]) -> Problem:
+    loc: Loc = tuple(err["loc"])
+    kind = err["type"]
+    on_key = kind == "extra_forbidden"
+    if loc and loc[-1] == "[key]":
+        loc, on_key = loc[:-1], True
+    value = err.get("input")
+    hint = None
+    if kind not in ("missing", "extra_forbidden") and source.values:
+        # Shorthands (`V2: down` for `V2: {op: down}`) put pydantic's loc below what was written.
+        while loc and (prefix + loc) not in source.values and (prefix + loc[:-1]) in source.values:
+            loc = loc[:-1]
+    if kind == "missing":
+        message = f"missing required field {loc[-1]!r}"
+        hint = _FIELD_HINTS.get(str(loc[-1]))
+    elif kind == "extra_forbidden":
+        known = _fields_at(model, loc[:-1])
+        message = f"unknown field {loc[-1]!r}"
+        hint = did_you_mean(loc[-1], known) or (f"known: {known_list(known)}" if known else None)
+    elif kind == "literal_error":
+        expected = err["ctx"]["expected"]
+        message = f"{value!r} is not allowed here; expected {expected}"
+        hint = did_you_mean(value, re.findall(r"'([^']*)'", expected))
+    elif kind in ("int_type", "int_parsing", "int_from_float"):
+        message = f"expected a whole number, got {_kind(value)}"
+    elif kind in ("float_type", "float_parsing"):
+        message = f"expected a number, got {_kind(value)}"
+    elif kind in ("string_type", "str_type"):
+        message = f"expected text, got {_kind(value)}"
+    elif kind in ("bool_type", "bool_parsing"):
+        message = f"expected true or false, got {_kind(value)}"
+    elif kind in ("dict_type", "model_type", "model_attributes_type"):
+        message = f"expected a mapping (key: value), got {_kind(value)}"
+    elif kind in ("list_type", "tuple_type"):
+        message = f"expected a list, got {_kind(value)}"
+    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
+        bound = next(iter(err["ctx"].values()))
+        message = f"must be {op} {bound}, got {value!r}"
+    elif kind == "too_short":
+        message = "must not be empty"
+    elif kind == "string_too_short":
+        message = "must not be empty"
+    elif kind == "value_error":
+        message = str(err["ctx"]["error"])
+    else:
+        message = err["msg"]
+    return source.place(Problem(prefix + loc, message, hint), key=on_key)
+
+
+def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
+    """The field names a model accepts at `loc` inside `model` (for 'did you mean')."""
+    tp: Any = model
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = next((f for n, f in tp.model_fields.items() if (f.alias or n) == part), None)
+            if field is None:
+                return []
+            tp = field.annotation
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        elif typing.get_origin(tp) is list:
+            tp = typing.get_args(tp)[0]
+        else:
+            return []
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [f.alias or n for n, f in tp.model_fields.items()]
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (Union, types.UnionType):
+            members = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(members) != 1:
+                return tp
+            tp = members[0]
+        else:
+            return tp
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,80 @@
+"""The command line: exit codes, output formats, and no traceback for a bad spec."""
+
+import json
+import subprocess
+import sys
+
+from cortexgraph.cli import main
+
+from .conftest import INVALID, VALID
+
+EDGE_LIST = next(p for p in VALID if p.name == "edge-list.yaml")
+SCHEDULE = next(p for p in VALID if p.name == "schedule.yaml")
+
+
+def test_validate_valid_specs_exits_0(capsys):
+    assert main(["validate", *map(str, VALID), "liao2016/frnn4-imagenet"]) == 0
+    out = capsys.readouterr().out
+    assert "liao2016/frnn4-imagenet: valid: frnn4-imagenet: 4 areas, 10 edges, 8 steps" in out
+    assert "signal reaches V1 0, V2 1, V4 2, IT 3" in out
+
+
+def test_validate_with_warnings_exits_0(tmp_spec, capsys):
+    path = tmp_spec(SCHEDULE.read_text().replace("at: {from: 4}", "at: [4, 5, 9]"))
+    assert main(["validate", str(path)]) == 0
+    assert "warning: step 9 lies beyond" in capsys.readouterr().out
+
+
+def test_one_bad_spec_among_good_ones_exits_2(capsys):
+    assert main(["validate", str(VALID[0]), str(INVALID[0])]) == 2
+    captured = capsys.readouterr()
+    assert "valid" in captured.out and str(INVALID[0]) in captured.err
+
+
+def test_validate_json_output(capsys):
+    assert main(["validate", "--json", str(EDGE_LIST), str(INVALID[-1])]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert [entry["valid"] for entry in report] == [True, False]
+    assert report[0]["summary"]["arrival"] == {"V1": 0, "V2": 1, "V4": 2}
+    problem = report[1]["problems"][0]
+    assert set(problem) == {"file", "line", "col", "path", "severity", "message", "hint"}
+    assert problem["severity"] == "error"
+
+
+def test_limit_option_raises_a_limit(tmp_spec, capsys):
+    text = SCHEDULE.read_text().replace("steps: 5", "steps: 1200")
+    path = tmp_spec(text)
+    assert main(["validate", str(path)]) == 2
+    assert "--limit steps=N" in capsys.readouterr().err
+    assert main(["validate", "--limit", "steps=2000", str(path)]) == 0
+
+
+def test_bad_limit_option_is_one_line():
+    try:
+        main(["validate", "--limit", "stepz=3", str(VALID[0])])
+    except SystemExit as exc:
+        assert "unknown limit 'stepz'" in str(exc)
+    else:
+        raise AssertionError("expected SystemExit")
+
+
+def test_schema_is_json_schema_with_every_top_level_field(capsys):
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["additionalProperties"] is False
+    assert {"cortexgraph", "areas", "edges", "transitions", "schedule", "readout"} <= set(schema["properties"])
+    assert "residual" in schema["$defs"]["OpRef"]["anyOf"][0]["examples"]
+    assert schema["$defs"]["EdgeSpec"]["properties"]["from"]
+
+
+def test_specs_lists_bundled_specs(capsys):
+    assert main(["specs"]) == 0
+    assert "torchvision/resnet18" in capsys.readouterr().out
+
+
+def test_real_process_exit_code_and_no_traceback():
+    done = subprocess.run([sys.executable, "-m", "cortexgraph", "validate", str(INVALID[0]), "nope.yaml"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "nope.yaml:1:1: (document): no such file or bundled spec: 'nope.yaml'" in done.stderr

@@ -1,0 +1,79 @@
+"""Edge list, transition matrix and schedule of matrices lower to the same edges."""
+
+from cortexgraph import analyze, load_spec
+
+HEAD = """
+cortexgraph: 1
+name: three-ways
+input: {channels: 3, size: 32}
+prenet: [{conv: {out: 8}}]
+areas:
+  V1: {channels: 8, size: 32}
+  V2: {channels: 16, size: 16}
+  IT: {channels: 32, size: 8}
+inputs: {V1: once}
+steps: 6
+readout: {area: IT, head: {classes: 10}}
+"""
+
+EDGE_LIST = HEAD + """
+edges:
+  - {from: V1, to: V1, op: residual}
+  - {from: V1, to: V2, op: down}
+  - {from: V2, to: V1, op: {up: {mode: bilinear}}, delay: 2}
+  - {from: V2, to: V2, op: residual, share: none}
+  - {from: V2, to: IT, op: down, norm: shared}
+  - {from: IT, to: IT, op: residual}
+"""
+
+MATRIX = HEAD + """
+transitions:
+  V1: {V1: residual, V2: down}
+  V2: {V1: {op: {up: {mode: bilinear}}, delay: 2}, V2: {op: residual, share: none}, IT: {op: down, norm: shared}}
+  IT: {IT: residual}
+"""
+
+SCHEDULE = HEAD + """
+schedule:
+  - at: {to: 2}
+    transitions:
+      V1: {V1: residual, V2: down}
+      V2: {V1: {op: {up: {mode: bilinear}}, delay: 2}, V2: {op: residual, share: none}, IT: {op: down, norm: shared}}
+      IT: {IT: residual}
+  - at: {from: 3}
+    transitions:
+      IT: {IT: residual}
+      V2: {IT: {op: down, norm: shared}, V2: {op: residual, share: none}, V1: {op: {up: {mode: bilinear}}, delay: 2}}
+      V1: {V2: down, V1: residual}
+"""
+
+
+def edges_of(text):
+    return sorted(analyze(load_spec(text)).edges, key=lambda e: e.name)
+
+
+def test_three_notations_give_equal_graphs():
+    edge_list, matrix, schedule = edges_of(EDGE_LIST), edges_of(MATRIX), edges_of(SCHEDULE)
+    assert edge_list == matrix == schedule
+    assert len(edge_list) == 7  # six transitions and the input
+
+
+def test_notations_differing_in_one_setting_are_not_equal():
+    other = MATRIX.replace("delay: 2", "delay: 3")
+    assert edges_of(other) != edges_of(EDGE_LIST)
+
+
+def test_resnet18_as_edge_list_equals_resnet18_as_schedule():
+    spec = load_spec("torchvision/resnet18").to_dict()
+    schedule = []
+    for edge in spec.pop("edges"):
+        at = edge["at"]
+        schedule.append({"at": at, "transitions": {edge["from"]: {edge["to"]: edge["op"]}}})
+    spec["schedule"] = schedule
+    as_schedule = sorted(analyze(load_spec(spec)).edges, key=lambda e: e.name)
+    assert as_schedule == sorted(analyze(load_spec("torchvision/resnet18")).edges, key=lambda e: e.name)
+
+
+def test_mixed_notations_combine():
+    text = MATRIX.replace("  IT: {IT: residual}\n", "") + "edges:\n  - {from: IT, to: IT, op: residual}\n"
+    assert edges_of(text) == edges_of(EDGE_LIST)

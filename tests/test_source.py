@@ -1,0 +1,110 @@
+"""Reading spec text safely: no code runs, nothing is silently overwritten, nothing explodes."""
+
+import time
+
+import pytest
+
+from cortexgraph import SpecError, load_spec
+from cortexgraph.source import TextLimits, parse_text
+
+
+def problems(text, file="<spec>"):
+    with pytest.raises(SpecError) as caught:
+        parse_text(text, file)
+    return caught.value.problems
+
+
+@pytest.mark.parametrize("tag", [
+    "!!python/object/apply:os.system ['touch {marker}']",
+    "!!python/object/new:os.system ['touch {marker}']",
+    "!!python/name:os.system",
+    "!!python/module:os",
+    "!include other.yaml",
+])
+def test_tags_that_build_objects_are_refused_and_run_nothing(tag, tmp_path):
+    marker = tmp_path / "ran"
+    found = problems(f"name: {tag.format(marker=marker)}\n")
+    assert "is not allowed" in found[0].message
+    assert (found[0].line, found[0].col) == (1, 7)
+    assert not marker.exists()
+
+
+def test_tag_on_a_mapping_is_refused():
+    assert "is not allowed" in problems("a: !!python/object:collections.OrderedDict {x: 1}\n")[0].message
+
+
+def test_duplicate_keys_are_errors_at_any_depth():
+    found = problems("a:\n  b: 1\n  c: 2\n  b: 3\n")
+    assert found[0].message == "duplicate key 'b'" and found[0].line == 4 and found[0].path == "a.b"
+
+
+def test_json_duplicate_keys_are_errors():
+    assert "duplicate key 'a'" in problems('{"a": 1, "a": 2}', "x.json")[0].message
+
+
+def test_merge_keys_keep_the_mappings_own_values():
+    data, _ = parse_text("base: &b {x: 1, y: 2}\nover: {<<: *b, y: 3}\n")
+    assert data["over"] == {"x": 1, "y": 3}
+
+
+def test_billion_laughs_is_refused_quickly():
+    text = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for name, prev in zip("bcdefghi", "abcdefgh"):
+        text += f"{name}: &{name} [{', '.join(['*' + prev] * 10)}]\n"
+    start = time.perf_counter()
+    assert "expands to more than" in problems(text)[0].message
+    assert time.perf_counter() - start < 5  # a sanity bound, not a benchmark: expanding would take hours
+
+
+def test_recursive_alias_is_refused():
+    assert "contains it" in problems("a: &a [1, *a]\n")[0].message
+
+
+def test_deep_nesting_is_refused_not_a_crash():
+    found = problems("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert "nest" in found[0].message
+
+
+def test_moderate_nesting_beyond_the_limit_is_refused():
+    found = problems("a: " + "[" * 100 + "]" * 100 + "\n")
+    assert "nested more than 64 levels" in found[0].message
+
+
+def test_non_utf8_bytes_are_refused():
+    assert "not UTF-8" in problems(b"name: \xff\xfe\n")[0].message
+
+
+def test_oversized_text_is_refused_before_parsing():
+    with pytest.raises(SpecError, match="larger than 10 bytes"):
+        parse_text("name: abcdefghijk\n", limits=TextLimits(max_bytes=10))
+
+
+def test_yaml_syntax_error_is_located():
+    found = problems("a: [1, 2\nb: 3\n", "s.yaml")
+    assert found[0].file == "s.yaml" and found[0].line == 2 and "not valid YAML" in found[0].message
+
+
+def test_json_is_parsed_by_json_rules_and_located(tmp_path):
+    data, source = parse_text('{\n\t"a": 1e-3,\n\t"b": [1, {"c": true}]\n}', "x.json")
+    assert data == {"a": 0.001, "b": [1, {"c": True}]}
+    assert source.locate(("b", 1, "c")) == (3, 17)
+
+
+def test_json_errors_are_located():
+    found = problems('{"a": 1,\n "b": }', "x.json")
+    assert (found[0].line, found[0].col) == (2, 7) and "not valid JSON" in found[0].message
+
+
+def test_json_nan_is_refused():
+    assert "NaN" in problems('{"a": NaN}', "x.json")[0].message
+
+
+def test_empty_document():
+    assert "empty" in problems("# only a comment\n")[0].message
+
+
+def test_missing_file_is_one_clear_error(tmp_path):
+    with pytest.raises(SpecError, match="no such file or bundled spec"):
+        load_spec(str(tmp_path / "nope.yaml"))
+    with pytest.raises(SpecError, match="did you mean 'torchvision/resnet18'"):
+        load_spec("torchvision/resnet81")
