@@ -1,13 +1,43 @@
 """cortexgraph: compile specs of multi-area recurrent vision networks into PyTorch modules.
 
-    from cortexgraph import load_spec, analyze
-    analysis = analyze(load_spec("liao2016/frnn4-imagenet"))
+    from cortexgraph import build
+    model = build("liao2016/frnn4-imagenet")      # a path, a bundled name, YAML text or a dict
+    logits = model(images)
+
+The spec language and its checks (`load_spec`, `analyze`) do not import torch,
+so validating stays fast; `build` and the rest load it on first use.
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 from .analysis import Analysis, Limits, analyze
 from .errors import Problem, SpecError
-from .ops.registry import register_op
+from .ops.registry import Params, register_op
 from .spec import Spec, load_spec
 
-__all__ = ["Analysis", "Limits", "Problem", "Spec", "SpecError", "analyze", "load_spec", "register_op"]
 __version__ = "0.1.0"
+
+_LAZY = {  # name -> module that defines it, imported on first use (these need torch)
+    "build": "model",
+    "CortexNet": "model",
+    "InputError": "model",
+    "BeyondHorizonError": "plan",
+    "Plan": "plan",
+    "make_plan": "plan",
+    "OpContext": "ops.layers",
+    "summarize": "summary",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'cortexgraph' has no attribute {name!r}")
+
+
+__all__ = ["Analysis", "Limits", "Params", "Problem", "Spec", "SpecError", "analyze", "load_spec",
+           "register_op", *_LAZY]

@@ -82,6 +82,39 @@ def _summary(analysis) -> dict:
             "readout": {"area": spec.readout.area, "steps": list(spec.readout_steps)}}
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    from .analysis import analyze
+    from .model import CortexNet, _override
+    from .plan import make_plan
+    from .spec import load_spec
+    from .summary import format_summary, summarize
+
+    spec = load_spec(args.spec)
+    if args.steps is not None or args.classes is not None:
+        spec = _override(spec, steps=args.steps, classes=args.classes, share=None, norm=None)
+    analysis = analyze(spec, _limits(args.limit))
+    for problem in analysis.warnings:
+        print(problem, file=sys.stderr)
+    model = CortexNet(make_plan(analysis))
+    summary = summarize(model)
+    if args.export:
+        from .export import export_program
+
+        try:
+            diff = export_program(model, args.export)
+        except Exception as exc:  # export can fail inside torch for user ops; say so in one line
+            print(f"cortexgraph: export to {args.export} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        summary["export"] = {"path": args.export, "max_difference": diff}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(format_summary(summary))
+        if args.export:
+            print(f"\nexported to {args.export} (reloaded and checked: largest difference {diff:.1e})")
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from .schema import json_schema
 
@@ -113,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
                    help="raise a resource limit (areas, edges, steps, channels, size, prenet, firings)")
     p.set_defaults(run=cmd_validate)
+
+    p = sub.add_parser("compile", help="validate and build a spec; print shapes, parameters, FLOPs, schedule")
+    p.add_argument("spec", metavar="SPEC", help="a spec file or a bundled spec name")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--export", metavar="FILE", help="also write a torch.export program (checked after reloading)")
+    p.add_argument("--steps", type=int, help="override the spec's steps")
+    p.add_argument("--classes", type=int, help="override the readout's classes")
+    p.add_argument("--limit", action="append", default=[], metavar="NAME=N", help="raise a resource limit")
+    p.set_defaults(run=cmd_compile)
 
     p = sub.add_parser("schema", help="print the JSON Schema of specs (for editors)")
     p.set_defaults(run=cmd_schema)

@@ -1,0 +1,286 @@
+"""Plan -> nn.Module: `build(spec)` and the module that walks the Plan.
+
+Parameter names come from spec names and step numbers only:
+`prenet.0.conv.weight`, `edges.V1->V2.conv1.weight` (weights shared across
+time), `edges.S1->S1.t3.conv1.weight` (weights of step 3), `...bn1.t3.weight`
+(the norm of step 3, where one set of weights runs at several steps),
+`head.fc.weight`. Reordering or renaming one area never moves another's weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .analysis import INPUT, Analysis, Limits, analyze
+from .ops.layers import OpContext
+from .ops.norms import NORMS
+from .ops.registry import lookup
+from .plan import Plan, Prune, WeightGroup, make_plan
+from .spec import Head as HeadSpec
+from .spec import Spec, load_spec, parse_spec
+
+
+class InputError(ValueError):
+    """An input tensor that does not match what the spec expects."""
+
+
+def build(spec: Any, *, steps: int | None = None, classes: int | None = None, share: str | None = None,
+          norm: str | None = None, limits: Limits = Limits()) -> CortexNet:
+    """Compile a spec into a module.
+
+    `spec` is a path, a bundled spec name (`liao2016/frnn4-cifar`), YAML text, a
+    dict or a Spec. The keywords override the spec's `steps`, readout classes,
+    `defaults.share` and `defaults.norm`; a SpecError says what is wrong.
+    """
+    spec = load_spec(spec)
+    overrides = {"steps": steps, "classes": classes, "share": share, "norm": norm}
+    if any(v is not None for v in overrides.values()):
+        spec = _override(spec, **overrides)
+    return CortexNet(make_plan(analyze(spec, limits)))
+
+
+def _override(spec: Spec, steps: int | None, classes: int | None, share: str | None, norm: str | None) -> Spec:
+    data = spec.to_dict()
+    if steps is not None:
+        data["steps"] = steps
+    if classes is not None:
+        data["readout"]["head"]["classes"] = classes
+    for key, value in (("share", share), ("norm", norm)):
+        if value is not None:
+            data.setdefault("defaults", {})[key] = value
+    return parse_spec(data, spec.source)
+
+
+class Head(nn.Module):
+    """The post-net: pool, flatten, dropout, linear (as torchvision's ResNet ends)."""
+
+    def __init__(self, channels: int, size: tuple[int, int], spec: HeadSpec):
+        super().__init__()
+        pools = {"avg": nn.AdaptiveAvgPool2d(1), "max": nn.AdaptiveMaxPool2d(1), "none": nn.Identity()}
+        self.pool = pools[spec.pool]
+        features = channels if spec.pool != "none" else channels * size[0] * size[1]
+        self.dropout = nn.Dropout(spec.dropout) if spec.dropout else nn.Identity()
+        self.fc = nn.Linear(features, spec.classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.dropout(torch.flatten(self.pool(x), 1)))
+
+
+@dataclass(frozen=True)
+class _Program:
+    """A Plan bound to this module's submodules, ready to run: value slots instead of names."""
+
+    slots: int
+    steps: tuple[tuple[int, tuple[tuple[nn.Module, int, int], ...], tuple[int, ...]], ...]  # dst, calls, frees
+    readout: tuple[tuple[int, int], ...]  # (step, slot) of the readout area, where the plan computes it
+    final: tuple[int, ...]  # the steps `model(x)` reads out at
+    states: dict[tuple[str, int], int]  # (area, step) -> slot, for return_states
+
+
+class CortexNet(nn.Module):
+    """A compiled spec. `model(x)` gives the readout's logits; see `forward` for the other readouts."""
+
+    def __init__(self, plan: Plan):
+        super().__init__()
+        analysis = plan.analysis
+        spec = analysis.spec
+        self.spec: Spec = spec
+        self.analysis: Analysis = analysis
+        self.plan: Plan = plan
+        self.prenet = nn.Sequential(*self._prenet_layers(analysis))
+        self.edges = nn.ModuleDict()
+        for group in plan.groups.values():
+            self._add_group(analysis, group)
+        for group in plan.groups.values():
+            if group.tie:
+                _tie(self.group(group.path), self.group(group.tie))
+        area = spec.areas[spec.readout.area]
+        self.head = Head(area.channels, area.size, spec.readout.head)
+        self._programs: dict[tuple[int | None, Prune], tuple[_Program, Plan]] = {}
+        _init_weights(self)
+
+    # --- construction ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _prenet_layers(analysis: Analysis) -> list[nn.Module]:
+        spec = analysis.spec
+        shape = (spec.input.channels, *spec.input.size)
+        layers = []
+        for ref, out in zip(spec.prenet, analysis.prenet_shapes):
+            op = lookup("prenet", ref.name)
+            ctx = OpContext(op.name, shape, out, op.params.model_validate(ref.params),
+                            activation_name=spec.defaults.activation)
+            layers.append(op.load()(ctx))
+            shape = out
+        return layers
+
+    def _add_group(self, analysis: Analysis, group: WeightGroup) -> None:
+        edge = analysis.edge(group.edge)
+        op = lookup("transition", edge.op)
+        ctx = OpContext(op.name, analysis.shapes[edge.source], analysis.shapes[edge.target], edge.params,
+                        norm_policy=edge.norm, norm_steps=group.steps or (0,),
+                        activation_name=analysis.spec.defaults.activation)
+        module = op.load()(ctx)
+        if group.key is None:
+            self.edges[group.edge] = module
+        else:
+            if group.edge not in self.edges:
+                self.edges[group.edge] = nn.ModuleDict()
+            self.edges[group.edge][group.key] = module
+
+    def group(self, path: str) -> nn.Module:
+        """The module of a weight group, by its path in the Plan (`edges.S1->S1.t1`)."""
+        _, edge, *key = path.split(".")
+        module = self.edges[edge]
+        return module[key[0]] if key else module
+
+    # --- running ----------------------------------------------------------------------------------
+
+    def plan_for(self, steps: int | None = None, readout: str | None = None, states: bool = False) -> Plan:
+        """The Plan a call `model(x, steps=..., readout=..., return_states=...)` runs."""
+        return self._program(steps, self._prune(readout, states))[1]
+
+    @staticmethod
+    def _prune(readout: str | None, states: bool) -> Prune:
+        if readout not in (None, "all"):
+            raise ValueError(f"readout is None (the spec's readout) or 'all' (every step); got {readout!r}")
+        return "none" if states else ("anytime" if readout == "all" else "final")
+
+    def _program(self, steps: int | None, prune: Prune) -> tuple[_Program, Plan]:
+        if steps == self.spec.steps and self.spec.readout.step is None:
+            steps = None  # the same run as the spec's own
+        key = (steps, prune)
+        if key not in self._programs:
+            plan = self.plan if key == (None, "final") else make_plan(self.analysis, steps, prune, self.plan.groups)
+            self._programs[key] = (self._bind(plan), plan)
+        return self._programs[key]
+
+    def _bind(self, plan: Plan) -> _Program:
+        keep = plan.prune == "none"
+        wanted = set(plan.readout_steps) if plan.prune == "final" else None  # None: every step
+        slot_of: dict[tuple[str, int], int] = {(INPUT, 0): 0}
+        latest: dict[str, int] = {}
+        steps, readout, last_use = [], [], {}
+        states: dict[tuple[str, int], int] = {}
+        for step, updates in enumerate(plan.schedule):
+            for update in updates:
+                calls = []
+                for call in update.calls:
+                    src = slot_of[(call.source, call.reads)]
+                    last_use[src] = len(steps)
+                    calls.append((self.group(call.group), src, call.norm_step))
+                slot = len(slot_of)
+                slot_of[(update.area, step)] = latest[update.area] = slot
+                steps.append((slot, tuple(calls)))
+            if plan.readout_area in latest and (wanted is None or step in wanted):
+                readout.append((step, latest[plan.readout_area]))
+            if keep:
+                states.update({(area, step): slot for area, slot in latest.items()})
+        frees: dict[int, list[int]] = {}
+        if not keep:
+            kept = {slot for _, slot in readout} | {0}
+            for slot, i in last_use.items():
+                if slot not in kept:
+                    frees.setdefault(i, []).append(slot)
+        program = tuple((dst, calls, tuple(frees.get(i, ()))) for i, (dst, calls) in enumerate(steps))
+        return _Program(len(slot_of), program, tuple(readout), plan.readout_steps, states)
+
+    def forward(self, x: Tensor, steps: int | None = None, readout: str | None = None,
+                return_states: bool = False) -> Any:
+        """Run the network on images `x` of shape (batch, channels, height, width).
+
+        - `model(x)`: the logits at the readout step (the mean over the steps,
+          where the spec lists several).
+        - `steps=T`: run T steps and read out at step T (past the spec's steps,
+          per-step weights and norms follow `defaults.beyond`).
+        - `readout="all"`: a dict {step: logits} for every step from the first
+          at which signal reaches the readout area, in one pass.
+        - `return_states=True`: also a dict {(area, step): tensor} of every
+          area at every step from its first arrival (nothing is pruned).
+        """
+        program, _ = self._program(steps, self._prune(readout, return_states))
+        self._check_input(x)
+        values: list[Tensor | None] = [None] * program.slots
+        values[0] = self.prenet(x)
+        for dst, calls, frees in program.steps:
+            total = None
+            for module, src, norm_step in calls:
+                out = module(values[src], norm_step)
+                total = out if total is None else total + out
+            values[dst] = total
+            for slot in frees:
+                values[slot] = None
+        logits: dict[int, Tensor] = {}
+        by_slot: dict[int, Tensor] = {}  # the head runs once per value, however many steps hold it
+        for step, slot in program.readout:
+            if readout == "all" or step in program.final:
+                if slot not in by_slot:
+                    by_slot[slot] = self.head(values[slot])
+                logits[step] = by_slot[slot]
+        if readout == "all":
+            result: Any = logits
+        elif len(logits) == 1:
+            result = next(iter(logits.values()))
+        else:
+            result = torch.stack(list(logits.values())).mean(0)
+        if return_states:
+            return result, {key: values[slot] for key, slot in program.states.items()}
+        return result
+
+    def _check_input(self, x: Any) -> None:
+        spec = self.spec
+        expected = (spec.input.channels, *spec.input.size)
+        want = f"(batch, {expected[0]}, {expected[1]}, {expected[2]})"
+        if not isinstance(x, Tensor):
+            raise InputError(f"{spec.name} expects a tensor of shape {want}; got {type(x).__name__}")
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            raise InputError(f"{spec.name} expects input of shape {want} (input: channels {expected[0]}, "
+                             f"size {expected[1]}x{expected[2]}); got {tuple(x.shape)}")
+        param = next(self.parameters(), None)
+        if param is not None and (x.dtype != param.dtype or x.device != param.device):
+            raise InputError(f"{spec.name} expects {param.dtype} input on {param.device} (where its weights are);"
+                             f" got {x.dtype} on {x.device}")
+
+    def extra_repr(self) -> str:
+        return f"spec={self.spec.name!r}, steps={self.spec.steps}"
+
+
+def _tie(module: nn.Module, target: nn.Module) -> None:
+    """Make `module` use `target`'s weights: its weight-bearing parts become references to target's.
+
+    The shared parts stay registered only under the target, so every parameter
+    has one name (the owner's) and counts once; norms are never shared.
+    """
+    names = getattr(type(module), "tied", None)
+    if names is None:
+        names = [n for n, child in module.named_children()
+                 if not isinstance(child, NORMS) and any(True for _ in child.parameters())]
+    for name in names:
+        mine, theirs = getattr(module, name), getattr(target, name, None)
+        shapes = [p.shape for p in mine.parameters()]
+        if theirs is None or shapes != [p.shape for p in theirs.parameters()]:
+            raise ValueError(f"cannot tie {name!r}: the target has no part of that name and shape")
+        del module._modules[name]
+        object.__setattr__(module, name, theirs)
+    object.__setattr__(module, "_tied_names", tuple(names))
+
+
+def tied_parts(module: nn.Module) -> list[nn.Module]:
+    """The parts a weight group borrows from the group it is tied to (not among its own parameters)."""
+    return [getattr(module, name) for name in getattr(module, "_tied_names", ())]
+
+
+def _init_weights(model: nn.Module) -> None:
+    """torchvision's ResNet initialisation: He-normal convs, unit-scale norms."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

@@ -1,0 +1,156 @@
+"""Simple ops: identity, conv-norm-activation, up- and down-sampling, and the pre-net's layers.
+
+A transition op is built as `Op(ctx)` from an `OpContext` and called as
+`op(x, step)`, `step` choosing the norm (see `norms.py`). Pre-net layers run
+once, before step 0, and are called as `layer(x)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor, nn
+
+from .norms import make_norm
+from .registry import Shape, resampling
+
+_ACTIVATIONS = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "gelu": nn.GELU,
+    "silu": lambda: nn.SiLU(inplace=True),
+    "tanh": nn.Tanh,
+    "elu": lambda: nn.ELU(inplace=True),
+    "none": nn.Identity,
+}
+
+
+@dataclass(frozen=True)
+class OpContext:
+    """Everything an op is built from."""
+
+    op: str  # the op's registered name
+    in_shape: Shape
+    out_shape: Shape
+    params: Any  # the op's validated Params
+    norm_policy: str = "per_step"
+    norm_steps: tuple[int, ...] = (1,)  # the steps at which these weights run
+    activation_name: str = "relu"
+
+    @property
+    def in_channels(self) -> int:
+        return self.in_shape[0]
+
+    @property
+    def out_channels(self) -> int:
+        return self.out_shape[0]
+
+    @property
+    def scale(self) -> tuple[str, int]:
+        """('same', 1), ('down', factor) or ('up', factor)."""
+        return resampling(self.in_shape, self.out_shape)
+
+    @property
+    def stride(self) -> int:
+        how, factor = self.scale
+        return factor if how == "down" else 1
+
+    @property
+    def reshapes(self) -> bool:
+        """Whether the op changes channels or size (and so needs a projection shortcut)."""
+        return self.in_shape != self.out_shape
+
+    def norm(self, channels: int) -> nn.Module:
+        """A norm for `channels` following the edge's policy: call it as `norm(x, step)`."""
+        return make_norm(self.norm_policy, channels, self.norm_steps)
+
+    def activation(self) -> nn.Module:
+        return _ACTIVATIONS[self.activation_name]()
+
+
+def conv3x3(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, groups=groups, bias=False)
+
+
+def conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+
+
+class Identity(nn.Module):
+    def __init__(self, ctx: OpContext):
+        super().__init__()
+
+    def forward(self, x: Tensor, step: int) -> Tensor:
+        return x
+
+
+class ConvNormAct(nn.Module):
+    """conv (strided by the size ratio), norm, activation: the `conv` and `down` ops."""
+
+    def __init__(self, ctx: OpContext):
+        super().__init__()
+        k = ctx.params.kernel
+        self.conv = nn.Conv2d(ctx.in_channels, ctx.out_channels, k, stride=ctx.stride, padding=k // 2,
+                              bias=ctx.params.bias)
+        self.norm = ctx.norm(ctx.out_channels)
+        self.act = ctx.activation()
+
+    def forward(self, x: Tensor, step: int) -> Tensor:
+        return self.act(self.norm(self.conv(x), step))
+
+
+class UpConv(nn.Module):
+    """Upsampling into a larger area: resize then conv, or one transposed conv; then norm, activation."""
+
+    def __init__(self, ctx: OpContext):
+        super().__init__()
+        _, factor = ctx.scale
+        p = ctx.params
+        if p.mode == "transpose":
+            self.resize = nn.Identity()
+            self.conv = nn.ConvTranspose2d(ctx.in_channels, ctx.out_channels, factor, stride=factor, bias=False)
+        else:
+            align = False if p.mode == "bilinear" else None
+            self.resize = nn.Upsample(scale_factor=factor, mode=p.mode, align_corners=align)
+            self.conv = nn.Conv2d(ctx.in_channels, ctx.out_channels, p.kernel, padding=p.kernel // 2, bias=False)
+        self.norm = ctx.norm(ctx.out_channels)
+        self.act = ctx.activation()
+
+    def forward(self, x: Tensor, step: int) -> Tensor:
+        return self.act(self.norm(self.conv(self.resize(x)), step))
+
+
+class Pool(nn.Module):
+    def __init__(self, ctx: OpContext):
+        super().__init__()
+        _, factor = ctx.scale
+        self.pool = (nn.MaxPool2d if ctx.params.kind == "max" else nn.AvgPool2d)(factor, factor)
+
+    def forward(self, x: Tensor, step: int) -> Tensor:
+        return self.pool(x)
+
+
+class StemConv(nn.Module):
+    """A pre-net conv with its own (single) BatchNorm and activation."""
+
+    def __init__(self, ctx: OpContext):
+        super().__init__()
+        p = ctx.params
+        padding = p.kernel // 2 if p.padding is None else p.padding
+        self.conv = nn.Conv2d(ctx.in_channels, p.out, p.kernel, stride=p.stride, padding=padding, bias=p.bias)
+        self.norm = nn.BatchNorm2d(p.out) if p.norm else nn.Identity()
+        self.act = ctx.activation() if p.act else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.norm(self.conv(x)))
+
+
+class StemPool(nn.Module):
+    def __init__(self, ctx: OpContext):
+        super().__init__()
+        p = ctx.params
+        kind = nn.MaxPool2d if ctx.op == "maxpool" else nn.AvgPool2d
+        self.pool = kind(p.kernel, stride=p.stride or p.kernel, padding=p.padding)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(x)

@@ -1,0 +1,213 @@
+"""Analysis -> Plan: the program the module runs, and the weights it needs.
+
+A Plan says, for every step, which areas get a new value and from which edge
+calls, each call naming the source value it reads, the weight group that
+computes it and the step whose norm it uses. Silent sources and work that
+cannot reach what is asked for (the readout, by default) are pruned here,
+once, so the module's forward pass is a plain walk over the Plan; the drawing
+and the summary read the same Plan, so they show what runs.
+
+Weight groups (`WeightGroup`) are fixed when a model is built, from the spec's
+steps and horizon; plans for other step counts or readouts reuse them, and a
+call past the horizon follows `defaults.beyond` (reuse the last, or refuse).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .analysis import INPUT, Analysis, Edge, live
+
+Prune = Literal["final", "anytime", "none"]
+
+
+class BeyondHorizonError(ValueError):
+    """A run asked for steps that per-step weights or norms were not built for (`beyond: error`)."""
+
+
+@dataclass(frozen=True)
+class WeightGroup:
+    """One set of weights, with the norms that go with it; one module in the model."""
+
+    edge: str  # the edge that owns it
+    key: str | None  # "t<first step>" for per-step or grouped weights; None when shared across time
+    steps: tuple[int, ...]  # the steps at which it computes, up to the horizon: its per-step norms
+    tie: str | None = None  # path of the group whose weights it uses
+
+    @property
+    def path(self) -> str:
+        """Where its module sits in the model: `edges.V1->V2` or `edges.S1->S1.t1`."""
+        return f"edges.{self.edge}" + (f".{self.key}" if self.key else "")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One edge computing at one step."""
+
+    edge: str
+    group: str  # path of the weight group that computes it
+    source: str  # an area, or INPUT
+    reads: int  # the step whose value of `source` it reads
+    norm_step: int  # the step whose norm it uses
+
+
+@dataclass(frozen=True)
+class Update:
+    """`area` gets a new value at `step`: the sum of its calls."""
+
+    area: str
+    step: int
+    calls: tuple[Call, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: int
+    prune: Prune
+    readout_area: str
+    readout_steps: tuple[int, ...]
+    groups: dict[str, WeightGroup]  # by path
+    schedule: tuple[tuple[Update, ...], ...]  # [step] -> updates at that step
+    naive_calls: int  # calls in the naive unrolling: every edge at every step it is listed
+    analysis: Analysis = field(repr=False, compare=False)
+
+    @property
+    def calls(self) -> int:
+        return sum(len(u.calls) for updates in self.schedule for u in updates)
+
+    @property
+    def updates(self) -> list[Update]:
+        return [u for updates in self.schedule for u in updates]
+
+    def version(self, area: str, step: int) -> int | None:
+        """The step of the value `area` holds at `step` in this plan (None while silent)."""
+        found = [u.step for updates in self.schedule[: step + 1] for u in updates if u.area == area]
+        return found[-1] if found else None
+
+    def __str__(self) -> str:
+        spec = self.analysis.spec
+        what = {"final": f"readout {self.readout_area} at {_steps(self.readout_steps)}",
+                "anytime": f"readout {self.readout_area} at every step", "none": "every area at every step"}
+        lines = [f"Plan for {spec.name}: {self.steps} steps, {what[self.prune]}; "
+                 f"{self.calls} of {self.naive_calls} edge calls run"]
+        for step, updates in enumerate(self.schedule):
+            for i, update in enumerate(updates):
+                terms = " + ".join(_term(c, step) for c in update.calls)
+                lines.append(f"{f'step {step}:' if i == 0 else '':9s} {update.area} = {terms}")
+        return "\n".join(lines)
+
+
+def _term(call: Call, step: int) -> str:
+    source = call.source if call.source == INPUT else f"{call.source}@{call.reads}"
+    reused = f" [norm of step {call.norm_step}]" if call.norm_step != step else ""
+    return f"{call.group.removeprefix('edges.')}({source}){reused}"
+
+
+def _steps(steps: tuple[int, ...]) -> str:
+    return ", ".join(map(str, steps))
+
+
+# --- weight groups ----------------------------------------------------------------------------------
+
+
+def horizon(analysis: Analysis) -> int:
+    spec = analysis.spec
+    return spec.defaults.horizon or spec.steps
+
+
+def weight_groups(analysis: Analysis) -> dict[str, WeightGroup]:
+    """The weights a model of this spec holds: one group per shared edge, per step or per step group."""
+    last = horizon(analysis)
+    timeline = analysis.timeline_for(max(last, analysis.spec.steps))
+    active: dict[str, list[int]] = {e.name: [] for e in analysis.edges}
+    for step, now in enumerate(timeline.updates):
+        for firings in now.values():
+            for edge, _ in firings:
+                active[edge.name].append(step)
+    for name, steps in active.items():
+        # Per-step weights and norms go up to the horizon; an edge that first computes past it gets
+        # those of its first step, so that `beyond: reuse_last` has something to reuse.
+        active[name] = [t for t in steps if t <= last] or steps[:1]
+    tie_targets = {e.tie for e in analysis.edges if e.tie}
+    groups: list[WeightGroup] = []
+    for edge in analysis.edges:
+        steps = tuple(active[edge.name])
+        if edge.share == "time":
+            if steps or edge.name in tie_targets:  # a tie target holds weights even if it never runs itself
+                tie = f"edges.{edge.tie}" if edge.tie else None
+                groups.append(WeightGroup(edge.name, None, steps, tie))
+        elif edge.share == "none":
+            groups += [WeightGroup(edge.name, f"t{t}", (t,)) for t in steps]
+        else:
+            for declared in edge.share:
+                runs = tuple(t for t in declared if t in steps)
+                if runs:
+                    groups.append(WeightGroup(edge.name, f"t{declared[0]}", runs))
+    return {g.path: g for g in groups}
+
+
+def _group_for(edge: Edge, step: int, owned: list[WeightGroup], last: int, policy: str) -> tuple[WeightGroup, int]:
+    """The weight group and norm step a call of `edge` at `step` uses, following the horizon policy."""
+    for group in owned:
+        if step in group.steps:
+            return group, step
+    if owned and step > last and policy == "reuse_last":
+        group = max(owned, key=lambda g: g.steps[-1] if g.steps else 0)
+        return group, group.steps[-1] if group.steps else step
+    if not owned or step <= last:
+        raise BeyondHorizonError(f"edge {edge.name!r} has no weights for step {step}")
+    built = owned[-1].steps[-1] if owned[-1].steps else 0
+    raise BeyondHorizonError(
+        f"edge {edge.name!r} has per-step weights or norms up to step {built}, not for step {step} "
+        f"(defaults.beyond: error); run at most {last} steps, or set defaults.horizon or beyond: reuse_last")
+
+
+# --- plans ------------------------------------------------------------------------------------------------
+
+
+def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "final",
+              groups: dict[str, WeightGroup] | None = None) -> Plan:
+    """The program for a run of `steps` steps (the spec's by default), pruned to what `prune` asks for.
+
+    `final` keeps what the readout needs at the readout step(s); `anytime` what it
+    needs at every step; `none` keeps every area's value at every step.
+    """
+    spec = analysis.spec
+    total = spec.steps if steps is None else steps
+    if total < 0:
+        raise ValueError(f"steps must be >= 0, got {total}")
+    groups = weight_groups(analysis) if groups is None else groups
+    timeline = analysis.timeline_for(total)
+    area = spec.readout.area
+    readout_steps = spec.readout_steps if steps is None else (total,)
+    first = timeline.arrival[area]
+    if first is None or min(readout_steps) < first:
+        raise ValueError(f"signal reaches {area!r} at step {first}; a run of {total} steps reads it out at "
+                         f"step {min(readout_steps)}, before it has any value" if first is not None else
+                         f"signal never reaches {area!r} within {total} steps")
+    if prune == "none":
+        needed = None
+    elif prune == "anytime":
+        needed = live(timeline, {(area, v) for v in timeline.versions[area]})
+    else:
+        needed = live(timeline, {(area, timeline.version(area, r)) for r in readout_steps})
+
+    owned: dict[str, list[WeightGroup]] = {}
+    for group in groups.values():
+        owned.setdefault(group.edge, []).append(group)
+    last, policy = horizon(analysis), spec.defaults.beyond
+    schedule = []
+    for step, now in enumerate(timeline.updates):
+        updates = []
+        for target, firings in now.items():
+            if needed is not None and (target, step) not in needed:
+                continue
+            calls = []
+            for edge, reads in firings:
+                group, norm_step = _group_for(edge, step, owned.get(edge.name, []), last, policy)
+                calls.append(Call(edge.name, group.path, edge.source, reads, norm_step))
+            updates.append(Update(target, step, tuple(calls)))
+        schedule.append(tuple(updates))
+    naive = sum(len(e.fires_until(total)) for e in analysis.edges)
+    return Plan(total, prune, area, readout_steps, groups, tuple(schedule), naive, analysis)

@@ -1,0 +1,125 @@
+"""Plan (and the module built from it) -> the compile summary: shapes, parameters, FLOPs, arrival.
+
+FLOPs are counted by `torch.utils.flop_counter` on a copy of the model on the
+meta device (no arithmetic runs), per call of the Plan, for one image; they
+count convolutions and matrix products (two FLOPs per multiply-add), as that
+counter does.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .analysis import INPUT
+from .model import CortexNet, tied_parts
+from .ops.norms import NORMS
+
+
+def _flops(fn, *args) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn(*args)
+    return counter.get_total_flops()
+
+
+def _params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _weights_and_norm(module: nn.Module) -> tuple[int, int]:
+    """(weight parameters, including tied ones; parameters of one step's norms) of a weight group."""
+    norms = [m for m in module.modules() if isinstance(m, NORMS)]
+    in_norms = sum(_params(m) for m in norms)
+    one_step = sum(_params(next(iter(m.children()))) if len(list(m.children())) else _params(m) for m in norms)
+    tied = sum(_params(part) for part in tied_parts(module))
+    return _params(module) - in_norms + tied, one_step
+
+
+def summarize(model: CortexNet) -> dict[str, Any]:
+    """Everything `cortexgraph compile` reports, as plain data."""
+    plan, analysis, spec = model.plan, model.analysis, model.spec
+    meta = copy.deepcopy(model).to("meta").eval()
+    batch = torch.empty(1, spec.input.channels, *spec.input.size, device="meta")
+    with torch.no_grad():
+        prenet_flops = _flops(meta.prenet, batch)
+        head_flops = _flops(meta.head, torch.empty(1, *analysis.shapes[spec.readout.area], device="meta"))
+        call_flops: dict[str, int] = {}
+        for update in plan.updates:
+            for call in update.calls:
+                if call.group not in call_flops:
+                    x = torch.empty(1, *analysis.shapes[call.source], device="meta")
+                    call_flops[call.group] = _flops(meta.group(call.group), x, call.norm_step)
+
+    areas: dict[str, dict[str, Any]] = {}
+    for name in spec.areas:
+        areas[name] = {"shape": list(analysis.shapes[name]), "params": 0, "flops": {},
+                       "arrival": analysis.arrival[name]}
+    for group in plan.groups.values():
+        areas[analysis.edge(group.edge).target]["params"] += _params(model.group(group.path))
+    schedule = []
+    unshared = _params(model.prenet) + _params(model.head)
+    for step, updates in enumerate(plan.schedule):
+        entry = {"step": step, "updates": {}, "flops": 0}
+        for update in updates:
+            flops = sum(call_flops[c.group] for c in update.calls)
+            areas[update.area]["flops"][step] = flops
+            entry["updates"][update.area] = [c.edge for c in update.calls]
+            entry["flops"] += flops
+            for call in update.calls:
+                weights, norm = _weights_and_norm(model.group(call.group))
+                unshared += weights + norm
+        schedule.append(entry)
+    total_flops = prenet_flops + head_flops * len(plan.readout_steps) + sum(s["flops"] for s in schedule)
+    return {
+        "name": spec.name,
+        "input": [spec.input.channels, *spec.input.size],
+        "steps": plan.steps,
+        "readout": {"area": plan.readout_area, "steps": list(plan.readout_steps)},
+        "prenet": {"shape": list(analysis.shapes[INPUT]), "params": _params(model.prenet), "flops": prenet_flops},
+        "head": {"classes": spec.readout.head.classes, "params": _params(model.head), "flops": head_flops},
+        "areas": areas,
+        "params": _params(model),
+        "params_unshared": unshared,
+        "flops": total_flops,
+        "calls": plan.calls,
+        "naive_calls": plan.naive_calls,
+        "schedule": schedule,
+    }
+
+
+def _count(n: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(int(n))
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    rows = [("", "shape", "params", "FLOPs/update", "updates", "arrival")]
+    rows.append(("pre-net", "x".join(map(str, s["prenet"]["shape"])), _count(s["prenet"]["params"]),
+                 _count(s["prenet"]["flops"]), "1", "0"))
+    for name, a in s["areas"].items():
+        n = len(a["flops"])
+        per = sum(a["flops"].values()) / n if n else 0
+        rows.append((name, "x".join(map(str, a["shape"])), _count(a["params"]), _count(per), str(n),
+                     "never" if a["arrival"] is None else str(a["arrival"])))
+    rows.append(("head", f"{s['head']['classes']} classes", _count(s["head"]["params"]), _count(s["head"]["flops"]),
+                 str(len(s["readout"]["steps"])), ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    table = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    readout = ", ".join(map(str, s["readout"]["steps"]))
+    lines = [f"{s['name']}: input {'x'.join(map(str, s['input']))}, {s['steps']} steps, "
+             f"readout {s['readout']['area']} at step {readout}", "", *table, "",
+             f"parameters: {s['params']:,} ({s['params_unshared']:,} if no weights were shared)",
+             f"FLOPs per image: {_count(s['flops'])} ({s['calls']} of {s['naive_calls']} edge calls run; "
+             "silent and unread work is pruned)", "", "schedule:"]
+    for entry in s["schedule"]:
+        if not entry["updates"]:
+            continue
+        parts = "; ".join(f"{area} <- {', '.join(edges)}" for area, edges in entry["updates"].items())
+        lines.append(f"  step {entry['step']:>3}: {parts}  [{_count(entry['flops'])} FLOPs]")
+    return "\n".join(lines)

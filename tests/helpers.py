@@ -1,0 +1,40 @@
+"""Shared test helpers: random BatchNorm statistics, and output/gradient comparison through a name map."""
+
+import torch
+from torch import nn
+
+
+def randomize_norms(module: nn.Module, seed: int = 0) -> None:
+    """Give every BatchNorm non-trivial statistics and affine parameters (fresh ones are 0/1)."""
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            with torch.no_grad():
+                m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.num_features, generator=g) * 0.4 - 0.2)
+
+
+def assert_same_outputs_and_grads(reference, ours, mapping, x, train):
+    """Run both on x (train or eval mode); outputs, parameter gradients and running statistics
+    must agree to 1e-5. `mapping` maps the reference's state-dict names to ours."""
+    reference.train(train)
+    ours.train(train)
+    ref_out, our_out = reference(x), ours(x)
+    torch.testing.assert_close(our_out, ref_out, rtol=1e-5, atol=1e-5)
+    weights = torch.randn_like(ref_out)
+    (ref_out * weights).sum().backward()
+    (our_out * weights).sum().backward()
+    ref_params = dict(reference.named_parameters())
+    our_params = dict(ours.named_parameters())
+    our_state = ours.state_dict()
+    checked = 0
+    for theirs, mine in mapping.items():
+        if theirs in ref_params:
+            torch.testing.assert_close(our_params[mine].grad, ref_params[theirs].grad, rtol=1e-5, atol=1e-5,
+                                       msg=lambda m, t=theirs: f"gradient of {t}: {m}")
+            checked += 1
+        else:  # buffers: running statistics must have moved the same way
+            torch.testing.assert_close(our_state[mine], reference.state_dict()[theirs], rtol=1e-5, atol=1e-5)
+    assert checked == len(ref_params)

@@ -1,0 +1,324 @@
+"""The compiled module runs the semantics of docs/semantics.md: checked against hand-written loops."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cortexgraph import BeyondHorizonError, InputError, build, load_spec
+from cortexgraph.analysis import INPUT
+
+from .helpers import randomize_norms
+
+ONE_STATE = """
+cortexgraph: 1
+name: one-state
+input: {channels: 3, size: 8}
+prenet: [{conv: {out: 4}}]
+areas: {S: {channels: 4, size: 8}}
+inputs: {S: once}
+steps: STEPS
+defaults: {norm: NORM}
+transitions: {S: {S: OP}}
+readout: {area: S, head: {classes: 3}}
+"""
+
+
+def one_state(op="residual", steps=4, norm="per_step"):
+    return build(ONE_STATE.replace("STEPS", str(steps)).replace("NORM", norm).replace("OP", op))
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+def test_one_state_shared_residual_equals_a_hand_written_loop(train):
+    """h_t = h_{t-1} + K_t(h_{t-1}), K_t = conv2(relu(bn2_t(conv1(relu(bn1_t(h)))))): one conv block, TSBN."""
+    torch.manual_seed(0)
+    model = one_state("residual", steps=4)
+    randomize_norms(model)
+    model.train(train)
+    block = model.group("edges.S->S")
+    x = torch.randn(5, 3, 8, 8, requires_grad=True)
+    h = model.prenet(x)
+    for t in range(1, 5):
+        k = F.relu(block.bn1._modules[f"t{t}"](h))
+        k = block.conv2(F.relu(block.bn2._modules[f"t{t}"](block.conv1(k))))
+        h = h + k
+    expected = model.head(h)
+    reference_grads = torch.autograd.grad(expected.sum(), [x, block.conv1.weight])
+
+    model_again = copy.deepcopy(model)  # fresh running statistics, as the loop above updated them
+    randomize_norms(model_again)
+    model_again.train(train)
+    x2 = x.detach().clone().requires_grad_(True)
+    out = model_again(x2)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    grads = torch.autograd.grad(out.sum(), [x2, model_again.group("edges.S->S").conv1.weight])
+    for ours, ref in zip(grads, reference_grads):
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_one_state_basic_block_equals_relu_of_h_plus_k():
+    torch.manual_seed(0)
+    model = one_state("basic", steps=3).eval()
+    randomize_norms(model)
+    block = model.group("edges.S->S")
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        h = model.prenet(x)
+        for t in range(1, 4):
+            k = block.bn2._modules[f"t{t}"](block.conv2(F.relu(block.bn1._modules[f"t{t}"](block.conv1(h)))))
+            h = F.relu(h + k)
+        torch.testing.assert_close(model(x), model.head(h))
+
+
+def count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def weight_count(model):
+    return sum(p.numel() for n, p in model.named_parameters() if ".bn" not in n and "norm" not in n)
+
+
+def test_shared_weights_do_not_grow_with_steps():
+    assert count(one_state(steps=3, norm="shared")) == count(one_state(steps=30, norm="shared"))
+    assert weight_count(one_state(steps=3)) == weight_count(one_state(steps=30))
+    # with time-specific norms, each step adds exactly its two norms (4 channels: weight and bias)
+    assert count(one_state(steps=30)) - count(one_state(steps=3)) == 27 * 2 * (2 * 4)
+
+
+def test_unshared_weights_grow_by_one_block_per_step():
+    shared, unshared = build(ONE_STATE.replace("STEPS", "3").replace("NORM", "per_step").replace("OP", "residual"),
+                             share="none"), one_state(steps=3)
+    block = 2 * (4 * 4 * 9)  # two 3x3 convs, 4 -> 4 channels
+    assert count(shared) - count(unshared) == 2 * block
+
+
+FRNN = """
+cortexgraph: 1
+name: frnn
+input: {channels: 3, size: 16}
+prenet: [{conv: {out: 4}}]
+areas:
+  V1: {channels: 4, size: 16}
+  V2: {channels: 8, size: 8}
+  V4: {channels: 8, size: 4}
+inputs: {V1: once}
+steps: 5
+defaults: {horizon: HORIZON, beyond: BEYOND}
+transitions:
+  V1: {V1: residual, V2: down}
+  V2: {V1: {op: up, delay: 2}, V2: residual, V4: down}
+  V4: {V2: up, V4: residual}
+readout: {area: V4, head: {classes: 3}}
+"""
+
+
+def frnn(horizon=5, beyond="error", **kw):
+    return build(FRNN.replace("HORIZON", str(horizon)).replace("BEYOND", beyond), **kw)
+
+
+def test_parameter_names_follow_spec_names_not_order():
+    model = frnn()
+    data = load_spec(FRNN.replace("HORIZON", "5").replace("BEYOND", "error")).to_dict()
+    data["areas"] = dict(reversed(list(data["areas"].items())))
+    data["transitions"] = dict(reversed(list(data["transitions"].items())))
+    reordered = build(data)
+    assert list(model.state_dict()) != list(reordered.state_dict())  # declared in another order...
+    assert set(model.state_dict()) == set(reordered.state_dict())  # ...the same names
+    reordered.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(model.eval()(x), reordered.eval()(x))
+
+
+def test_renaming_one_area_renames_only_its_own_edges():
+    names = set(frnn().state_dict())
+    renamed = set(build(FRNN.replace("HORIZON", "5").replace("BEYOND", "error").replace("V4", "IT")).state_dict())
+    assert {n for n in names if "V4" not in n} == {n for n in renamed if "IT" not in n}
+    assert "edges.V1->V2.norm.t1.weight" in names and "edges.V2->V2.bn1.t2.weight" in names
+
+
+def test_wrong_inputs_name_what_the_spec_expects():
+    model = frnn()
+    with pytest.raises(InputError, match=r"frnn expects input of shape \(batch, 3, 16, 16\).*got \(2, 1, 16, 16\)"):
+        model(torch.randn(2, 1, 16, 16))
+    with pytest.raises(InputError, match=r"got \(2, 3, 32, 32\)"):
+        model(torch.randn(2, 3, 32, 32))
+    with pytest.raises(InputError, match=r"got \(3, 16, 16\)"):
+        model(torch.randn(3, 16, 16))
+    with pytest.raises(InputError, match="expects torch.float32 input on cpu .* got torch.float64 on cpu"):
+        model(torch.randn(2, 3, 16, 16, dtype=torch.float64))
+    with pytest.raises(InputError, match="got torch.float32 on meta"):
+        model(torch.randn(2, 3, 16, 16, device="meta"))
+    with pytest.raises(InputError, match="expects a tensor of shape"):
+        model([[1.0]])
+
+
+def test_beyond_the_horizon_is_an_error_by_default():
+    with pytest.raises(BeyondHorizonError, match="up to step 5, not for step 6 .*beyond: error"):
+        frnn()(torch.randn(1, 3, 16, 16), steps=6)
+
+
+def test_beyond_the_horizon_reuses_the_last_norm_when_asked():
+    model = frnn(beyond="reuse_last").eval()
+    randomize_norms(model)
+    plan = model.plan_for(steps=7)
+    late = [c for u in plan.schedule[7] for c in u.calls]
+    assert late and all(c.norm_step == 5 for c in late)
+    # reusing step 5's norm at steps 6 and 7 is the same as copying it into norms of those steps
+    x = torch.randn(2, 3, 16, 16)
+    longer = frnn(horizon=7).eval()
+    state = model.state_dict()
+    for name, value in longer.state_dict().items():
+        source = name.replace(".t6.", ".t5.").replace(".t7.", ".t5.")
+        value.copy_(state[name] if name in state else state[source])
+    torch.testing.assert_close(model(x, steps=7), longer(x, steps=7))
+
+
+def test_a_short_horizon_reuses_its_last_norm_within_the_steps():
+    model = frnn(horizon=2, beyond="reuse_last")
+    names = set(model.state_dict())
+    assert "edges.V1->V1.bn1.t2.weight" in names and "edges.V1->V1.bn1.t3.weight" not in names
+    assert "edges.V2->V2.bn1.weight" in names  # runs at one step within the horizon: one norm
+    # at step 5 each edge uses its last norm: V2->V4 that of step 2; V4->V4, which first computes at
+    # step 3 (past the horizon), the norm of that first step
+    assert {c.edge: c.norm_step for u in model.plan.schedule[5] for c in u.calls} == {"V2->V4": 2, "V4->V4": 3}
+
+
+def test_anytime_readout_equals_separate_runs():
+    model = frnn().eval()
+    randomize_norms(model)
+    x = torch.randn(2, 3, 16, 16)
+    anytime = model(x, readout="all")
+    assert list(anytime) == [2, 3, 4, 5]  # from the step signal first reaches V4
+    for step, logits in anytime.items():
+        torch.testing.assert_close(logits, model(x, steps=step))
+
+
+def test_return_states_gives_every_area_at_every_step():
+    model = frnn().eval()
+    x = torch.randn(2, 3, 16, 16)
+    logits, states = model(x, return_states=True)
+    torch.testing.assert_close(logits, model(x))
+    assert set(states) == {(a, t) for a, first in model.analysis.arrival.items() for t in range(first, 6)}
+    assert states[("V1", 0)].shape == (2, 4, 16, 16) and states[("V4", 5)].shape == (2, 8, 4, 4)
+    torch.testing.assert_close(model.head(states[("V4", 5)]), logits)
+
+
+def naive_run(model, x, steps):
+    """Every edge at every step it is listed, silent sources masked to zero (as graph-to-module tools do)."""
+    analysis = model.analysis
+    shapes = analysis.shapes
+    prenet = model.prenet(x)
+    history = {area: [] for area in model.spec.areas}  # (step, value, has_signal)
+    for area in model.spec.inputs:
+        history[area].append((0, prenet, True))
+    for area in history:
+        if not history[area]:
+            history[area].append((0, torch.zeros(x.shape[0], *shapes[area]), False))
+    groups = model.plan.groups
+    for t in range(1, steps + 1):
+        new = {}
+        for edge in analysis.edges:
+            if edge.is_input or t not in edge.steps:
+                continue
+            held = [h for h in history[edge.source] if h[0] <= t - edge.delay]
+            silent = (torch.zeros(x.shape[0], *shapes[edge.source]), False)
+            value, signal = (held[-1][1], held[-1][2]) if held else silent
+            owned = [g for g in groups.values() if g.edge == edge.name]
+            group = next((g for g in owned if t in g.steps), owned[0] if owned else None)
+            if group is None:
+                continue  # weights never built: the edge only ever fires at silent sources
+            norm_step = t if t in group.steps else group.steps[0]
+            out = model.group(group.path)(value, norm_step) * float(signal)
+            total, any_signal = new.get(edge.target, (0, False))
+            new[edge.target] = (total + out, any_signal or signal)
+        for area, (value, signal) in new.items():
+            if signal:
+                history[area].append((t, value, True))
+    return model.head(history[model.spec.readout.area][-1][1])
+
+
+def test_pruning_changes_no_output():
+    model = frnn().eval()
+    randomize_norms(model)
+    x = torch.randn(2, 3, 16, 16)
+    plan = model.plan
+    assert plan.calls < plan.naive_calls
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), naive_run(model, x, 5), rtol=1e-5, atol=1e-5)
+
+
+def test_plan_prunes_silent_sources_and_unread_work():
+    plan = frnn().plan
+    calls = {(u.step, c.edge) for u in plan.updates for c in u.calls}
+    assert (1, "V2->V1") not in calls  # V2 is silent at step 0
+    assert (2, "V2->V1") not in calls  # its delay of 2 reads step 0, still silent
+    assert (5, "V1->V1") not in calls and (5, "V1->V2") not in calls  # nothing reaches V4 from them by step 5
+    assert (5, "V2->V4") in calls and (5, "V4->V4") in calls
+    text = str(plan)
+    assert "step 5:" in text and "V4 = V2->V4(V2@4) + V4->V4(V4@4)" in text
+
+
+def test_readout_at_several_steps_averages_their_logits():
+    data = load_spec(FRNN.replace("HORIZON", "5").replace("BEYOND", "error")).to_dict()
+    data["readout"]["step"] = [3, 5]
+    model = build(data).eval()
+    x = torch.randn(2, 3, 16, 16)
+    every = model(x, readout="all")
+    torch.testing.assert_close(model(x), (every[3] + every[5]) / 2)
+
+
+def test_build_overrides():
+    model = frnn(steps=4, classes=7, share="none", norm="shared")
+    assert model.spec.steps == 4 and model.head.fc.out_features == 7
+    assert "edges.V2->V2.t3.bn1.weight" in model.state_dict()
+    assert model(torch.randn(1, 3, 16, 16)).shape == (1, 7)
+
+
+def test_build_refuses_a_bad_override_with_a_located_error():
+    from cortexgraph import SpecError
+
+    with pytest.raises(SpecError, match="steps: must be > 0"):
+        frnn(steps=0)
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+def test_torch_compile_fullgraph_has_no_graph_break(train):
+    model = frnn().train(train)
+    x = torch.randn(2, 3, 16, 16)
+    torch.manual_seed(0)
+    expected = copy.deepcopy(model)(x)
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    torch.manual_seed(0)
+    out = compiled(x)
+    torch.testing.assert_close(out, expected)
+    out.sum().backward()
+    assert model.group("edges.V2->V2").conv1.weight.grad is not None
+
+
+def test_torch_export_runs_and_matches(tmp_path):
+    from cortexgraph.export import export_program
+
+    model = frnn()
+    diff = export_program(model, tmp_path / "frnn.pt2")
+    assert diff <= 1e-5 and (tmp_path / "frnn.pt2").stat().st_size > 0
+    program = torch.export.load(tmp_path / "frnn.pt2").module()
+    x = torch.randn(3, 3, 16, 16)
+    torch.testing.assert_close(program(x), model.eval()(x))
+
+
+def test_input_injected_at_every_step_adds_the_prenet_output():
+    text = FRNN.replace("HORIZON", "5").replace("BEYOND", "error").replace("inputs: {V1: once}", "inputs: {V1: every}")
+    model = build(text).eval()
+    plan = model.plan
+    step1 = {u.area: u for u in plan.schedule[1]}
+    assert [c.source for c in step1["V1"].calls] == ["V1", INPUT]
+
+
+def test_a_tied_edge_uses_the_same_weights_and_counts_them_once():
+    text = FRNN.replace("HORIZON", "5").replace("BEYOND", "error") + \
+        "edges:\n  - {from: V2, to: V4, name: extra, op: down, tie: V2->V4, at: 3}\n"
+    model = build(text)
+    assert model.group("edges.extra").conv is model.group("edges.V2->V4").conv
+    assert not any(n.startswith("edges.extra.conv") for n in model.state_dict())
+    assert count(model) == count(frnn()) + 2 * 8  # only the tied edge's own norm is new
