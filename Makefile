@@ -30,6 +30,7 @@ dot:
 demo: setup
 	$(PY) -m cortexgraph specs
 	$(PY) -m cortexgraph validate $$($(PY) -c "from cortexgraph.bundled import bundled_specs; print(' '.join(bundled_specs()))")
+	$(PY) -m cortexgraph compile liao2016/frnn4-imagenet
 
 test: setup
 	$(PY) -m ruff check cortexgraph tests

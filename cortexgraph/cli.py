@@ -84,14 +84,12 @@ def _summary(analysis) -> dict:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from .analysis import analyze
-    from .model import CortexNet, _override
+    from .model import CortexNet, override
     from .plan import make_plan
     from .spec import load_spec
     from .summary import format_summary, summarize
 
-    spec = load_spec(args.spec)
-    if args.steps is not None or args.classes is not None:
-        spec = _override(spec, steps=args.steps, classes=args.classes, share=None, norm=None)
+    spec = override(load_spec(args.spec), steps=args.steps, classes=args.classes, size=args.size)
     analysis = analyze(spec, _limits(args.limit))
     for problem in analysis.warnings:
         print(problem, file=sys.stderr)
@@ -153,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", metavar="FILE", help="also write a torch.export program (checked after reloading)")
     p.add_argument("--steps", type=int, help="override the spec's steps")
     p.add_argument("--classes", type=int, help="override the readout's classes")
+    p.add_argument("--size", type=int, help="rescale the input and every area (e.g. 32 for a 224-pixel spec)")
     p.add_argument("--limit", action="append", default=[], metavar="NAME=N", help="raise a resource limit")
     p.set_defaults(run=cmd_compile)
 

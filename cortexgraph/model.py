@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from .analysis import INPUT, Analysis, Limits, analyze
+from .errors import Problem, SpecError
 from .ops.layers import OpContext
 from .ops.norms import NORMS
 from .ops.registry import lookup
@@ -29,22 +30,54 @@ class InputError(ValueError):
 
 
 def build(spec: Any, *, steps: int | None = None, classes: int | None = None, share: str | None = None,
-          norm: str | None = None, limits: Limits = Limits()) -> CortexNet:
+          norm: str | None = None, size: int | None = None, limits: Limits = Limits()) -> CortexNet:
     """Compile a spec into a module.
 
     `spec` is a path, a bundled spec name (`liao2016/frnn4-cifar`), YAML text, a
     dict or a Spec. The keywords override the spec's `steps`, readout classes,
-    `defaults.share` and `defaults.norm`; a SpecError says what is wrong.
+    `defaults.share` and `defaults.norm`; `size` rescales the input and every
+    area by the same factor (a 224-pixel ImageNet spec at `size=32`). A
+    SpecError says what is wrong.
     """
-    spec = load_spec(spec)
-    overrides = {"steps": steps, "classes": classes, "share": share, "norm": norm}
-    if any(v is not None for v in overrides.values()):
-        spec = _override(spec, **overrides)
-    return CortexNet(make_plan(analyze(spec, limits)))
+    spec = override(load_spec(spec), steps=steps, classes=classes, share=share, norm=norm, size=size)
+    return construct(make_plan(analyze(spec, limits)))
 
 
-def _override(spec: Spec, steps: int | None, classes: int | None, share: str | None, norm: str | None) -> Spec:
+def construct(plan: Plan) -> CortexNet:
+    """The module for a Plan, its weights initialised once.
+
+    nn.Conv2d and friends initialise their weights as they are made, and we then
+    initialise them again as torchvision does; for big specs that doubles the
+    build time. So the module is made on the meta device (no memory, no
+    arithmetic) and materialised once. A user's op whose parameters or buffers
+    have no `reset_parameters` cannot be re-initialised that way: such a model
+    is built the ordinary way instead.
+    """
+    with torch.device("meta"):
+        model = CortexNet(plan)
+    if not all(_resettable(m) for m in model.modules()):
+        return CortexNet(plan)
+    model.to_empty(device="cpu")
+    for m in model.modules():
+        if hasattr(m, "reset_parameters") and not isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            m.reset_parameters()  # linear layers, norms (running statistics too)
+    _init_weights(model)
+    return model
+
+
+def _resettable(module: nn.Module) -> bool:
+    owns = bool(module._parameters) or any(b is not None for b in module._buffers.values())
+    return not owns or hasattr(module, "reset_parameters")
+
+
+def override(spec: Spec, steps: int | None = None, classes: int | None = None, share: str | None = None,
+             norm: str | None = None, size: int | None = None) -> Spec:
+    """The spec with some fields replaced (see `build`); the spec itself when none is given."""
+    if all(v is None for v in (steps, classes, share, norm, size)):
+        return spec
     data = spec.to_dict()
+    if size is not None:
+        _rescale(spec, data, size)
     if steps is not None:
         data["steps"] = steps
     if classes is not None:
@@ -53,6 +86,20 @@ def _override(spec: Spec, steps: int | None, classes: int | None, share: str | N
         if value is not None:
             data.setdefault("defaults", {})[key] = value
     return parse_spec(data, spec.source)
+
+
+def _rescale(spec: Spec, data: dict, size: int) -> None:
+    height, width = spec.input.size
+    if height != width:
+        raise SpecError([spec.source.place(Problem(("input", "size"), "only square inputs can be rescaled"))])
+    for name, area in spec.areas.items():
+        scaled = [s * size // height for s in area.size]
+        if any(s * size % height or not n for s, n in zip(area.size, scaled)):
+            raise SpecError([spec.source.place(Problem(
+                ("areas", name, "size"), f"area {name}'s size {area.size[0]} does not scale from input {height} to "
+                f"{size}", "choose a size that divides every area's evenly"))])
+        data["areas"][name]["size"] = scaled[0] if scaled[0] == scaled[1] else scaled
+    data["input"]["size"] = size
 
 
 class Head(nn.Module):

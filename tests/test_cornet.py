@@ -16,6 +16,7 @@ from torch import nn
 from cortexgraph import load_spec
 from cortexgraph.interop import WeightMapError, load_cornet_s
 from cortexgraph.interop.cornet import cornet_s_names
+from cortexgraph.model import override
 
 from .helpers import assert_same_outputs_and_grads, randomize_norms
 
@@ -68,11 +69,7 @@ def reference_cornet_s():
 
 def cornet_spec(size):
     """The bundled spec at another input size (the areas scale with it), to keep the tests quick."""
-    data = load_spec("cornet/cornet-s").to_dict()
-    data["input"]["size"] = size
-    for area, divisor in zip(["V1", "V2", "V4", "IT"], [4, 8, 16, 32]):
-        data["areas"][area]["size"] = size // divisor
-    return data
+    return override(load_spec("cornet/cornet-s"), size=size)
 
 
 def published_state_dict(reference):

@@ -322,3 +322,35 @@ def test_a_tied_edge_uses_the_same_weights_and_counts_them_once():
     assert model.group("edges.extra").conv is model.group("edges.V2->V4").conv
     assert not any(n.startswith("edges.extra.conv") for n in model.state_dict())
     assert count(model) == count(frnn()) + 2 * 8  # only the tied edge's own norm is new
+
+
+def test_size_override_rescales_every_area():
+    model = build("torchvision/resnet18", size=32)
+    assert model.analysis.shapes["S1"] == (64, 8, 8) and model.analysis.shapes["S4"] == (512, 1, 1)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 1000)
+
+
+def test_size_override_refuses_sizes_that_do_not_divide():
+    from cortexgraph import SpecError
+
+    with pytest.raises(SpecError, match="area S1's size 56 does not scale from input 224 to 50"):
+        build("torchvision/resnet18", size=50)
+
+
+def test_every_sharing_and_norm_setting_builds_the_weights_it_says():
+    from .conftest import TESTS
+
+    model = build(TESTS / "specs" / "valid" / "edge-list.yaml")
+    names = set(model.state_dict())
+    # share groups [[2, 3], [4, 5, 6]] with a horizon of 4: a set of weights per group, norms per step
+    assert {"edges.V2->V2.t2.conv1.weight", "edges.V2->V2.t4.conv1.weight"} <= names
+    assert {"edges.V2->V2.t2.bn1.t2.weight", "edges.V2->V2.t2.bn1.t3.weight", "edges.V2->V2.t4.bn1.weight"} <= names
+    assert not any(n.startswith("edges.V2->V4.") and "norm" in n for n in names)  # norm: none
+    assert "edges.V4->V2.norm.weight" in names  # norm: shared
+    assert {"edges.V2-V4-conv.t2.conv.weight", "edges.V2-V4-conv.t4.conv.weight"} <= names  # share: none...
+    assert "edges.V2-V4-conv.t5.conv.weight" not in names  # ...up to the horizon
+    plan = model.plan
+    calls = {(u.step, c.edge): c for u in plan.updates for c in u.calls}
+    assert calls[(6, "V2-V4-conv")].group == "edges.V2-V4-conv.t4"
+    assert calls[(5, "V2->V2")].group == "edges.V2->V2.t4" and calls[(5, "V2->V2")].norm_step == 4  # reuse_last
+    assert model(torch.randn(2, 3, 16, 16)).shape == (2, 10)
