@@ -10,7 +10,7 @@ STAMP := $(VENV)/.cortexgraph-installed
 TORCH := torch==2.14.1 torchvision==0.29.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint setup dot clean
+.PHONY: demo test lint setup dot clean golden
 
 setup: $(STAMP) dot
 
@@ -31,10 +31,14 @@ demo: setup
 	$(PY) -m cortexgraph specs
 	$(PY) -m cortexgraph validate $$($(PY) -c "from cortexgraph.bundled import bundled_specs; print(' '.join(bundled_specs()))")
 	$(PY) -m cortexgraph compile liao2016/frnn4-imagenet
+	$(PY) -m cortexgraph draw liao2016/frnn4-imagenet --view unrolled -o frnn4-imagenet-unrolled.svg
 
 test: setup
 	$(PY) -m ruff check cortexgraph tests
 	$(PY) -m pytest
+
+golden: setup  # regenerate the golden drawings; review with `git diff tests/golden`
+	$(PY) tests/update_golden.py
 
 lint: setup
 	$(PY) -m ruff check cortexgraph tests

@@ -28,6 +28,7 @@ _LAZY = {  # name -> module that defines it, imported on first use (these need t
     "make_plan": "plan",
     "OpContext": "ops.layers",
     "summarize": "summary",
+    "draw": "drawing",
 }
 
 

@@ -71,6 +71,7 @@ class Edge:
     tie: str | None
     rule: StepRule = field(compare=False)  # the written rule, to extend past the spec's steps
     loc: Loc = field(compare=False, default=())
+    written: str = field(compare=False, default="")  # the op's name as the spec wrote it (maybe an alias)
 
     @property
     def is_input(self) -> bool:
@@ -113,6 +114,7 @@ class Analysis:
     timeline: Timeline
     warnings: list[Problem]
     limits: Limits
+    _by_name: dict[str, Edge] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def arrival(self) -> dict[str, int | None]:
@@ -123,7 +125,9 @@ class Analysis:
         return self.spec.readout_steps
 
     def edge(self, name: str) -> Edge:
-        return next(e for e in self.edges if e.name == name)
+        if len(self._by_name) != len(self.edges):
+            self._by_name.update((e.name, e) for e in self.edges)
+        return self._by_name[name]
 
     def timeline_for(self, steps: int) -> Timeline:
         """The timeline of a run of another number of steps (rules extend, listed steps stay)."""
@@ -341,7 +345,7 @@ class _Checker:
                 steps=tuple(rule.resolve(spec.steps, first)), delay=getattr(props, "delay", 1),
                 share=getattr(props, "share", None) or defaults.share,
                 norm=getattr(props, "norm", None) or defaults.norm,
-                tie=getattr(props, "tie", None), rule=rule, loc=loc)
+                tie=getattr(props, "tie", None), rule=rule, loc=loc, written=props.op.name)
             found[name] = edge
 
         def op_loc(loc: Loc) -> Loc:

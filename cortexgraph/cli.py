@@ -113,6 +113,26 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_draw(args: argparse.Namespace) -> int:
+    from .drawing import FORMATS, DrawError, draw, render
+    from .spec import load_spec
+
+    spec = load_spec(args.spec)
+    fmt = args.format or (args.output.rsplit(".", 1)[-1].lower() if args.output and "." in args.output else "svg")
+    if fmt not in FORMATS:
+        print(f"cortexgraph: cannot write {fmt!r}: formats are {', '.join(FORMATS)}", file=sys.stderr)
+        return EXIT_FAILED
+    output = args.output or f"{spec.name}-{args.view}.{fmt}"
+    graph = draw(spec, view=args.view, steps=args.steps)
+    try:
+        render(graph, output, fmt)
+    except DrawError as exc:
+        print(f"cortexgraph: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"wrote {output} ({args.view} view of {spec.name})")
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from .schema import json_schema
 
@@ -154,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, help="rescale the input and every area (e.g. 32 for a 224-pixel spec)")
     p.add_argument("--limit", action="append", default=[], metavar="NAME=N", help="raise a resource limit")
     p.set_defaults(run=cmd_compile)
+
+    p = sub.add_parser("draw", help="draw the area graph, its unrolling in time, or its transition matrix")
+    p.add_argument("spec", metavar="SPEC", help="a spec file or a bundled spec name")
+    p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: NAME-VIEW.svg)")
+    p.add_argument("--view", choices=("rolled", "unrolled", "matrix"), default="rolled")
+    p.add_argument("--format", choices=("svg", "png", "pdf", "dot"), help="default: the output's suffix")
+    p.add_argument("--steps", type=int, help="draw a run of this many steps")
+    p.set_defaults(run=cmd_draw)
 
     p = sub.add_parser("schema", help="print the JSON Schema of specs (for editors)")
     p.set_defaults(run=cmd_schema)

@@ -166,12 +166,7 @@ class CortexNet(nn.Module):
         return layers
 
     def _add_group(self, analysis: Analysis, group: WeightGroup) -> None:
-        edge = analysis.edge(group.edge)
-        op = lookup("transition", edge.op)
-        ctx = OpContext(op.name, analysis.shapes[edge.source], analysis.shapes[edge.target], edge.params,
-                        norm_policy=edge.norm, norm_steps=group.steps or (0,),
-                        activation_name=analysis.spec.defaults.activation)
-        module = op.load()(ctx)
+        module = _group_module(analysis, group.edge, group.steps or (0,))
         if group.key is None:
             self.edges[group.edge] = module
         else:
@@ -294,6 +289,46 @@ class CortexNet(nn.Module):
 
     def extra_repr(self) -> str:
         return f"spec={self.spec.name!r}, steps={self.spec.steps}"
+
+
+def _group_module(analysis: Analysis, edge_name: str, steps: tuple[int, ...]) -> nn.Module:
+    """The op module of one weight group of an edge, with norms for `steps`."""
+    edge = analysis.edge(edge_name)
+    op = lookup("transition", edge.op)
+    ctx = OpContext(op.name, analysis.shapes[edge.source], analysis.shapes[edge.target], edge.params,
+                    norm_policy=edge.norm, norm_steps=steps, activation_name=analysis.spec.defaults.activation)
+    return op.load()(ctx)
+
+
+def group_sizes(plan: Plan) -> dict[str, int]:
+    """The parameters each weight group holds, without building the model.
+
+    A model with per-step norms over many steps holds many norm modules, slow to
+    make; their count is linear in the steps, so one small module per kind of
+    group (norms for one step, on the meta device) gives every group's size.
+    """
+    analysis = plan.analysis
+    sizes: dict[str, int] = {}
+    cache: dict[tuple, tuple[int, int]] = {}
+
+    def measure(edge_name: str, tie: str | None) -> tuple[int, int]:
+        edge = analysis.edge(edge_name)
+        key = (edge.op, edge.params, analysis.shapes[edge.source], analysis.shapes[edge.target], edge.norm,
+               tie and plan.groups[tie].edge)
+        if key not in cache:
+            with torch.device("meta"):
+                module = _group_module(analysis, edge_name, (1,))
+                if tie:
+                    _tie(module, _group_module(analysis, plan.groups[tie].edge, (1,)))
+            norms = sum(p.numel() for m in module.modules() if isinstance(m, NORMS) for p in m.parameters())
+            cache[key] = (sum(p.numel() for p in module.parameters()) - norms, norms)
+        return cache[key]
+
+    for group in plan.groups.values():
+        weights, norms = measure(group.edge, group.tie)
+        per_step = analysis.edge(group.edge).norm == "per_step"
+        sizes[group.path] = weights + norms * (max(len(group.steps), 1) if per_step else 1)
+    return sizes
 
 
 def _tie(module: nn.Module, target: nn.Module) -> None:

@@ -1,0 +1,439 @@
+"""Plan -> pictures (graphviz): the rolled area graph, the unrolled space-time grid, the matrix.
+
+Everything drawn comes from the Plan the module runs (and the module's own
+parameter counts), so a picture shows what computes: pruned work is absent,
+tied edges share their owner's colour, silent states are not drawn.
+
+Edge kinds are derived, not declared: an edge is feedforward when it goes to
+a smaller area (or to one of the same size that signal reaches later),
+feedback the other way, lateral between areas of one size reached at the
+same step (a self edge is lateral too), and a skip when it is feedforward
+over more than one level of the hierarchy that feedforward edges define.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+from typing import Any
+
+import graphviz
+import networkx as nx
+
+from .analysis import INPUT, Analysis, Edge
+from .plan import Plan, make_plan
+
+VIEWS = ("rolled", "unrolled", "matrix")
+FORMATS = ("svg", "png", "pdf", "dot")
+PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#1f78b4",
+           "#b2182b", "#35978f", "#8c510a", "#762a83")
+KIND_STYLE = {
+    "feedforward": {"color": "#222222", "style": "solid", "penwidth": "1.4"},
+    "lateral": {"color": "#1f78b4", "style": "solid", "penwidth": "1.2"},
+    "feedback": {"color": "#d95f02", "style": "dashed", "penwidth": "1.2", "constraint": "false"},
+    "skip": {"color": "#7570b3", "style": "dotted", "penwidth": "1.4"},
+    "input": {"color": "#555555", "style": "solid", "penwidth": "1.2"},
+}
+FONT = "Helvetica"
+
+
+class DrawError(RuntimeError):
+    """A drawing that cannot be rendered (usually: Graphviz's `dot` is not installed)."""
+
+
+def draw(model: Any, view: str = "rolled", steps: int | None = None, collapse: int = 3) -> graphviz.Digraph:
+    """A picture of a spec or a built model: `view` is rolled, unrolled or matrix.
+
+    `model` is a CortexNet, or anything `build` takes (a path, a bundled name,
+    text, a dict, a Spec); a spec is not built: its Plan is drawn, and only the
+    rolled view, which shows parameter counts, needs torch. `steps` draws the
+    plan of a run of that many steps. In the unrolled view, runs of at least
+    `collapse` identical steps become one column.
+    """
+    if view not in VIEWS:
+        raise ValueError(f"view is one of {', '.join(VIEWS)}; got {view!r}")
+    # A CortexNet can only exist if its module (and torch) is loaded; a spec alone needs neither.
+    built = sys.modules.get(f"{__package__}.model")
+    if built is not None and isinstance(model, built.CortexNet):
+        plan = model.plan if steps is None else model.plan_for(steps)
+    else:
+        from .analysis import analyze
+        from .spec import load_spec
+
+        plan, model = make_plan(analyze(load_spec(model)), steps), None
+    if view == "rolled":
+        if model is not None:
+            sizes = {path: sum(p.numel() for p in model.group(path).parameters()) for path in plan.groups}
+        else:
+            from .model import group_sizes
+
+            sizes = group_sizes(plan)
+        params = {area: 0 for area in plan.analysis.spec.areas}
+        for path, size in sizes.items():
+            params[plan.analysis.edge(plan.groups[path].edge).target] += size
+        return _rolled(plan, params)
+    if view == "unrolled":
+        return _unrolled(plan, collapse)
+    return _matrix(plan)
+
+
+def render(graph: graphviz.Digraph, path: str, fmt: str | None = None) -> str:
+    """Write `graph` to `path` in `fmt` (default: the path's suffix); returns the path written."""
+    from .atomic import atomic_path
+
+    fmt = fmt or (path.rsplit(".", 1)[-1].lower() if "." in path else "svg")
+    if fmt not in FORMATS:
+        raise DrawError(f"cannot write {fmt!r}: formats are {', '.join(FORMATS)}")
+    if fmt == "dot":
+        data = graph.source.encode()
+    else:
+        try:
+            data = graph.pipe(format=fmt)
+        except graphviz.ExecutableNotFound:
+            raise DrawError(f"rendering {fmt} needs Graphviz's `dot` program: install it (Debian/Ubuntu: "
+                            "apt-get install graphviz; macOS: brew install graphviz), or write --format dot") from None
+        except graphviz.CalledProcessError as exc:
+            raise DrawError(f"Graphviz failed: {exc.stderr.decode(errors='replace').strip()}") from None
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+    return path
+
+
+# --- the hierarchy ---------------------------------------------------------------------------------
+
+
+def hierarchy(analysis: Analysis) -> tuple[dict[str, int], dict[str, str]]:
+    """(level of each area, kind of each edge); see the module's docstring."""
+    shapes, arrival = analysis.shapes, analysis.arrival
+
+    def key(area: str) -> tuple[int, int]:  # lower in the hierarchy = larger, then reached earlier
+        first = arrival.get(area)
+        return (-shapes[area][1] * shapes[area][2], first if first is not None else 1 << 30)
+
+    forward = nx.DiGraph()
+    forward.add_nodes_from(analysis.spec.areas)
+    for edge in analysis.edges:
+        if not edge.is_input and key(edge.source) < key(edge.target):
+            forward.add_edge(edge.source, edge.target)
+    level: dict[str, int] = {}
+    for area in nx.topological_sort(forward):
+        level[area] = max((level[p] + 1 for p in forward.predecessors(area)), default=0)
+    kinds = {}
+    for edge in analysis.edges:
+        if edge.is_input:
+            kinds[edge.name] = "input"
+        elif key(edge.source) < key(edge.target):
+            kinds[edge.name] = "skip" if level[edge.target] > level[edge.source] + 1 else "feedforward"
+        elif key(edge.source) > key(edge.target):
+            kinds[edge.name] = "feedback"
+        else:
+            kinds[edge.name] = "lateral"
+    return level, kinds
+
+
+# --- labels --------------------------------------------------------------------------------------------
+
+
+def _count(n: int) -> str:
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def _ranges(steps: tuple[int, ...] | list[int]) -> str:
+    """[1, 2, 3, 5, 7, 9] -> '1-3, 5-9/2'."""
+    steps = list(steps)
+    parts, i = [], 0
+    while i < len(steps):
+        j = i
+        if i + 1 < len(steps):
+            gap = steps[i + 1] - steps[i]
+            while j + 1 < len(steps) and steps[j + 1] - steps[j] == gap:
+                j += 1
+        if j - i >= 2 or (j - i == 1 and steps[j] - steps[i] == 1):
+            gap = steps[i + 1] - steps[i]
+            parts.append(f"{steps[i]}-{steps[j]}" + (f"/{gap}" if gap > 1 else ""))
+            i = j + 1
+        else:
+            parts.append(str(steps[i]))
+            i += 1
+    return ", ".join(parts)
+
+
+def _op_text(edge: Edge) -> str:
+    params = edge.params.model_dump(exclude_defaults=True) if edge.params is not None else {}
+    extra = ", ".join(f"{k}={v}" for k, v in params.items())
+    return (edge.written or edge.op) + (f"({extra})" if extra else "")
+
+
+def _weights_text(edge: Edge) -> str:
+    if edge.tie:
+        return f"tied to {edge.tie}"
+    if edge.share == "time":
+        return "shared"
+    return "per step" if edge.share == "none" else "groups " + " | ".join(_ranges(g) for g in edge.share)
+
+
+def _edge_label(edge: Edge, steps: int) -> str:
+    lines = [_op_text(edge)]
+    when = "all steps" if edge.steps == tuple(range(1, steps + 1)) else f"@ {_ranges(edge.steps)}"
+    if edge.is_input:
+        when = "@ " + _ranges(edge.steps)
+    lines.append(when + (f", delay {edge.delay}" if edge.delay != 1 else ""))
+    if not edge.is_input or edge.op != "identity":
+        lines.append(_weights_text(edge) + {"per_step": "", "shared": ", one norm", "none": ", no norm"}[edge.norm])
+    return "\n".join(lines)
+
+
+def _group_colours(plan: Plan) -> dict[str, str]:
+    """A colour per set of weights; a tied group takes its owner's."""
+    owners = sorted({g.tie or g.path for g in plan.groups.values()})
+    colour = {path: PALETTE[i % len(PALETTE)] for i, path in enumerate(owners)}
+    return {g.path: colour[g.tie or g.path] for g in plan.groups.values()}
+
+
+def _base(name: str, rankdir: str) -> graphviz.Digraph:
+    g = graphviz.Digraph(name=name)
+    g.attr(rankdir=rankdir, fontname=FONT, newrank="true", nodesep="0.35", ranksep="0.55")
+    g.attr("node", fontname=FONT, fontsize="11")
+    g.attr("edge", fontname=FONT, fontsize="9", arrowsize="0.7")
+    return g
+
+
+def _prenet_text(analysis: Analysis) -> str:
+    spec = analysis.spec
+    layers = []
+    for ref in spec.prenet:
+        p = ref.params
+        if ref.name == "conv":
+            layers.append(f"conv {p.get('kernel', 3)}x{p.get('kernel', 3)}/{p.get('stride', 1)}, {p['out']}")
+        else:
+            layers.append(f"{ref.name} {p.get('kernel')}/{p.get('stride') or p.get('kernel')}")
+    return "<br/>".join(html.escape(x) for x in layers) or "identity"
+
+
+def _shape(shape: tuple[int, int, int]) -> str:
+    return "x".join(map(str, shape))
+
+
+# --- rolled ---------------------------------------------------------------------------------------------
+
+
+def _rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
+    analysis = plan.analysis
+    spec = analysis.spec
+    level, kinds = hierarchy(analysis)
+    g = _base(f"{spec.name}-rolled", "BT")
+    g.attr(label=f"{spec.name}: {plan.steps} steps, readout {plan.readout_area} at step "
+                 f"{_ranges(plan.readout_steps)}", labelloc="t", fontsize="13")
+    image = f"image<br/>{_shape((spec.input.channels, *spec.input.size))}"
+    g.node("image", f"<{image}>", shape="plaintext")
+    g.node(INPUT, f"<<b>pre-net</b><br/>{_prenet_text(analysis)}<br/>{_shape(analysis.shapes[INPUT])}>",
+           shape="box", style="rounded,filled", fillcolor="#f0f0f0")
+    g.edge("image", INPUT)
+    for lvl in sorted(set(level.values())):
+        with g.subgraph() as same:
+            same.attr(rank="same")
+            for area in spec.areas:
+                if level[area] != lvl:
+                    continue
+                first = analysis.arrival[area]
+                label = (f"<<b>{html.escape(area)}</b><br/>{_shape(analysis.shapes[area])}<br/>"
+                         f"<font point-size='9'>{_count(params[area])} params, signal at step {first}</font>>")
+                border = "3" if area == plan.readout_area else "1.2"
+                same.node(f"area_{area}", label, shape="box", style="rounded,filled", fillcolor="#fbfbf4",
+                          penwidth=border)
+    head = spec.readout.head
+    g.node("head", f"<<b>head</b><br/>{head.pool} pool, linear<br/>{head.classes} classes>", shape="box",
+           style="rounded,filled", fillcolor="#f0f0f0")
+    g.edge(f"area_{plan.readout_area}", "head", label=f"step {_ranges(plan.readout_steps)}", penwidth="2")
+    running = {c.edge for u in plan.updates for c in u.calls}
+    for edge in sorted(analysis.edges, key=lambda e: e.name):
+        source = INPUT if edge.is_input else f"area_{edge.source}"
+        style = dict(KIND_STYLE[kinds[edge.name]], fontcolor=KIND_STYLE[kinds[edge.name]]["color"])
+        if edge.name not in running:
+            style.update(color="#bbbbbb", fontcolor="#999999")  # pruned: never computes for the readout
+        g.edge(source, f"area_{edge.target}", label=_edge_label(edge, spec.steps), **style)
+    _legend(g, sorted({kinds[e.name] for e in analysis.edges}))
+    return g
+
+
+def _legend(g: graphviz.Digraph, kinds: list[str]) -> None:
+    dashes = {"dashed": "- - -", "dotted": ". . .", "solid": "----"}
+    rows = "".join(f"<tr><td align='left'><font color='{KIND_STYLE[k]['color']}'>"
+                   f"{dashes[KIND_STYLE[k]['style']]} {k}</font></td></tr>" for k in kinds)
+    with g.subgraph(name="cluster_legend") as legend:
+        legend.attr(label="", style="invis")
+        legend.node("legend", f"<<table border='0' cellspacing='0'>{rows}</table>>", shape="plaintext",
+                    fontsize="9")
+
+
+# --- unrolled -------------------------------------------------------------------------------------------
+
+
+def _signature(plan: Plan, step: int) -> tuple:
+    """What a step computes, relative to its own time: equal signatures draw the same."""
+    return tuple(sorted((u.area, tuple(sorted((c.edge, c.group, c.source, step - c.reads) for c in u.calls)))
+                        for u in plan.schedule[step]))
+
+
+def _columns(plan: Plan, collapse: int) -> list[tuple[int, int]]:
+    """(first, last) step of each column: runs of `collapse` or more identical steps share one."""
+    columns: list[tuple[int, int]] = []
+    step = 0
+    readouts = set(plan.readout_steps)
+    while step <= plan.steps:
+        end = step
+        sig = _signature(plan, step)
+        while (end + 1 <= plan.steps and _signature(plan, end + 1) == sig and step > 0
+               and not readouts & {end + 1} and sig):
+            end += 1
+        if end - step + 1 >= collapse:
+            columns.append((step, end))
+        else:
+            columns.extend((t, t) for t in range(step, end + 1))
+        step = end + 1
+    return columns
+
+
+def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
+    """Rows are areas (lowest at the bottom), columns steps; every node sits at a fixed place, so
+    Graphviz only draws the arrows (neato with pinned positions: fast, and the grid stays a grid)."""
+    analysis = plan.analysis
+    spec = analysis.spec
+    level, kinds = hierarchy(analysis)
+    colours = _group_colours(plan)
+    columns = _columns(plan, collapse)
+    column_of = {t: i for i, (first, last) in enumerate(columns) for t in range(first, last + 1)}
+    rows = [INPUT] + sorted(spec.areas, key=lambda a: (level[a], list(spec.areas).index(a)))
+    y = {row: 0.7 * i for i, row in enumerate(rows)}
+
+    def x(column: int) -> float:
+        return 1.0 + 0.8 * column
+
+    def at(px: float, py: float) -> str:
+        return f"{px:.2f},{py:.2f}!"
+
+    g = graphviz.Digraph(name=f"{spec.name}-unrolled", engine="neato")
+    owners = {g.tie or g.path for g in plan.groups.values()}
+    key = "colour = weights" if len(owners) <= len(PALETTE) else f"{len(owners)} sets of weights, colours repeat"
+    g.attr(fontname=FONT, fontsize="13", labelloc="t", overlap="true", splines="line",
+           outputorder="edgesfirst", label=f"{spec.name} unrolled: {plan.calls} of {plan.naive_calls} edge calls "
+                                           f"run (silent and unread work pruned); {key}")
+    g.attr("node", fontname=FONT, fontsize="9", shape="circle", width="0.26", fixedsize="true", label="")
+    g.attr("edge", arrowsize="0.6", penwidth="1.2")
+    top = y[rows[-1]] + 0.6
+    for row in rows:
+        g.node(f"row_{row}", f"<<b>{html.escape('image' if row == INPUT else row)}</b>>", shape="plaintext",
+               width="0.8", pos=at(0.0, y[row]))
+    for i, (first, last) in enumerate(columns):
+        title = f"t={first}" if first == last else f"t={first}-{last}<br/>x{last - first + 1}"
+        g.node(f"col_{i}", f"<{title}>", shape="plaintext", width="0.7", pos=at(x(i), top))
+    for update in [u for first, _ in columns for u in plan.schedule[first]]:
+        readout = update.area == plan.readout_area and any(
+            columns[column_of[update.step]][0] <= r <= columns[column_of[update.step]][1] for r in plan.readout_steps)
+        g.node(f"{update.area}@{column_of[update.step]}", style="filled", fillcolor="#333333", color="#333333",
+               peripheries="2" if readout else "1", pos=at(x(column_of[update.step]), y[update.area]))
+    g.node(f"{INPUT}@0", style="filled", fillcolor="#999999", color="#555555", pos=at(x(0), y[INPUT]))
+    drawn = set()
+    for first, _ in columns:
+        for update in plan.schedule[first]:
+            for call in update.calls:
+                src = f"{call.source}@{column_of[call.reads]}"
+                dst = f"{update.area}@{column_of[first]}"
+                if (src, dst, call.group) not in drawn:
+                    drawn.add((src, dst, call.group))
+                    kind = kinds[call.edge]
+                    g.edge(src, dst, color="#777777" if kind == "input" else colours[call.group],
+                           style="dashed" if kind == "feedback" else "solid")
+    head_x = x(len(columns)) + 0.2
+    g.node("head", f"<head<br/>{spec.readout.head.classes} classes>", shape="box", style="rounded",
+           fixedsize="false", pos=at(head_x, y[plan.readout_area]))
+    for step in plan.readout_steps:
+        g.edge(f"{plan.readout_area}@{column_of[_held(plan, plan.readout_area, step)]}", "head", penwidth="2")
+    legend = _colour_legend(plan, colours)
+    if legend:
+        g.node("colours", legend, shape="plaintext", fixedsize="false", pos=at(head_x + 1.6, y[rows[len(rows) // 2]]))
+    return g
+
+
+def _colour_legend(plan: Plan, colours: dict[str, str]) -> str | None:
+    """A table of which colour is which set of weights, when each set has a colour of its own."""
+    owners: dict[str, list[str]] = {}
+    analysis = plan.analysis
+    for group in plan.groups.values():
+        if analysis.edge(group.edge).op != "identity":
+            owners.setdefault(colours[group.path], []).append(group.path.removeprefix("edges."))
+    if not owners or len({g.tie or g.path for g in plan.groups.values()}) > len(PALETTE):
+        return None
+    rows = "".join(f"<tr><td bgcolor='{colour}' width='14'> </td><td align='left'>{html.escape(', '.join(names))}"
+                   f"</td></tr>" for colour, names in owners.items())
+    title = "<tr><td colspan='2' align='left'><b>weights</b></td></tr>"
+    return f"<<table border='0' cellspacing='2'>{title}{rows}</table>>"
+
+
+def _held(plan: Plan, area: str, step: int) -> int:
+    held = [u.step for updates in plan.schedule[: step + 1] for u in updates if u.area == area]
+    return held[-1]
+
+
+# --- matrix ---------------------------------------------------------------------------------------------
+
+
+def _matrix(plan: Plan) -> graphviz.Digraph:
+    analysis = plan.analysis
+    spec = analysis.spec
+    level, kinds = hierarchy(analysis)
+    areas = sorted(spec.areas, key=lambda a: (level[a], list(spec.areas).index(a)))
+    sources = [INPUT] + areas
+    cells: dict[tuple[str, str], list[Edge]] = {}
+    for edge in analysis.edges:
+        cells.setdefault((edge.source, edge.target), []).append(edge)
+    head = "".join(f"<td bgcolor='#eeeeee'><b>{html.escape(a)}</b></td>" for a in areas)
+    body = ""
+    for source in sources:
+        row = f"<td bgcolor='#eeeeee'><b>{'input' if source == INPUT else html.escape(source)}</b></td>"
+        for target in areas:
+            edges = cells.get((source, target), [])
+            text = "<br/>".join(html.escape(_op_text(e)) + (f"<br/><font point-size='8'>@ {_ranges(e.steps)}"
+                                                            f"{', d=' + str(e.delay) if e.delay != 1 else ''}</font>"
+                                                            if e.steps != tuple(range(1, spec.steps + 1)) or
+                                                            e.delay != 1 else "") for e in edges)
+            if edges:
+                colour = KIND_STYLE[kinds[edges[0].name]]["color"]
+                row += f"<td><font color='{colour}'>{text}</font></td>"
+            else:
+                row += "<td> </td>"
+        body += f"<tr>{row}</tr>"
+    table = (f"<table border='0' cellborder='1' cellspacing='0' cellpadding='5'>"
+             f"<tr><td bgcolor='#dddddd'>from \\ to</td>{head}</tr>{body}</table>")
+    g = _base(f"{spec.name}-matrix", "TB")
+    g.attr(label=f"{spec.name}: transition matrix", labelloc="t", fontsize="13")
+    g.node("matrix", f"<{table}>", shape="plaintext")
+    if any(e.steps != tuple(range(0 if e.is_input else 1, spec.steps + 1)) for e in analysis.edges):
+        g.node("timeline", f"<{_timeline(plan)}>", shape="plaintext")
+        g.edge("matrix", "timeline", style="invis")
+    return g
+
+
+def _timeline(plan: Plan) -> str:
+    """When each transition is on: listed by the spec, and whether the Plan runs it."""
+    analysis = plan.analysis
+    runs = {(c.edge, u.step) for u in plan.updates for c in u.calls}
+    head = "".join(f"<td><font point-size='8'>{t}</font></td>" for t in range(plan.steps + 1))
+    body = ""
+    level, _ = hierarchy(analysis)
+    order = {area: (lvl, i) for i, (area, lvl) in enumerate(level.items())}
+    order[INPUT] = (-1, -1)
+    for edge in sorted(analysis.edges, key=lambda e: (order[e.target], order[e.source], e.name)):
+        cells = ""
+        listed = set(edge.fires_until(plan.steps))
+        for t in range(plan.steps + 1):
+            colour = "#333333" if (edge.name, t) in runs else "#cccccc" if t in listed else "#ffffff"
+            cells += f"<td bgcolor='{colour}' width='12'> </td>"
+        body += f"<tr><td align='left'>{html.escape(edge.name)}</td>{cells}</tr>"
+    return (f"<table border='0' cellborder='1' cellspacing='0' cellpadding='2'>"
+            f"<tr><td align='left'><b>when on</b> (dark: runs; light: listed, pruned)</td>{head}</tr>"
+            f"{body}</table>")
+

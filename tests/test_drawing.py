@@ -1,0 +1,101 @@
+"""Drawings come from the Plan: golden DOT files for the bundled specs, rendering, and the edge kinds."""
+
+import shutil
+
+import pytest
+
+from cortexgraph import build, draw
+from cortexgraph.bundled import bundled_specs
+from cortexgraph.cli import main
+from cortexgraph.drawing import VIEWS, DrawError, _ranges, hierarchy, render
+
+from .update_golden import golden_path
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+
+
+@pytest.mark.parametrize("view", VIEWS)
+@pytest.mark.parametrize("name", sorted(bundled_specs()))
+def test_drawing_matches_its_golden_file(name, view):
+    """Regenerate with `python tests/update_golden.py` and review the diff when a drawing changes on purpose."""
+    assert draw(name, view).source == golden_path(name, view).read_text()
+
+
+@needs_dot
+@pytest.mark.parametrize("name", sorted(bundled_specs()))
+def test_rendered_svg_names_every_area(name, tmp_path):
+    path = render(draw(name, "rolled"), str(tmp_path / "graph.svg"))
+    svg = open(path).read()
+    for area in build(name).spec.areas:
+        assert f">{area}</text>" in svg
+
+
+def test_edge_kinds_come_from_the_hierarchy():
+    text = """
+cortexgraph: 1
+name: kinds
+input: {channels: 3, size: 32}
+prenet: [{conv: {out: 8}}]
+areas:
+  V1: {channels: 8, size: 32}
+  V2: {channels: 8, size: 16}
+  V3: {channels: 8, size: 16}
+  V4: {channels: 8, size: 8}
+inputs: {V1: once}
+steps: 4
+transitions:
+  V1: {V1: residual, V2: down, V4: pool}
+  V2: {V1: up, V3: conv, V4: down}
+  V3: {V4: down}
+readout: {area: V4, head: {classes: 2}}
+"""
+    model = build(text)
+    level, kinds = hierarchy(model.analysis)
+    assert level == {"V1": 0, "V2": 1, "V3": 2, "V4": 3}
+    assert kinds["V1->V2"] == "feedforward" and kinds["V2->V1"] == "feedback"
+    assert kinds["V1->V1"] == "lateral"
+    assert kinds["V2->V3"] == "feedforward"  # same size, reached later
+    assert kinds["V1->V4"] == "skip" and kinds["input->V1"] == "input"
+
+
+def test_unrolled_view_draws_what_runs_and_collapses_long_runs():
+    model = build("cornet/cornet-s")
+    dot = draw(model, "unrolled").source
+    assert "col_4 [label=<t=4-6<br/>x3>" in dot  # V4's recurrence, steps 4-6, as one column
+    long = draw(build("liao2016/frnn4-imagenet", steps=40), "unrolled").source
+    assert "t=4-37<br/>x34" in long  # steps 4-37 compute the same thing; from 38 on, V1 is no longer needed
+
+
+def test_rolled_view_greys_out_pruned_edges():
+    model = build("liao2016/frnn4-imagenet", steps=3)  # IT is first reached, and read out, at step 3
+    assert "IT->V4" not in {c.edge for u in model.plan.updates for c in u.calls}
+    source = draw(model, "rolled").source
+    feedback = source[source.index("area_IT -> area_V4"):]
+    assert feedback[: feedback.index("]")].count('color="#bbbbbb"') == 1
+
+
+def test_ranges_read_like_a_person_writes_them():
+    assert _ranges([1, 2, 3, 5, 7, 9]) == "1-3, 5-9/2"
+    assert _ranges([4]) == "4" and _ranges([2, 4]) == "2, 4" and _ranges([1, 2]) == "1-2"
+
+
+def test_draw_command_writes_the_format_of_the_suffix(tmp_path, capsys):
+    target = tmp_path / "frnn.dot"
+    assert main(["draw", "liao2016/frnn4-imagenet", "-o", str(target), "--view", "matrix"]) == 0
+    assert target.read_text().startswith('digraph "frnn4-imagenet-matrix"')
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_without_dot_only_the_dot_format_works(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` on it
+    assert main(["draw", "cornet/cornet-s", "-o", str(tmp_path / "c.png")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "needs Graphviz's `dot` program: install it" in err
+    assert not (tmp_path / "c.png").exists()
+    assert main(["draw", "cornet/cornet-s", "-o", str(tmp_path / "c.svg"), "--format", "dot"]) == 0
+    with pytest.raises(DrawError):
+        render(draw("cornet/cornet-s"), str(tmp_path / "x.pdf"))
+
+
+def test_a_bad_spec_is_exit_code_2(capsys):
+    assert main(["draw", "tests/specs/invalid/unknown-op.yaml"]) == 2
