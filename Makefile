@@ -27,11 +27,19 @@ dot:
 	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq graphviz >/dev/null) \
 	  || echo "warning: could not install Graphviz; drawings other than --format dot will fail"; }
 
+# The offline demo: a 3-area recurrent network, compiled, drawn and trained on
+# scikit-learn's bundled handwritten digits (no download), then its test
+# accuracy at every readout step.
+DEMO_SPEC := demo/frnn3-digits
+DEMO_OUT := runs/demo
+
 demo: setup
-	$(PY) -m cortexgraph specs
-	$(PY) -m cortexgraph validate $$($(PY) -c "from cortexgraph.bundled import bundled_specs; print(' '.join(bundled_specs()))")
-	$(PY) -m cortexgraph compile liao2016/frnn4-imagenet
-	$(PY) -m cortexgraph draw liao2016/frnn4-imagenet --view unrolled -o frnn4-imagenet-unrolled.svg
+	$(PY) -m cortexgraph compile $(DEMO_SPEC)
+	@mkdir -p $(DEMO_OUT)
+	$(PY) -m cortexgraph draw $(DEMO_SPEC) --view unrolled -o $(DEMO_OUT)/frnn3-digits-unrolled.svg
+	$(PY) -m cortexgraph draw $(DEMO_SPEC) --view rolled -o $(DEMO_OUT)/frnn3-digits-rolled.svg
+	$(PY) -m cortexgraph train $(DEMO_SPEC) --data digits --epochs 8 --batch-size 64 \
+	  --optimizer adamw --lr 0.003 --out $(DEMO_OUT)
 
 test: setup
 	$(PY) -m ruff check cortexgraph tests

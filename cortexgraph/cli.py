@@ -133,6 +133,25 @@ def cmd_draw(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .checkpoint import CheckpointError
+    from .train import DataError, TrainConfig, TrainingError, train
+
+    fields = {f for f in TrainConfig.__dataclass_fields__}
+    try:
+        config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+        train(config)
+    except (DataError, CheckpointError, ValueError) as exc:
+        if isinstance(exc, SpecError):
+            raise
+        print(f"cortexgraph: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    except TrainingError as exc:
+        print(f"cortexgraph: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from .schema import json_schema
 
@@ -144,6 +163,11 @@ def cmd_specs(args: argparse.Namespace) -> int:
     from .bundled import bundled_specs
     from .spec import load_spec
 
+    if args.table:
+        from .summary import specs_table
+
+        print(specs_table(bundled_specs()))
+        return EXIT_OK
     for name, path in bundled_specs().items():
         try:
             description = textwrap.shorten(load_spec(path).description or "", 72, placeholder="...")
@@ -183,10 +207,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="draw a run of this many steps")
     p.set_defaults(run=cmd_draw)
 
+    p = sub.add_parser("train", help="train a spec (digits, synthetic, CIFAR-10 or an image folder)",
+                       description="Train a spec. Under torchrun (torchrun --nproc_per_node N -m cortexgraph "
+                                   "train ...) it runs DistributedDataParallel.")
+    p.add_argument("spec", metavar="SPEC", help="a spec file or a bundled spec name")
+    p.add_argument("--data", default="synthetic",
+                   help="digits, synthetic, cifar10 or imagefolder:DIR (default: synthetic)")
+    p.add_argument("--data-dir", default="data", help="where CIFAR-10 is (or is downloaded to)")
+    p.add_argument("--out", help="output folder (default: runs/<spec name>)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    p.add_argument("--lr", type=float, help="learning rate (default: 0.1 for sgd, 0.001 for adamw)")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, help="default: 5e-4 for sgd, 0.05 for adamw")
+    p.add_argument("--schedule", choices=("cosine", "step", "constant"), default="cosine")
+    p.add_argument("--step-size", type=int, default=30, help="epochs between decays (step schedule)")
+    p.add_argument("--gamma", type=float, default=0.1, help="decay factor (step schedule)")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 autocast (default: on for CUDA)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels-last memory format (default: on for CUDA)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--workers", type=int, default=0, help="data loader processes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--steps", type=int, help="override the spec's steps")
+    p.add_argument("--classes", type=int, help="override the readout's classes")
+    p.add_argument("--size", type=int, help="rescale the spec's input and areas")
+    p.add_argument("--share", help="override defaults.share (time or none)")
+    p.add_argument("--norm", choices=("per_step", "shared", "none"), help="override defaults.norm")
+    p.add_argument("--no-anytime", dest="anytime", action="store_false",
+                   help="skip the test accuracy at every readout step")
+    p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar or epoch lines")
+    p.add_argument("--limit-batches", type=int, help="at most this many batches per epoch")
+    p.set_defaults(run=cmd_train)
+
     p = sub.add_parser("schema", help="print the JSON Schema of specs (for editors)")
     p.set_defaults(run=cmd_schema)
 
     p = sub.add_parser("specs", help="list the bundled specs")
+    p.add_argument("--table", action="store_true", help="a Markdown table of their sizes (builds each on the "
+                   "meta device)")
     p.set_defaults(run=cmd_specs)
     return parser
 

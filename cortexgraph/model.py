@@ -10,6 +10,7 @@ time), `edges.S1->S1.t3.conv1.weight` (weights of step 3), `...bn1.t3.weight`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,11 +35,19 @@ def build(spec: Any, *, steps: int | None = None, classes: int | None = None, sh
     """Compile a spec into a module.
 
     `spec` is a path, a bundled spec name (`liao2016/frnn4-cifar`), YAML text, a
-    dict or a Spec. The keywords override the spec's `steps`, readout classes,
+    dict or a Spec; or a checkpoint (`.pt`, `.pth`, `.ckpt`) written by
+    `cortexgraph train`, which restores the trained model from the file alone.
+    The keywords override the spec's `steps`, readout classes,
     `defaults.share` and `defaults.norm`; `size` rescales the input and every
     area by the same factor (a 224-pixel ImageNet spec at `size=32`). A
     SpecError says what is wrong.
     """
+    from .checkpoint import is_checkpoint_path, load_model
+
+    if is_checkpoint_path(spec) and Path(spec).is_file():
+        if any(v is not None for v in (steps, classes, share, norm, size)):
+            raise ValueError("a checkpoint's model is built as it was trained: overrides do not apply")
+        return load_model(spec)
     spec = override(load_spec(spec), steps=steps, classes=classes, share=share, norm=norm, size=size)
     return construct(make_plan(analyze(spec, limits)))
 

@@ -71,3 +71,12 @@ def test_compile_of_a_bad_spec_exits_2(capsys):
     bad = TESTS / "specs" / "invalid" / "unknown-op.yaml"
     assert main(["compile", str(bad)]) == 2
     assert "did you mean 'residual'?" in capsys.readouterr().err
+
+
+def test_the_bundled_specs_table_is_current():
+    from cortexgraph.summary import specs_table
+
+    readme = (TESTS.parent / "specs" / "README.md").read_text()
+    start = readme.index("-->\n") + 4
+    table = readme[start:readme.index("\n<!-- end of table -->")]
+    assert table == specs_table(bundled_specs()), "regenerate with: cortexgraph specs --table"

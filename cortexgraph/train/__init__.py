@@ -1,0 +1,333 @@
+"""Training: `cortexgraph train SPEC` and `cortexgraph.train.train(TrainConfig(...))`.
+
+The usual recipe (SGD with momentum or AdamW, cosine or step schedule, weight
+decay, label smoothing; bf16 autocast and channels-last on GPUs), a progress
+bar, per-epoch metrics in CSV and JSON, test accuracy at every readout step,
+and a checkpoint after every epoch written atomically with the spec and the
+settings inside. Each epoch seeds its own randomness from (seed, epoch), so a
+run resumed from a checkpoint continues exactly as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from ..checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from ..model import CortexNet, construct, override
+from ..spec import load_spec
+from . import distributed as dist
+from .data import DataError, make_data
+from .report import write_anytime, write_metrics
+
+__all__ = ["DataError", "TrainConfig", "TrainingError", "train"]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, an unwritable output folder): one line says why."""
+
+
+@dataclass
+class TrainConfig:
+    spec: str
+    data: str = "synthetic"
+    data_dir: str = "data"
+    out: str | None = None  # default: runs/<spec name>
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float | None = None  # default: 0.1 (sgd), 0.001 (adamw)
+    momentum: float = 0.9
+    weight_decay: float | None = None  # default: 5e-4 (sgd), 0.05 (adamw)
+    schedule: str = "cosine"  # cosine | step | constant
+    step_size: int = 30
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    amp: bool | None = None  # bf16 autocast; default: on for CUDA
+    channels_last: bool | None = None  # default: on for CUDA
+    device: str = "auto"
+    workers: int = 0
+    seed: int = 0
+    resume: bool = False
+    steps: int | None = None  # overrides of the spec, as `build` takes them
+    classes: int | None = None
+    size: int | None = None
+    share: str | None = None
+    norm: str | None = None
+    anytime: bool = True  # test accuracy at every readout step
+    progress: bool = True
+    limit_batches: int | None = None  # at most this many batches per epoch (quick runs)
+
+    def __post_init__(self) -> None:
+        checks = [(self.epochs >= 1, "epochs must be at least 1"),
+                  (self.batch_size >= 1, "batch size must be at least 1"),
+                  (self.optimizer in ("sgd", "adamw"), "optimizer is sgd or adamw"),
+                  (self.schedule in ("cosine", "step", "constant"), "schedule is cosine, step or constant"),
+                  (self.lr is None or self.lr > 0, "learning rate must be positive"),
+                  (0 <= self.label_smoothing < 1, "label smoothing is in [0, 1)"),
+                  (self.workers >= 0, "workers must be >= 0")]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        if self.lr is None:
+            self.lr = 0.1 if self.optimizer == "sgd" else 1e-3
+        if self.weight_decay is None:
+            self.weight_decay = 5e-4 if self.optimizer == "sgd" else 0.05
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Run training; returns the final metrics and where everything was written."""
+    world = dist.start(config.device)
+    try:
+        return _Run(config, world).run()
+    finally:
+        dist.stop(world)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 100_003 + epoch
+
+
+class _Run:
+    def __init__(self, config: TrainConfig, world: dist.World):
+        self.config, self.world = config, world
+        self.device = dist.device_for(config.device, world)
+        cuda = self.device.type == "cuda"
+        self.amp = cuda if config.amp is None else config.amp
+        self.channels_last = cuda if config.channels_last is None else config.channels_last
+        self.say = print if (world.main and config.progress) else (lambda *a, **k: None)
+
+    # --- set-up: everything that can fail does so before the first step -----------------------
+
+    def prepare(self) -> None:
+        config = self.config
+        spec = override(load_spec(config.spec), steps=config.steps, classes=config.classes, size=config.size,
+                        share=config.share, norm=config.norm)
+        self.out = Path(config.out or Path("runs") / spec.name)
+        self.checkpoint_path = self.out / "checkpoint.pt"
+        self.payload = self._resume_payload(spec) if config.resume else None
+        torch.manual_seed(config.seed)
+        self.model: CortexNet = (load_model(self.checkpoint_path, self.payload) if self.payload
+                                 else construct(_plan(spec)))
+        self.spec = self.model.spec
+        self.data = make_data(config.data, self.spec, config.data_dir, config.seed)
+        classes = self.spec.readout.head.classes
+        if self.data.classes != classes:
+            raise DataError(f"{self.spec.name} reads out {classes} classes but {self.data.name} has "
+                            f"{self.data.classes}; pass --classes {self.data.classes}")
+        if self.world.main:
+            self._check_output()
+        self.model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        self.optimizer = self._optimizer()
+        self.epochs: list[dict[str, Any]] = []
+        self.start_epoch = 0
+        if self.payload:
+            self.optimizer.load_state_dict(self.payload["optimizer"])
+            self.start_epoch = int(self.payload["epoch"])
+            self.epochs = list(self.payload.get("metrics", []))
+        self.net = self.model
+        if self.world.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # The Plan runs the same calls every iteration (a static graph); some parameters, such
+            # as the norms of steps the readout never needs, get no gradient, which DDP allows then.
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids, static_graph=True)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+
+    def _resume_payload(self, spec) -> dict[str, Any]:
+        if not self.checkpoint_path.is_file():
+            raise CheckpointError(f"nothing to resume: {self.checkpoint_path} does not exist")
+        payload = read_checkpoint(self.checkpoint_path)
+        if payload["spec"] != spec.to_dict():
+            raise CheckpointError(f"{self.checkpoint_path} was trained from another spec than "
+                                  f"{self.config.spec!r} (with these overrides); resume with the same spec")
+        return payload
+
+    def _check_output(self) -> None:
+        """Fail now, not after an epoch, if checkpoints cannot be written here."""
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            probe = self.out / ".cortexgraph-write-test"
+            probe.write_bytes(b"x")
+            probe.unlink()
+        except OSError as exc:
+            raise TrainingError(f"cannot write to {self.out}: {exc.strerror or exc}") from None
+        need = 3 * sum(t.numel() * t.element_size() for t in self.model.state_dict().values()) + (1 << 20)
+        free = shutil.disk_usage(self.out).free
+        if free < need:
+            raise TrainingError(f"{self.out} has {free / 1e6:.1f} MB free; a checkpoint of this model needs "
+                                f"about {need / 1e6:.1f} MB")
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        return torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+
+    def _set_lr(self, epoch: int) -> None:
+        """The learning rate of an epoch, in closed form (what CosineAnnealingLR and StepLR compute).
+
+        Set from the epoch number rather than kept in a stateful scheduler, so a
+        resumed run (or one resumed with more epochs) has exactly the rates it
+        would have had without stopping."""
+        c = self.config
+        if c.schedule == "cosine":
+            factor = 0.5 * (1 + math.cos(math.pi * epoch / c.epochs))
+        elif c.schedule == "step":
+            factor = c.gamma ** (epoch // c.step_size)
+        else:
+            factor = 1.0
+        for group in self.optimizer.param_groups:
+            group["lr"] = c.lr * factor
+
+    def _loader(self, dataset, train: bool, epoch: int) -> DataLoader:
+        sampler = None
+        if self.world.distributed:
+            sampler = DistributedSampler(dataset, num_replicas=self.world.size, rank=self.world.rank,
+                                         shuffle=train, seed=self.config.seed)
+            sampler.set_epoch(epoch)
+        generator = torch.Generator().manual_seed(_epoch_seed(self.config.seed, epoch))
+        return DataLoader(dataset, batch_size=self.config.batch_size, shuffle=train and sampler is None,
+                          sampler=sampler, generator=generator, num_workers=self.config.workers,
+                          pin_memory=self.device.type == "cuda")
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        self.prepare()
+        config = self.config
+        if self.start_epoch >= config.epochs:
+            self.say(f"{self.checkpoint_path} has finished all {config.epochs} epochs; nothing to do")
+        for epoch in range(self.start_epoch, config.epochs):
+            torch.manual_seed(_epoch_seed(config.seed, epoch))
+            random.seed(_epoch_seed(config.seed, epoch))
+            self._set_lr(epoch)
+            train = self._train_epoch(epoch)
+            dist.share_buffers(self.model, self.world)
+            test = self._evaluate(epoch)
+            in_sync, checksum = dist.checksums_agree(self.model, self.world, self.device)
+            if not in_sync:
+                raise TrainingError(f"processes disagree on the weights after epoch {epoch + 1}")
+            record = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], **train, **test}
+            if self.world.distributed:
+                record["processes"] = self.world.size
+                record["checksum"] = checksum
+            self.epochs.append(record)
+            self.say(f"epoch {epoch + 1}/{config.epochs}: train loss {train['train_loss']:.4f} "
+                     f"acc {100 * train['train_acc']:.1f}% | test loss {test['test_loss']:.4f} "
+                     f"acc {100 * test['test_acc']:.1f}% | {train['images_per_second']:.0f} img/s")
+            if self.world.main:
+                self._save(epoch + 1)
+            dist.barrier(self.world)
+        return self._finish()
+
+    def _autocast(self):
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        from tqdm import tqdm
+
+        config = self.config
+        self.net.train()
+        loader = self._loader(self.data.train, True, epoch)
+        total = len(loader) if config.limit_batches is None else min(len(loader), config.limit_batches)
+        bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+                   disable=not (self.world.main and config.progress), dynamic_ncols=True)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen, start = 0, time.perf_counter()
+        for i, (x, y) in enumerate(loader):
+            if i >= total:
+                break
+            x, y = self._inputs(x), y.to(self.device, non_blocking=True)
+            with self._autocast():
+                logits = self.net(x)
+                loss = self.criterion(logits.float(), y)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"the loss is {loss.item()} at epoch {epoch + 1}, batch {i + 1}; "
+                                    "lower the learning rate, or check the data")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum += loss.detach().double() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += len(y)
+            bar.update()
+            if i % 5 == 0 or i + 1 == total:
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{100 * correct.item() / seen:.1f}%",
+                                img_s=f"{seen * self.world.size / elapsed:.0f}")
+        bar.close()
+        elapsed = time.perf_counter() - start
+        loss_total, correct_total, seen_total = dist.all_sum([loss_sum.item(), float(correct.item()), float(seen)],
+                                                             self.world, self.device)
+        return {"train_loss": loss_total / seen_total, "train_acc": correct_total / seen_total,
+                "seconds": round(elapsed, 3), "images_per_second": seen_total / elapsed}
+
+    @torch.no_grad()
+    def _evaluate(self, epoch: int) -> dict[str, Any]:
+        model = self.model.eval()
+        single = len(self.spec.readout_steps) == 1
+        loss_sum = correct = seen = 0.0
+        by_step: dict[int, float] = {}
+        for x, y in self._loader(self.data.test, False, epoch):
+            x, y = self._inputs(x), y.to(self.device)
+            with self._autocast():
+                anytime = model(x, readout="all") if self.config.anytime else {}
+                final = anytime[self.spec.readout_steps[0]] if single and anytime else model(x)
+            loss_sum += float(self.criterion(final.float(), y)) * len(y)
+            correct += float((final.argmax(1) == y).sum())
+            seen += len(y)
+            for step, logits in anytime.items():
+                by_step[step] = by_step.get(step, 0.0) + float((logits.argmax(1) == y).sum())
+        steps = sorted(by_step)
+        totals = dist.all_sum([loss_sum, correct, seen] + [by_step[t] for t in steps], self.world, self.device)
+        loss_sum, correct, seen = totals[:3]
+        return {"test_loss": loss_sum / seen, "test_acc": correct / seen,
+                "anytime": {t: c / seen for t, c in zip(steps, totals[3:])}}
+
+    # --- outputs -------------------------------------------------------------------------------------
+
+    def _settings(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self.config), "device": str(self.device), "amp": self.amp,
+                "channels_last": self.channels_last, "processes": self.world.size}
+
+    def _save(self, epochs_done: int) -> None:
+        write_metrics(self.out, {"spec": self.spec.name, "settings": self._settings()}, self.epochs)
+        model_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        save_checkpoint(self.checkpoint_path, spec=self.spec.to_dict(), settings=self._settings(),
+                        model=model_state, optimizer=self.optimizer.state_dict(), epoch=epochs_done,
+                        metrics=self.epochs)
+
+    def _finish(self) -> dict[str, Any]:
+        last = self.epochs[-1] if self.epochs else {}
+        result = {"out": str(self.out), "checkpoint": str(self.checkpoint_path), "epochs": self.epochs,
+                  "test_acc": last.get("test_acc", math.nan), "anytime": last.get("anytime", {})}
+        if self.world.main and last.get("anytime"):
+            anytime = {int(t): v for t, v in last["anytime"].items()}
+            plot = write_anytime(self.out, self.spec.name, anytime, self.spec.readout_steps)
+            result["plot"] = str(plot)
+            steps = ", ".join(f"t={t} {100 * a:.1f}%" for t, a in sorted(anytime.items()))
+            self.say(f"test accuracy by readout step: {steps}")
+            self.say(f"wrote {self.out}/metrics.csv, metrics.json, checkpoint.pt and the plot {plot}")
+        return result
+
+
+def _plan(spec):
+    from ..analysis import analyze
+    from ..plan import make_plan
+
+    return make_plan(analyze(spec))

@@ -1,0 +1,95 @@
+"""One process or many: `torchrun --nproc_per_node N -m cortexgraph train ...` runs DDP.
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them everything here is
+a no-op for a single process. NCCL on GPUs, gloo on CPUs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def start(device: str) -> World:
+    """Join the process group torchrun set up (if any)."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return World()
+    world = World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        dist.init_process_group(backend=backend)
+    return world
+
+
+def device_for(requested: str, world: World) -> torch.device:
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and world.distributed:
+        requested = f"cuda:{world.local_rank}"
+    device = torch.device(requested)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda asked for, but CUDA is not available here; use --device cpu")
+        torch.cuda.set_device(device)
+    return device
+
+
+def all_sum(values: list[float], world: World, device: torch.device) -> list[float]:
+    """Sum numbers over all processes (counts of correct answers, losses)."""
+    if not world.distributed:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def checksums_agree(model: torch.nn.Module, world: World, device: torch.device) -> tuple[bool, float]:
+    """Whether every process holds the same parameters and buffers (a checksum over all of them)."""
+    with torch.no_grad():
+        total = sum(float(t.double().sum()) + float(t.double().abs().sum()) * 1e-3
+                    for t in model.state_dict().values() if t.is_floating_point())
+    if not world.distributed:
+        return True, total
+    mine = torch.tensor([total], dtype=torch.float64, device=device)
+    gathered = [torch.zeros_like(mine) for _ in range(world.size)]
+    dist.all_gather(gathered, mine)
+    values = [float(g) for g in gathered]
+    return max(values) - min(values) <= 1e-9 * max(1.0, abs(values[0])), total
+
+
+def share_buffers(model: torch.nn.Module, world: World) -> None:
+    """Give every process rank 0's buffers (BatchNorm's running statistics).
+
+    DDP copies them from rank 0 before each training forward pass, but each
+    process's last pass updates its own; evaluation and checkpoints want one set."""
+    if world.distributed:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def barrier(world: World) -> None:
+    if world.distributed:
+        dist.barrier()
+
+
+def stop(world: World) -> None:
+    if world.distributed and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,64 @@
+"""What a run leaves behind: per-epoch metrics (CSV and JSON) and the accuracy-vs-readout-step plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_path
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(text)
+
+
+def write_metrics(out: Path, run: dict[str, Any], epochs: list[dict[str, Any]]) -> None:
+    """metrics.json (the run's settings and every epoch) and metrics.csv (one row per epoch,
+    accuracy at each readout step as `acc@<step>` columns)."""
+    _write_text(out / "metrics.json", json.dumps({"run": run, "epochs": epochs}, indent=2) + "\n")
+    steps = sorted({int(t) for e in epochs for t in e.get("anytime", {})})
+    scalar = [k for k in epochs[0] if k not in ("anytime",)] if epochs else []
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(scalar + [f"acc@{t}" for t in steps])
+    for e in epochs:
+        anytime = {int(t): v for t, v in e.get("anytime", {}).items()}
+        writer.writerow([e[k] for k in scalar] + [anytime.get(t, "") for t in steps])
+    _write_text(out / "metrics.csv", buffer.getvalue())
+
+
+def write_anytime(out: Path, name: str, anytime: dict[int, float], readout_steps: tuple[int, ...]) -> Path:
+    """anytime.csv and anytime.png: test accuracy when reading out at each step."""
+    steps = sorted(anytime)
+    _write_text(out / "anytime.csv", "step,test_accuracy\n" + "".join(f"{t},{anytime[t]:.6f}\n" for t in steps))
+    return plot_lines(out / "anytime.png", {name: (steps, [100 * anytime[t] for t in steps])},
+                      xlabel="readout step (unroll depth)", ylabel="test accuracy (%)",
+                      title=f"{name}: accuracy vs readout time", marks=readout_steps)
+
+
+def plot_lines(path: Path, series: dict[str, tuple[list, list]], xlabel: str, ylabel: str, title: str,
+               marks: tuple = ()) -> Path:
+    """A simple line plot written as PNG (matplotlib's Agg backend: no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=130)
+    for label, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=1.6, label=label)
+    for x in marks:
+        ax.axvline(x, color="#999999", linestyle=":", linewidth=1)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path

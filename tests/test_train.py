@@ -1,0 +1,218 @@
+"""Training: outputs, checkpoints that rebuild the model, exact resume, data and output errors."""
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+
+from cortexgraph import build
+from cortexgraph.checkpoint import CheckpointError, read_checkpoint
+from cortexgraph.cli import main
+from cortexgraph.train import DataError, TrainConfig, TrainingError, train
+
+TINY = """
+cortexgraph: 1
+name: tiny
+input: {channels: 3, size: 8}
+prenet: [{conv: {out: 4}}]
+areas:
+  A: {channels: 4, size: 8}
+  B: {channels: 8, size: 4}
+inputs: {A: once}
+steps: 3
+transitions:
+  A: {A: residual, B: down}
+  B: {A: up, B: residual}
+readout: {area: B, head: {classes: 3}}
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    return str(path)
+
+
+def config(spec, out, **changes):
+    settings = dict(spec=spec, data="synthetic", out=str(out), epochs=2, batch_size=64, optimizer="adamw",
+                    lr=3e-3, progress=False, limit_batches=4)
+    return TrainConfig(**{**settings, **changes})
+
+
+def test_a_run_writes_metrics_the_anytime_curve_and_a_checkpoint(tiny, tmp_path):
+    result = train(config(tiny, tmp_path / "run"))
+    out = Path(result["out"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    assert set(metrics["epochs"][0]) >= {"train_loss", "train_acc", "test_loss", "test_acc", "lr",
+                                         "images_per_second", "anytime"}
+    header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "test_acc" in header and "acc@1" in header and "acc@3" in header  # B is first reached at step 1
+    assert (out / "anytime.png").stat().st_size > 1000
+    assert (out / "anytime.csv").read_text().startswith("step,test_accuracy\n1,")
+    assert result["anytime"][3] == metrics["epochs"][-1]["test_acc"]
+
+
+def test_build_restores_the_trained_model_from_the_checkpoint_alone(tiny, tmp_path):
+    result = train(config(tiny, tmp_path / "run"))
+    payload = read_checkpoint(result["checkpoint"])
+    assert payload["settings"]["optimizer"] == "adamw" and payload["epoch"] == 2
+    model = build(result["checkpoint"]).eval()
+    fresh = build(tiny).eval()
+    fresh.load_state_dict(payload["model"])
+    x = torch.randn(5, 3, 8, 8)
+    torch.testing.assert_close(model(x), fresh(x), rtol=0, atol=0)
+
+
+class Stopped(Exception):
+    pass
+
+
+def test_resuming_gives_the_same_weights_as_an_uninterrupted_run(tiny, tmp_path, monkeypatch):
+    import cortexgraph.train as training
+
+    train(config(tiny, tmp_path / "whole", epochs=3))
+    saved = training.save_checkpoint
+
+    def save_then_stop(*args, **kwargs):  # the run dies right after its first checkpoint
+        saved(*args, **kwargs)
+        raise Stopped
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_stop)
+    with pytest.raises(Stopped):
+        train(config(tiny, tmp_path / "parts", epochs=3))
+    monkeypatch.setattr(training, "save_checkpoint", saved)
+    assert read_checkpoint(tmp_path / "parts" / "checkpoint.pt")["epoch"] == 1
+    train(config(tiny, tmp_path / "parts", epochs=3, resume=True))
+    whole = read_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    parts = read_checkpoint(tmp_path / "parts" / "checkpoint.pt")
+    assert parts["epoch"] == 3
+    for name, tensor in whole["model"].items():
+        assert torch.equal(tensor, parts["model"][name]), name
+    assert [e["test_loss"] for e in whole["metrics"]] == [e["test_loss"] for e in parts["metrics"]]
+
+
+def test_digits_are_real_and_reach_high_accuracy(tmp_path):
+    result = train(TrainConfig(spec="demo/frnn3-digits", data="digits", out=str(tmp_path / "digits"), epochs=3,
+                               batch_size=64, optimizer="adamw", lr=3e-3, progress=False))
+    assert result["test_acc"] > 0.85
+
+
+def test_classes_that_do_not_match_the_data_are_one_clear_error(tiny, tmp_path):
+    with pytest.raises(DataError, match="tiny reads out 3 classes but digits has 10; pass --classes 10"):
+        train(config(tiny, tmp_path / "run", data="digits"))
+
+
+def test_missing_image_folder(tiny, tmp_path):
+    with pytest.raises(DataError, match="imagefolder:DIR wants DIR/train/<class>/<image>"):
+        train(config(tiny, tmp_path / "run", data=f"imagefolder:{tmp_path / 'nowhere'}"))
+
+
+def test_image_folder_trains(tmp_path):
+    from PIL import Image
+
+    for part in ("train", "val"):
+        for label, colour in (("cat", (250, 20, 20)), ("dog", (20, 20, 250))):
+            folder = tmp_path / "images" / part / label
+            folder.mkdir(parents=True)
+            for i in range(6):
+                Image.new("RGB", (20, 20), tuple(max(0, c - 10 * i) for c in colour)).save(folder / f"{i}.png")
+    spec = tmp_path / "folder.yaml"
+    spec.write_text(TINY.replace("classes: 3", "classes: 2"))
+    result = train(config(str(spec), tmp_path / "run", data=f"imagefolder:{tmp_path / 'images'}", batch_size=4))
+    assert len(result["epochs"]) == 2
+
+
+def test_cifar10_offline_says_where_to_put_the_files(tmp_path, monkeypatch):
+    import torchvision.datasets.cifar as cifar
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(cifar, "download_and_extract_archive", offline)
+    spec = tmp_path / "c.yaml"
+    spec.write_text(TINY.replace("size: 8}\nprenet", "size: 32}\nprenet").replace("A: {channels: 4, size: 8}",
+                    "A: {channels: 4, size: 32}").replace("B: {channels: 8, size: 4}", "B: {channels: 8, size: 16}")
+                    .replace("classes: 3", "classes: 10"))
+    with pytest.raises(DataError, match=r"put cifar-10-python.tar.gz .* in .*data"):
+        train(config(str(spec), tmp_path / "run", data="cifar10", data_dir=str(tmp_path / "data")))
+
+
+def test_cifar10_reads_the_real_format(tmp_path, monkeypatch):
+    """The real loader on a small CIFAR-10-format folder (torchvision's checksums patched for it)."""
+    import pickle
+
+    import numpy as np
+    import torchvision.datasets.cifar as cifar
+
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 255, (20, 3072), dtype=np.uint8), "labels": list(range(10)) * 2}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}))
+    monkeypatch.setattr(cifar.CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(cifar, "check_integrity", lambda *args: True)
+    spec = build("liao2016/frnn2-cifar").spec.to_dict()
+    spec["steps"] = 3
+    for area in spec["areas"].values():
+        area["channels"] = 4
+    spec["prenet"] = [{"conv": {"out": 4}}]
+    path = tmp_path / "small-cifar.json"
+    path.write_text(json.dumps(spec))
+    result = train(config(str(path), tmp_path / "run", data="cifar10", data_dir=str(tmp_path / "data"),
+                          batch_size=25, limit_batches=None, epochs=1))
+    assert result["epochs"][0]["seconds"] > 0
+
+
+def test_unwritable_output_fails_before_training(tiny, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(TrainingError, match=f"cannot write to {blocked}/run"):
+        train(config(tiny, blocked / "run"))
+
+
+def test_corrupt_checkpoint_is_one_line_and_keeps_the_file(tiny, tmp_path, capsys):
+    result = train(config(tiny, tmp_path / "run", epochs=1))
+    path = Path(result["checkpoint"])
+    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    with pytest.raises(CheckpointError, match="cannot be read as a checkpoint"):
+        build(str(path))
+    code = main(["train", tiny, "--data", "synthetic", "--out", str(tmp_path / "run"), "--resume", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "cannot be read as a checkpoint" in err
+    assert path.stat().st_size == 1000
+
+
+def test_resume_with_another_spec_is_refused(tiny, tmp_path):
+    train(config(tiny, tmp_path / "run", epochs=1))
+    with pytest.raises(CheckpointError, match="trained from another spec"):
+        train(config(tiny, tmp_path / "run", epochs=2, resume=True, steps=4))
+
+
+def test_cli_train_reports_and_exits_0(tiny, tmp_path, capsys):
+    code = main(["train", tiny, "--epochs", "1", "--limit-batches", "2", "--out", str(tmp_path / "run"),
+                 "--optimizer", "adamw"])
+    out = capsys.readouterr().out
+    assert code == 0 and "epoch 1/1: train loss" in out and "test accuracy by readout step: t=1" in out
+
+
+def test_two_processes_on_cpu_stay_in_sync(tiny, tmp_path):
+    """torchrun with the gloo backend: every epoch checks that both processes hold the same weights."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = Path(sys.executable).parent / "torchrun"
+    done = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", "-m", "cortexgraph",
+                           "train", tiny, "--epochs", "2", "--batch-size", "32", "--limit-batches", "4",
+                           "--optimizer", "adamw", "--lr", "0.003", "--out", str(tmp_path / "ddp"), "--quiet"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    epochs = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["epochs"]
+    assert [e["processes"] for e in epochs] == [2, 2]
+    assert epochs[0]["checksum"] != epochs[1]["checksum"]  # the weights moved, identically on both
