@@ -42,14 +42,14 @@ demo: setup
 	  --optimizer adamw --lr 0.003 --out $(DEMO_OUT)
 
 test: setup
-	$(PY) -m ruff check cortexgraph tests
+	$(PY) -m ruff check cortexgraph tests benchmarks examples
 	$(PY) -m pytest
 
 golden: setup  # regenerate the golden drawings; review with `git diff tests/golden`
 	$(PY) tests/update_golden.py
 
 lint: setup
-	$(PY) -m ruff check cortexgraph tests
+	$(PY) -m ruff check cortexgraph tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

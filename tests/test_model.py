@@ -354,3 +354,25 @@ def test_every_sharing_and_norm_setting_builds_the_weights_it_says():
     assert calls[(6, "V2-V4-conv")].group == "edges.V2-V4-conv.t4"
     assert calls[(5, "V2->V2")].group == "edges.V2->V2.t4" and calls[(5, "V2->V2")].norm_step == 4  # reuse_last
     assert model(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("norm", ["per_step", "shared", "none"])
+@pytest.mark.parametrize("op,target", [("residual", (4, 8, 8)), ("residual", (8, 4, 4)), ("basic", (4, 8, 8)),
+                                       ("basic", (8, 4, 4)), ("bottleneck", (8, 4, 4)), ("conv", (4, 8, 8)),
+                                       ("down", (8, 4, 4)), ("up", (4, 16, 16)), ("pool", (4, 4, 4)),
+                                       ("identity", (4, 8, 8)), ("cornet", (4, 8, 8)), ("cornet", (8, 4, 4))])
+def test_no_op_changes_its_input(op, target, norm):
+    """An area's value is read by several edges: an op must never modify it in place."""
+    from cortexgraph.ops.layers import OpContext
+    from cortexgraph.ops.registry import lookup
+
+    definition = lookup("transition", op)
+    ctx = OpContext(definition.name, (4, 8, 8), target, definition.params(), norm_policy=norm, norm_steps=(1, 2))
+    module = definition.load()(ctx).train()
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    area = x * 1  # an area's value: an intermediate tensor of the autograd graph
+    before = area.detach().clone()
+    out = module(area, 2)
+    assert out.shape == (2, *target)
+    torch.testing.assert_close(area.detach(), before)
+    out.sum().backward()

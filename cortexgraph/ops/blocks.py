@@ -74,11 +74,12 @@ class PreActBlock(nn.Module):
         self.conv1 = conv3x3(cin, cout, stride)
         self.bn2 = ctx.norm(cout)
         self.conv2 = conv3x3(cout, cout)
+        self.act_input = ctx.activation(inplace=False)  # with norm: none, bn1(x) is x itself
         self.act = ctx.activation()
         self.shortcut = conv1x1(cin, cout, stride) if ctx.reshapes else None
 
     def forward(self, x: Tensor, step: int) -> Tensor:
-        pre = self.act(self.bn1(x, step))
+        pre = self.act_input(self.bn1(x, step))
         identity = x if self.shortcut is None else self.shortcut(pre)
         out = self.conv1(pre)
         out = self.conv2(self.act(self.bn2(out, step)))

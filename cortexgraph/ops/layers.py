@@ -16,12 +16,12 @@ from .norms import make_norm
 from .registry import Shape, resampling
 
 _ACTIVATIONS = {
-    "relu": lambda: nn.ReLU(inplace=True),
-    "gelu": nn.GELU,
-    "silu": lambda: nn.SiLU(inplace=True),
-    "tanh": nn.Tanh,
-    "elu": lambda: nn.ELU(inplace=True),
-    "none": nn.Identity,
+    "relu": lambda inplace: nn.ReLU(inplace=inplace),
+    "gelu": lambda inplace: nn.GELU(),
+    "silu": lambda inplace: nn.SiLU(inplace=inplace),
+    "tanh": lambda inplace: nn.Tanh(),
+    "elu": lambda inplace: nn.ELU(inplace=inplace),
+    "none": lambda inplace: nn.Identity(),
 }
 
 
@@ -64,8 +64,11 @@ class OpContext:
         """A norm for `channels` following the edge's policy: call it as `norm(x, step)`."""
         return make_norm(self.norm_policy, channels, self.norm_steps)
 
-    def activation(self) -> nn.Module:
-        return _ACTIVATIONS[self.activation_name]()
+    def activation(self, inplace: bool = True) -> nn.Module:
+        """The spec's nonlinearity. In place by default (as torchvision's ReLUs), which is safe on a
+        tensor the op made itself; an op applying it to its input must ask for `inplace=False`:
+        an area's value is read by other edges too, and ops never change their input."""
+        return _ACTIVATIONS[self.activation_name](inplace)
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:

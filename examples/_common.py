@@ -1,0 +1,67 @@
+"""What the experiment scripts share: their options, one training run, a CSV."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cortexgraph.train import TrainConfig, train
+
+
+def options(name: str, doc: str, epochs: int) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="digits", help="digits (offline, CPU-sized) or cifar10 (for a GPU)")
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=f"runs/examples/{name}", help="where the CSV, plot and runs go")
+    args = parser.parse_args()
+    args.size = 16 if args.data == "digits" else None  # CIFAR-shaped specs at the digits' (upsampled) size
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def spec_file(spec: dict[str, Any], folder: str) -> str:
+    """Write a spec variant to a file, so the run's checkpoint names a file one can read."""
+    path = Path(folder) / f"{spec['name']}.json"
+    path.write_text(json.dumps(spec, indent=2))
+    return str(path)
+
+
+def run(spec: str, args: argparse.Namespace, label: str, **changes: Any) -> dict[str, Any]:
+    """Train one model; returns its metrics, with the wall time."""
+    settings = dict(spec=spec, data=args.data, data_dir=args.data_dir, out=f"{args.out}/{label}",
+                    epochs=args.epochs, batch_size=args.batch_size, optimizer="adamw", lr=3e-3,
+                    device=args.device, seed=args.seed, size=args.size, progress=False)
+    start = time.perf_counter()
+    result = train(TrainConfig(**{**settings, **changes}))
+    result["wall_seconds"] = time.perf_counter() - start
+    print(f"  {label}: test accuracy {100 * result['test_acc']:.1f}% ({result['wall_seconds']:.0f} s)", flush=True)
+    return result
+
+
+def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {path}")
+
+
+def machine() -> str:
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
+    return f"{platform.machine()}, {device}, torch {torch.__version__}"
+
+
+def scratch() -> str:
+    return tempfile.mkdtemp(prefix="cortexgraph-example-")
