@@ -238,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, help="rescale the spec's input and areas")
     p.add_argument("--share", help="override defaults.share (time or none)")
     p.add_argument("--norm", choices=("per_step", "shared", "none"), help="override defaults.norm")
+    p.add_argument("--activation-checkpointing", action=argparse.BooleanOptionalAction, default=None,
+                   help="recompute each step's intermediate values in the backward pass (less memory)")
     p.add_argument("--no-anytime", dest="anytime", action="store_false",
                    help="skip the test accuracy at every readout step")
     p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar or epoch lines")

@@ -9,12 +9,16 @@ time), `edges.S1->S1.t3.conv1.weight` (weights of step 3), `...bn1.t3.weight`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from .analysis import INPUT, Analysis, Limits, analyze
 from .errors import Problem, SpecError
@@ -31,7 +35,8 @@ class InputError(ValueError):
 
 
 def build(spec: Any, *, steps: int | None = None, classes: int | None = None, share: str | None = None,
-          norm: str | None = None, size: int | None = None, limits: Limits = Limits()) -> CortexNet:
+          norm: str | None = None, size: int | None = None, checkpoint: bool | None = None,
+          limits: Limits = Limits()) -> CortexNet:
     """Compile a spec into a module.
 
     `spec` is a path, a bundled spec name (`liao2016/frnn4-cifar`), YAML text, a
@@ -39,16 +44,19 @@ def build(spec: Any, *, steps: int | None = None, classes: int | None = None, sh
     `cortexgraph train`, which restores the trained model from the file alone.
     The keywords override the spec's `steps`, readout classes,
     `defaults.share` and `defaults.norm`; `size` rescales the input and every
-    area by the same factor (a 224-pixel ImageNet spec at `size=32`). A
-    SpecError says what is wrong.
+    area by the same factor (a 224-pixel ImageNet spec at `size=32`);
+    `checkpoint` recomputes each step's intermediate values in the backward
+    pass rather than keeping them (much less memory for many steps, about a
+    third more time). A SpecError says what is wrong.
     """
     from .checkpoint import is_checkpoint_path, load_model
 
     if is_checkpoint_path(spec) and Path(spec).is_file():
-        if any(v is not None for v in (steps, classes, share, norm, size)):
+        if any(v is not None for v in (steps, classes, share, norm, size, checkpoint)):
             raise ValueError("a checkpoint's model is built as it was trained: overrides do not apply")
         return load_model(spec)
-    spec = override(load_spec(spec), steps=steps, classes=classes, share=share, norm=norm, size=size)
+    spec = override(load_spec(spec), steps=steps, classes=classes, share=share, norm=norm, size=size,
+                    checkpoint=checkpoint)
     return construct(make_plan(analyze(spec, limits)))
 
 
@@ -80,11 +88,13 @@ def _resettable(module: nn.Module) -> bool:
 
 
 def override(spec: Spec, steps: int | None = None, classes: int | None = None, share: str | None = None,
-             norm: str | None = None, size: int | None = None) -> Spec:
+             norm: str | None = None, size: int | None = None, checkpoint: bool | None = None) -> Spec:
     """The spec with some fields replaced (see `build`); the spec itself when none is given."""
-    if all(v is None for v in (steps, classes, share, norm, size)):
+    if all(v is None for v in (steps, classes, share, norm, size, checkpoint)):
         return spec
     data = spec.to_dict()
+    if checkpoint is not None:
+        data["checkpoint"] = checkpoint
     if size is not None:
         _rescale(spec, data, size)
     if steps is not None:
@@ -126,12 +136,25 @@ class Head(nn.Module):
         return self.fc(self.dropout(torch.flatten(self.pool(x), 1)))
 
 
+Calls = tuple[tuple[nn.Module, int, int], ...]  # (module, slot read, norm step) summed into one value
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One step of a bound Plan: the values it makes from values made before it."""
+
+    updates: tuple[tuple[int, Calls], ...]  # (slot written, its calls)
+    reads: tuple[int, ...]  # slots its calls read (all made at earlier steps)
+    frees: tuple[int, ...]  # slots nobody reads after this step
+    norms: tuple[nn.Module, ...]  # its BatchNorms (frozen while a checkpoint recomputes the step)
+
+
 @dataclass(frozen=True)
 class _Program:
     """A Plan bound to this module's submodules, ready to run: value slots instead of names."""
 
     slots: int
-    steps: tuple[tuple[int, tuple[tuple[nn.Module, int, int], ...], tuple[int, ...]], ...]  # dst, calls, frees
+    steps: tuple[_Step, ...]
     readout: tuple[tuple[int, int], ...]  # (step, slot) of the readout area, where the plan computes it
     final: tuple[int, ...]  # the steps `model(x)` reads out at
     states: dict[tuple[str, int], int]  # (area, step) -> slot, for return_states
@@ -157,6 +180,8 @@ class CortexNet(nn.Module):
         area = spec.areas[spec.readout.area]
         self.head = Head(area.channels, area.size, spec.readout.head)
         self._programs: dict[tuple[int | None, Prune], tuple[_Program, Plan]] = {}
+        # Recompute each step's intermediate values in the backward pass instead of keeping them.
+        self.checkpoint: bool = spec.checkpoint
         _init_weights(self)
 
     # --- construction ---------------------------------------------------------------------------
@@ -215,18 +240,21 @@ class CortexNet(nn.Module):
         wanted = set(plan.readout_steps) if plan.prune == "final" else None  # None: every step
         slot_of: dict[tuple[str, int], int] = {(INPUT, 0): 0}
         latest: dict[str, int] = {}
-        steps, readout, last_use = [], [], {}
+        steps: list[tuple[tuple[int, Calls], ...]] = []
+        readout, last_use = [], {}
         states: dict[tuple[str, int], int] = {}
         for step, updates in enumerate(plan.schedule):
+            bound = []
             for update in updates:
                 calls = []
                 for call in update.calls:
                     src = slot_of[(call.source, call.reads)]
-                    last_use[src] = len(steps)
+                    last_use[src] = step
                     calls.append((self.group(call.group), src, call.norm_step))
                 slot = len(slot_of)
                 slot_of[(update.area, step)] = latest[update.area] = slot
-                steps.append((slot, tuple(calls)))
+                bound.append((slot, tuple(calls)))
+            steps.append(tuple(bound))
             if plan.readout_area in latest and (wanted is None or step in wanted):
                 readout.append((step, latest[plan.readout_area]))
             if keep:
@@ -234,11 +262,16 @@ class CortexNet(nn.Module):
         frees: dict[int, list[int]] = {}
         if not keep:
             kept = {slot for _, slot in readout} | {0}
-            for slot, i in last_use.items():
+            for slot, step in last_use.items():
                 if slot not in kept:
-                    frees.setdefault(i, []).append(slot)
-        program = tuple((dst, calls, tuple(frees.get(i, ()))) for i, (dst, calls) in enumerate(steps))
-        return _Program(len(slot_of), program, tuple(readout), plan.readout_steps, states)
+                    frees.setdefault(step, []).append(slot)
+        program = []
+        for step, updates in enumerate(steps):
+            modules = {id(m): m for _, calls in updates for m, _, _ in calls}.values()
+            norms = tuple(n for m in modules for n in m.modules() if isinstance(n, nn.BatchNorm2d))
+            reads = tuple(sorted({src for _, calls in updates for _, src, _ in calls}))
+            program.append(_Step(updates, reads, tuple(frees.get(step, ())), norms))
+        return _Program(len(slot_of), tuple(program), tuple(readout), plan.readout_steps, states)
 
     def forward(self, x: Tensor, steps: int | None = None, readout: str | None = None,
                 return_states: bool = False) -> Any:
@@ -257,13 +290,17 @@ class CortexNet(nn.Module):
         self._check_input(x)
         values: list[Tensor | None] = [None] * program.slots
         values[0] = self.prenet(x)
-        for dst, calls, frees in program.steps:
-            total = None
-            for module, src, norm_step in calls:
-                out = module(values[src], norm_step)
-                total = out if total is None else total + out
-            values[dst] = total
-            for slot in frees:
+        recompute = self.checkpoint and self.training and torch.is_grad_enabled()
+        for step in program.steps:
+            if recompute and step.updates:
+                made = checkpoint(_make_values, step, *(values[s] for s in step.reads), use_reentrant=False,
+                                  context_fn=partial(_recompute_contexts, step.norms))
+                for (dst, _), value in zip(step.updates, made):
+                    values[dst] = value
+            else:
+                for dst, calls in step.updates:
+                    values[dst] = _sum_calls(calls, values)
+            for slot in step.frees:
                 values[slot] = None
         logits: dict[int, Tensor] = {}
         by_slot: dict[int, Tensor] = {}  # the head runs once per value, however many steps hold it
@@ -338,6 +375,40 @@ def group_sizes(plan: Plan) -> dict[str, int]:
         per_step = analysis.edge(group.edge).norm == "per_step"
         sizes[group.path] = weights + norms * (max(len(group.steps), 1) if per_step else 1)
     return sizes
+
+
+def _sum_calls(calls: Calls, values: Any) -> Tensor:
+    """One area's new value: the sum of its calls (`values` maps slots to tensors)."""
+    total = None
+    for module, src, norm_step in calls:
+        out = module(values[src], norm_step)
+        total = out if total is None else total + out
+    return total
+
+
+def _make_values(step: _Step, *inputs: Tensor) -> tuple[Tensor, ...]:
+    """A step's new values from the values it reads: the unit that activation checkpointing recomputes."""
+    values = dict(zip(step.reads, inputs))
+    return tuple(_sum_calls(calls, values) for _, calls in step.updates)
+
+
+@contextmanager
+def _frozen_statistics(norms: tuple[nn.Module, ...]) -> Iterator[None]:
+    """While a checkpoint recomputes a step, its BatchNorms run exactly as before (so autograd finds
+    the same saved tensors) but their running statistics must not move a second time: they are put
+    back as they were."""
+    saved = [[b.clone() for b in n.buffers()] for n in norms]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for n, buffers in zip(norms, saved):
+                for b, before in zip(n.buffers(), buffers):
+                    b.copy_(before)
+
+
+def _recompute_contexts(norms: tuple[nn.Module, ...]) -> tuple[Any, Any]:
+    return nullcontext(), _frozen_statistics(norms)
 
 
 def _tie(module: nn.Module, target: nn.Module) -> None:

@@ -308,6 +308,7 @@ class Spec(Model):
     transitions: Matrix = Field(default_factory=dict)
     schedule: list[Phase] = Field(default_factory=list)
     readout: Readout
+    checkpoint: bool = False  # activation checkpointing across steps: less memory in training, more time
 
     _source: SourceMap | None = PrivateAttr(default=None)
 

@@ -376,3 +376,25 @@ def test_no_op_changes_its_input(op, target, norm):
     assert out.shape == (2, *target)
     torch.testing.assert_close(area.detach(), before)
     out.sum().backward()
+
+
+def test_activation_checkpointing_changes_no_output_gradient_or_statistic():
+    torch.manual_seed(0)
+    plain = frnn()
+    randomize_norms(plain)
+    saving = copy.deepcopy(plain)
+    saving.checkpoint = True
+    x = torch.randn(4, 3, 16, 16)
+    for model in (plain, saving):
+        model.train()
+        model(x).square().sum().backward()
+    for (name, p), q in zip(plain.named_parameters(), saving.parameters()):
+        assert (p.grad is None and q.grad is None) or torch.equal(p.grad, q.grad), name
+    for a, b in zip(plain.buffers(), saving.buffers()):  # running statistics moved once, not twice
+        assert torch.equal(a, b)
+
+
+def test_checkpointing_is_a_spec_field_and_a_build_option():
+    text = FRNN.replace("HORIZON", "5").replace("BEYOND", "error") + "checkpoint: true\n"
+    assert build(text).checkpoint and not build(text, checkpoint=False).checkpoint
+    assert frnn(checkpoint=True).checkpoint

@@ -64,6 +64,7 @@ class TrainConfig:
     size: int | None = None
     share: str | None = None
     norm: str | None = None
+    activation_checkpointing: bool | None = None  # recompute each step in the backward pass (less memory)
     anytime: bool = True  # test accuracy at every readout step
     progress: bool = True
     limit_batches: int | None = None  # at most this many batches per epoch (quick runs)
@@ -112,7 +113,7 @@ class _Run:
     def prepare(self) -> None:
         config = self.config
         spec = override(load_spec(config.spec), steps=config.steps, classes=config.classes, size=config.size,
-                        share=config.share, norm=config.norm)
+                        share=config.share, norm=config.norm, checkpoint=config.activation_checkpointing)
         self.out = Path(config.out or Path("runs") / spec.name)
         self.checkpoint_path = self.out / "checkpoint.pt"
         self.payload = self._resume_payload(spec) if config.resume else None
