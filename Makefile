@@ -10,7 +10,7 @@ STAMP := $(VENV)/.cortexgraph-installed
 TORCH := torch==2.14.1 torchvision==0.29.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint setup dot clean golden
+.PHONY: demo test lint setup dot clean golden bench bench-full
 
 setup: $(STAMP) dot
 
@@ -44,6 +44,27 @@ demo: setup
 test: setup
 	$(PY) -m ruff check cortexgraph tests benchmarks examples
 	$(PY) -m pytest
+
+# Quick versions of every benchmark (a few minutes on 2 cores); tables on stdout, JSON in benchmarks/results.
+BENCH := cd benchmarks && ../$(PY)
+bench: setup
+	$(BENCH) overhead.py --quick --json results/overhead.json
+	$(BENCH) pruning.py --quick --json results/pruning.json
+	$(BENCH) compile.py --quick --json results/compile.json
+	$(BENCH) memory.py --quick --json results/memory.json
+	$(BENCH) frontend.py --quick --json results/frontend.json
+	$(BENCH) draw.py --json results/draw.json
+	$(BENCH) gpu.py --json results/gpu.json
+
+# The full versions behind BENCHMARKS.md (about an hour on 2 cores).
+bench-full: setup
+	$(BENCH) overhead.py --json results/overhead.json
+	$(BENCH) pruning.py --json results/pruning.json
+	$(BENCH) compile.py --json results/compile.json
+	$(BENCH) memory.py --json results/memory.json
+	$(BENCH) frontend.py --grid --json results/frontend.json
+	$(BENCH) draw.py --json results/draw.json
+	$(BENCH) gpu.py --json results/gpu.json
 
 golden: setup  # regenerate the golden drawings; review with `git diff tests/golden`
 	$(PY) tests/update_golden.py

@@ -1,73 +1,68 @@
-"""What compiling costs: the ResNet-18 spec against torchvision's resnet18, and build times.
+"""What compiling a spec costs at run time, and how long building takes.
 
-    python benchmarks/overhead.py                      # 224x224 (batch 8) and 32x32 (batch 64)
-    python benchmarks/overhead.py --quick              # fewer repeats
+    python benchmarks/overhead.py --quick          # part of `make bench`
+    python benchmarks/overhead.py                  # more sizes, more repeats
     python benchmarks/overhead.py --json out.json
 
-Both models hold the same weights (loaded through cortexgraph.interop) and run
-in one process, one after the other in each repeat (alternating which goes
-first) after warm-up; the table gives median times and the median of the
-per-repeat ratios (cortexgraph / torchvision: 1.00 means no overhead).
+Contenders, each pair holding the same weights and run in one process,
+interleaved after warm-up (see common.interleaved); the ratio is the median
+of per-repeat ratios (cortexgraph / reference; 1.00 = no overhead):
+
+- the ResNet-18 and ResNet-50 specs against torchvision's resnet18/50
+  (weights loaded through cortexgraph.interop), at 224 and 32 pixels;
+- the 1-state shared residual spec (liao2016/srn1-cifar) against the loop a
+  researcher would write by hand (common.HandWrittenLoop).
+
+Forward: eval mode under no_grad. Forward+backward: train mode, sum().backward().
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import statistics
 import time
 
 import torch
 import torchvision
+from common import HandWrittenLoop, forward, forward_backward, interleaved, machine, median_ratio, ms, write_json
 
-from cortexgraph import analyze, load_spec
+from cortexgraph import analyze, build, load_spec
 from cortexgraph.bundled import bundled_specs
 from cortexgraph.interop import load_torchvision
 from cortexgraph.model import CortexNet, construct, override
 from cortexgraph.plan import make_plan
 
 
-def forward(model, x):
-    model.eval()
-    with torch.no_grad():
-        model(x)
+def pairs(quick: bool) -> list[tuple[str, str, torch.nn.Module, torch.nn.Module, torch.Tensor]]:
+    """(name, input, reference, ours, x) for each comparison."""
+    out = []
+    sizes = [("resnet18", 224, 8), ("resnet18", 32, 64), ("resnet50", 32, 32)]
+    if not quick:
+        sizes.append(("resnet50", 224, 4))
+    for arch, size, batch in sizes:
+        torch.manual_seed(0)
+        reference = getattr(torchvision.models, arch)()
+        ours = load_torchvision(override(load_spec(f"torchvision/{arch}"), size=size), reference)
+        out.append((f"{arch} vs torchvision", f"{batch}x3x{size}x{size}", reference, ours,
+                    torch.randn(batch, 3, size, size)))
+    size, batch = (16, 32) if quick else (32, 32)
+    ours = build("liao2016/srn1-cifar", size=size)
+    out.append(("srn1 vs hand-written loop", f"{batch}x3x{size}x{size}", HandWrittenLoop(ours), ours,
+                torch.randn(batch, 3, size, size)))
+    return out
 
 
-def forward_backward(model, x):
-    model.train()
-    model(x).sum().backward()
-    model.zero_grad(set_to_none=True)
-
-
-def interleaved(fns: dict, arg, repeats: int, warmup: int) -> dict[str, list[float]]:
-    names = list(fns)
-    for _ in range(warmup):
-        for name in names:
-            fns[name](arg)
-    times = {name: [] for name in names}
-    for r in range(repeats):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            start = time.perf_counter()
-            fns[name](arg)
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
-def compare(size: int, batch: int, repeats: int, warmup: int) -> list[dict]:
-    torch.manual_seed(0)
-    reference = torchvision.models.resnet18()
-    ours = load_torchvision(override(load_spec("torchvision/resnet18"), size=size), reference)
-    x = torch.randn(batch, 3, size, size)
+def compare(quick: bool) -> list[dict]:
+    repeats, warmup = (5, 1) if quick else (21, 3)
     rows = []
-    for label, step in (("forward", forward), ("forward+backward", forward_backward)):
-        times = interleaved({"torchvision": lambda a, s=step: s(reference, a),
-                             "cortexgraph": lambda a, s=step: s(ours, a)}, x, repeats, warmup)
-        ratios = [o / t for o, t in zip(times["cortexgraph"], times["torchvision"])]
-        rows.append({"input": f"{batch}x3x{size}x{size}", "pass": label,
-                     "torchvision_ms": 1e3 * statistics.median(times["torchvision"]),
-                     "cortexgraph_ms": 1e3 * statistics.median(times["cortexgraph"]),
-                     "ratio": statistics.median(ratios)})
+    for name, shape, reference, ours, x in pairs(quick):
+        for label, make in (("forward", forward), ("forward+backward", forward_backward)):
+            times = interleaved({"reference": make(reference, x), "cortexgraph": make(ours, x)}, repeats, warmup)
+            rows.append({"comparison": name, "input": shape, "pass": label, "reference_ms": ms(times["reference"]),
+                         "cortexgraph_ms": ms(times["cortexgraph"]),
+                         "ratio": median_ratio(times, "cortexgraph", "reference")})
+            r = rows[-1]
+            print(f"{name:>26} {shape:>13} {label:>17} {r['reference_ms']:9.1f}ms {r['cortexgraph_ms']:9.1f}ms "
+                  f"{r['ratio']:7.3f}", flush=True)
     return rows
 
 
@@ -98,29 +93,22 @@ def build_times(repeats: int) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="5 repeats instead of 21")
+    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats (for make bench)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args()
-    repeats, warmup = (5, 1) if args.quick else (21, 3)
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}, torchvision {torchvision.__version__}")
-    rows = compare(224, 8, repeats, warmup) + compare(32, 64, repeats, warmup)
-    print(f"\n{'input':>16} {'pass':>17} {'torchvision':>12} {'cortexgraph':>12} {'ratio':>7}")
-    for r in rows:
-        print(f"{r['input']:>16} {r['pass']:>17} {r['torchvision_ms']:10.1f}ms {r['cortexgraph_ms']:10.1f}ms "
-              f"{r['ratio']:7.3f}")
+    info = machine()
+    print(f"machine: {info['cpu']}, {info['threads']} threads, torch {info['torch']}")
+    print(f"{'comparison':>26} {'input':>13} {'pass':>17} {'reference':>11} {'cortexgraph':>11} {'ratio':>7}")
+    rows = compare(args.quick)
     builds = build_times(3 if args.quick else 7)
-    print(f"\n{'bundled spec':28s} {'validate':>9} {'plan':>7} {'modules':>9} {'+weights':>9} {'total':>9}")
+    print(f"\n{'bundled spec':30s} {'validate':>9} {'plan':>7} {'modules':>9} {'+weights':>9} {'total':>9}")
     for b in builds:
-        print(f"{b['spec']:28s} {b['validate_ms']:7.1f}ms {b['plan_ms']:5.1f}ms {b['assemble_ms']:7.1f}ms "
+        print(f"{b['spec']:30s} {b['validate_ms']:7.1f}ms {b['plan_ms']:5.1f}ms {b['assemble_ms']:7.1f}ms "
               f"{b['module_ms']:7.1f}ms {b['total_ms']:7.1f}ms")
     print("(modules: assembled on the meta device; +weights: allocated and initialised, as `build` does)")
-    torchvision_build = min(_time(torchvision.models.resnet18) for _ in range(5))
-    print(f"torchvision's resnet18() for comparison: {1e3 * torchvision_build:.1f}ms")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"overhead": rows, "build": builds, "torchvision_resnet18_build_ms": 1e3 * torchvision_build,
-                       "threads": torch.get_num_threads(), "torch": torch.__version__}, f, indent=2)
+    reference_build = min(_time(torchvision.models.resnet18) for _ in range(5))
+    print(f"torchvision's resnet18() for comparison: {1e3 * reference_build:.1f}ms")
+    write_json(args.json, {"overhead": rows, "build": builds, "torchvision_resnet18_build_ms": 1e3 * reference_build})
 
 
 def _time(fn) -> float:

@@ -133,18 +133,18 @@ class Analysis:
         """The timeline of a run of another number of steps (rules extend, listed steps stay)."""
         if steps == self.timeline.steps:
             return self.timeline
-        with _collector_paused():
+        with collector_paused():
             return build_timeline(self.edges, list(self.spec.areas), steps)
 
 
 def analyze(spec: Spec, limits: Limits = Limits()) -> Analysis:
     """Check a parsed spec and work out everything later stages need; SpecError on any error."""
-    with _collector_paused():
+    with collector_paused():
         return _Checker(spec, limits).run()
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """The timeline makes one small tuple per edge and step, none in a cycle. Left on, Python's
     cycle collector rescans them all again and again as they accumulate (5x the analysis's time)."""
     was_enabled = gc.isenabled()

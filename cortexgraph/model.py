@@ -65,11 +65,15 @@ def construct(plan: Plan) -> CortexNet:
 
     nn.Conv2d and friends initialise their weights as they are made, and we then
     initialise them again as torchvision does; for big specs that doubles the
-    build time. So the module is made on the meta device (no memory, no
-    arithmetic) and materialised once. A user's op whose parameters or buffers
-    have no `reset_parameters` cannot be re-initialised that way: such a model
-    is built the ordinary way instead.
+    build time. So a big model is made on the meta device (no memory, no
+    arithmetic) and materialised once. Small ones are made the ordinary way:
+    on the meta device each tensor operation goes through Python, which for many
+    small tensors costs more than initialising them twice. A user's op whose
+    parameters or buffers have no `reset_parameters` cannot be re-initialised
+    either: such a model is built the ordinary way too.
     """
+    if sum(group_sizes(plan).values()) < 2_000_000:
+        return CortexNet(plan)
     with torch.device("meta"):
         model = CortexNet(plan)
     if not all(_resettable(m) for m in model.modules()):
@@ -182,6 +186,9 @@ class CortexNet(nn.Module):
         self._programs: dict[tuple[int | None, Prune], tuple[_Program, Plan]] = {}
         # Recompute each step's intermediate values in the backward pass instead of keeping them.
         self.checkpoint: bool = spec.checkpoint
+        # Bind the default program now: torch.compile then finds it ready instead of tracing its making
+        # (and recompiling once the cache has changed).
+        self._program(None, "final")
         _init_weights(self)
 
     # --- construction ---------------------------------------------------------------------------

@@ -15,9 +15,9 @@ call past the horizon follows `defaults.beyond` (reuse the last, or refuse).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
-from .analysis import INPUT, Analysis, Edge, live
+from .analysis import INPUT, Analysis, Edge, collector_paused, live
 
 Prune = Literal["final", "anytime", "none"]
 
@@ -41,9 +41,8 @@ class WeightGroup:
         return f"edges.{self.edge}" + (f".{self.key}" if self.key else "")
 
 
-@dataclass(frozen=True)
-class Call:
-    """One edge computing at one step."""
+class Call(NamedTuple):
+    """One edge computing at one step. (Named tuples: a Plan holds one per edge and step.)"""
 
     edge: str
     group: str  # path of the weight group that computes it
@@ -52,8 +51,7 @@ class Call:
     norm_step: int  # the step whose norm it uses
 
 
-@dataclass(frozen=True)
-class Update:
+class Update(NamedTuple):
     """`area` gets a new value at `step`: the sum of its calls."""
 
     area: str
@@ -147,20 +145,33 @@ def weight_groups(analysis: Analysis) -> dict[str, WeightGroup]:
     return {g.path: g for g in groups}
 
 
-def _group_for(edge: Edge, step: int, owned: list[WeightGroup], last: int, policy: str) -> tuple[WeightGroup, int]:
-    """The weight group and norm step a call of `edge` at `step` uses, following the horizon policy."""
-    for group in owned:
-        if step in group.steps:
+class _Groups:
+    """Which weight group, and which step's norm, each call of an edge uses (the horizon policy too)."""
+
+    def __init__(self, groups: dict[str, WeightGroup], last: int, policy: str):
+        self.last, self.policy = last, policy
+        self.at: dict[str, dict[int, WeightGroup]] = {}  # edge -> step -> group
+        self.latest: dict[str, WeightGroup] = {}  # edge -> its group that runs latest
+        for group in groups.values():
+            self.at.setdefault(group.edge, {}).update(dict.fromkeys(group.steps, group))
+            latest = self.latest.get(group.edge)
+            if latest is None or (group.steps[-1:] or [0])[0] > (latest.steps[-1:] or [0])[0]:
+                self.latest[group.edge] = group
+
+    def __call__(self, edge: Edge, step: int) -> tuple[WeightGroup, int]:
+        group = self.at.get(edge.name, {}).get(step)
+        if group is not None:
             return group, step
-    if owned and step > last and policy == "reuse_last":
-        group = max(owned, key=lambda g: g.steps[-1] if g.steps else 0)
-        return group, group.steps[-1] if group.steps else step
-    if not owned or step <= last:
-        raise BeyondHorizonError(f"edge {edge.name!r} has no weights for step {step}")
-    built = owned[-1].steps[-1] if owned[-1].steps else 0
-    raise BeyondHorizonError(
-        f"edge {edge.name!r} has per-step weights or norms up to step {built}, not for step {step} "
-        f"(defaults.beyond: error); run at most {last} steps, or set defaults.horizon or beyond: reuse_last")
+        latest = self.latest.get(edge.name)
+        if latest is not None and step > self.last and self.policy == "reuse_last":
+            return latest, latest.steps[-1] if latest.steps else step
+        if latest is None or step <= self.last:
+            raise BeyondHorizonError(f"edge {edge.name!r} has no weights for step {step}")
+        built = latest.steps[-1] if latest.steps else 0
+        raise BeyondHorizonError(
+            f"edge {edge.name!r} has per-step weights or norms up to step {built}, not for step {step} "
+            f"(defaults.beyond: error); run at most {self.last} steps, or set defaults.horizon or "
+            "beyond: reuse_last")
 
 
 # --- plans ------------------------------------------------------------------------------------------------
@@ -193,21 +204,19 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
     else:
         needed = live(timeline, {(area, timeline.version(area, r)) for r in readout_steps})
 
-    owned: dict[str, list[WeightGroup]] = {}
-    for group in groups.values():
-        owned.setdefault(group.edge, []).append(group)
-    last, policy = horizon(analysis), spec.defaults.beyond
+    group_for = _Groups(groups, horizon(analysis), spec.defaults.beyond)
     schedule = []
-    for step, now in enumerate(timeline.updates):
-        updates = []
-        for target, firings in now.items():
-            if needed is not None and (target, step) not in needed:
-                continue
-            calls = []
-            for edge, reads in firings:
-                group, norm_step = _group_for(edge, step, owned.get(edge.name, []), last, policy)
-                calls.append(Call(edge.name, group.path, edge.source, reads, norm_step))
-            updates.append(Update(target, step, tuple(calls)))
-        schedule.append(tuple(updates))
+    with collector_paused():  # one small object per call, none in a cycle (see analysis.collector_paused)
+        for step, now in enumerate(timeline.updates):
+            updates = []
+            for target, firings in now.items():
+                if needed is not None and (target, step) not in needed:
+                    continue
+                calls = []
+                for edge, reads in firings:
+                    group, norm_step = group_for(edge, step)
+                    calls.append(Call(edge.name, group.path, edge.source, reads, norm_step))
+                updates.append(Update(target, step, tuple(calls)))
+            schedule.append(tuple(updates))
     naive = sum(len(e.fires_until(total)) for e in analysis.edges)
     return Plan(total, prune, area, readout_steps, groups, tuple(schedule), naive, analysis)

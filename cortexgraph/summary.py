@@ -39,6 +39,20 @@ def _weights_and_norm(module: nn.Module) -> tuple[int, int]:
     return _params(module) - in_norms + tied, one_step
 
 
+def group_flops(model: CortexNet, groups: list[str] | None = None) -> dict[str, int]:
+    """FLOPs of one call (one image) of each weight group, counted on a meta-device copy."""
+    analysis = model.analysis
+    meta = copy.deepcopy(model).to("meta").eval()
+    out = {}
+    with torch.no_grad():
+        for path in groups if groups is not None else model.plan.groups:
+            group = model.plan.groups[path]
+            edge = analysis.edge(group.edge)
+            x = torch.empty(1, *analysis.shapes[edge.source], device="meta")
+            out[path] = _flops(meta.group(path), x, group.steps[0] if group.steps else 0)
+    return out
+
+
 def summarize(model: CortexNet) -> dict[str, Any]:
     """Everything `cortexgraph compile` reports, as plain data."""
     plan, analysis, spec = model.plan, model.analysis, model.spec
@@ -47,12 +61,7 @@ def summarize(model: CortexNet) -> dict[str, Any]:
     with torch.no_grad():
         prenet_flops = _flops(meta.prenet, batch)
         head_flops = _flops(meta.head, torch.empty(1, *analysis.shapes[spec.readout.area], device="meta"))
-        call_flops: dict[str, int] = {}
-        for update in plan.updates:
-            for call in update.calls:
-                if call.group not in call_flops:
-                    x = torch.empty(1, *analysis.shapes[call.source], device="meta")
-                    call_flops[call.group] = _flops(meta.group(call.group), x, call.norm_step)
+    call_flops = group_flops(model, sorted({c.group for u in plan.updates for c in u.calls}))
 
     areas: dict[str, dict[str, Any]] = {}
     for name in spec.areas:
@@ -62,6 +71,7 @@ def summarize(model: CortexNet) -> dict[str, Any]:
         areas[analysis.edge(group.edge).target]["params"] += _params(model.group(group.path))
     schedule = []
     unshared = _params(model.prenet) + _params(model.head)
+    sizes = {path: _weights_and_norm(model.group(path)) for path in call_flops}
     for step, updates in enumerate(plan.schedule):
         entry = {"step": step, "updates": {}, "flops": 0}
         for update in updates:
@@ -70,8 +80,7 @@ def summarize(model: CortexNet) -> dict[str, Any]:
             entry["updates"][update.area] = [c.edge for c in update.calls]
             entry["flops"] += flops
             for call in update.calls:
-                weights, norm = _weights_and_norm(model.group(call.group))
-                unshared += weights + norm
+                unshared += sum(sizes[call.group])
         schedule.append(entry)
     total_flops = prenet_flops + head_flops * len(plan.readout_steps) + sum(s["flops"] for s in schedule)
     return {

@@ -1,0 +1,107 @@
+"""What the benchmark scripts share: interleaved timing, the machine's description, JSON output."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def sync(device: str | torch.device = "cpu") -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def interleaved(contenders: dict[str, Callable[[], Any]], repeats: int, warmup: int,
+                device: str | torch.device = "cpu") -> dict[str, list[float]]:
+    """Time each contender `repeats` times, one after another in each repeat (alternating which goes
+    first), after `warmup` untimed rounds; returns the seconds of every run."""
+    names = list(contenders)
+    for _ in range(warmup):
+        for name in names:
+            contenders[name]()
+    sync(device)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            start = time.perf_counter()
+            contenders[name]()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median_ratio(times: dict[str, list[float]], ours: str, reference: str) -> float:
+    """The median over repeats of ours / reference (each repeat's pair ran back to back)."""
+    return statistics.median(a / b for a, b in zip(times[ours], times[reference]))
+
+
+def ms(seconds: list[float]) -> float:
+    return 1e3 * statistics.median(seconds)
+
+
+def write_json(path: str | None, payload: dict[str, Any]) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
+        print(f"wrote {path}")
+
+
+def forward(model: nn.Module, x: torch.Tensor) -> Callable[[], Any]:
+    def run():
+        model.eval()
+        with torch.no_grad():
+            return model(x)
+    return run
+
+
+def forward_backward(model: nn.Module, x: torch.Tensor) -> Callable[[], Any]:
+    def run():
+        model.train()
+        model(x).sum().backward()
+        model.zero_grad(set_to_none=True)
+    return run
+
+
+class HandWrittenLoop(nn.Module):
+    """What a researcher would write by hand for the 1-state shared residual network:
+    h = stem(x); for t: h = h + conv2(relu(bn2[t](conv1(relu(bn1[t](h)))))); head(h).
+    Built from a compiled model's modules, so both compute the same thing with the same weights."""
+
+    def __init__(self, model: nn.Module, area: str = "S"):
+        super().__init__()
+        block = model.group(f"edges.{area}->{area}")
+        steps = sorted(int(name[1:]) for name, _ in block.bn1.named_children())
+        self.stem = model.prenet
+        self.conv1, self.conv2 = block.conv1, block.conv2
+        self.bn1 = nn.ModuleList(getattr(block.bn1, f"t{t}") for t in steps)
+        self.bn2 = nn.ModuleList(getattr(block.bn2, f"t{t}") for t in steps)
+        self.head = model.head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        for bn1, bn2 in zip(self.bn1, self.bn2):
+            h = h + self.conv2(F.relu(bn2(self.conv1(F.relu(bn1(h))))))
+        return self.head(h)
