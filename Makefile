@@ -10,7 +10,7 @@ STAMP := $(VENV)/.cortexgraph-installed
 TORCH := torch==2.14.1 torchvision==0.29.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint setup dot clean golden bench bench-full
+.PHONY: demo test lint setup dot clean golden bench bench-full fuzz
 
 setup: $(STAMP) dot
 
@@ -65,6 +65,10 @@ bench-full: setup
 	$(BENCH) frontend.py --grid --json results/frontend.json
 	$(BENCH) draw.py --json results/draw.json
 	$(BENCH) gpu.py --json results/gpu.json
+
+# A longer fuzz of the spec reader (20,000 examples per test); prints hypothesis's statistics.
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/test_fuzz_specs.py -p no:randomly --hypothesis-show-statistics
 
 golden: setup  # regenerate the golden drawings; review with `git diff tests/golden`
 	$(PY) tests/update_golden.py

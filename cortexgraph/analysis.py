@@ -109,7 +109,7 @@ class Analysis:
     spec: Spec
     edges: tuple[Edge, ...]
     shapes: dict[str, Shape]  # every area and INPUT
-    prenet_shapes: list[Shape]  # after each pre-net layer
+    prenet: list[tuple[str, Params, Shape]]  # each pre-net layer: its op, validated parameters, output shape
     graph: nx.MultiDiGraph
     timeline: Timeline
     warnings: list[Problem]
@@ -137,10 +137,13 @@ class Analysis:
             return build_timeline(self.edges, list(self.spec.areas), steps)
 
 
-def analyze(spec: Spec, limits: Limits = Limits()) -> Analysis:
-    """Check a parsed spec and work out everything later stages need; SpecError on any error."""
+def analyze(spec: Spec, limits: Limits = Limits(), allow_imports: bool = False) -> Analysis:
+    """Check a parsed spec and work out everything later stages need; SpecError on any error.
+
+    `allow_imports` lets ops named `package.module:op` import their module (specs never run code
+    otherwise)."""
     with collector_paused():
-        return _Checker(spec, limits).run()
+        return _Checker(spec, limits, allow_imports).run()
 
 
 @contextmanager
@@ -229,9 +232,10 @@ def live(timeline: Timeline, wanted: set[tuple[str, int]]) -> set[tuple[str, int
 
 
 class _Checker:
-    def __init__(self, spec: Spec, limits: Limits):
+    def __init__(self, spec: Spec, limits: Limits, allow_imports: bool = False):
         self.spec = spec
         self.limits = limits
+        self.allow_imports = allow_imports
         self.source = spec.source
         self.problems: list[Problem] = []
         self.defs: dict[str, OpDef] = {}  # edge name -> op definition, where known
@@ -251,9 +255,9 @@ class _Checker:
         self.check_limits()
         self.stop_if_errors()
         shapes: dict[str, Shape] = {name: (a.channels, *a.size) for name, a in spec.areas.items()}
-        prenet_shapes = self.prenet()
-        if prenet_shapes is not None:  # else unknown: the pre-net's problems are reported already
-            shapes[INPUT] = prenet_shapes[-1] if prenet_shapes else (spec.input.channels, *spec.input.size)
+        prenet = self.prenet()
+        if prenet is not None:  # else unknown: the pre-net's problems are reported already
+            shapes[INPUT] = prenet[-1][2] if prenet else (spec.input.channels, *spec.input.size)
         edges = self.lower()
         self.check_edges(edges, shapes)
         self.check_ties(edges, shapes)
@@ -268,7 +272,7 @@ class _Checker:
         self.check_time(edges, graph, timeline)
         self.stop_if_errors()
         warnings = [p for p in self.problems if p.severity == "warning"]
-        return Analysis(spec, edges, shapes, prenet_shapes, graph, timeline, warnings, self.limits)
+        return Analysis(spec, edges, shapes, prenet or [], graph, timeline, warnings, self.limits)
 
     # limits first: nothing expensive runs on a spec that exceeds them
     def check_limits(self) -> None:
@@ -298,7 +302,7 @@ class _Checker:
 
     def op_def(self, kind: str, ref: Any, loc: Loc) -> tuple[OpDef, Params] | None:
         try:
-            op = lookup(kind, ref.name)
+            op = lookup(kind, ref.name, self.allow_imports)
         except UnknownOp as exc:
             self.error(loc, exc.message, exc.hint)
             return None
@@ -308,9 +312,9 @@ class _Checker:
             self.problems.extend(located_errors(exc, self.source, loc + (ref.name,), op.params))
             return None
 
-    def prenet(self) -> list[Shape] | None:
+    def prenet(self) -> list[tuple[str, Params, Shape]] | None:
         shape: Shape = (self.spec.input.channels, *self.spec.input.size)
-        shapes: list[Shape] = []
+        layers: list[tuple[str, Params, Shape]] = []
         for i, ref in enumerate(self.spec.prenet):
             found = self.op_def("prenet", ref, ("prenet", i))
             if found is None:
@@ -321,8 +325,8 @@ class _Checker:
                 self.error(("prenet", i), f"layer {i} ({ref.name}) shrinks the image to nothing",
                            "use a larger input or smaller strides")
                 return None
-            shapes.append(shape)
-        return shapes
+            layers.append((op.name, params, shape))
+        return layers
 
     # lowering: every notation becomes Edges
     def lower(self) -> tuple[Edge, ...]:

@@ -55,7 +55,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def load_model(path: str | Path, payload: dict[str, Any] | None = None):
+def load_model(path: str | Path, payload: dict[str, Any] | None = None, allow_imports: bool = False):
     """The model saved in a checkpoint; its spec is validated again before anything is built."""
     from .analysis import analyze
     from .model import construct
@@ -65,7 +65,7 @@ def load_model(path: str | Path, payload: dict[str, Any] | None = None):
 
     payload = payload or read_checkpoint(path)
     spec = parse_spec(payload["spec"], SourceMap(f"{path} (its spec)"))
-    model = construct(make_plan(analyze(spec)))
+    model = construct(make_plan(analyze(spec, allow_imports=allow_imports)))
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:

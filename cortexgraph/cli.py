@@ -32,13 +32,13 @@ def _limits(pairs: list[str]):
     return limits
 
 
-def _check(target: str, limits) -> tuple[object | None, list[Problem]]:
+def _check(target: str, limits, allow_imports: bool = False) -> tuple[object | None, list[Problem]]:
     """Load and analyse one spec: (analysis or None, problems)."""
     from .analysis import analyze
     from .spec import load_spec
 
     try:
-        analysis = analyze(load_spec(target), limits)
+        analysis = analyze(load_spec(target), limits, allow_imports)
     except SpecError as exc:
         return None, exc.problems
     return analysis, analysis.warnings
@@ -54,7 +54,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     report = []
     status = EXIT_OK
     for target in args.specs:
-        analysis, problems = _check(target, limits)
+        analysis, problems = _check(target, limits, args.allow_imports)
         if analysis is None:
             status = EXIT_BAD_SPEC
         if args.json:
@@ -90,7 +90,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from .summary import format_summary, summarize
 
     spec = override(load_spec(args.spec), steps=args.steps, classes=args.classes, size=args.size)
-    analysis = analyze(spec, _limits(args.limit))
+    analysis = analyze(spec, _limits(args.limit), args.allow_imports)
     for problem in analysis.warnings:
         print(problem, file=sys.stderr)
     model = CortexNet(make_plan(analysis))
@@ -123,7 +123,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
         print(f"cortexgraph: cannot write {fmt!r}: formats are {', '.join(FORMATS)}", file=sys.stderr)
         return EXIT_FAILED
     output = args.output or f"{spec.name}-{args.view}.{fmt}"
-    graph = draw(spec, view=args.view, steps=args.steps)
+    graph = draw(spec, view=args.view, steps=args.steps, allow_imports=args.allow_imports)
     try:
         render(graph, output, fmt)
     except DrawError as exc:
@@ -177,6 +177,11 @@ def cmd_specs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def allow_imports(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-imports", action="store_true",
+                        help="let ops named package.module:op import their module (specs run no code otherwise)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cortexgraph", description="Compile specs of multi-area recurrent "
                                      "vision networks into PyTorch modules.")
@@ -188,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
                    help="raise a resource limit (areas, edges, steps, channels, size, prenet, firings)")
     p.set_defaults(run=cmd_validate)
+    allow_imports(p)
 
     p = sub.add_parser("compile", help="validate and build a spec; print shapes, parameters, FLOPs, schedule")
     p.add_argument("spec", metavar="SPEC", help="a spec file or a bundled spec name")
@@ -198,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, help="rescale the input and every area (e.g. 32 for a 224-pixel spec)")
     p.add_argument("--limit", action="append", default=[], metavar="NAME=N", help="raise a resource limit")
     p.set_defaults(run=cmd_compile)
+    allow_imports(p)
 
     p = sub.add_parser("draw", help="draw the area graph, its unrolling in time, or its transition matrix")
     p.add_argument("spec", metavar="SPEC", help="a spec file or a bundled spec name")
@@ -206,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("svg", "png", "pdf", "dot"), help="default: the output's suffix")
     p.add_argument("--steps", type=int, help="draw a run of this many steps")
     p.set_defaults(run=cmd_draw)
+    allow_imports(p)
 
     p = sub.add_parser("train", help="train a spec (digits, synthetic, CIFAR-10 or an image folder)",
                        description="Train a spec. Under torchrun (torchrun --nproc_per_node N -m cortexgraph "
@@ -240,11 +248,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--norm", choices=("per_step", "shared", "none"), help="override defaults.norm")
     p.add_argument("--activation-checkpointing", action=argparse.BooleanOptionalAction, default=None,
                    help="recompute each step's intermediate values in the backward pass (less memory)")
+    p.add_argument("--clip-grad", type=float, metavar="NORM", help="clip the gradients' total norm")
+    p.add_argument("--on-nonfinite", choices=("stop", "skip"), default="stop",
+                   help="on a NaN or infinite loss or gradient: stop and say where it first appeared (default), "
+                        "or skip that optimizer step")
     p.add_argument("--no-anytime", dest="anytime", action="store_false",
                    help="skip the test accuracy at every readout step")
     p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar or epoch lines")
     p.add_argument("--limit-batches", type=int, help="at most this many batches per epoch")
     p.set_defaults(run=cmd_train)
+    allow_imports(p)
 
     p = sub.add_parser("schema", help="print the JSON Schema of specs (for editors)")
     p.set_defaults(run=cmd_schema)

@@ -41,7 +41,8 @@ class DrawError(RuntimeError):
     """A drawing that cannot be rendered (usually: Graphviz's `dot` is not installed)."""
 
 
-def draw(model: Any, view: str = "rolled", steps: int | None = None, collapse: int = 3) -> graphviz.Digraph:
+def draw(model: Any, view: str = "rolled", steps: int | None = None, collapse: int = 3,
+         allow_imports: bool = False) -> graphviz.Digraph:
     """A picture of a spec or a built model: `view` is rolled, unrolled or matrix.
 
     `model` is a CortexNet, or anything `build` takes (a path, a bundled name,
@@ -60,7 +61,7 @@ def draw(model: Any, view: str = "rolled", steps: int | None = None, collapse: i
         from .analysis import analyze
         from .spec import load_spec
 
-        plan, model = make_plan(analyze(load_spec(model)), steps), None
+        plan, model = make_plan(analyze(load_spec(model), allow_imports=allow_imports), steps), None
     if view == "rolled":
         if model is not None:
             sizes = {path: sum(p.numel() for p in model.group(path).parameters()) for path in plan.groups}

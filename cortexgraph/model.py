@@ -36,7 +36,7 @@ class InputError(ValueError):
 
 def build(spec: Any, *, steps: int | None = None, classes: int | None = None, share: str | None = None,
           norm: str | None = None, size: int | None = None, checkpoint: bool | None = None,
-          limits: Limits = Limits()) -> CortexNet:
+          limits: Limits = Limits(), allow_imports: bool = False) -> CortexNet:
     """Compile a spec into a module.
 
     `spec` is a path, a bundled spec name (`liao2016/frnn4-cifar`), YAML text, a
@@ -47,17 +47,18 @@ def build(spec: Any, *, steps: int | None = None, classes: int | None = None, sh
     area by the same factor (a 224-pixel ImageNet spec at `size=32`);
     `checkpoint` recomputes each step's intermediate values in the backward
     pass rather than keeping them (much less memory for many steps, about a
-    third more time). A SpecError says what is wrong.
+    third more time). Specs never import code unless `allow_imports` lets ops
+    named `package.module:op` import their module. A SpecError says what is wrong.
     """
     from .checkpoint import is_checkpoint_path, load_model
 
     if is_checkpoint_path(spec) and Path(spec).is_file():
         if any(v is not None for v in (steps, classes, share, norm, size, checkpoint)):
             raise ValueError("a checkpoint's model is built as it was trained: overrides do not apply")
-        return load_model(spec)
+        return load_model(spec, allow_imports=allow_imports)
     spec = override(load_spec(spec), steps=steps, classes=classes, share=share, norm=norm, size=size,
                     checkpoint=checkpoint)
-    return construct(make_plan(analyze(spec, limits)))
+    return construct(make_plan(analyze(spec, limits, allow_imports)))
 
 
 def construct(plan: Plan) -> CortexNet:
@@ -198,10 +199,9 @@ class CortexNet(nn.Module):
         spec = analysis.spec
         shape = (spec.input.channels, *spec.input.size)
         layers = []
-        for ref, out in zip(spec.prenet, analysis.prenet_shapes):
-            op = lookup("prenet", ref.name)
-            ctx = OpContext(op.name, shape, out, op.params.model_validate(ref.params),
-                            activation_name=spec.defaults.activation)
+        for name, params, out in analysis.prenet:
+            op = lookup("prenet", name)
+            ctx = OpContext(op.name, shape, out, params, activation_name=spec.defaults.activation)
             layers.append(op.load()(ctx))
             shape = out
         return layers

@@ -1,10 +1,16 @@
-"""Random mutations of valid specs raise nothing but the project's spec error.
+"""Hostile specs: whatever bytes or structure arrive, only the project's spec error comes out,
+quickly and in little memory, and the command line exits 2 with a message.
 
-A bounded run is part of `make test`; the profile `fuzz` (HYPOTHESIS_PROFILE=fuzz) runs longer.
+A bounded run is part of `make test`; `make fuzz` runs the `fuzz` profile
+(HYPOTHESIS_PROFILE=fuzz, 20,000 examples per test).
 """
 
 import copy
+import io
 import os
+import time
+import tracemalloc
+from contextlib import redirect_stderr, redirect_stdout
 
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -12,34 +18,62 @@ from hypothesis import strategies as st
 
 from cortexgraph import SpecError, analyze, load_spec
 from cortexgraph.bundled import bundled_specs
+from cortexgraph.cli import main
 from cortexgraph.source import parse_text
 from cortexgraph.spec import parse_spec
 
 from .conftest import VALID
 
-settings.register_profile("default", max_examples=200, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("default", max_examples=150, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("fuzz", max_examples=20_000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-SOURCES = [p for p in VALID + list(bundled_specs().values())]
+SOURCES = VALID + list(bundled_specs().values())
 TEXTS = [p.read_text() for p in SOURCES]
 DOCS = [yaml.safe_load(t) for t in TEXTS]
+SECONDS = 1.0  # the most one spec may take
+MEGABYTES = 300  # the most memory one spec may allocate
 
 scalars = st.one_of(
     st.none(), st.booleans(),
-    st.integers(-3, 12), st.integers(-(2**64), 2**64),
+    st.integers(-3, 12), st.integers(-(2**64), 2**64), st.integers(10**6, 10**30),
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from(["V1", "V2", "V4", "IT", "S1", "input", "residual", "down", "up", "conv", "once", "all",
-                     "every", "time", "none", "per_step", "shared", "V1->V2", "a.b", "mod:cls", "", "é",
-                     "\u202e", "x" * 300]),
+                     "every", "time", "none", "per_step", "shared", "V1->V2", "a.b", "mod:cls", "os.path:join", "",
+                     "é", "\u202e", "V\u00e9", "x" * 300, "1e5", "!!python/name:os.system"]),
     st.text(max_size=12),
 )
 values = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.one_of(st.text(max_size=6), scalars.filter(
         lambda v: isinstance(v, (str, int)) and not isinstance(v, bool))), inner, max_size=4)), max_leaves=8)
 
+
+def bounded(run):
+    """Run `run()`: it may raise nothing but SpecError, within the time and memory bounds."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        run()
+    except SpecError as exc:
+        assert exc.problems and all(p.message and p.line >= 1 and p.col >= 1 for p in exc.problems)
+    finally:
+        elapsed = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert elapsed < SECONDS * 3, f"took {elapsed:.2f} s"  # traced allocation triples the time
+    assert peak < MEGABYTES * 2**20, f"allocated {peak / 2**20:.0f} MB"
+
+
+def check_text(text, json_syntax=False):
+    def run():
+        data, source = parse_text(text, "fuzz.json" if json_syntax else "fuzz.yaml")
+        analyze(parse_spec(data, source))
+    bounded(run)
+
+
+# --- structure: mutations of every valid and bundled spec ------------------------------------------
 
 def paths(node, prefix=()):
     yield prefix
@@ -78,17 +112,17 @@ def mutated_docs(draw):
     return doc
 
 
-def check(doc):
-    try:
-        analyze(load_spec(doc) if isinstance(doc, dict) else parse_spec(doc))
-    except SpecError as exc:
-        assert exc.problems and all(p.message for p in exc.problems)
+@given(mutated_docs())
+def test_mutated_specs_raise_only_spec_errors(doc):
+    bounded(lambda: analyze(load_spec(doc) if isinstance(doc, dict) else parse_spec(doc)))
 
 
 @given(mutated_docs())
-def test_mutated_specs_raise_only_spec_errors(doc):
-    check(doc)
+def test_mutated_specs_written_as_yaml_round_the_whole_reader(doc):
+    check_text(yaml.safe_dump(doc, allow_unicode=True))
 
+
+# --- text: edits of spec files, random documents, random bytes ---------------------------------------
 
 @st.composite
 def mutated_texts(draw):
@@ -96,7 +130,8 @@ def mutated_texts(draw):
     for _ in range(draw(st.integers(1, 6))):
         i = draw(st.integers(0, len(text)))
         piece = draw(st.sampled_from(["", ":", "- ", "{", "}", "[", "]", "&a ", "*a", "!!python/name:os.system ",
-                                      "\n  ", "\t", "'", '"', "<<: ", ",", "0", "99999999999999999999", "é"]))
+                                      "\n  ", "\t", "'", '"', "<<: ", ",", "0", "99999999999999999999", "é",
+                                      "\n" + text[:40], "? ", "%YAML 1.1\n---\n", "\x00", "\ufeff"]))
         cut = draw(st.integers(0, 3))
         text = text[:i] + piece + text[i + cut:]
     return text
@@ -104,8 +139,66 @@ def mutated_texts(draw):
 
 @given(mutated_texts(), st.booleans())
 def test_mutated_text_raises_only_spec_errors(text, as_json):
+    check_text(text, as_json)
+
+
+@given(st.binary(max_size=300), st.booleans())
+def test_random_bytes_raise_only_spec_errors(data, as_json):
+    bounded(lambda: analyze(parse_spec(*parse_text(data, "fuzz.json" if as_json else "fuzz.yaml"))))
+
+
+@given(values, st.booleans())
+def test_random_documents_raise_only_spec_errors(doc, as_json):
+    import json
+
     try:
-        data, source = parse_text(text, "fuzz.json" if as_json else "fuzz.yaml")
-        analyze(parse_spec(data, source))
-    except SpecError as exc:
-        assert exc.problems and all(p.line >= 1 and p.col >= 1 for p in exc.problems)
+        text = json.dumps(doc) if as_json else yaml.safe_dump(doc, allow_unicode=True)
+    except (ValueError, TypeError):
+        return  # not representable in that syntax
+    check_text(text, as_json)
+
+
+@given(st.integers(1, 3000), st.sampled_from(["[", "{a: ", "- "]))
+def test_deep_nesting_is_refused_quickly(depth, opener):
+    closer = {"[": "]", "{a: ": "}", "- ": ""}[opener]
+    if opener == "- ":
+        text = "".join("  " * i + "- " + ("\n" if i < depth - 1 else "x\n") for i in range(min(depth, 200)))
+    else:
+        text = "a: " + opener * depth + "1" + closer * depth + "\n"
+    check_text(text)
+
+
+@given(st.integers(2, 12), st.integers(2, 12))
+def test_alias_bombs_are_refused_quickly(width, depth):
+    text = "a0: &a0 [" + ", ".join(["x"] * width) + "]\n"
+    for i in range(1, depth):
+        text += f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]\n"
+    check_text(text)
+
+
+@given(st.lists(st.sampled_from(["name", "steps", "areas", "cortexgraph"]), min_size=2, max_size=6))
+def test_duplicate_keys_anywhere_are_errors(keys):
+    text = TEXTS[0] + "".join(f"{key}: 1\n" for key in keys)
+    check_text(text)
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=8))
+def test_unicode_area_names_are_refused_or_accepted_cleanly(name):
+    doc = copy.deepcopy(DOCS[SOURCES.index(next(p for p in VALID if p.name == "schedule.yaml"))])
+    doc["areas"][name] = {"channels": 4, "size": 8}
+    bounded(lambda: analyze(load_spec(doc)))
+
+
+# --- the command line ----------------------------------------------------------------------------------
+
+@settings(max_examples=40)
+@given(mutated_texts())
+def test_cli_exits_0_or_2_with_a_message(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("cli") / "spec.yaml"
+    path.write_text(text, errors="surrogateescape")
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["validate", str(path)])
+    assert code in (0, 2)
+    if code == 2:
+        assert f"{path}:" in err.getvalue() and "Traceback" not in err.getvalue()

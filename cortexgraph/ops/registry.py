@@ -212,15 +212,33 @@ def known_ops(kind: Kind) -> list[str]:
     return sorted(name for (k, name) in _ALIASES if k == kind)
 
 
-def lookup(kind: Kind, name: str) -> OpDef:
+_IMPORT_PATH = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*):([a-z][a-z0-9_]*)$")
+
+
+def lookup(kind: Kind, name: str, allow_imports: bool = False) -> OpDef:
+    """The op a spec names. `package.module:op` imports package.module (which registers its ops) and
+    finds `op` there, but only when the user allows specs to import code."""
     canonical = _ALIASES.get((kind, name))
     if canonical is not None:
         return _REGISTRY[(kind, canonical)]
-    known = known_ops(kind)
     where = "pre-net layer" if kind == "prenet" else "transition op"
+    path = _IMPORT_PATH.match(name)
+    if path and allow_imports:
+        try:
+            importlib.import_module(path[1])
+        except Exception as exc:  # an import runs arbitrary code; whatever it raises is the user's to see
+            raise UnknownOp(f"cannot import {path[1]!r} for op {name!r}: {type(exc).__name__}: {exc}",
+                            "check that the module is importable (on PYTHONPATH)") from None
+        canonical = _ALIASES.get((kind, path[2]))
+        if canonical is None:
+            raise UnknownOp(f"{path[1]!r} registers no {where} {path[2]!r}",
+                            "it must call cortexgraph.register_op for it when imported")
+        return _REGISTRY[(kind, canonical)]
+    known = known_ops(kind)
     if any(c in name for c in ".:/"):
-        hint = ("this looks like an import path; specs never import code: register the op from Python "
-                "with cortexgraph.register_op and name it here")
+        hint = ("this looks like an import path; specs never import code unless allowed: pass "
+                "--allow-imports (allow_imports=True) to import it, or register the op from Python with "
+                "cortexgraph.register_op and name it here")
     else:
         hint = did_you_mean(name, known) or f"known: {known_list(known, 20)}"
     raise UnknownOp(f"unknown {where} {name!r}", hint)

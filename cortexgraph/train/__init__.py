@@ -65,8 +65,11 @@ class TrainConfig:
     share: str | None = None
     norm: str | None = None
     activation_checkpointing: bool | None = None  # recompute each step in the backward pass (less memory)
+    clip_grad: float | None = None  # clip the gradients' total norm to this
+    on_nonfinite: str = "stop"  # stop (say where it first appeared) | skip (the optimizer step)
     anytime: bool = True  # test accuracy at every readout step
     progress: bool = True
+    allow_imports: bool = False  # let ops named package.module:op import their module
     limit_batches: int | None = None  # at most this many batches per epoch (quick runs)
 
     def __post_init__(self) -> None:
@@ -76,6 +79,8 @@ class TrainConfig:
                   (self.schedule in ("cosine", "step", "constant"), "schedule is cosine, step or constant"),
                   (self.lr is None or self.lr > 0, "learning rate must be positive"),
                   (0 <= self.label_smoothing < 1, "label smoothing is in [0, 1)"),
+                  (self.clip_grad is None or self.clip_grad > 0, "gradient clipping needs a positive norm"),
+                  (self.on_nonfinite in ("stop", "skip"), "on_nonfinite is stop or skip"),
                   (self.workers >= 0, "workers must be >= 0")]
         for ok, message in checks:
             if not ok:
@@ -118,8 +123,8 @@ class _Run:
         self.checkpoint_path = self.out / "checkpoint.pt"
         self.payload = self._resume_payload(spec) if config.resume else None
         torch.manual_seed(config.seed)
-        self.model: CortexNet = (load_model(self.checkpoint_path, self.payload) if self.payload
-                                 else construct(_plan(spec)))
+        self.model: CortexNet = (load_model(self.checkpoint_path, self.payload, config.allow_imports) if self.payload
+                                 else construct(_plan(spec, config.allow_imports)))
         self.spec = self.model.spec
         self.data = make_data(config.data, self.spec, config.data_dir, config.seed)
         classes = self.spec.readout.head.classes
@@ -157,6 +162,9 @@ class _Run:
         """Fail now, not after an epoch, if checkpoints cannot be written here."""
         try:
             self.out.mkdir(parents=True, exist_ok=True)
+            for stale in self.out.glob(".*.tmp"):  # left by a run killed while writing (see atomic.py)
+                if stale.name.split(".")[1] in ("checkpoint", "metrics", "anytime"):
+                    stale.unlink()
             probe = self.out / ".cortexgraph-write-test"
             probe.write_bytes(b"x")
             probe.unlink()
@@ -249,7 +257,7 @@ class _Run:
                    disable=not (self.world.main and config.progress), dynamic_ncols=True)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        seen, start = 0, time.perf_counter()
+        seen, skipped, start = 0, 0, time.perf_counter()
         for i, (x, y) in enumerate(loader):
             if i >= total:
                 break
@@ -257,11 +265,20 @@ class _Run:
             with self._autocast():
                 logits = self.net(x)
                 loss = self.criterion(logits.float(), y)
-            if not torch.isfinite(loss):
-                raise TrainingError(f"the loss is {loss.item()} at epoch {epoch + 1}, batch {i + 1}; "
-                                    "lower the learning rate, or check the data")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            # Decided on the gradients, which DDP has made equal everywhere, so that every process
+            # skips or stops together; a non-finite loss gives non-finite gradients too.
+            if not torch.isfinite(self._gradient_norm()):
+                message = self._nonfinite(loss, x, y, epoch, i)
+                if config.on_nonfinite == "stop":
+                    raise TrainingError(message)
+                skipped += 1
+                if self.world.main and config.progress:
+                    bar.write(f"skipped an optimizer step: {message}")
+                self.optimizer.zero_grad(set_to_none=True)
+                bar.update()
+                continue
             self.optimizer.step()
             loss_sum += loss.detach().double() * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
@@ -275,8 +292,30 @@ class _Run:
         elapsed = time.perf_counter() - start
         loss_total, correct_total, seen_total = dist.all_sum([loss_sum.item(), float(correct.item()), float(seen)],
                                                              self.world, self.device)
+        seen_total = max(seen_total, 1.0)
         return {"train_loss": loss_total / seen_total, "train_acc": correct_total / seen_total,
-                "seconds": round(elapsed, 3), "images_per_second": seen_total / elapsed}
+                "seconds": round(elapsed, 3), "images_per_second": seen_total / elapsed, "skipped_steps": skipped}
+
+    def _gradient_norm(self) -> torch.Tensor:
+        """The gradients' total norm, after clipping it if asked (inf or nan if any is not finite)."""
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if self.config.clip_grad:
+            return nn.utils.clip_grad_norm_(params, self.config.clip_grad)
+        return nn.utils.get_total_norm([p.grad for p in params])
+
+    def _nonfinite(self, loss: torch.Tensor, x: torch.Tensor, y: torch.Tensor, epoch: int, batch: int) -> str:
+        """Where the trouble first appeared, in one line."""
+        from ..diagnose import first_nonfinite_gradient, first_nonfinite_value
+
+        with self._autocast():
+            if not torch.isfinite(loss):
+                place = first_nonfinite_value(self.model, x)
+                what = f"the loss is {loss.item()}" + (f"; it first appears at {place}" if place else "")
+            else:
+                place = first_nonfinite_gradient(self.model, x, lambda logits: self.criterion(logits.float(), y))
+                what = "gradients are not finite" + (f"; they start at {place}" if place else "")
+        return (f"{what} (epoch {epoch + 1}, batch {batch + 1}); lower the learning rate, clip the gradients "
+                "(--clip-grad), or skip such steps (--on-nonfinite skip)")
 
     @torch.no_grad()
     def _evaluate(self, epoch: int) -> dict[str, Any]:
@@ -307,11 +346,21 @@ class _Run:
                 "channels_last": self.channels_last, "processes": self.world.size}
 
     def _save(self, epochs_done: int) -> None:
-        write_metrics(self.out, {"spec": self.spec.name, "settings": self._settings()}, self.epochs)
         model_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        save_checkpoint(self.checkpoint_path, spec=self.spec.to_dict(), settings=self._settings(),
-                        model=model_state, optimizer=self.optimizer.state_dict(), epoch=epochs_done,
-                        metrics=self.epochs)
+        try:
+            save_checkpoint(self.checkpoint_path, spec=self.spec.to_dict(), settings=self._settings(),
+                            model=model_state, optimizer=self.optimizer.state_dict(), epoch=epochs_done,
+                            metrics=self.epochs)
+        except OSError as exc:
+            kept = (f"{self.checkpoint_path} still holds epoch {epochs_done - 1}" if epochs_done > 1
+                    else "no checkpoint was written")
+            raise TrainingError(f"cannot write the checkpoint of epoch {epochs_done} in {self.out}: "
+                                f"{exc.strerror or exc}; {kept}") from None
+        try:
+            write_metrics(self.out, {"spec": self.spec.name, "settings": self._settings()}, self.epochs)
+        except OSError as exc:
+            raise TrainingError(f"cannot write the metrics in {self.out}: {exc.strerror or exc}; "
+                                f"{self.checkpoint_path} holds epoch {epochs_done} and its metrics") from None
 
     def _finish(self) -> dict[str, Any]:
         last = self.epochs[-1] if self.epochs else {}
@@ -327,8 +376,8 @@ class _Run:
         return result
 
 
-def _plan(spec):
+def _plan(spec, allow_imports: bool = False):
     from ..analysis import analyze
     from ..plan import make_plan
 
-    return make_plan(analyze(spec))
+    return make_plan(analyze(spec, allow_imports=allow_imports))
