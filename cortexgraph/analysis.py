@@ -120,10 +120,6 @@ class Analysis:
     def arrival(self) -> dict[str, int | None]:
         return self.timeline.arrival
 
-    @property
-    def readout_steps(self) -> tuple[int, ...]:
-        return self.spec.readout_steps
-
     def edge(self, name: str) -> Edge:
         if len(self._by_name) != len(self.edges):
             self._by_name.update((e.name, e) for e in self.edges)

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .analysis import INPUT
-from .model import CortexNet
+from .model import CortexNet, kept_statistics
 
 
 @dataclass(frozen=True)
@@ -36,41 +36,49 @@ def _finite(t: Tensor) -> bool:
     return bool(torch.isfinite(t).all())
 
 
+class _Found(Exception):
+    def __init__(self, place: Place):
+        self.place = place
+
+
+def _walk(model: CortexNet, plan, x: Tensor, around) -> Tensor:
+    """Run `plan` on `x` call by call, each call as `around(place, run, source)`; returns the head's input.
+    (Callers keep the running statistics: a diagnosis must change nothing.)"""
+    values = {(INPUT, 0): model.prenet(x)}
+    if not _finite(values[(INPUT, 0)]):
+        raise _Found(Place("pre-net"))
+    latest: dict[str, Tensor] = {}
+    for step, updates in enumerate(plan.schedule):
+        made = {}
+        for update in updates:
+            total = None
+            for call in update.calls:
+                module = model.group(call.group)
+                out = around(Place("edge", step, update.area, call.edge),
+                             lambda s, m=module, n=call.norm_step: m(s, n), values[(call.source, call.reads)])
+                total = out if total is None else total + out
+            made[update.area] = total
+        for area, value in made.items():
+            values[(area, step)] = latest[area] = value
+    return latest[plan.readout_area]
+
+
 @torch.no_grad()
 def first_nonfinite_value(model: CortexNet, x: Tensor) -> Place | None:
-    """Run the whole plan (nothing pruned) on `x`, checking every edge's output in step order.
+    """Run the whole plan (nothing pruned) on `x`, checking every edge's output in step order."""
 
-    Runs in the model's current mode; BatchNorm running statistics are put back afterwards."""
-    saved = {name: b.clone() for name, b in model.named_buffers()}
+    def checked(place: Place, run, source: Tensor) -> Tensor:
+        out = run(source)
+        if not _finite(out):
+            raise _Found(place)
+        return out
+
     try:
-        plan = model.plan_for(states=True)
-        values = {(INPUT, 0): model.prenet(x)}
-        if not _finite(values[(INPUT, 0)]):
-            return Place("pre-net")
-        latest: dict[str, Tensor] = {}
-        for step, updates in enumerate(plan.schedule):
-            made = {}
-            for update in updates:
-                total = None
-                for call in update.calls:
-                    source = values[(call.source, call.reads)]
-                    out = model.group(call.group)(source, call.norm_step)
-                    if not _finite(out):
-                        return Place("edge", step, update.area, call.edge)
-                    total = out if total is None else total + out
-                if not _finite(total):  # finite parts whose sum overflows
-                    return Place("edge", step, update.area, update.calls[-1].edge)
-                made[update.area] = total
-            for area, value in made.items():
-                values[(area, step)] = latest[area] = value
-        final = latest.get(plan.readout_area)
-        if final is not None and not _finite(model.head(final)):
-            return Place("head")
-        return None
-    finally:
-        state = dict(model.named_buffers())
-        for name, value in saved.items():
-            state[name].copy_(value)
+        with kept_statistics(model.modules()):
+            final = _walk(model, model.plan_for(states=True), x, checked)
+            return None if _finite(model.head(final)) else Place("head")
+    except _Found as found:
+        return found.place
 
 
 class _Probe(torch.autograd.Function):
@@ -90,41 +98,30 @@ class _Probe(torch.autograd.Function):
 def first_nonfinite_gradient(model: CortexNet, x: Tensor, loss_fn) -> Place | None:
     """Run `loss_fn(model(x))` forward and backward again, probing every call of the plan: the place
     a non-finite gradient starts is the call (latest in time) whose output receives a finite gradient
-    but which passes a non-finite one on to its input. Running statistics are put back afterwards."""
-    saved = {name: b.clone() for name, b in model.named_buffers()}
+    but which passes a non-finite one on to its input."""
+    probes: list[tuple[Place, list, list]] = []  # (place, gradient reaching the output, passed to input)
+
+    def probed(place: Place, run, source: Tensor) -> Tensor:
+        passed, reaching = [], []
+        probes.append((place, reaching, passed))
+        return _Probe.apply(run(_Probe.apply(source, passed)), reaching)
+
+    head_in, reaching_head = [], []
     try:
-        plan = model.plan
-        probes: list[tuple[Place, list, list]] = []  # (place, gradient reaching the output, passed to input)
-        values = {(INPUT, 0): model.prenet(x)}
-        latest: dict[str, Tensor] = {}
-        for step, updates in enumerate(plan.schedule):
-            made = {}
-            for update in updates:
-                total = None
-                for call in update.calls:
-                    passed, reaching = [], []
-                    source = _Probe.apply(values[(call.source, call.reads)], passed)
-                    out = _Probe.apply(model.group(call.group)(source, call.norm_step), reaching)
-                    probes.append((Place("edge", step, update.area, call.edge), reaching, passed))
-                    total = out if total is None else total + out
-                made[update.area] = total
-            for area, value in made.items():
-                values[(area, step)] = latest[area] = value
-        head_in: list = []
-        reaching_head: list = []
-        logits = _Probe.apply(model.head(_Probe.apply(latest[plan.readout_area], head_in)), reaching_head)
-        model.zero_grad(set_to_none=True)
-        loss_fn(logits).backward()
-        if reaching_head and not all(reaching_head):
-            return Place("the loss")
-        if head_in and not all(head_in):
-            return Place("head")
-        for place, reaching, passed in reversed(probes):
-            if all(reaching) and not all(passed):
-                return place
-        return None
+        with kept_statistics(model.modules()):  # after the backward pass, which needs them as they were
+            final = _walk(model, model.plan, x, probed)
+            logits = _Probe.apply(model.head(_Probe.apply(final, head_in)), reaching_head)
+            model.zero_grad(set_to_none=True)
+            loss_fn(logits).backward()
+    except _Found as found:
+        return found.place
     finally:
         model.zero_grad(set_to_none=True)
-        state = dict(model.named_buffers())
-        for name, value in saved.items():
-            state[name].copy_(value)
+    if reaching_head and not all(reaching_head):
+        return Place("the loss")
+    if head_in and not all(head_in):
+        return Place("head")
+    for place, reaching, passed in reversed(probes):
+        if all(reaching) and not all(passed):
+            return place
+    return None

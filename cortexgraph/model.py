@@ -400,10 +400,12 @@ def _make_values(step: _Step, *inputs: Tensor) -> tuple[Tensor, ...]:
 
 
 @contextmanager
-def _frozen_statistics(norms: tuple[nn.Module, ...]) -> Iterator[None]:
-    """While a checkpoint recomputes a step, its BatchNorms run exactly as before (so autograd finds
-    the same saved tensors) but their running statistics must not move a second time: they are put
-    back as they were."""
+def kept_statistics(modules: Any) -> Iterator[None]:
+    """Run modules (BatchNorms among them) in training mode without their running statistics moving:
+    they are put back as they were. Activation checkpointing recomputes a step this way (its
+    BatchNorms must run exactly as before, so autograd finds the same saved tensors, but must not
+    count the batch twice), and so do the diagnoses of non-finite values."""
+    norms = [m for m in modules if isinstance(m, nn.BatchNorm2d)]
     saved = [[b.clone() for b in n.buffers()] for n in norms]
     try:
         yield
@@ -415,7 +417,7 @@ def _frozen_statistics(norms: tuple[nn.Module, ...]) -> Iterator[None]:
 
 
 def _recompute_contexts(norms: tuple[nn.Module, ...]) -> tuple[Any, Any]:
-    return nullcontext(), _frozen_statistics(norms)
+    return nullcontext(), kept_statistics(norms)
 
 
 def _tie(module: nn.Module, target: nn.Module) -> None:

@@ -78,11 +78,6 @@ class Plan:
     def updates(self) -> list[Update]:
         return [u for updates in self.schedule for u in updates]
 
-    def version(self, area: str, step: int) -> int | None:
-        """The step of the value `area` holds at `step` in this plan (None while silent)."""
-        found = [u.step for updates in self.schedule[: step + 1] for u in updates if u.area == area]
-        return found[-1] if found else None
-
     def __str__(self) -> str:
         spec = self.analysis.spec
         what = {"final": f"readout {self.readout_area} at {_steps(self.readout_steps)}",
