@@ -7,13 +7,12 @@ A bounded run is part of `make test`; `make fuzz` runs the `fuzz` profile
 
 import copy
 import io
-import os
 import time
 import tracemalloc
 from contextlib import redirect_stderr, redirect_stdout
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cortexgraph import SpecError, analyze, load_spec
@@ -23,12 +22,6 @@ from cortexgraph.source import parse_text
 from cortexgraph.spec import parse_spec
 
 from .conftest import VALID
-
-settings.register_profile("default", max_examples=150, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("fuzz", max_examples=20_000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 SOURCES = VALID + list(bundled_specs().values())
 TEXTS = [p.read_text() for p in SOURCES]

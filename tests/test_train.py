@@ -207,8 +207,13 @@ def test_cli_train_reports_and_exits_0(tiny, tmp_path, capsys):
 def test_two_processes_on_cpu_stay_in_sync(tiny, tmp_path):
     """torchrun with the gloo backend: every epoch checks that both processes hold the same weights."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    import socket
+
+    with socket.socket() as s:  # a free port for the processes to meet on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     torchrun = Path(sys.executable).parent / "torchrun"
-    done = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", "-m", "cortexgraph",
+    done = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), "-m", "cortexgraph",
                            "train", tiny, "--epochs", "2", "--batch-size", "32", "--limit-batches", "4",
                            "--optimizer", "adamw", "--lr", "0.003", "--out", str(tmp_path / "ddp"), "--quiet"],
                           capture_output=True, text=True, env=env, timeout=300)
