@@ -81,7 +81,7 @@ class _Walker:
             self.fail(node, (), f"the document expands to more than {self.limits.max_nodes:,} values",
                       "aliases that repeat aliases multiply; write the values out")
         if len(loc) > self.limits.max_depth:
-            self.fail(node, loc, f"nested more than {self.limits.max_depth} levels deep")
+            self.fail(node, (), f"nested more than {self.limits.max_depth} levels deep")
         if id(node) in self.active:
             self.fail(node, loc, "an alias refers to a value that contains it", "recursive data is not a spec")
         self.source.values.setdefault(loc, _mark(node))
@@ -139,20 +139,32 @@ class _Walker:
         return out
 
 
-def _expanded_size(node: yaml.Node, memo: dict[int, int], active: set[int]) -> int:
-    """How many values the node stands for once aliases are expanded (cheap: each node once)."""
-    if id(node) in memo:
-        return memo[id(node)]
-    if isinstance(node, yaml.ScalarNode) or id(node) in active:
-        return 1  # a cycle is reported by the walk
-    active.add(id(node))
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
-        size = 1 + sum(_expanded_size(n, memo, active) for n in node.value)
-    else:
-        size = 1 + sum(_expanded_size(k, memo, active) + _expanded_size(v, memo, active) for k, v in node.value)
-    active.discard(id(node))
-    memo[id(node)] = size
-    return size
+        return node.value
+    return [part for pair in node.value for part in pair]
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values the document stands for once aliases are expanded. Each node is visited once
+    (aliases share nodes), without recursion: the parser accepts nesting deeper than Python's stack."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()  # on the current path: an alias back up it (a cycle) counts 1 here
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            sizes[key] = 1 + sum(sizes.get(id(child), 1) for child in _children(node))
+            active.discard(key)
+        elif key not in sizes and key not in active:
+            if isinstance(node, yaml.ScalarNode):
+                sizes[key] = 1
+                continue
+            active.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    return sizes[id(root)]
 
 
 def _compose(text: str, source: SourceMap) -> tuple[Any, yaml.Node | None]:
@@ -212,7 +224,7 @@ def parse_text(text: str | bytes, file: str = "<spec>", json_syntax: bool | None
     try:
         if node is None:
             raise SpecError([Problem((), "the document is empty", "a spec starts with 'cortexgraph: 1'", file=file)])
-        if _expanded_size(node, {}, set()) > limits.max_nodes:
+        if _expanded_size(node) > limits.max_nodes:
             line, col = _mark(node)
             raise SpecError([Problem((), f"the document expands to more than {limits.max_nodes:,} values",
                                      "aliases that repeat aliases multiply; write the values out",

@@ -396,7 +396,8 @@ def _located(err: Any, source: SourceMap, prefix: Loc, model: type[BaseModel]) -
     loc: Loc = tuple(err["loc"])
     kind = err["type"]
     on_key = kind == "extra_forbidden"
-    if loc and loc[-1] == "[key]":
+    # pydantic marks an error in a mapping's key with a last '[key]'; a key written "[key]" is not that.
+    if len(loc) >= 2 and loc[-1] == "[key]" and kind != "extra_forbidden":
         loc, on_key = loc[:-1], True
     value = err.get("input")
     hint = None

@@ -108,3 +108,18 @@ def test_missing_file_is_one_clear_error(tmp_path):
         load_spec(str(tmp_path / "nope.yaml"))
     with pytest.raises(SpecError, match="did you mean 'torchvision/resnet18'"):
         load_spec("torchvision/resnet81")
+
+
+def test_nesting_deeper_than_pythons_stack_is_refused_not_a_crash():
+    """Found by `make fuzz`: libyaml parses nesting deeper than Python could recurse into."""
+    found = problems("a: " + "[" * 990 + "]" * 990 + "\n")
+    assert "nested more than 64 levels" in found[0].message and found[0].path == "(document)"
+
+
+def test_a_key_named_like_pydantics_key_marker_is_an_ordinary_unknown_field():
+    """Found by `make fuzz`: a key written '[key]' is not pydantic's marker for errors in keys."""
+    from cortexgraph.spec import parse_spec
+
+    with pytest.raises(SpecError) as caught:
+        parse_spec(*parse_text("'[key]': null\n"))
+    assert "unknown field '[key]'" in str(caught.value)
