@@ -18,16 +18,14 @@ the work that matters.
 
 from __future__ import annotations
 
-import gc
 from bisect import bisect_right
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 from pydantic import ValidationError
 
+from .collector import collector_paused
 from .errors import Loc, Problem, SpecError, did_you_mean, format_path, known_list
 from .ops.registry import OpDef, Params, Shape, UnknownOp, lookup, resampling
 from .spec import Spec, located_errors
@@ -140,19 +138,6 @@ def analyze(spec: Spec, limits: Limits = Limits(), allow_imports: bool = False) 
     otherwise)."""
     with collector_paused():
         return _Checker(spec, limits, allow_imports).run()
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """The timeline makes one small tuple per edge and step, none in a cycle. Left on, Python's
-    cycle collector rescans them all again and again as they accumulate (5x the analysis's time)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def lower(spec: Spec) -> tuple[Edge, ...]:

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from .analysis import INPUT, Analysis, Edge, collector_paused, live
+from .analysis import INPUT, Analysis, Edge, live
+from .collector import collector_paused
 
 Prune = Literal["final", "anytime", "none"]
 
@@ -201,7 +202,7 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
 
     group_for = _Groups(groups, horizon(analysis), spec.defaults.beyond)
     schedule = []
-    with collector_paused():  # one small object per call, none in a cycle (see analysis.collector_paused)
+    with collector_paused():  # one small object per call, none in a cycle
         for step, now in enumerate(timeline.updates):
             updates = []
             for target, firings in now.items():

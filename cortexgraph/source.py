@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .collector import collector_paused
 from .errors import Loc, Problem, SpecError
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -218,6 +219,11 @@ def parse_text(text: str | bytes, file: str = "<spec>", json_syntax: bool | None
         raise SpecError([Problem((), f"the file is larger than {limits.max_bytes:,} bytes", file=file)])
     if json_syntax is None:
         json_syntax = file.endswith(".json")
+    with collector_paused():  # many small objects, none in a cycle (see collector.py)
+        return _read(text, file, json_syntax, limits, source)
+
+
+def _read(text: str, file: str, json_syntax: bool, limits: TextLimits, source: SourceMap) -> tuple[Any, SourceMap]:
     data = _json_data(text, source) if json_syntax else None
     # In JSON a tab is only ever whitespace outside strings; YAML refuses tabs there.
     loader, node = _compose(text.replace("\t", " ") if json_syntax else text, source)
