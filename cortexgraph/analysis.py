@@ -112,15 +112,16 @@ class Analysis:
     timeline: Timeline
     warnings: list[Problem]
     limits: Limits
-    _by_name: dict[str, Edge] = field(default_factory=dict, repr=False, compare=False)
+    _by_name: dict[str, Edge] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_name = {e.name: e for e in self.edges}
 
     @property
     def arrival(self) -> dict[str, int | None]:
         return self.timeline.arrival
 
     def edge(self, name: str) -> Edge:
-        if len(self._by_name) != len(self.edges):
-            self._by_name.update((e.name, e) for e in self.edges)
         return self._by_name[name]
 
     def timeline_for(self, steps: int) -> Timeline:

@@ -141,9 +141,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
         train(config)
+    except SpecError:
+        raise  # printed by main, located in the spec
     except (DataError, CheckpointError, ValueError) as exc:
-        if isinstance(exc, SpecError):
-            raise
         print(f"cortexgraph: {exc}", file=sys.stderr)
         return EXIT_BAD_SPEC
     except TrainingError as exc:

@@ -39,10 +39,15 @@ def _weights_and_norm(module: nn.Module) -> tuple[int, int]:
     return _params(module) - in_norms + tied, one_step
 
 
-def group_flops(model: CortexNet, groups: list[str] | None = None) -> dict[str, int]:
+def _meta_copy(model: CortexNet) -> CortexNet:
+    """A copy on the meta device: shapes without memory or arithmetic, for counting FLOPs."""
+    return copy.deepcopy(model).to("meta").eval()
+
+
+def group_flops(model: CortexNet, groups: list[str] | None = None, meta: CortexNet | None = None) -> dict[str, int]:
     """FLOPs of one call (one image) of each weight group, counted on a meta-device copy."""
     analysis = model.analysis
-    meta = copy.deepcopy(model).to("meta").eval()
+    meta = meta if meta is not None else _meta_copy(model)
     out = {}
     with torch.no_grad():
         for path in groups if groups is not None else model.plan.groups:
@@ -56,12 +61,12 @@ def group_flops(model: CortexNet, groups: list[str] | None = None) -> dict[str, 
 def summarize(model: CortexNet) -> dict[str, Any]:
     """Everything `cortexgraph compile` reports, as plain data."""
     plan, analysis, spec = model.plan, model.analysis, model.spec
-    meta = copy.deepcopy(model).to("meta").eval()
+    meta = _meta_copy(model)
     batch = torch.empty(1, spec.input.channels, *spec.input.size, device="meta")
     with torch.no_grad():
         prenet_flops = _flops(meta.prenet, batch)
         head_flops = _flops(meta.head, torch.empty(1, *analysis.shapes[spec.readout.area], device="meta"))
-    call_flops = group_flops(model, sorted({c.group for u in plan.updates for c in u.calls}))
+    call_flops = group_flops(model, sorted({c.group for u in plan.updates for c in u.calls}), meta)
 
     areas: dict[str, dict[str, Any]] = {}
     for name in spec.areas:

@@ -12,7 +12,7 @@ t >= 1 the recurrence's at its t-th step.
 from __future__ import annotations
 
 from ..model import CortexNet
-from .torchvision import _with_norm_step
+from .mapping import norm_name
 
 _PRENET = {"V1.conv1": "prenet.0.conv", "V1.norm1": "prenet.0.norm",
            "V1.conv2": "prenet.2.conv", "V1.norm2": "prenet.2.norm", "decoder.linear": "head.fc"}
@@ -39,6 +39,6 @@ def cornet_s_names(model: CortexNet) -> dict[str, str]:
             mapping[f"{area}.norm_skip.{param}"] = f"{entry.path}.norm_skip.{param}"
             for t, (group, step) in enumerate(runs):
                 for k in (1, 2, 3):
-                    ours_name = _with_norm_step(ours, f"{group.path}.norm{k}.{param}", step)
+                    ours_name = norm_name(ours, f"{group.path}.norm{k}.{param}", step)
                     mapping[f"{area}.norm{k}_{t}.{param}"] = ours_name
     return mapping

@@ -54,3 +54,12 @@ def load_mapped(model: CortexNet, state_dict: Mapping[str, Tensor], mapping: Map
         raise WeightMapError(f"cannot load {origin} weights into {model.spec.name}:\n  {shown}")
     model.load_state_dict({mine: state_dict[theirs] for mine, theirs in targets.items()}, strict=True)
     return model
+
+
+def norm_name(ours: Mapping[str, object], name: str, step: int) -> str:
+    """`edges.X.bn1.weight`, or `edges.X.bn1.t3.weight` where the weights run at several steps."""
+    if name in ours:
+        return name
+    site, _, param = name.rpartition(".")
+    stepped = f"{site}.t{step}.{param}"
+    return stepped if stepped in ours else name

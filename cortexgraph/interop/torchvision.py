@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 
 from ..model import CortexNet
-from .mapping import WeightMapError
+from .mapping import WeightMapError, norm_name
 
 _BLOCK = re.compile(r"^layer(\d+)\.(\d+)\.(.+)$")
 _RENAME = {"downsample.0.": "shortcut.", "downsample.1.": "shortcut_norm."}
@@ -39,14 +39,5 @@ def torchvision_names(model: CortexNet, state_dict: Mapping[str, object]) -> dic
             rest = m[3]
             for old, new in _RENAME.items():
                 rest = rest.replace(old, new)
-            mapping[key] = _with_norm_step(ours, f"{call.group}.{rest}", call.norm_step)
+            mapping[key] = norm_name(ours, f"{call.group}.{rest}", call.norm_step)
     return mapping
-
-
-def _with_norm_step(ours: Mapping[str, object], name: str, step: int) -> str:
-    """`edges.X.bn1.weight`, or `edges.X.bn1.t3.weight` where the weights run at several steps."""
-    if name in ours:
-        return name
-    site, _, param = name.rpartition(".")
-    stepped = f"{site}.t{step}.{param}"
-    return stepped if stepped in ours else name
