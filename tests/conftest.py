@@ -18,6 +18,18 @@ VALID = sorted((TESTS / "specs" / "valid").glob("*.*"))
 INVALID = sorted((TESTS / "specs" / "invalid").glob("*.yaml"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` run only where a GPU is (`pytest -m cuda` selects them on a GPU machine)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def tmp_spec(tmp_path):
     """Write spec text to a file and return its path."""

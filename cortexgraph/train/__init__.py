@@ -93,9 +93,11 @@ class TrainConfig:
 
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run training; returns the final metrics and where everything was written."""
-    world = dist.start(config.device)
+    world = dist.world_from_env()
+    device = dist.device_for(config.device, world)  # before the process group: NCCL needs the GPU set
+    dist.start(world, device)
     try:
-        return _Run(config, world).run()
+        return _Run(config, world, device).run()
     finally:
         dist.stop(world)
 
@@ -105,9 +107,8 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 class _Run:
-    def __init__(self, config: TrainConfig, world: dist.World):
-        self.config, self.world = config, world
-        self.device = dist.device_for(config.device, world)
+    def __init__(self, config: TrainConfig, world: dist.World, device: torch.device):
+        self.config, self.world, self.device = config, world, device
         cuda = self.device.type == "cuda"
         self.amp = cuda if config.amp is None else config.amp
         self.channels_last = cuda if config.channels_last is None else config.channels_last

@@ -1,7 +1,7 @@
 """One process or many: `torchrun --nproc_per_node N -m cortexgraph train ...` runs DDP.
 
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them everything here is
-a no-op for a single process. NCCL on GPUs, gloo on CPUs.
+a no-op for a single process.
 """
 
 from __future__ import annotations
@@ -28,28 +28,45 @@ class World:
         return self.size > 1
 
 
-def start(device: str) -> World:
-    """Join the process group torchrun set up (if any)."""
+def world_from_env() -> World:
+    """This process's place in the run torchrun started (one process when torchrun did not)."""
     if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
         return World()
-    world = World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
-    if not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend=backend)
-    return world
+    return World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def device_for(requested: str, world: World) -> torch.device:
+    """The device `--device` names, made current; `cuda` gets an index (torch.cuda.set_device wants one).
+
+    `auto` is CUDA where there is a GPU, else the CPU. `cuda` is the current GPU in a single
+    process and the GPU of LOCAL_RANK under torchrun, where `cuda:N` must be that GPU too."""
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and world.distributed:
-        requested = f"cuda:{world.local_rank}"
-    device = torch.device(requested)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda asked for, but CUDA is not available here; use --device cpu")
-        torch.cuda.set_device(device)
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise ValueError(f"--device {requested!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {requested} asked for, but CUDA is not available here; use --device cpu")
+    if device.index is None:
+        device = torch.device("cuda", world.local_rank if world.distributed else torch.cuda.current_device())
+    elif world.distributed and device.index != world.local_rank:
+        raise ValueError(f"--device {requested}: under torchrun each process uses the GPU of its LOCAL_RANK "
+                         f"(this one cuda:{world.local_rank}); pass --device cuda")
+    count = torch.cuda.device_count()
+    if device.index >= count:
+        raise ValueError(f"--device {device} asked for, but this machine has {count} GPU(s): "
+                         f"cuda:0 to cuda:{count - 1}")
+    torch.cuda.set_device(device)
     return device
+
+
+def start(world: World, device: torch.device) -> None:
+    """Join the process group torchrun set up (nothing to do for one process): NCCL on GPUs, gloo on CPUs."""
+    if world.distributed and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
 
 
 def all_sum(values: list[float], world: World, device: torch.device) -> list[float]:

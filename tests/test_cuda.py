@@ -1,0 +1,59 @@
+"""On a GPU: training with bf16 autocast and channels-last, resuming, and a compiled model.
+
+Skipped where there is no CUDA GPU (see conftest.py); `pytest -m cuda` runs just these.
+"""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from cortexgraph import build
+from cortexgraph.checkpoint import read_checkpoint
+from cortexgraph.train import TrainConfig, train
+
+pytestmark = pytest.mark.cuda
+
+
+def digits(out: Path, **changes) -> TrainConfig:
+    settings = dict(spec="demo/frnn3-digits", data="digits", out=str(out), epochs=2, batch_size=64,
+                    optimizer="adamw", lr=3e-3, progress=False, device="cuda")
+    return TrainConfig(**{**settings, **changes})
+
+
+def test_an_epoch_runs_in_bf16_and_channels_last_on_the_gpu(tmp_path):
+    result = train(digits(tmp_path / "run", epochs=1))
+    settings = json.loads((Path(result["out"]) / "metrics.json").read_text())["run"]["settings"]
+    assert settings["device"] == "cuda:0" and settings["amp"] and settings["channels_last"]
+    assert result["test_acc"] > 0.8  # one epoch on the digits: about 90% on the CPU
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
+    train(digits(tmp_path / "whole"))
+    train(digits(tmp_path / "split", epochs=1))
+    train(digits(tmp_path / "split", resume=True))
+    whole = read_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    split = read_checkpoint(tmp_path / "split" / "checkpoint.pt")
+    assert split["epoch"] == 2 and [e["epoch"] for e in split["metrics"]] == [1, 2]
+    # cuDNN's backward kernels may add in another order from run to run: equal to rounding, not bits.
+    for name, value in whole["model"].items():
+        torch.testing.assert_close(split["model"][name], value, rtol=1e-3, atol=1e-3, msg=name)
+
+
+@pytest.mark.parametrize("call", [{}, {"readout": "all"}, {"steps": 4}])
+def test_a_compiled_model_matches_the_eager_one(call):
+    model = build("demo/frnn3-digits").cuda().train()
+    x = torch.randn(8, 1, 16, 16, device="cuda")
+    eager = copy.deepcopy(model)
+    compiled = torch.compile(model, fullgraph=True)
+    out, expected = compiled(x, **call), eager(x, **call)
+    if isinstance(expected, dict):
+        out, expected = torch.stack(list(out.values())), torch.stack(list(expected.values()))
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    for (name, p), q in zip(model.named_parameters(), eager.parameters()):
+        if q.grad is not None:
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-3, msg=name)
