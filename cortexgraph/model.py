@@ -233,10 +233,13 @@ class CortexNet(nn.Module):
             raise ValueError(f"readout is None (the spec's readout) or 'all' (every step); got {readout!r}")
         return "none" if states else ("anytime" if readout == "all" else "final")
 
-    def _program(self, steps: int | None, prune: Prune) -> tuple[_Program, Plan]:
+    def _key(self, steps: int | None, prune: Prune) -> tuple[int | None, Prune]:
         if steps == self.spec.steps and self.spec.readout.step is None:
             steps = None  # the same run as the spec's own
-        key = (steps, prune)
+        return steps, prune
+
+    def _program(self, steps: int | None, prune: Prune) -> tuple[_Program, Plan]:
+        key = self._key(steps, prune)
         if key not in self._programs:
             plan = self.plan if key == (None, "final") else make_plan(self.analysis, steps, prune, self.plan.groups)
             self._programs[key] = (self._bind(plan), plan)
@@ -293,7 +296,9 @@ class CortexNet(nn.Module):
         - `return_states=True`: also a dict {(area, step): tensor} of every
           area at every step from its first arrival (nothing is pruned).
         """
-        program, _ = self._program(steps, self._prune(readout, return_states))
+        prune = self._prune(readout, return_states)
+        _prepare(self, steps, prune)  # under torch.compile: made for real, outside the traced graph
+        program, _ = self._programs[self._key(steps, prune)]
         self._check_input(x)
         values: list[Tensor | None] = [None] * program.slots
         values[0] = self.prenet(x)
@@ -382,6 +387,22 @@ def group_sizes(plan: Plan) -> dict[str, int]:
         per_step = analysis.edge(group.edge).norm == "per_step"
         sizes[group.path] = weights + norms * (max(len(group.steps), 1) if per_step else 1)
     return sizes
+
+
+def _prepare(model: CortexNet, steps: int | None, prune: Prune) -> bool:
+    """Make (once) the program of a call form, so that `forward` finds it in `model._programs`.
+
+    Making a Plan is plain Python that Dynamo cannot and should not trace (it pauses the cycle
+    collector, among other things). Marked as having a constant result, this function runs for real
+    while `torch.compile` traces `forward`, before `forward` first reads `_programs`, so every call
+    form (`steps=T`, `readout="all"`, `return_states`) compiles with fullgraph=True on a fresh model."""
+    model._program(steps, prune)
+    return True
+
+
+# What torch.compiler.assume_constant_result sets, without importing Dynamo (2 s) for every build;
+# tests/test_model.py checks that the two agree.
+_prepare._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
 def _sum_calls(calls: Calls, values: Any) -> Tensor:

@@ -282,18 +282,33 @@ def test_build_refuses_a_bad_override_with_a_located_error():
         frnn(steps=0)
 
 
+@pytest.mark.parametrize("call", [{}, {"readout": "all"}, {"steps": 4}, {"return_states": True}],
+                         ids=["final", "anytime", "steps", "states"])
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
-def test_torch_compile_fullgraph_has_no_graph_break(train):
+def test_torch_compile_fullgraph_has_no_graph_break(train, call):
+    # A fresh model: the call form's plan is made while Dynamo traces the first call.
     model = frnn().train(train)
     x = torch.randn(2, 3, 16, 16)
-    torch.manual_seed(0)
-    expected = copy.deepcopy(model)(x)
+    expected = copy.deepcopy(model)(x, **call)
     compiled = torch.compile(model, fullgraph=True, backend="eager")
-    torch.manual_seed(0)
-    out = compiled(x)
+    out = compiled(x, **call)
     torch.testing.assert_close(out, expected)
-    out.sum().backward()
+    torch.testing.assert_close(compiled(x, **call), expected)  # the second call runs the compiled graph
+    first = out[0] if isinstance(out, tuple) else out
+    logits = torch.stack(list(first.values())) if isinstance(first, dict) else first
+    logits.sum().backward()
     assert model.group("edges.V2->V2").conv1.weight.grad is not None
+
+
+def test_plans_are_made_outside_the_traced_graph_as_torch_compiler_would_mark_them():
+    from cortexgraph.model import _prepare
+
+    def probe():
+        pass
+
+    marked = torch.compiler.assume_constant_result(probe)
+    flags = {k: v for k, v in vars(marked).items() if k.startswith("_dynamo")}
+    assert flags and all(getattr(_prepare, k, None) == v for k, v in flags.items())
 
 
 def test_torch_export_runs_and_matches(tmp_path):
