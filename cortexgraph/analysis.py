@@ -112,6 +112,7 @@ class Analysis:
     timeline: Timeline
     warnings: list[Problem]
     limits: Limits
+    head_norm: str = "none"  # the post-net's norm policy, the default resolved (see `readout_head_norm`)
     _by_name: dict[str, Edge] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -254,7 +255,18 @@ class _Checker:
         self.check_time(edges, graph, timeline)
         self.stop_if_errors()
         warnings = [p for p in self.problems if p.severity == "warning"]
-        return Analysis(spec, edges, shapes, prenet or [], graph, timeline, warnings, self.limits)
+        return Analysis(spec, edges, shapes, prenet or [], graph, timeline, warnings, self.limits,
+                        self.head_norm(edges))
+
+    def head_norm(self, edges: tuple[Edge, ...]) -> str:
+        """The post-net's norm: as the spec says, else per_step where a pre-activation op writes the readout
+        area. Such ops leave their output unnormalised, and its scale grows with the steps (a pre-activation
+        network ends in a BN-ReLU); one norm per readout step is time-specific normalisation for the head."""
+        head = self.spec.readout.head
+        if head.norm is not None:
+            return head.norm
+        writers = [self.defs[e.name] for e in edges if e.target == self.spec.readout.area and e.name in self.defs]
+        return "per_step" if any(op.preactivation for op in writers) else "none"
 
     # limits first: nothing expensive runs on a spec that exceeds them
     def check_limits(self) -> None:

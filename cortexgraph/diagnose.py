@@ -75,8 +75,9 @@ def first_nonfinite_value(model: CortexNet, x: Tensor) -> Place | None:
 
     try:
         with kept_statistics(model.modules()):
-            final = _walk(model, model.plan_for(states=True), x, checked)
-            return None if _finite(model.head(final)) else Place("head")
+            plan = model.plan_for(states=True)
+            final = _walk(model, plan, x, checked)
+            return None if _finite(model.head(final, plan.head_norm_step(plan.readout_steps[-1]))) else Place("head")
     except _Found as found:
         return found.place
 
@@ -109,8 +110,10 @@ def first_nonfinite_gradient(model: CortexNet, x: Tensor, loss_fn) -> Place | No
     head_in, reaching_head = [], []
     try:
         with kept_statistics(model.modules()):  # after the backward pass, which needs them as they were
-            final = _walk(model, model.plan, x, probed)
-            logits = _Probe.apply(model.head(_Probe.apply(final, head_in)), reaching_head)
+            plan = model.plan
+            final = _walk(model, plan, x, probed)
+            head = model.head(_Probe.apply(final, head_in), plan.head_norm_step(plan.readout_steps[-1]))
+            logits = _Probe.apply(head, reaching_head)
             model.zero_grad(set_to_none=True)
             loss_fn(logits).backward()
     except _Found as found:

@@ -246,7 +246,8 @@ def _rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
                 same.node(f"area_{area}", label, shape="box", style="rounded,filled", fillcolor="#fbfbf4",
                           penwidth=border)
     head = spec.readout.head
-    g.node("head", f"<<b>head</b><br/>{head.pool} pool, linear<br/>{head.classes} classes>", shape="box",
+    norm = {"per_step": "norm per step, act, ", "shared": "norm, act, ", "none": ""}[plan.head_norm]
+    g.node("head", f"<<b>head</b><br/>{norm}{head.pool} pool, linear<br/>{head.classes} classes>", shape="box",
            style="rounded,filled", fillcolor="#f0f0f0")
     g.edge(f"area_{plan.readout_area}", "head", label=f"step {_ranges(plan.readout_steps)}", penwidth="2")
     running = {c.edge for u in plan.updates for c in u.calls}

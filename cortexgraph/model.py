@@ -22,8 +22,8 @@ from torch.utils.checkpoint import checkpoint
 
 from .analysis import INPUT, Analysis, Limits, analyze
 from .errors import Problem, SpecError
-from .ops.layers import OpContext
-from .ops.norms import NORMS
+from .ops.layers import ACTIVATIONS, OpContext
+from .ops.norms import NORMS, make_norm
 from .ops.registry import lookup
 from .plan import Plan, Prune, WeightGroup, make_plan
 from .spec import Head as HeadSpec
@@ -83,7 +83,7 @@ def construct(plan: Plan) -> CortexNet:
     for m in model.modules():
         if hasattr(m, "reset_parameters") and not isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             m.reset_parameters()  # linear layers, norms (running statistics too)
-    _init_weights(model)
+    _init_weights(model, plan.analysis.spec.defaults.zero_init_residual)
     return model
 
 
@@ -127,17 +127,26 @@ def _rescale(spec: Spec, data: dict, size: int) -> None:
 
 
 class Head(nn.Module):
-    """The post-net: pool, flatten, dropout, linear (as torchvision's ResNet ends)."""
+    """The post-net: norm and activation (where the plan has a head norm), pool, flatten, dropout, linear.
 
-    def __init__(self, channels: int, size: tuple[int, int], spec: HeadSpec):
+    Without a norm it ends as torchvision's ResNet does; with one, as a pre-activation ResNet
+    does (BN-ReLU before pooling), one norm per readout step under `per_step`."""
+
+    def __init__(self, channels: int, size: tuple[int, int], spec: HeadSpec, norm: str, norm_steps: tuple[int, ...],
+                 activation: str):
         super().__init__()
+        self.norm = make_norm(norm, channels, norm_steps)
+        self.act = ACTIVATIONS[activation if norm != "none" else "none"](True)
         pools = {"avg": nn.AdaptiveAvgPool2d(1), "max": nn.AdaptiveMaxPool2d(1), "none": nn.Identity()}
         self.pool = pools[spec.pool]
         features = channels if spec.pool != "none" else channels * size[0] * size[1]
         self.dropout = nn.Dropout(spec.dropout) if spec.dropout else nn.Identity()
         self.fc = nn.Linear(features, spec.classes)
+        self.last_step = norm_steps[-1]
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, step: int | None = None) -> Tensor:
+        """Logits of an area's value; `step` picks the norm (the Plan's `head_norm_step`; default the last)."""
+        x = self.act(self.norm(x, self.last_step if step is None else step))
         return self.fc(self.dropout(torch.flatten(self.pool(x), 1)))
 
 
@@ -160,7 +169,7 @@ class _Program:
 
     slots: int
     steps: tuple[_Step, ...]
-    readout: tuple[tuple[int, int], ...]  # (step, slot) of the readout area, where the plan computes it
+    readout: tuple[tuple[int, int, int], ...]  # (step, slot, head norm step) of the readout area, where computed
     final: tuple[int, ...]  # the steps `model(x)` reads out at
     states: dict[tuple[str, int], int]  # (area, step) -> slot, for return_states
 
@@ -183,14 +192,15 @@ class CortexNet(nn.Module):
             if group.tie:
                 _tie(self.group(group.path), self.group(group.tie))
         area = spec.areas[spec.readout.area]
-        self.head = Head(area.channels, area.size, spec.readout.head)
+        self.head = Head(area.channels, area.size, spec.readout.head, plan.head_norm, plan.head_norm_steps,
+                         spec.defaults.activation)
         self._programs: dict[tuple[int | None, Prune], tuple[_Program, Plan]] = {}
         # Recompute each step's intermediate values in the backward pass instead of keeping them.
         self.checkpoint: bool = spec.checkpoint
         # Bind the default program now: torch.compile then finds it ready instead of tracing its making
         # (and recompiling once the cache has changed).
         self._program(None, "final")
-        _init_weights(self)
+        _init_weights(self, spec.defaults.zero_init_residual)
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -266,12 +276,12 @@ class CortexNet(nn.Module):
                 bound.append((slot, tuple(calls)))
             steps.append(tuple(bound))
             if plan.readout_area in latest and (wanted is None or step in wanted):
-                readout.append((step, latest[plan.readout_area]))
+                readout.append((step, latest[plan.readout_area], plan.head_norm_step(step)))
             if keep:
                 states.update({(area, step): slot for area, slot in latest.items()})
         frees: dict[int, list[int]] = {}
         if not keep:
-            kept = {slot for _, slot in readout} | {0}
+            kept = {slot for _, slot, _ in readout} | {0}
             for slot, step in last_use.items():
                 if slot not in kept:
                     frees.setdefault(step, []).append(slot)
@@ -315,12 +325,12 @@ class CortexNet(nn.Module):
             for slot in step.frees:
                 values[slot] = None
         logits: dict[int, Tensor] = {}
-        by_slot: dict[int, Tensor] = {}  # the head runs once per value, however many steps hold it
-        for step, slot in program.readout:
+        by_value: dict[tuple[int, int], Tensor] = {}  # the head runs once per value and norm
+        for step, slot, norm_step in program.readout:
             if readout == "all" or step in program.final:
-                if slot not in by_slot:
-                    by_slot[slot] = self.head(values[slot])
-                logits[step] = by_slot[slot]
+                if (slot, norm_step) not in by_value:
+                    by_value[(slot, norm_step)] = self.head(values[slot], norm_step)
+                logits[step] = by_value[(slot, norm_step)]
         if readout == "all":
             result: Any = logits
         elif len(logits) == 1:
@@ -466,8 +476,10 @@ def tied_parts(module: nn.Module) -> list[nn.Module]:
     return [getattr(module, name) for name in getattr(module, "_tied_names", ())]
 
 
-def _init_weights(model: nn.Module) -> None:
-    """torchvision's ResNet initialisation: He-normal convs, unit-scale norms."""
+def _init_weights(model: nn.Module, zero_residual: bool) -> None:
+    """torchvision's ResNet initialisation: He-normal convs, unit-scale norms; with `zero_residual`,
+    residual ops (those with a `zero_init_residual` method) then start as the identity, as torchvision's
+    `zero_init_residual=True` makes them."""
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -476,3 +488,7 @@ def _init_weights(model: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+    if zero_residual:
+        for m in model.modules():
+            if hasattr(m, "zero_init_residual"):
+                m.zero_init_residual()

@@ -69,7 +69,14 @@ class Plan:
     groups: dict[str, WeightGroup]  # by path
     schedule: tuple[tuple[Update, ...], ...]  # [step] -> updates at that step
     naive_calls: int  # calls in the naive unrolling: every edge at every step it is listed
+    head_norm: str  # the post-net's norm before pooling: per_step, shared or none
+    head_norm_steps: tuple[int, ...]  # the spec's readout steps: one post-net norm each where per_step
     analysis: Analysis = field(repr=False, compare=False)
+
+    def head_norm_step(self, step: int) -> int:
+        """The step whose post-net norm a readout at `step` uses: that of the first readout step at or
+        after it (the last one's past them all), so every step of an anytime readout is normalised."""
+        return next((t for t in self.head_norm_steps if t >= step), self.head_norm_steps[-1])
 
     @property
     def calls(self) -> int:
@@ -215,4 +222,5 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
                 updates.append(Update(target, step, tuple(calls)))
             schedule.append(tuple(updates))
     naive = sum(len(e.fires_until(total)) for e in analysis.edges)
-    return Plan(total, prune, area, readout_steps, groups, tuple(schedule), naive, analysis)
+    return Plan(total, prune, area, readout_steps, groups, tuple(schedule), naive, analysis.head_norm,
+                spec.readout_steps, analysis)

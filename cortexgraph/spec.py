@@ -278,12 +278,18 @@ class Defaults(Model):
     beyond: Literal["error", "reuse_last"] = "error"
     horizon: PositiveInt | None = None  # per-step weights and norms exist up to here; default: steps
     activation: Activation = "relu"
+    # Residual ops start as their shortcut, so that signal does not grow step after step: the last norm
+    # of the branch (basic, bottleneck, cornet; Goyal et al. 2017) or its last conv (residual) starts at 0.
+    zero_init_residual: bool = True
 
 
 class Head(Model):
     classes: PositiveInt
     pool: Literal["avg", "max", "none"] = "avg"
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    # A norm and the activation before pooling (a pre-activation network's final BN-ReLU).
+    # Default: per_step where an edge into the readout area is a pre-activation op, else none.
+    norm: NormPolicy | None = None
 
 
 class Readout(Model):

@@ -5,9 +5,15 @@ from torch import nn
 
 
 def randomize_norms(module: nn.Module, seed: int = 0) -> None:
-    """Give every BatchNorm non-trivial statistics and affine parameters (fresh ones are 0/1)."""
+    """Give every BatchNorm non-trivial statistics and affine parameters (fresh ones are 0/1), and every
+    conv that starts at zero (a residual branch's last: defaults.zero_init_residual) random weights, so
+    that every part of every block shows in the outputs."""
     g = torch.Generator().manual_seed(seed)
+    convs = torch.Generator().manual_seed(seed + 1)  # the norms' values do not depend on which convs were zero
     for m in module.modules():
+        if isinstance(m, nn.Conv2d) and not m.weight.any():
+            with torch.no_grad():
+                m.weight.copy_(torch.randn(m.weight.shape, generator=convs) * (2 / m.weight[0].numel()) ** 0.5)
         if isinstance(m, nn.BatchNorm2d):
             with torch.no_grad():
                 m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)

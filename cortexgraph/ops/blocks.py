@@ -13,6 +13,14 @@ from torch import Tensor, nn
 from .layers import OpContext, conv1x1, conv3x3
 
 
+def _zero_scale(norm: nn.Module) -> None:
+    """Make a residual branch that ends in `norm` start at zero (the scale of every step's norm), so
+    that the block starts as its shortcut. A branch without a norm (`norm: none`) keeps its init."""
+    for m in norm.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.zeros_(m.weight)
+
+
 class BasicBlock(nn.Module):
     """torchvision's BasicBlock: act(bn2(conv2(act(bn1(conv1(h))))) + shortcut(h))."""
 
@@ -32,6 +40,9 @@ class BasicBlock(nn.Module):
         out = self.bn2(self.conv2(out), step)
         identity = x if self.shortcut is None else self.shortcut_norm(self.shortcut(x), step)
         return self.act(out + identity)
+
+    def zero_init_residual(self) -> None:
+        _zero_scale(self.bn2)
 
 
 class Bottleneck(nn.Module):
@@ -59,6 +70,9 @@ class Bottleneck(nn.Module):
         identity = x if self.shortcut is None else self.shortcut_norm(self.shortcut(x), step)
         return self.act(out + identity)
 
+    def zero_init_residual(self) -> None:
+        _zero_scale(self.bn3)
+
 
 class PreActBlock(nn.Module):
     """Pre-activation residual unit (He et al. 2016): h + conv2(act(bn2(conv1(act(bn1(h)))))).
@@ -84,6 +98,11 @@ class PreActBlock(nn.Module):
         out = self.conv1(pre)
         out = self.conv2(self.act(self.bn2(out, step)))
         return out + identity
+
+    def zero_init_residual(self) -> None:
+        # The branch ends in a conv (as in Fixup, Zhang et al. 2019); a zero norm before it would leave
+        # the ReLU between them, and so the branch, without a gradient.
+        nn.init.zeros_(self.conv2.weight)
 
 
 class CornetBlock(nn.Module):
@@ -126,3 +145,6 @@ class CornetBlock(nn.Module):
         out = self.act(self.norm2(out, step))
         out = self.norm3(self.conv3(out), step)
         return self.act(out + skip)
+
+    def zero_init_residual(self) -> None:
+        _zero_scale(self.norm3)

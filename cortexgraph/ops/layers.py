@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from .norms import make_norm
 from .registry import Shape, resampling
 
-_ACTIVATIONS = {
+ACTIVATIONS = {  # name -> (inplace -> module)
     "relu": lambda inplace: nn.ReLU(inplace=inplace),
     "gelu": lambda inplace: nn.GELU(),
     "silu": lambda inplace: nn.SiLU(inplace=inplace),
@@ -68,7 +68,7 @@ class OpContext:
         """The spec's nonlinearity. In place by default (as torchvision's ReLUs), which is safe on a
         tensor the op made itself; an op applying it to its input must ask for `inplace=False`:
         an area's value is read by other edges too, and ops never change their input."""
-        return _ACTIVATIONS[self.activation_name](inplace)
+        return ACTIVATIONS[self.activation_name](inplace)
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:

@@ -130,6 +130,7 @@ class OpDef:
     tie_key: Callable[[OpDef, Shape, Shape, Any], Hashable] = _default_tie_key
     doc: str = ""
     aliases: tuple[str, ...] = field(default=())
+    preactivation: bool = False  # its output is neither normalised nor activated (a pre-activation unit)
 
     def check(self, src: Shape, dst: Shape) -> tuple[str, str | None] | None:
         """Why this op cannot map `src` onto `dst` (message, hint), or None if it can."""
@@ -180,18 +181,21 @@ def register_op(name: str, module: type, *, kind: Kind = "transition", params: t
                 resample: tuple[Resample, ...] = ("same", "down"), keeps_channels: bool = False,
                 infer: Callable[[Shape, Any], Shape] | None = None,
                 tie_key: Callable[[OpDef, Shape, Shape, Any], Hashable] | None = None,
-                aliases: tuple[str, ...] = (), doc: str = "", replace: bool = False) -> OpDef:
+                aliases: tuple[str, ...] = (), doc: str = "", preactivation: bool = False,
+                replace: bool = False) -> OpDef:
     """Register an op so that specs can name it.
 
     `module` is an `nn.Module` class built as `module(ctx, params)` (see
     `cortexgraph.ops.layers.OpContext`) and called as `module(x, step)`.
     `params` is a `Params` subclass validating the op's parameters in specs.
-    Pre-net ops also give `infer(shape, params) -> shape`.
+    Pre-net ops also give `infer(shape, params) -> shape`. `preactivation=True` says
+    the op's output is neither normalised nor activated (a pre-activation residual
+    unit): a readout of an area such ops write then normalises and activates first.
     """
     if kind == "prenet" and infer is None:
         raise ValueError("a pre-net op needs infer(shape, params) -> shape")
     op = OpDef(name, kind, module, params, tuple(resample), keeps_channels, infer,
-               tie_key or _default_tie_key, doc, tuple(aliases))
+               tie_key or _default_tie_key, doc, tuple(aliases), preactivation)
     return _add(op, replace=replace)
 
 
@@ -262,7 +266,7 @@ for _op in (
           doc="torchvision's BasicBlock: act(h + K(h)), projection shortcut where the shape changes"),
     OpDef("bottleneck", "transition", f"{_BLOCKS}:Bottleneck", BottleneckParams,
           doc="torchvision's Bottleneck (1x1, 3x3, 1x1), projection shortcut where the shape changes"),
-    OpDef("preact", "transition", f"{_BLOCKS}:PreActBlock", aliases=("residual",),
+    OpDef("preact", "transition", f"{_BLOCKS}:PreActBlock", aliases=("residual",), preactivation=True,
           doc="pre-activation residual unit: h + K(h), K = conv(act(norm(conv(act(norm(h))))))"),
     OpDef("cornet", "transition", f"{_BLOCKS}:CornetBlock", CornetParams, tie_key=_cornet_tie_key,
           doc="CORnet-S's recurrent bottleneck; an entry edge adds conv_input and a strided skip"),
