@@ -26,10 +26,11 @@ class Place:
     parameter: str | None = None
 
     def __str__(self) -> str:
+        of = f" (the gradient of {self.parameter})" if self.parameter else ""
         if self.what != "edge":
-            return self.what + (f" ({self.parameter})" if self.parameter else "")
+            return self.what + of
         where = f"step {self.step}, " if self.step is not None else ""
-        return where + f"area {self.area}, edge {self.edge}" + (f" ({self.parameter})" if self.parameter else "")
+        return where + f"area {self.area}, edge {self.edge}" + of
 
 
 def _finite(t: Tensor) -> bool:
@@ -99,7 +100,8 @@ class _Probe(torch.autograd.Function):
 def first_nonfinite_gradient(model: CortexNet, x: Tensor, loss_fn) -> Place | None:
     """Run `loss_fn(model(x))` forward and backward again, probing every call of the plan: the place
     a non-finite gradient starts is the call (latest in time) whose output receives a finite gradient
-    but which passes a non-finite one on to its input."""
+    but which passes a non-finite one on to its input. Where every value's gradient is finite, it is a
+    parameter's own gradient (one summed over a large batch can overflow): the first such parameter."""
     probes: list[tuple[Place, list, list]] = []  # (place, gradient reaching the output, passed to input)
 
     def probed(place: Place, run, source: Tensor) -> Tensor:
@@ -116,6 +118,7 @@ def first_nonfinite_gradient(model: CortexNet, x: Tensor, loss_fn) -> Place | No
             logits = _Probe.apply(head, reaching_head)
             model.zero_grad(set_to_none=True)
             loss_fn(logits).backward()
+        bad = [name for name, p in model.named_parameters() if p.grad is not None and not _finite(p.grad)]
     except _Found as found:
         return found.place
     finally:
@@ -127,4 +130,13 @@ def first_nonfinite_gradient(model: CortexNet, x: Tensor, loss_fn) -> Place | No
     for place, reaching, passed in reversed(probes):
         if all(reaching) and not all(passed):
             return place
-    return None
+    return _place_of_parameter(model, bad[0]) if bad else None
+
+
+def _place_of_parameter(model: CortexNet, name: str) -> Place:
+    """Where a parameter (by its state-dict name) belongs: an edge (its target area), the pre-net or the head."""
+    part, _, rest = name.partition(".")
+    if part != "edges":
+        return Place("pre-net" if part == "prenet" else "head", parameter=name)
+    edge = rest.split(".")[0]
+    return Place("edge", area=model.analysis.edge(edge).target, edge=edge, parameter=name)

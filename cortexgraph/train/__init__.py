@@ -14,6 +14,7 @@ import dataclasses
 import math
 import random
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
         return _Run(config, world, device).run()
     finally:
         dist.stop(world)
+
+
+def _loss(value: float) -> str:
+    return f"{value:.4f}" if math.isfinite(value) and abs(value) < 1e4 else f"{value:.3g}"
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -227,18 +232,40 @@ class _Run:
             in_sync, checksum = dist.checksums_agree(self.model, self.world, self.device)
             if not in_sync:
                 raise TrainingError(f"processes disagree on the weights after epoch {epoch + 1}")
-            record = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], **train, **test}
+            warnings = self._warnings(train, test)
+            record = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], **train, **test,
+                      "warnings": warnings}
             if self.world.distributed:
                 record["processes"] = self.world.size
                 record["checksum"] = checksum
             self.epochs.append(record)
-            self.say(f"epoch {epoch + 1}/{config.epochs}: train loss {train['train_loss']:.4f} "
-                     f"acc {100 * train['train_acc']:.1f}% | test loss {test['test_loss']:.4f} "
-                     f"acc {100 * test['test_acc']:.1f}% | {train['images_per_second']:.0f} img/s")
+            self.say(f"epoch {epoch + 1}/{config.epochs}: train loss {_loss(train['train_loss'])} "
+                     f"acc {100 * train['train_acc']:.1f}% | test loss {_loss(test['test_loss'])} "
+                     f"acc {100 * test['test_acc']:.1f}% | {train['images_per_second']:.0f} img/s"
+                     + "".join(f" | warning: {w}" for w in warnings))
+            if warnings and self.world.main and not config.progress:
+                for warning in warnings:
+                    print(f"cortexgraph: warning: epoch {epoch + 1}: {warning}", file=sys.stderr)
             if self.world.main:
                 self._save(epoch + 1)
             dist.barrier(self.world)
         return self._finish()
+
+    def _warnings(self, train: dict[str, Any], test: dict[str, Any]) -> list[str]:
+        """What makes an epoch's numbers untrustworthy: losses not finite, or orders of magnitude above the
+        loss of a uniform guess (log of the classes), where a run starts; skipped optimizer steps."""
+        chance = math.log(self.spec.readout.head.classes)
+        warnings = []
+        for part, loss in (("train", train["train_loss"]), ("test", test["test_loss"])):
+            if not math.isfinite(loss):
+                warnings.append(f"the {part} loss is {loss}: the model's outputs are not finite")
+            elif loss > 100 * chance:
+                warnings.append(f"the {part} loss is {loss:.3g}, {loss / chance:.0e} times a uniform guess's "
+                                f"({chance:.2f}): training diverges; lower the learning rate or clip the "
+                                "gradients (--clip-grad)")
+        if train["skipped_steps"]:
+            warnings.append(f"{train['skipped_steps']} optimizer steps skipped (non-finite gradients)")
+        return warnings
 
     def _autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
@@ -256,6 +283,13 @@ class _Run:
         total = len(loader) if config.limit_batches is None else min(len(loader), config.limit_batches)
         bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
                    disable=not (self.world.main and config.progress), dynamic_ncols=True)
+        try:  # the bar's line is cleared before any message, which then starts a line of its own
+            return self._train_batches(loader, total, bar, epoch)
+        finally:
+            bar.close()
+
+    def _train_batches(self, loader: DataLoader, total: int, bar, epoch: int) -> dict[str, float]:
+        config = self.config
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen, skipped, start = 0, 0, time.perf_counter()
@@ -289,7 +323,6 @@ class _Run:
                 elapsed = time.perf_counter() - start
                 bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{100 * correct.item() / seen:.1f}%",
                                 img_s=f"{seen * self.world.size / elapsed:.0f}")
-        bar.close()
         elapsed = time.perf_counter() - start
         loss_total, correct_total, seen_total = dist.all_sum([loss_sum.item(), float(correct.item()), float(seen)],
                                                              self.world, self.device)
@@ -311,10 +344,12 @@ class _Run:
         with self._autocast():
             if not torch.isfinite(loss):
                 place = first_nonfinite_value(self.model, x)
-                what = f"the loss is {loss.item()}" + (f"; it first appears at {place}" if place else "")
+                what = f"the loss is {loss.item()}; " + (f"it first appears at {place}" if place else
+                                                        "cannot say where: a re-run of this batch was finite")
             else:
                 place = first_nonfinite_gradient(self.model, x, lambda logits: self.criterion(logits.float(), y))
-                what = "gradients are not finite" + (f"; they start at {place}" if place else "")
+                what = "gradients are not finite; " + (f"they start at {place}" if place else
+                                                       "cannot say where: a re-run of this batch was finite")
         return (f"{what} (epoch {epoch + 1}, batch {batch + 1}); lower the learning rate, clip the gradients "
                 "(--clip-grad), or skip such steps (--on-nonfinite skip)")
 
@@ -369,11 +404,15 @@ class _Run:
                   "test_acc": last.get("test_acc", math.nan), "anytime": last.get("anytime", {})}
         if self.world.main and last.get("anytime"):
             anytime = {int(t): v for t, v in last["anytime"].items()}
-            plot = write_anytime(self.out, self.spec.name, anytime, self.spec.readout_steps)
+            plot = write_anytime(self.out, self.spec.name, anytime, self.spec.readout_steps,
+                                 self.spec.readout.head.classes)
             result["plot"] = str(plot)
             steps = ", ".join(f"t={t} {100 * a:.1f}%" for t, a in sorted(anytime.items()))
-            self.say(f"test accuracy by readout step: {steps}")
-            self.say(f"wrote {self.out}/metrics.csv, metrics.json, checkpoint.pt and the plot {plot}")
+            print(f"test accuracy by readout step: {steps}")  # the result: shown with --quiet too
+            print(f"wrote {self.out}/metrics.csv, metrics.json, checkpoint.pt and the plot {plot}")
+        elif self.world.main and last:
+            print(f"test accuracy {100 * last['test_acc']:.1f}%; wrote {self.out}/metrics.csv, metrics.json "
+                  "and checkpoint.pt")
         return result
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,23 @@ def _write_text(path: Path, text: str) -> None:
         f.write(text)
 
 
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinity replaced by None: JSON has no such numbers (json.dumps would
+    write a bare `NaN`, which JSON readers refuse)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def write_metrics(out: Path, run: dict[str, Any], epochs: list[dict[str, Any]]) -> None:
-    """metrics.json (the run's settings and every epoch) and metrics.csv (one row per epoch,
-    accuracy at each readout step as `acc@<step>` columns)."""
-    _write_text(out / "metrics.json", json.dumps({"run": run, "epochs": epochs}, indent=2) + "\n")
+    """metrics.json (the run's settings and every epoch; a number that is not finite is null) and
+    metrics.csv (one row per epoch, accuracy at each readout step as `acc@<step>` columns)."""
+    text = json.dumps(json_safe({"run": run, "epochs": epochs}), indent=2, allow_nan=False)
+    _write_text(out / "metrics.json", text + "\n")
     steps = sorted({int(t) for e in epochs for t in e.get("anytime", {})})
     scalar = [k for k in epochs[0] if k not in ("anytime",)] if epochs else []
     buffer = io.StringIO()
@@ -27,22 +41,29 @@ def write_metrics(out: Path, run: dict[str, Any], epochs: list[dict[str, Any]]) 
     writer.writerow(scalar + [f"acc@{t}" for t in steps])
     for e in epochs:
         anytime = {int(t): v for t, v in e.get("anytime", {}).items()}
-        writer.writerow([e[k] for k in scalar] + [anytime.get(t, "") for t in steps])
+        writer.writerow([_cell(e.get(k, "")) for k in scalar] + [anytime.get(t, "") for t in steps])
     _write_text(out / "metrics.csv", buffer.getvalue())
 
 
-def write_anytime(out: Path, name: str, anytime: dict[int, float], readout_steps: tuple[int, ...]) -> Path:
+def _cell(value: Any) -> Any:
+    return "; ".join(map(str, value)) if isinstance(value, list) else value
+
+
+def write_anytime(out: Path, name: str, anytime: dict[int, float], readout_steps: tuple[int, ...],
+                  classes: int) -> Path:
     """anytime.csv and anytime.png: test accuracy when reading out at each step."""
     steps = sorted(anytime)
     _write_text(out / "anytime.csv", "step,test_accuracy\n" + "".join(f"{t},{anytime[t]:.6f}\n" for t in steps))
     return plot_lines(out / "anytime.png", {name: (steps, [100 * anytime[t] for t in steps])},
                       xlabel="readout step (unroll depth)", ylabel="test accuracy (%)",
-                      title=f"{name}: accuracy vs readout time", marks=readout_steps)
+                      title=f"{name}: accuracy vs readout time", marks=readout_steps, chance=100 / classes)
 
 
 def plot_lines(path: Path, series: dict[str, tuple[list, list]], xlabel: str, ylabel: str, title: str,
-               marks: tuple = ()) -> Path:
-    """A simple line plot written as PNG (matplotlib's Agg backend: no display needed)."""
+               marks: tuple = (), chance: float | None = None) -> Path:
+    """A simple line plot written as PNG (matplotlib's Agg backend: no display needed). With `chance`
+    (an accuracy in percent) the axis is fixed at 0-100% with chance level marked, so that a flat
+    curve at chance does not look like a curve."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,9 +74,12 @@ def plot_lines(path: Path, series: dict[str, tuple[list, list]], xlabel: str, yl
         ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=1.6, label=label)
     for x in marks:
         ax.axvline(x, color="#999999", linestyle=":", linewidth=1)
+    if chance is not None:
+        ax.axhline(chance, color="#b2182b", linestyle="--", linewidth=1, label=f"chance ({chance:.3g}%)")
+        ax.set_ylim(0, 100)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
-    if len(series) > 1:
+    if len(series) > 1 or chance is not None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
