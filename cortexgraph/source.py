@@ -12,6 +12,7 @@ walk over the equivalent YAML nodes.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,8 @@ class _Walker:
         except yaml.constructor.ConstructorError:
             self.fail(node, loc, f"the tag {_short_tag(node.tag)!r} is not allowed",
                       "specs hold plain data; tags that build objects are refused")
+        except ValueError:  # Python refuses to read integers of more than 4,300 digits
+            self.fail(node, loc, *_too_long(node.value))
 
     def mapping(self, node: yaml.MappingNode, loc: Loc) -> dict:
         own: dict[Any, Any] = {}
@@ -200,6 +203,10 @@ def _json_data(text: str, source: SourceMap) -> Any:
     except json.JSONDecodeError as exc:
         raise SpecError([Problem((), f"not valid JSON: {exc.msg}", file=source.file,
                                  line=exc.lineno, col=exc.colno)]) from None
+    except SpecError:
+        raise  # a duplicate key or NaN, said above
+    except ValueError:  # an integer longer than Python reads; json does not say where
+        raise _NumberTooLong from None
     except RecursionError:
         raise SpecError([Problem((), "nested too deeply to read", file=source.file)]) from None
 
@@ -224,7 +231,10 @@ def parse_text(text: str | bytes, file: str = "<spec>", json_syntax: bool | None
 
 
 def _read(text: str, file: str, json_syntax: bool, limits: TextLimits, source: SourceMap) -> tuple[Any, SourceMap]:
-    data = _json_data(text, source) if json_syntax else None
+    try:
+        data = _json_data(text, source) if json_syntax else None
+    except _NumberTooLong:
+        data = None  # the walk below meets the number and says where it is
     # In JSON a tab is only ever whitespace outside strings; YAML refuses tabs there.
     loader, node = _compose(text.replace("\t", " ") if json_syntax else text, source)
     try:
@@ -238,6 +248,8 @@ def _read(text: str, file: str, json_syntax: bool, limits: TextLimits, source: S
         walked = _Walker(loader, source, limits).walk(node, ())
     finally:
         loader.dispose()
+    if json_syntax and data is None:
+        raise SpecError([Problem((), *_too_long(""), file=file)])
     return (data if json_syntax else walked), source
 
 
@@ -251,6 +263,16 @@ def read_file(path: str | Path, limits: TextLimits = TextLimits()) -> tuple[Any,
     except OSError as exc:
         raise SpecError([Problem((), f"cannot read the file: {exc.strerror or exc}", file=str(path))]) from None
     return parse_text(raw, str(path), limits=limits)
+
+
+class _NumberTooLong(Exception):
+    pass
+
+
+def _too_long(digits: str) -> tuple[str, str]:
+    most = getattr(sys, "get_int_max_str_digits", lambda: 4300)()
+    what = f"a number of {len(digits.lstrip('+-')):,} digits" if digits else "a number too long"
+    return f"{what}: Python reads at most {most:,}", "no spec field needs a number this long"
 
 
 def _short_tag(tag: str) -> str:

@@ -123,3 +123,15 @@ def test_a_key_named_like_pydantics_key_marker_is_an_ordinary_unknown_field():
     with pytest.raises(SpecError) as caught:
         parse_spec(*parse_text("'[key]': null\n"))
     assert "unknown field '[key]'" in str(caught.value)
+
+
+@pytest.mark.parametrize("file,text", [
+    ("spec.yaml", "cortexgraph: 1\nsteps: {digits}\n"),
+    ("spec.yaml", "areas: [1, -{digits}]\n"),
+    ("spec.json", '{{"cortexgraph": 1,\n "steps": {digits}}}'),
+])
+def test_a_number_longer_than_python_reads_is_one_located_error(file, text):
+    found = problems(text.format(digits="9" * 5000), file)
+    assert len(found) == 1 and found[0].message == "a number of 5,000 digits: Python reads at most 4,300"
+    assert found[0].hint == "no spec field needs a number this long"
+    assert found[0].line == 2 or found[0].path == "areas[1]"
