@@ -45,6 +45,7 @@ class Limits:
     size: int = 4_096
     prenet: int = 64
     firings: int = 5_000_000  # edge x step pairs in the unrolled graph
+    parameters: int = 4_000_000_000  # in the built model (16 GB as float32): checked by the Plan
 
     def replace(self, **changes: int) -> Limits:
         unknown = set(changes) - set(self.__dataclass_fields__)

@@ -33,15 +33,17 @@ def _limits(pairs: list[str]):
 
 
 def _check(target: str, limits, allow_imports: bool = False) -> tuple[object | None, list[Problem]]:
-    """Load and analyse one spec: (analysis or None, problems)."""
+    """Load, analyse and plan one spec (its size is checked with its Plan): (plan or None, problems)."""
     from .analysis import analyze
+    from .plan import make_plan
     from .spec import load_spec
 
     try:
         analysis = analyze(load_spec(target), limits, allow_imports)
+        plan = make_plan(analysis)
     except SpecError as exc:
         return None, exc.problems
-    return analysis, analysis.warnings
+    return plan, analysis.warnings
 
 
 def _arrival_line(analysis) -> str:
@@ -54,37 +56,41 @@ def cmd_validate(args: argparse.Namespace) -> int:
     report = []
     status = EXIT_OK
     for target in args.specs:
-        analysis, problems = _check(target, limits, args.allow_imports)
-        if analysis is None:
+        plan, problems = _check(target, limits, args.allow_imports)
+        if plan is None:
             status = EXIT_BAD_SPEC
         if args.json:
-            entry = {"spec": target, "valid": analysis is not None, "problems": [p.to_json() for p in problems]}
-            if analysis is not None:
-                entry["summary"] = _summary(analysis)
+            entry = {"spec": target, "valid": plan is not None, "problems": [p.to_json() for p in problems]}
+            if plan is not None:
+                entry["summary"] = _summary(plan)
             report.append(entry)
             continue
         for problem in problems:
             print(problem, file=sys.stderr if problem.severity == "error" else sys.stdout)
-        if analysis is not None:
-            spec = analysis.spec
+        if plan is not None:
+            analysis, spec = plan.analysis, plan.analysis.spec
             print(f"{target}: valid: {spec.name}: {len(spec.areas)} areas, "
-                  f"{sum(not e.is_input for e in analysis.edges)} edges, {spec.steps} steps; "
-                  f"signal reaches {_arrival_line(analysis)}")
+                  f"{sum(not e.is_input for e in analysis.edges)} edges, {spec.steps} steps, "
+                  f"{plan.size.parameters:,} parameters; signal reaches {_arrival_line(analysis)}")
     if args.json:
         print(json.dumps(report, indent=2))
     return status
 
 
-def _summary(analysis) -> dict:
+def _summary(plan) -> dict:
+    analysis = plan.analysis
     spec = analysis.spec
     return {"name": spec.name, "areas": {a: list(analysis.shapes[a]) for a in spec.areas},
             "edges": [e.name for e in analysis.edges], "steps": spec.steps, "arrival": analysis.arrival,
-            "readout": {"area": spec.readout.area, "steps": list(spec.readout_steps)}}
+            "readout": {"area": spec.readout.area, "steps": list(spec.readout_steps)},
+            "parameters": plan.size.parameters, "bytes": plan.size.bytes}
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    import torch
+
     from .analysis import analyze
-    from .model import CortexNet, override
+    from .model import CortexNet, construct, override
     from .plan import make_plan
     from .spec import load_spec
     from .summary import format_summary, summarize
@@ -93,13 +99,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
     analysis = analyze(spec, _limits(args.limit), args.allow_imports)
     for problem in analysis.warnings:
         print(problem, file=sys.stderr)
-    model = CortexNet(make_plan(analysis))
-    summary = summarize(model)
+    plan = make_plan(analysis)
+    with torch.device("meta"):  # shapes, parameters and FLOPs need no weights, however big the model
+        summary = summarize(CortexNet(plan))
     if args.export:
         from .export import export_program
 
         try:
-            diff = export_program(model, args.export)
+            diff = export_program(construct(plan), args.export)
         except Exception as exc:  # export can fail inside torch for user ops; say so in one line
             print(f"cortexgraph: export to {args.export} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             return EXIT_FAILED
@@ -191,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("specs", nargs="+", metavar="SPEC", help="a spec file or a bundled spec name")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
-                   help="raise a resource limit (areas, edges, steps, channels, size, prenet, firings)")
+                   help="raise a resource limit (areas, edges, steps, channels, size, prenet, firings, parameters)")
     p.set_defaults(run=cmd_validate)
     allow_imports(p)
 

@@ -46,8 +46,8 @@ def draw(model: Any, view: str = "rolled", steps: int | None = None, collapse: i
     """A picture of a spec or a built model: `view` is rolled, unrolled or matrix.
 
     `model` is a CortexNet, or anything `build` takes (a path, a bundled name,
-    text, a dict, a Spec); a spec is not built: its Plan is drawn, and only the
-    rolled view, which shows parameter counts, needs torch. `steps` draws the
+    text, a dict, a Spec); a spec is not built: its Plan is drawn, without
+    torch (parameter counts come from the Plan too). `steps` draws the
     plan of a run of that many steps. In the unrolled view, runs of at least
     `collapse` identical steps become one column.
     """
@@ -61,17 +61,11 @@ def draw(model: Any, view: str = "rolled", steps: int | None = None, collapse: i
         from .analysis import analyze
         from .spec import load_spec
 
-        plan, model = make_plan(analyze(load_spec(model), allow_imports=allow_imports), steps), None
+        plan = make_plan(analyze(load_spec(model), allow_imports=allow_imports), steps)
     if view == "rolled":
-        if model is not None:
-            sizes = {path: sum(p.numel() for p in model.group(path).parameters()) for path in plan.groups}
-        else:
-            from .model import group_sizes
-
-            sizes = group_sizes(plan)
         params = {area: 0 for area in plan.analysis.spec.areas}
-        for path, size in sizes.items():
-            params[plan.analysis.edge(plan.groups[path].edge).target] += size
+        for group in plan.groups.values():
+            params[plan.analysis.edge(group.edge).target] += group.size.parameters
         return _rolled(plan, params)
     if view == "unrolled":
         return _unrolled(plan, collapse)

@@ -9,6 +9,7 @@ time), `edges.S1->S1.t3.conv1.weight` (weights of step 3), `...bn1.t3.weight`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -22,10 +23,11 @@ from torch.utils.checkpoint import checkpoint
 
 from .analysis import INPUT, Analysis, Limits, analyze
 from .errors import Problem, SpecError
-from .ops.layers import ACTIVATIONS, OpContext
-from .ops.norms import NORMS, make_norm
+from .ops.layers import ACTIVATIONS, OpContext, tieable_parts
+from .ops.norms import make_norm
 from .ops.registry import lookup
 from .plan import Plan, Prune, WeightGroup, make_plan
+from .sizes import format_bytes
 from .spec import Head as HeadSpec
 from .spec import Spec, load_spec, parse_spec
 
@@ -73,7 +75,10 @@ def construct(plan: Plan) -> CortexNet:
     parameters or buffers have no `reset_parameters` cannot be re-initialised
     either: such a model is built the ordinary way too.
     """
-    if sum(group_sizes(plan).values()) < 2_000_000:
+    if torch.get_default_device().type == "meta":
+        return CortexNet(plan)  # shapes only: nothing to initialise
+    _check_memory(plan)
+    if plan.size.parameters < 2_000_000:
         return CortexNet(plan)
     with torch.device("meta"):
         model = CortexNet(plan)
@@ -85,6 +90,22 @@ def construct(plan: Plan) -> CortexNet:
             m.reset_parameters()  # linear layers, norms (running statistics too)
     _init_weights(model, plan.analysis.spec.defaults.zero_init_residual)
     return model
+
+
+def _check_memory(plan: Plan) -> None:
+    """Refuse, before allocating, a model whose weights and statistics alone exceed this machine's memory."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf here (Windows): let the allocator say
+        return
+    need = plan.size.bytes
+    if need > memory:
+        spec = plan.analysis.spec
+        raise SpecError([spec.source.place(Problem(
+            (), f"{spec.name} holds {plan.size.parameters:,} parameters: {format_bytes(need)} with its norms' "
+                f"statistics, more than this machine's {format_bytes(memory)} of memory",
+            "share weights (share: time) or narrow the areas; `with torch.device('meta'): build(...)` "
+            "shows its shapes without memory"))])
 
 
 def _resettable(module: nn.Module) -> bool:
@@ -368,37 +389,6 @@ def _group_module(analysis: Analysis, edge_name: str, steps: tuple[int, ...]) ->
     return op.load()(ctx)
 
 
-def group_sizes(plan: Plan) -> dict[str, int]:
-    """The parameters each weight group holds, without building the model.
-
-    A model with per-step norms over many steps holds many norm modules, slow to
-    make; their count is linear in the steps, so one small module per kind of
-    group (norms for one step, on the meta device) gives every group's size.
-    """
-    analysis = plan.analysis
-    sizes: dict[str, int] = {}
-    cache: dict[tuple, tuple[int, int]] = {}
-
-    def measure(edge_name: str, tie: str | None) -> tuple[int, int]:
-        edge = analysis.edge(edge_name)
-        key = (edge.op, edge.params, analysis.shapes[edge.source], analysis.shapes[edge.target], edge.norm,
-               tie and plan.groups[tie].edge)
-        if key not in cache:
-            with torch.device("meta"):
-                module = _group_module(analysis, edge_name, (1,))
-                if tie:
-                    _tie(module, _group_module(analysis, plan.groups[tie].edge, (1,)))
-            norms = sum(p.numel() for m in module.modules() if isinstance(m, NORMS) for p in m.parameters())
-            cache[key] = (sum(p.numel() for p in module.parameters()) - norms, norms)
-        return cache[key]
-
-    for group in plan.groups.values():
-        weights, norms = measure(group.edge, group.tie)
-        per_step = analysis.edge(group.edge).norm == "per_step"
-        sizes[group.path] = weights + norms * (max(len(group.steps), 1) if per_step else 1)
-    return sizes
-
-
 def _prepare(model: CortexNet, steps: int | None, prune: Prune) -> bool:
     """Make (once) the program of a call form, so that `forward` finds it in `model._programs`.
 
@@ -457,10 +447,7 @@ def _tie(module: nn.Module, target: nn.Module) -> None:
     The shared parts stay registered only under the target, so every parameter
     has one name (the owner's) and counts once; norms are never shared.
     """
-    names = getattr(type(module), "tied", None)
-    if names is None:
-        names = [n for n, child in module.named_children()
-                 if not isinstance(child, NORMS) and any(True for _ in child.parameters())]
+    names = tieable_parts(module)
     for name in names:
         mine, theirs = getattr(module, name), getattr(target, name, None)
         shapes = [p.shape for p in mine.parameters()]

@@ -19,6 +19,7 @@ from typing import Literal, NamedTuple
 
 from .analysis import INPUT, Analysis, Edge, live
 from .collector import collector_paused
+from .sizes import Size, check_size, edge_weights, group_size, head_size, prenet_size
 
 Prune = Literal["final", "anytime", "none"]
 
@@ -35,6 +36,7 @@ class WeightGroup:
     key: str | None  # "t<first step>" for per-step or grouped weights; None when shared across time
     steps: tuple[int, ...]  # the steps at which it computes, up to the horizon: its per-step norms
     tie: str | None = None  # path of the group whose weights it uses
+    size: Size = Size()  # its parameters and norm statistics (borrowed weights not counted)
 
     @property
     def path(self) -> str:
@@ -71,6 +73,7 @@ class Plan:
     naive_calls: int  # calls in the naive unrolling: every edge at every step it is listed
     head_norm: str  # the post-net's norm before pooling: per_step, shared or none
     head_norm_steps: tuple[int, ...]  # the spec's readout steps: one post-net norm each where per_step
+    size: Size  # the whole model's parameters and norm statistics
     analysis: Analysis = field(repr=False, compare=False)
 
     def head_norm_step(self, step: int) -> int:
@@ -134,17 +137,21 @@ def weight_groups(analysis: Analysis) -> dict[str, WeightGroup]:
     groups: list[WeightGroup] = []
     for edge in analysis.edges:
         steps = tuple(active[edge.name])
+        held = edge_weights(analysis, edge)
         if edge.share == "time":
             if steps or edge.name in tie_targets:  # a tie target holds weights even if it never runs itself
                 tie = f"edges.{edge.tie}" if edge.tie else None
-                groups.append(WeightGroup(edge.name, None, steps, tie))
+                groups.append(WeightGroup(edge.name, None, steps, tie,
+                                          group_size(held, edge.norm, len(steps), tie is not None)))
         elif edge.share == "none":
-            groups += [WeightGroup(edge.name, f"t{t}", (t,)) for t in steps]
+            one = group_size(held, edge.norm, 1, False)
+            groups += [WeightGroup(edge.name, f"t{t}", (t,), size=one) for t in steps]
         else:
             for declared in edge.share:
                 runs = tuple(t for t in declared if t in steps)
                 if runs:
-                    groups.append(WeightGroup(edge.name, f"t{declared[0]}", runs))
+                    groups.append(WeightGroup(edge.name, f"t{declared[0]}", runs,
+                                              size=group_size(held, edge.norm, len(runs), False)))
     return {g.path: g for g in groups}
 
 
@@ -191,7 +198,9 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
     total = spec.steps if steps is None else steps
     if total < 0:
         raise ValueError(f"steps must be >= 0, got {total}")
-    groups = weight_groups(analysis) if groups is None else groups
+    if groups is None:  # the model's own weights: refused here, before anything is built, if too many
+        groups = weight_groups(analysis)
+        check_size(analysis, _model_size(analysis, groups), _by_edge(groups))
     timeline = analysis.timeline_for(total)
     area = spec.readout.area
     readout_steps = spec.readout_steps if steps is None else (total,)
@@ -223,4 +232,18 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
             schedule.append(tuple(updates))
     naive = sum(len(e.fires_until(total)) for e in analysis.edges)
     return Plan(total, prune, area, readout_steps, groups, tuple(schedule), naive, analysis.head_norm,
-                spec.readout_steps, analysis)
+                spec.readout_steps, _model_size(analysis, groups), analysis)
+
+
+def _model_size(analysis: Analysis, groups: dict[str, WeightGroup]) -> Size:
+    total = prenet_size(analysis) + head_size(analysis)
+    for group in groups.values():
+        total = total + group.size
+    return total
+
+
+def _by_edge(groups: dict[str, WeightGroup]) -> dict[str, Size]:
+    sizes: dict[str, Size] = {}
+    for group in groups.values():
+        sizes[group.edge] = sizes.get(group.edge, Size()) + group.size
+    return sizes

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .norms import make_norm
+from .norms import NORMS, make_norm
 from .registry import Shape, resampling
 
 ACTIVATIONS = {  # name -> (inplace -> module)
@@ -69,6 +69,16 @@ class OpContext:
         tensor the op made itself; an op applying it to its input must ask for `inplace=False`:
         an area's value is read by other edges too, and ops never change their input."""
         return ACTIVATIONS[self.activation_name](inplace)
+
+
+def tieable_parts(module: nn.Module) -> list[str]:
+    """The parts of an op's module that `tie` borrows from another edge's: those its class lists as
+    `tied`, else every part that holds weights and is not a norm (norms are never shared)."""
+    names = getattr(type(module), "tied", None)
+    if names is not None:
+        return list(names)
+    return [n for n, child in module.named_children()
+            if not isinstance(child, NORMS) and any(True for _ in child.parameters())]
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:

@@ -97,6 +97,55 @@ def resampling(src: Shape, dst: Shape) -> tuple[Resample, int] | None:
     return None
 
 
+@dataclass(frozen=True)
+class Weights:
+    """What one set of an op's weights holds, counted without building it (`OpDef.count`)."""
+
+    tied: int = 0  # parameters that a `tie` borrows from the edge it ties to
+    own: int = 0  # parameters that stay an edge's own under a tie (CORnet-S's conv_input and skip)
+    norm_channels: int = 0  # channels its norms normalise at one step (2 parameters and 2 statistics each)
+
+
+def _conv_weights(src: Shape, dst: Shape, p: ConvParams) -> Weights:
+    return Weights(src[0] * dst[0] * p.kernel**2 + (dst[0] if p.bias else 0), norm_channels=dst[0])
+
+
+def _up_weights(src: Shape, dst: Shape, p: UpParams) -> Weights:
+    kernel = dst[1] // src[1] if p.mode == "transpose" else p.kernel
+    return Weights(src[0] * dst[0] * kernel**2, norm_channels=dst[0])
+
+
+def _basic_weights(src: Shape, dst: Shape, p: Params) -> Weights:
+    cin, cout, projects = src[0], dst[0], src != dst
+    return Weights(9 * cin * cout + 9 * cout * cout + projects * cin * cout, norm_channels=(2 + projects) * cout)
+
+
+def _bottleneck_weights(src: Shape, dst: Shape, p: BottleneckParams) -> Weights:
+    cin, cout, projects = src[0], dst[0], src != dst
+    width = p.width or cout // 4
+    convs = cin * width + 9 * width * (width // p.groups) + width * cout + projects * cin * cout
+    return Weights(convs, norm_channels=2 * width + (1 + projects) * cout)
+
+
+def _preact_weights(src: Shape, dst: Shape, p: Params) -> Weights:
+    cin, cout = src[0], dst[0]
+    return Weights(9 * cin * cout + 9 * cout * cout + (src != dst) * cin * cout, norm_channels=cin + cout)
+
+
+def _cornet_weights(src: Shape, dst: Shape, p: CornetParams) -> Weights:
+    c, wide, entry = dst[0], dst[0] * p.scale, src != dst
+    return Weights(c * wide + 9 * wide * wide + wide * c, entry * (src[0] * c + c * c),
+                   2 * wide + c + entry * c)
+
+
+def _stem_conv_weights(src: Shape, dst: Shape, p: StemConvParams) -> Weights:
+    return Weights(own=src[0] * p.out * p.kernel**2 + (p.out if p.bias else 0), norm_channels=p.out if p.norm else 0)
+
+
+def _no_weights(src: Shape, dst: Shape, p: Params) -> Weights:
+    return Weights()
+
+
 def _default_tie_key(op: OpDef, src: Shape, dst: Shape, params: Params) -> Hashable:
     return (op.name, params, src[0], dst[0], resampling(src, dst))
 
@@ -131,6 +180,7 @@ class OpDef:
     doc: str = ""
     aliases: tuple[str, ...] = field(default=())
     preactivation: bool = False  # its output is neither normalised nor activated (a pre-activation unit)
+    count: Callable[[Shape, Shape, Any], Weights] | None = None  # its weights without building it
 
     def check(self, src: Shape, dst: Shape) -> tuple[str, str | None] | None:
         """Why this op cannot map `src` onto `dst` (message, hint), or None if it can."""
@@ -182,7 +232,7 @@ def register_op(name: str, module: type, *, kind: Kind = "transition", params: t
                 infer: Callable[[Shape, Any], Shape] | None = None,
                 tie_key: Callable[[OpDef, Shape, Shape, Any], Hashable] | None = None,
                 aliases: tuple[str, ...] = (), doc: str = "", preactivation: bool = False,
-                replace: bool = False) -> OpDef:
+                count: Callable[[Shape, Shape, Any], Weights] | None = None, replace: bool = False) -> OpDef:
     """Register an op so that specs can name it.
 
     `module` is an `nn.Module` class built as `module(ctx, params)` (see
@@ -191,11 +241,13 @@ def register_op(name: str, module: type, *, kind: Kind = "transition", params: t
     Pre-net ops also give `infer(shape, params) -> shape`. `preactivation=True` says
     the op's output is neither normalised nor activated (a pre-activation residual
     unit): a readout of an area such ops write then normalises and activates first.
+    `count(src_shape, dst_shape, params) -> Weights` says how many weights the module
+    holds without building it; without it, sizes are measured on the meta device.
     """
     if kind == "prenet" and infer is None:
         raise ValueError("a pre-net op needs infer(shape, params) -> shape")
     op = OpDef(name, kind, module, params, tuple(resample), keeps_channels, infer,
-               tie_key or _default_tie_key, doc, tuple(aliases), preactivation)
+               tie_key or _default_tie_key, doc, tuple(aliases), preactivation, count)
     return _add(op, replace=replace)
 
 
@@ -252,29 +304,33 @@ _LAYERS = "cortexgraph.ops.layers"
 _BLOCKS = "cortexgraph.ops.blocks"
 
 for _op in (
-    OpDef("identity", "transition", f"{_LAYERS}:Identity", resample=("same",), keeps_channels=True,
+    OpDef("identity", "transition", f"{_LAYERS}:Identity", resample=("same",), keeps_channels=True, count=_no_weights,
           doc="passes the source through unchanged"),
-    OpDef("conv", "transition", f"{_LAYERS}:ConvNormAct", ConvParams,
+    OpDef("conv", "transition", f"{_LAYERS}:ConvNormAct", ConvParams, count=_conv_weights,
           doc="conv-norm-activation; strided when the target is smaller"),
-    OpDef("down", "transition", f"{_LAYERS}:ConvNormAct", ConvParams, resample=("down",),
+    OpDef("down", "transition", f"{_LAYERS}:ConvNormAct", ConvParams, resample=("down",), count=_conv_weights,
           doc="strided conv-norm-activation into a smaller area"),
-    OpDef("up", "transition", f"{_LAYERS}:UpConv", UpParams, resample=("up",),
+    OpDef("up", "transition", f"{_LAYERS}:UpConv", UpParams, resample=("up",), count=_up_weights,
           doc="upsampling (nearest, bilinear or transposed conv) then norm-activation, into a larger area"),
     OpDef("pool", "transition", f"{_LAYERS}:Pool", PoolParams, resample=("down",), keeps_channels=True,
+          count=_no_weights,
           doc="max or average pooling into a smaller area with the same channels"),
-    OpDef("basic", "transition", f"{_BLOCKS}:BasicBlock",
+    OpDef("basic", "transition", f"{_BLOCKS}:BasicBlock", count=_basic_weights,
           doc="torchvision's BasicBlock: act(h + K(h)), projection shortcut where the shape changes"),
-    OpDef("bottleneck", "transition", f"{_BLOCKS}:Bottleneck", BottleneckParams,
+    OpDef("bottleneck", "transition", f"{_BLOCKS}:Bottleneck", BottleneckParams, count=_bottleneck_weights,
           doc="torchvision's Bottleneck (1x1, 3x3, 1x1), projection shortcut where the shape changes"),
     OpDef("preact", "transition", f"{_BLOCKS}:PreActBlock", aliases=("residual",), preactivation=True,
+          count=_preact_weights,
           doc="pre-activation residual unit: h + K(h), K = conv(act(norm(conv(act(norm(h))))))"),
     OpDef("cornet", "transition", f"{_BLOCKS}:CornetBlock", CornetParams, tie_key=_cornet_tie_key,
+          count=_cornet_weights,
           doc="CORnet-S's recurrent bottleneck; an entry edge adds conv_input and a strided skip"),
     OpDef("conv", "prenet", f"{_LAYERS}:StemConv", StemConvParams, infer=_stem_conv_shape,
+          count=_stem_conv_weights,
           doc="conv, then norm and activation unless switched off"),
-    OpDef("maxpool", "prenet", f"{_LAYERS}:StemPool", StemPoolParams, infer=_stem_pool_shape,
+    OpDef("maxpool", "prenet", f"{_LAYERS}:StemPool", StemPoolParams, infer=_stem_pool_shape, count=_no_weights,
           doc="max pooling"),
-    OpDef("avgpool", "prenet", f"{_LAYERS}:StemPool", StemPoolParams, infer=_stem_pool_shape,
+    OpDef("avgpool", "prenet", f"{_LAYERS}:StemPool", StemPoolParams, infer=_stem_pool_shape, count=_no_weights,
           doc="average pooling"),
 ):
     _add(_op)

@@ -1,0 +1,114 @@
+"""How big a model of a spec is, counted before anything is built.
+
+Every built-in op says how many weights it holds (`OpDef.count`), so a spec's
+parameters, its norms' running statistics and the bytes they take are known
+from the analysis alone: `cortexgraph validate` reports them without torch,
+and a spec too big for its limit is refused before any memory is spent. An op
+registered without `count` is measured instead, once per shape, on the meta
+device (no memory, no arithmetic).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from .analysis import Analysis, Edge
+from .errors import Problem, SpecError
+from .ops.registry import OpDef, Shape, Weights, lookup
+
+FLOAT_BYTES = 4  # weights and statistics are float32 when built
+
+
+@dataclass(frozen=True)
+class Size:
+    parameters: int = 0
+    statistics: int = 0  # the norms' running means and variances
+
+    def __add__(self, other: Size) -> Size:
+        return Size(self.parameters + other.parameters, self.statistics + other.statistics)
+
+    @property
+    def bytes(self) -> int:
+        return FLOAT_BYTES * (self.parameters + self.statistics)
+
+
+def _norms(channels: int, policy: str, steps: int) -> Size:
+    """`policy`'s norms over `channels`, for weights that run at `steps` steps (BatchNorm: 2 + 2 a channel)."""
+    count = {"per_step": max(steps, 1), "shared": 1, "none": 0}[policy] * channels
+    return Size(2 * count, 2 * count)
+
+
+def edge_weights(analysis: Analysis, edge: Edge) -> Weights:
+    return weights(lookup("transition", edge.op), analysis.shapes[edge.source], analysis.shapes[edge.target],
+                   edge.params)
+
+
+def group_size(w: Weights, norm: str, steps: int, tied: bool) -> Size:
+    """One weight group of an edge whose op holds `w`, its weights running at `steps` steps under the norm
+    policy `norm`; a tied group's borrowed weights are not its own (they count under their owner)."""
+    return Size(w.own + (0 if tied else w.tied)) + _norms(w.norm_channels, norm, steps)
+
+
+def prenet_size(analysis: Analysis) -> Size:
+    spec = analysis.spec
+    shape: Shape = (spec.input.channels, *spec.input.size)
+    total = Size()
+    for name, params, out in analysis.prenet:
+        w = weights(lookup("prenet", name), shape, out, params)
+        total = total + Size(w.own + w.tied) + _norms(w.norm_channels, "shared", 1)
+        shape = out
+    return total
+
+
+def head_size(analysis: Analysis) -> Size:
+    spec = analysis.spec
+    channels, height, width = analysis.shapes[spec.readout.area]
+    head = spec.readout.head
+    features = channels if head.pool != "none" else channels * height * width
+    return Size(features * head.classes + head.classes) + _norms(channels, analysis.head_norm,
+                                                                 len(spec.readout_steps))
+
+
+def weights(op: OpDef, src: Shape, dst: Shape, params: Any) -> Weights:
+    return op.count(src, dst, params) if op.count is not None else _measured(op, src, dst, params)
+
+
+@lru_cache(maxsize=1024)
+def _measured(op: OpDef, src: Shape, dst: Shape, params: Any) -> Weights:
+    """An op without `count`, built once for one step on the meta device and counted."""
+    import torch
+    from torch import nn
+
+    from .ops.layers import OpContext, tieable_parts
+
+    ctx = OpContext(op.name, src, dst, params, norm_policy="shared", norm_steps=(1,))
+    with torch.device("meta"):
+        module = op.load()(ctx)
+    numel = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    norms = sum(numel(m) for m in module.modules() if isinstance(m, nn.BatchNorm2d))
+    tied = sum(numel(getattr(module, name)) for name in tieable_parts(module))
+    return Weights(tied=tied, own=numel(module) - norms - tied, norm_channels=norms // 2)
+
+
+def check_size(analysis: Analysis, total: Size, by_edge: dict[str, Size]) -> None:
+    """Refuse a model above the parameter limit, before it is built; the error points at its largest edge."""
+    limit = analysis.limits.parameters
+    if total.parameters <= limit:
+        return
+    largest = max(by_edge, key=lambda name: by_edge[name].parameters, default=None)
+    loc = analysis.edge(largest).loc if largest is not None else ()
+    most = f"; edge {largest} holds {by_edge[largest].parameters:,}" if largest is not None else ""
+    raise SpecError([analysis.spec.source.place(Problem(
+        loc, f"the model would hold {total.parameters:,} parameters ({format_bytes(total.bytes)} with its norms' "
+             f"statistics, as float32), above the limit of {limit:,}{most}",
+        "share weights (share: time), narrow the areas, or raise the limit with --limit parameters=N "
+        "(Limits(parameters=N)) if you mean it"))])
+
+
+def format_bytes(n: int) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"

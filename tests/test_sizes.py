@@ -1,0 +1,137 @@
+"""A model's size is known before it is built: counted exactly, reported by validate, refused above a limit."""
+
+import pytest
+import torch
+from torch import nn
+
+import cortexgraph.model as model_module
+from cortexgraph import Limits, SpecError, build, register_op
+from cortexgraph.bundled import bundled_specs
+from cortexgraph.cli import main
+from cortexgraph.ops.layers import OpContext
+from cortexgraph.ops.registry import lookup, unregister_op
+from cortexgraph.sizes import weights
+
+IN = (4, 8, 8)
+
+
+@pytest.mark.parametrize("op,target,params", [
+    ("identity", (4, 8, 8), {}), ("conv", (6, 8, 8), {}), ("conv", (6, 4, 4), {"kernel": 5, "bias": True}),
+    ("down", (6, 4, 4), {"kernel": 1}), ("up", (6, 16, 16), {}), ("up", (6, 32, 32), {"mode": "transpose"}),
+    ("up", (6, 16, 16), {"mode": "bilinear", "kernel": 5}), ("pool", (4, 4, 4), {}),
+    ("residual", (4, 8, 8), {}), ("residual", (8, 4, 4), {}), ("basic", (4, 8, 8), {}), ("basic", (8, 4, 4), {}),
+    ("bottleneck", (8, 8, 8), {}), ("bottleneck", (16, 4, 4), {"width": 8, "groups": 2}),
+    ("cornet", (4, 8, 8), {}), ("cornet", (8, 4, 4), {"scale": 2}),
+])
+@pytest.mark.parametrize("norm", ["per_step", "shared", "none"])
+def test_every_ops_count_is_what_its_module_holds(op, target, params, norm):
+    from cortexgraph.sizes import group_size
+
+    definition = lookup("transition", op)
+    validated = definition.params.model_validate(params)
+    steps = (1, 2, 3)
+    module = definition.load()(OpContext(definition.name, IN, target, validated, norm_policy=norm, norm_steps=steps))
+    size = group_size(weights(definition, IN, target, validated), norm, len(steps), tied=False)
+    assert size.parameters == sum(p.numel() for p in module.parameters())
+    assert size.statistics == sum(b.numel() for n, b in module.named_buffers() if "running" in n)
+
+
+@pytest.mark.parametrize("name", sorted(bundled_specs()))
+def test_the_plan_counts_what_the_built_model_holds(name):
+    with torch.device("meta"):
+        model = build(name)
+    plan = model.plan
+    assert plan.size.parameters == sum(p.numel() for p in model.parameters())
+    assert plan.size.statistics == sum(b.numel() for n, b in model.named_buffers() if "running" in n)
+    for path, group in plan.groups.items():  # ties included: borrowed weights count under their owner
+        assert group.size.parameters == sum(p.numel() for p in model.group(path).parameters()), path
+
+
+class Custom(nn.Module):
+    """A user's op that does not say how many weights it holds: measured on the meta device."""
+
+    def __init__(self, ctx: OpContext):
+        super().__init__()
+        self.conv = nn.Conv2d(ctx.in_channels, ctx.out_channels, 3, padding=1, bias=True)
+        self.norm = ctx.norm(ctx.out_channels)
+
+    def forward(self, x, step):
+        return self.norm(self.conv(x), step)
+
+
+def test_ops_without_a_count_are_measured():
+    register_op("custom", Custom)
+    try:
+        model = build(BIG.replace("CHANNELS", "8").replace("conv", "custom"))
+        assert model.plan.size.parameters == sum(p.numel() for p in model.parameters())
+    finally:
+        unregister_op("custom")
+
+
+BIG = """
+cortexgraph: 1
+name: big
+input: {channels: CHANNELS, size: 8}
+areas:
+  A: {channels: CHANNELS, size: 8}
+  B: {channels: CHANNELS, size: 8}
+inputs: {A: once}
+steps: 1000
+defaults: {share: none}
+transitions:
+  A: {A: conv, B: conv}
+readout: {area: B, head: {classes: 2}}
+"""
+
+
+def test_a_spec_too_big_is_refused_with_its_size_before_anything_is_built(capsys, tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text(BIG.replace("CHANNELS", "16384"))
+    assert main(["validate", str(path)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{path}:12:10: transitions.A.A: the model would hold 4,831,903,776,770 parameters "
+                           "(19.3 TB with its norms' statistics, as float32), above the limit of 4,000,000,000; "
+                           "edge A->A holds 2,415,951,872,000")
+    assert line.endswith("raise the limit with --limit parameters=N (Limits(parameters=N)) if you mean it)")
+    with pytest.raises(SpecError, match="above the limit of 4,000,000,000"):
+        build(str(path))
+
+
+def test_validate_reports_the_parameters_and_a_raised_limit_lets_a_spec_through(capsys, tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text(BIG.replace("CHANNELS", "256"))
+    assert main(["validate", str(path)]) == 0
+    assert "big: 2 areas, 2 edges, 1000 steps, 1,180,672,514 parameters;" in capsys.readouterr().out
+    path.write_text(BIG.replace("CHANNELS", "16384"))
+    assert main(["validate", "--limit", "parameters=5000000000000", "--json", str(path)]) == 0
+    assert '"parameters": 4831903776770' in capsys.readouterr().out
+
+
+def test_build_takes_the_limit(tmp_path):
+    with pytest.raises(SpecError, match=r"would hold 1,184,018 parameters \(4.9 MB .* above the limit of 1,000,000"):
+        build(BIG.replace("CHANNELS", "8"), limits=Limits(parameters=1_000_000))
+    assert build(BIG.replace("CHANNELS", "8"), limits=Limits(parameters=2_000_000)).plan.size.parameters == 1_184_018
+
+
+def test_compile_builds_no_weights_however_big(capsys, tmp_path, monkeypatch):
+    devices = []
+    real = model_module.CortexNet.__init__
+
+    def init(self, plan):
+        devices.append(torch.get_default_device().type)
+        real(self, plan)
+
+    monkeypatch.setattr(model_module.CortexNet, "__init__", init)
+    path = tmp_path / "big.yaml"
+    path.write_text(BIG.replace("CHANNELS", "512").replace("steps: 1000", "steps: 40"))
+    assert main(["compile", str(path)]) == 0
+    assert devices == ["meta"]
+    assert "parameters: 188,826,626" in capsys.readouterr().out
+
+
+def test_build_refuses_a_model_bigger_than_the_machines_memory(monkeypatch):
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 1000}  # 4 MB
+    monkeypatch.setattr(model_module.os, "sysconf", lambda name: pages[name])
+    with pytest.raises(SpecError, match=r"big holds 1,184,018 parameters: 4.9 MB with its norms' statistics, more "
+                                        r"than this machine's 4.1 MB of memory"):
+        build(BIG.replace("CHANNELS", "8"))
