@@ -46,6 +46,26 @@ def _check(target: str, limits, allow_imports: bool = False) -> tuple[object | N
     return plan, analysis.warnings
 
 
+SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _spec_files(targets: list[str]) -> list[str]:
+    """The specs named: files, bundled names, and every spec file in a folder (recursively, sorted)."""
+    from pathlib import Path
+
+    out = []
+    for target in targets:
+        folder = Path(target)
+        if not folder.is_dir():
+            out.append(target)
+            continue
+        found = sorted(str(p) for p in folder.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
+        if not found:
+            raise ValueError(f"{target} is a folder with no spec files ({', '.join(SPEC_SUFFIXES)})")
+        out += found
+    return out
+
+
 def _arrival_line(analysis) -> str:
     arrival = analysis.arrival
     return ", ".join(f"{area} {'never' if t is None else t}" for area, t in arrival.items())
@@ -55,7 +75,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     limits = _limits(args.limit)
     report = []
     status = EXIT_OK
-    for target in args.specs:
+    try:
+        targets = _spec_files(args.specs)
+    except ValueError as exc:
+        print(f"cortexgraph: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    for target in targets:
         plan, problems = _check(target, limits, args.allow_imports)
         if plan is None:
             status = EXIT_BAD_SPEC
@@ -122,15 +147,16 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def cmd_draw(args: argparse.Namespace) -> int:
     from .drawing import FORMATS, DrawError, draw, render
-    from .spec import load_spec
+    from .spec import load_spec, override
 
-    spec = load_spec(args.spec)
+    spec = override(load_spec(args.spec), steps=args.steps)  # as `compile --steps`: the spec's steps
     fmt = args.format or (args.output.rsplit(".", 1)[-1].lower() if args.output and "." in args.output else "svg")
     if fmt not in FORMATS:
-        print(f"cortexgraph: cannot write {fmt!r}: formats are {', '.join(FORMATS)}", file=sys.stderr)
-        return EXIT_FAILED
+        print(f"cortexgraph: cannot write {fmt!r}: formats are {', '.join(FORMATS)} (from --format, or the "
+              "output's suffix)", file=sys.stderr)
+        return EXIT_BAD_SPEC
     output = args.output or f"{spec.name}-{args.view}.{fmt}"
-    graph = draw(spec, view=args.view, steps=args.steps, allow_imports=args.allow_imports)
+    graph = draw(spec, view=args.view, allow_imports=args.allow_imports)
     try:
         render(graph, output, fmt)
     except DrawError as exc:
@@ -195,11 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check specs; print every problem as file:line:col: path: message")
-    p.add_argument("specs", nargs="+", metavar="SPEC", help="a spec file or a bundled spec name")
+    p.add_argument("specs", nargs="+", metavar="SPEC",
+                   help="a spec file, a bundled spec name, or a folder (every .yaml, .yml and .json in it)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
                    help="raise a resource limit (areas, edges, steps, channels, size, prenet, firings, parameters)")
-    p.set_defaults(run=cmd_validate)
+    p.set_defaults(run=cmd_validate, parser=p)
     allow_imports(p)
 
     p = sub.add_parser("compile", help="validate and build a spec; print shapes, parameters, FLOPs, schedule")
@@ -210,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", type=int, help="override the readout's classes")
     p.add_argument("--size", type=int, help="rescale the input and every area (e.g. 32 for a 224-pixel spec)")
     p.add_argument("--limit", action="append", default=[], metavar="NAME=N", help="raise a resource limit")
-    p.set_defaults(run=cmd_compile)
+    p.set_defaults(run=cmd_compile, parser=p)
     allow_imports(p)
 
     p = sub.add_parser("draw", help="draw the area graph, its unrolling in time, or its transition matrix")
@@ -218,8 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: NAME-VIEW.svg)")
     p.add_argument("--view", choices=("rolled", "unrolled", "matrix"), default="rolled")
     p.add_argument("--format", choices=("svg", "png", "pdf", "dot"), help="default: the output's suffix")
-    p.add_argument("--steps", type=int, help="draw a run of this many steps")
-    p.set_defaults(run=cmd_draw)
+    p.add_argument("--steps", type=int, help="override the spec's steps (as compile --steps)")
+    p.set_defaults(run=cmd_draw, parser=p)
     allow_imports(p)
 
     p = sub.add_parser("train", help="train a spec (digits, synthetic, CIFAR-10 or an image folder)",
@@ -230,23 +257,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="digits, synthetic, cifar10 or imagefolder:DIR (default: synthetic)")
     p.add_argument("--data-dir", default="data", help="where CIFAR-10 is (or is downloaded to)")
     p.add_argument("--out", help="output folder (default: runs/<spec name>)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    p.add_argument("--epochs", type=int, default=10, help="default: %(default)s")
+    p.add_argument("--batch-size", type=int, default=128, help="default: %(default)s")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="default: %(default)s")
     p.add_argument("--lr", type=float, help="learning rate (default: 0.1 for sgd, 0.001 for adamw)")
-    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum (default: %(default)s)")
     p.add_argument("--weight-decay", type=float, help="default: 5e-4 for sgd, 0.05 for adamw")
-    p.add_argument("--schedule", choices=("cosine", "step", "constant"), default="cosine")
-    p.add_argument("--step-size", type=int, default=30, help="epochs between decays (step schedule)")
-    p.add_argument("--gamma", type=float, default=0.1, help="decay factor (step schedule)")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--schedule", choices=("cosine", "step", "constant"), default="cosine",
+                   help="learning-rate schedule over the epochs (default: %(default)s)")
+    p.add_argument("--step-size", type=int, default=30,
+                   help="epochs between decays (step schedule; default: %(default)s)")
+    p.add_argument("--gamma", type=float, default=0.1, help="decay factor (step schedule; default: %(default)s)")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="default: %(default)s")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16 autocast (default: on for CUDA)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="channels-last memory format (default: on for CUDA)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--workers", type=int, default=0, help="data loader processes")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (a GPU where there is one), cpu, cuda or cuda:N "
+                   "(default: %(default)s)")
+    p.add_argument("--workers", type=int, default=0, help="data loader processes (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--steps", type=int, help="override the spec's steps")
     p.add_argument("--classes", type=int, help="override the readout's classes")
@@ -261,23 +291,26 @@ def build_parser() -> argparse.ArgumentParser:
                         "or skip that optimizer step")
     p.add_argument("--no-anytime", dest="anytime", action="store_false",
                    help="skip the test accuracy at every readout step")
-    p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar or epoch lines")
+    p.add_argument("--quiet", dest="progress", action="store_false",
+                   help="no progress bar or epoch lines (warnings and the result are still printed)")
     p.add_argument("--limit-batches", type=int, help="at most this many batches per epoch")
-    p.set_defaults(run=cmd_train)
+    p.set_defaults(run=cmd_train, parser=p)
     allow_imports(p)
 
     p = sub.add_parser("schema", help="print the JSON Schema of specs (for editors)")
-    p.set_defaults(run=cmd_schema)
+    p.set_defaults(run=cmd_schema, parser=p)
 
     p = sub.add_parser("specs", help="list the bundled specs")
     p.add_argument("--table", action="store_true", help="a Markdown table of their sizes (builds each on the "
                    "meta device)")
-    p.set_defaults(run=cmd_specs)
+    p.set_defaults(run=cmd_specs, parser=p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # said by the command's own parser, with its usage, not the top level's
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.run(args)
     except SpecError as exc:  # a command that loads one spec and fails on it

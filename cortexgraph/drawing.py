@@ -21,6 +21,7 @@ import graphviz
 import networkx as nx
 
 from .analysis import INPUT, Analysis, Edge
+from .describe import edge_label, format_steps, op_text
 from .plan import Plan, make_plan
 
 VIEWS = ("rolled", "unrolled", "matrix")
@@ -47,8 +48,10 @@ def draw(model: Any, view: str = "rolled", steps: int | None = None, collapse: i
 
     `model` is a CortexNet, or anything `build` takes (a path, a bundled name,
     text, a dict, a Spec); a spec is not built: its Plan is drawn, without
-    torch (parameter counts come from the Plan too). `steps` draws the
-    plan of a run of that many steps. In the unrolled view, runs of at least
+    torch (parameter counts come from the Plan too). `steps` replaces a
+    spec's steps (as `cortexgraph compile --steps` does), or draws a built
+    model's run of that many steps (with the weights it has: past its horizon
+    that follows `defaults.beyond`). In the unrolled view, runs of at least
     `collapse` identical steps become one column.
     """
     if view not in VIEWS:
@@ -59,9 +62,9 @@ def draw(model: Any, view: str = "rolled", steps: int | None = None, collapse: i
         plan = model.plan if steps is None else model.plan_for(steps)
     else:
         from .analysis import analyze
-        from .spec import load_spec
+        from .spec import load_spec, override
 
-        plan = make_plan(analyze(load_spec(model), allow_imports=allow_imports), steps)
+        plan = make_plan(analyze(override(load_spec(model), steps=steps), allow_imports=allow_imports))
     if view == "rolled":
         params = {area: 0 for area in plan.analysis.spec.areas}
         for group in plan.groups.values():
@@ -136,51 +139,6 @@ def _count(n: int) -> str:
     return str(n)
 
 
-def _ranges(steps: tuple[int, ...] | list[int]) -> str:
-    """[1, 2, 3, 5, 7, 9] -> '1-3, 5-9/2'."""
-    steps = list(steps)
-    parts, i = [], 0
-    while i < len(steps):
-        j = i
-        if i + 1 < len(steps):
-            gap = steps[i + 1] - steps[i]
-            while j + 1 < len(steps) and steps[j + 1] - steps[j] == gap:
-                j += 1
-        if j - i >= 2 or (j - i == 1 and steps[j] - steps[i] == 1):
-            gap = steps[i + 1] - steps[i]
-            parts.append(f"{steps[i]}-{steps[j]}" + (f"/{gap}" if gap > 1 else ""))
-            i = j + 1
-        else:
-            parts.append(str(steps[i]))
-            i += 1
-    return ", ".join(parts)
-
-
-def _op_text(edge: Edge) -> str:
-    params = edge.params.model_dump(exclude_defaults=True) if edge.params is not None else {}
-    extra = ", ".join(f"{k}={v}" for k, v in params.items())
-    return (edge.written or edge.op) + (f"({extra})" if extra else "")
-
-
-def _weights_text(edge: Edge) -> str:
-    if edge.tie:
-        return f"tied to {edge.tie}"
-    if edge.share == "time":
-        return "shared"
-    return "per step" if edge.share == "none" else "groups " + " | ".join(_ranges(g) for g in edge.share)
-
-
-def _edge_label(edge: Edge, steps: int) -> str:
-    lines = [_op_text(edge)]
-    when = "all steps" if edge.steps == tuple(range(1, steps + 1)) else f"@ {_ranges(edge.steps)}"
-    if edge.is_input:
-        when = "@ " + _ranges(edge.steps)
-    lines.append(when + (f", delay {edge.delay}" if edge.delay != 1 else ""))
-    if not edge.is_input or edge.op != "identity":
-        lines.append(_weights_text(edge) + {"per_step": "", "shared": ", one norm", "none": ", no norm"}[edge.norm])
-    return "\n".join(lines)
-
-
 def _group_colours(plan: Plan) -> dict[str, str]:
     """A colour per set of weights; a tied group takes its owner's."""
     owners = sorted({g.tie or g.path for g in plan.groups.values()})
@@ -221,7 +179,7 @@ def _rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
     level, kinds = hierarchy(analysis)
     g = _base(f"{spec.name}-rolled", "BT")
     g.attr(label=f"{spec.name}: {plan.steps} steps, readout {plan.readout_area} at step "
-                 f"{_ranges(plan.readout_steps)}", labelloc="t", fontsize="13")
+                 f"{format_steps(plan.readout_steps)}", labelloc="t", fontsize="13")
     image = f"image<br/>{_shape((spec.input.channels, *spec.input.size))}"
     g.node("image", f"<{image}>", shape="plaintext")
     g.node(INPUT, f"<<b>pre-net</b><br/>{_prenet_text(analysis)}<br/>{_shape(analysis.shapes[INPUT])}>",
@@ -243,14 +201,14 @@ def _rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
     norm = {"per_step": "norm per step, act, ", "shared": "norm, act, ", "none": ""}[plan.head_norm]
     g.node("head", f"<<b>head</b><br/>{norm}{head.pool} pool, linear<br/>{head.classes} classes>", shape="box",
            style="rounded,filled", fillcolor="#f0f0f0")
-    g.edge(f"area_{plan.readout_area}", "head", label=f"step {_ranges(plan.readout_steps)}", penwidth="2")
+    g.edge(f"area_{plan.readout_area}", "head", label=f"step {format_steps(plan.readout_steps)}", penwidth="2")
     running = {c.edge for u in plan.updates for c in u.calls}
     for edge in sorted(analysis.edges, key=lambda e: e.name):
         source = INPUT if edge.is_input else f"area_{edge.source}"
         style = dict(KIND_STYLE[kinds[edge.name]], fontcolor=KIND_STYLE[kinds[edge.name]]["color"])
         if edge.name not in running:
             style.update(color="#bbbbbb", fontcolor="#999999")  # pruned: never computes for the readout
-        g.edge(source, f"area_{edge.target}", label=_edge_label(edge, spec.steps), **style)
+        g.edge(source, f"area_{edge.target}", label=edge_label(edge, spec.steps), **style)
     _legend(g, sorted({kinds[e.name] for e in analysis.edges}))
     return g
 
@@ -392,7 +350,7 @@ def _matrix(plan: Plan) -> graphviz.Digraph:
         row = f"<td bgcolor='#eeeeee'><b>{'input' if source == INPUT else html.escape(source)}</b></td>"
         for target in areas:
             edges = cells.get((source, target), [])
-            text = "<br/>".join(html.escape(_op_text(e)) + (f"<br/><font point-size='8'>@ {_ranges(e.steps)}"
+            text = "<br/>".join(html.escape(op_text(e)) + (f"<br/><font point-size='8'>@ {format_steps(e.steps)}"
                                                             f"{', d=' + str(e.delay) if e.delay != 1 else ''}</font>"
                                                             if e.steps != tuple(range(1, spec.steps + 1)) or
                                                             e.delay != 1 else "") for e in edges)

@@ -22,14 +22,15 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .analysis import INPUT, Analysis, Limits, analyze
+from .describe import format_steps, op_text, weights_text
 from .errors import Problem, SpecError
 from .ops.layers import ACTIVATIONS, OpContext, tieable_parts
 from .ops.norms import make_norm
 from .ops.registry import lookup
 from .plan import Plan, Prune, WeightGroup, make_plan
-from .sizes import format_bytes
+from .sizes import format_bytes, head_size, prenet_size
 from .spec import Head as HeadSpec
-from .spec import Spec, load_spec, parse_spec
+from .spec import Spec, load_spec, override
 
 
 class InputError(ValueError):
@@ -111,40 +112,6 @@ def _check_memory(plan: Plan) -> None:
 def _resettable(module: nn.Module) -> bool:
     owns = bool(module._parameters) or any(b is not None for b in module._buffers.values())
     return not owns or hasattr(module, "reset_parameters")
-
-
-def override(spec: Spec, steps: int | None = None, classes: int | None = None, share: str | None = None,
-             norm: str | None = None, size: int | None = None, checkpoint: bool | None = None) -> Spec:
-    """The spec with some fields replaced (see `build`); the spec itself when none is given."""
-    if all(v is None for v in (steps, classes, share, norm, size, checkpoint)):
-        return spec
-    data = spec.to_dict()
-    if checkpoint is not None:
-        data["checkpoint"] = checkpoint
-    if size is not None:
-        _rescale(spec, data, size)
-    if steps is not None:
-        data["steps"] = steps
-    if classes is not None:
-        data["readout"]["head"]["classes"] = classes
-    for key, value in (("share", share), ("norm", norm)):
-        if value is not None:
-            data.setdefault("defaults", {})[key] = value
-    return parse_spec(data, spec.source)
-
-
-def _rescale(spec: Spec, data: dict, size: int) -> None:
-    height, width = spec.input.size
-    if height != width:
-        raise SpecError([spec.source.place(Problem(("input", "size"), "only square inputs can be rescaled"))])
-    for name, area in spec.areas.items():
-        scaled = [s * size // height for s in area.size]
-        if any(s * size % height or not n for s, n in zip(area.size, scaled)):
-            raise SpecError([spec.source.place(Problem(
-                ("areas", name, "size"), f"area {name}'s size {area.size[0]} does not scale from input {height} to "
-                f"{size}", "choose a size that divides every area's evenly"))])
-        data["areas"][name]["size"] = scaled[0] if scaled[0] == scaled[1] else scaled
-    data["input"]["size"] = size
 
 
 class Head(nn.Module):
@@ -376,8 +343,37 @@ class CortexNet(nn.Module):
             raise InputError(f"{spec.name} expects {param.dtype} input on {param.device} (where its weights are);"
                              f" got {x.dtype} on {x.device}")
 
-    def extra_repr(self) -> str:
-        return f"spec={self.spec.name!r}, steps={self.spec.steps}"
+    def __repr__(self) -> str:
+        """A page, not nn.Module's tree of every per-step norm (232 lines for a 5-area spec): each edge
+        with its op, weights, steps and parameters. `nn.Module.__repr__(model)` prints the tree."""
+        plan, analysis, spec = self.plan, self.analysis, self.spec
+        shape = "x".join(map(str, (spec.input.channels, *spec.input.size)))
+        lines = [f"CortexNet({spec.name}: input {shape}, {len(spec.areas)} areas, {spec.steps} steps, readout "
+                 f"{plan.readout_area} at step {format_steps(plan.readout_steps)}, {plan.size.parameters:,} "
+                 "parameters"]
+        rows = [("prenet", " -> ".join(f"{name}" for name, _, _ in analysis.prenet) or "(none)",
+                 "x".join(map(str, analysis.shapes[INPUT])), f"{prenet_size(analysis).parameters:,}")]
+        by_edge: dict[str, list[WeightGroup]] = {}
+        for group in plan.groups.values():
+            by_edge.setdefault(group.edge, []).append(group)
+        for edge in analysis.edges:
+            groups = by_edge.get(edge.name, [])
+            runs = sorted({t for g in groups for t in g.steps}) or list(edge.steps)
+            norm = {"per_step": ", norm per step", "shared": ", one norm", "none": ""}[edge.norm]
+            sets = f" ({len(groups)} sets)" if len(groups) > 1 else ""
+            text = f"{op_text(edge)} at {format_steps(runs) or 'no step'}"
+            if not (edge.is_input and edge.op == "identity"):
+                text += f"; weights {weights_text(edge)}{sets}{norm}"
+            rows.append((f"{edge.target} <- {edge.name}", text, "x".join(map(str, analysis.shapes[edge.target])),
+                         f"{sum(g.size.parameters for g in groups):,}"))
+        head = spec.readout.head
+        norm = {"per_step": "norm per readout step, act, ", "shared": "norm, act, ", "none": ""}[plan.head_norm]
+        rows.append(("head", f"{norm}{head.pool} pool, linear to {head.classes} classes", "",
+                     f"{head_size(analysis).parameters:,}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines += [f"  {a:{widths[0]}}  {b:{widths[1]}}  {c:>{widths[2]}}  {d:>{widths[3]}}".rstrip()
+                  for a, b, c, d in rows]
+        return "\n".join(lines) + "\n)"
 
 
 def _group_module(analysis: Analysis, edge_name: str, steps: tuple[int, ...]) -> nn.Module:

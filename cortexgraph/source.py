@@ -176,14 +176,45 @@ def _compose(text: str, source: SourceMap) -> tuple[Any, yaml.Node | None]:
     try:
         return loader, loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = exc.problem or exc.context or "not valid YAML"
-        raise SpecError([Problem((), f"not valid YAML: {what}", file=source.file, line=line, col=col)]) from None
+        raise SpecError([_yaml_problem(exc, text, source.file)]) from None
     except yaml.YAMLError as exc:
         raise SpecError([Problem((), f"not valid YAML: {exc}", file=source.file)]) from None
     except RecursionError:
         raise SpecError([Problem((), "nested too deeply to read", file=source.file)]) from None
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError, text: str, file: str) -> Problem:
+    """The parser's complaint, placed where the mistake is, with a hint at the usual causes."""
+    mark, context = exc.problem_mark or exc.context_mark, exc.context_mark
+    what = exc.problem or exc.context or "not valid YAML"
+    at = text[mark.index] if mark is not None and mark.index < len(text) else ""
+    hint = None
+    if "expected ':'" in what and context is not None:  # found only on the next line: the key is above
+        mark, hint = context, "a key is followed by ': ', a colon and a space"
+    elif "end of stream" in what and "quoted scalar" in (exc.context or "") and context is not None:
+        mark, what = context, "a quote opened here is never closed"
+    elif at == "\t":
+        hint = "YAML indents with spaces, never tabs"
+    elif "expected key" in what or "block end" in what or "'-' indicator" in what:
+        hint = "check this line's indentation: it must line up with the keys or '- ' items beside it"
+    elif "mapping values are not allowed" in what:
+        hint = ("a line indented deeper than the one above continues that line's value: line it up with its "
+                "neighbours, or quote a value that holds ': '")
+    elif "end of stream" in what or ("node content" in what and not text[mark.index:].strip()):
+        hint = "the document ends inside [...], {...} or a quote: close it"
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    return Problem((), f"not valid YAML: {what}", hint, file=file, line=line, col=col)
+
+
+def _json_problem(exc: json.JSONDecodeError, file: str) -> Problem:
+    """json's complaint; a trailing comma (JSON has none) is pointed at, not the bracket after it."""
+    before = exc.doc[:exc.pos].rstrip()
+    if before.endswith(",") and exc.doc[exc.pos:exc.pos + 1] in "}]":
+        comma = len(before) - 1
+        line = exc.doc.count("\n", 0, comma) + 1
+        return Problem((), "not valid JSON: a comma after the last item", "JSON allows no trailing comma: remove it",
+                       file=file, line=line, col=comma - exc.doc.rfind("\n", 0, comma))
+    return Problem((), f"not valid JSON: {exc.msg}", file=file, line=exc.lineno, col=exc.colno)
 
 
 def _json_data(text: str, source: SourceMap) -> Any:
@@ -201,8 +232,7 @@ def _json_data(text: str, source: SourceMap) -> Any:
     try:
         return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
     except json.JSONDecodeError as exc:
-        raise SpecError([Problem((), f"not valid JSON: {exc.msg}", file=source.file,
-                                 line=exc.lineno, col=exc.colno)]) from None
+        raise SpecError([_json_problem(exc, source.file)]) from None
     except SpecError:
         raise  # a duplicate key or NaN, said above
     except ValueError:  # an integer longer than Python reads; json does not say where

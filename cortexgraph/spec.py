@@ -380,6 +380,40 @@ def load_spec(spec: Any, *, limits: TextLimits = TextLimits()) -> Spec:
     raise TypeError(f"load_spec takes a path, a bundled name, text, a dict or a Spec, not {type(spec).__name__}")
 
 
+def override(spec: Spec, steps: int | None = None, classes: int | None = None, share: str | None = None,
+             norm: str | None = None, size: int | None = None, checkpoint: bool | None = None) -> Spec:
+    """The spec with some fields replaced (see `build`); the spec itself when none is given."""
+    if all(v is None for v in (steps, classes, share, norm, size, checkpoint)):
+        return spec
+    data = spec.to_dict()
+    if checkpoint is not None:
+        data["checkpoint"] = checkpoint
+    if size is not None:
+        _rescale(spec, data, size)
+    if steps is not None:
+        data["steps"] = steps
+    if classes is not None:
+        data["readout"]["head"]["classes"] = classes
+    for key, value in (("share", share), ("norm", norm)):
+        if value is not None:
+            data.setdefault("defaults", {})[key] = value
+    return parse_spec(data, spec.source)
+
+
+def _rescale(spec: Spec, data: dict, size: int) -> None:
+    height, width = spec.input.size
+    if height != width:
+        raise SpecError([spec.source.place(Problem(("input", "size"), "only square inputs can be rescaled"))])
+    for name, area in spec.areas.items():
+        scaled = [s * size // height for s in area.size]
+        if any(s * size % height or not n for s, n in zip(area.size, scaled)):
+            raise SpecError([spec.source.place(Problem(
+                ("areas", name, "size"), f"area {name}'s size {area.size[0]} does not scale from input {height} to "
+                f"{size}", "choose a size that divides every area's evenly"))])
+        data["areas"][name]["size"] = scaled[0] if scaled[0] == scaled[1] else scaled
+    data["input"]["size"] = size
+
+
 _FIELD_HINTS = {
     "cortexgraph": "a spec starts with 'cortexgraph: 1'",
     "steps": "how many steps to unroll, e.g. 'steps: 8'",

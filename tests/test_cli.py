@@ -78,3 +78,49 @@ def test_real_process_exit_code_and_no_traceback():
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "nope.yaml:1:1: (document): no such file or bundled spec: 'nope.yaml'" in done.stderr
+
+
+def test_validate_a_folder_validates_every_spec_in_it(tmp_path, capsys):
+    (tmp_path / "nested").mkdir()
+    for i, path in enumerate(VALID[:2]):
+        (tmp_path / ("nested" if i else ".") / path.name).write_text(path.read_text())
+    (tmp_path / "README.md").write_text("not a spec")
+    assert main(["validate", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(": valid: ") == 2 and "README" not in out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["validate", str(empty)]) == 2
+    assert capsys.readouterr().err == f"cortexgraph: {empty} is a folder with no spec files (.yaml, .yml, .json)\n"
+
+
+def test_an_unknown_flag_shows_the_commands_own_usage(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "demo/frnn3-digits", "--bogus"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.startswith("usage: cortexgraph train ") and err.endswith(
+        "cortexgraph train: error: unrecognized arguments: --bogus\n")
+
+
+def test_train_help_shows_every_default(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split("options:")[1].split())
+    for flag, default in [("--epochs", "10"), ("--batch-size", "128"), ("--momentum", "0.9"), ("--seed", "0"),
+                          ("--optimizer", "sgd"), ("--schedule", "cosine"), ("--device", "auto")]:
+        assert f"default: {default}" in text[text.index(f"{flag} "):][:200], flag
+
+
+def test_a_model_prints_as_a_page_not_a_tree():
+    from cortexgraph import build
+
+    text = repr(build("cornet/cornet-s"))
+    lines = text.splitlines()
+    assert len(lines) == 11 and lines[0].startswith("CortexNet(cornet-s: input 3x224x224, 4 areas, 8 steps")
+    assert "V2 <- V1->V2     cornet at 1; weights tied to V2->V2, norm per step" in text
+    assert lines[-2].split()[-1] == "513,000" and lines[-1] == ")"

@@ -7,7 +7,8 @@ import pytest
 from cortexgraph import build, draw
 from cortexgraph.bundled import bundled_specs
 from cortexgraph.cli import main
-from cortexgraph.drawing import VIEWS, DrawError, _ranges, hierarchy, render
+from cortexgraph.describe import format_steps
+from cortexgraph.drawing import VIEWS, DrawError, hierarchy, render
 
 from .update_golden import golden_path
 
@@ -75,8 +76,8 @@ def test_rolled_view_greys_out_pruned_edges():
 
 
 def test_ranges_read_like_a_person_writes_them():
-    assert _ranges([1, 2, 3, 5, 7, 9]) == "1-3, 5-9/2"
-    assert _ranges([4]) == "4" and _ranges([2, 4]) == "2, 4" and _ranges([1, 2]) == "1-2"
+    assert format_steps([1, 2, 3, 5, 7, 9]) == "1-3, 5-9/2"
+    assert format_steps([4]) == "4" and format_steps([2, 4]) == "2, 4" and format_steps([1, 2]) == "1-2"
 
 
 def test_draw_command_writes_the_format_of_the_suffix(tmp_path, capsys):
@@ -99,3 +100,30 @@ def test_without_dot_only_the_dot_format_works(tmp_path, monkeypatch, capsys):
 
 def test_a_bad_spec_is_exit_code_2(capsys):
     assert main(["draw", "tests/specs/invalid/unknown-op.yaml"]) == 2
+
+
+def test_draw_steps_means_what_compile_steps_means(tmp_path, capsys):
+    """Both replace the spec's steps: a run past the spec's own steps is drawn, not refused."""
+    out = str(tmp_path / "u.dot")
+    assert main(["draw", "demo/frnn3-digits", "--steps", "20", "--view", "unrolled", "-o", out]) == 0
+    assert "t=20" in (tmp_path / "u.dot").read_text()
+    assert main(["compile", "demo/frnn3-digits", "--steps", "20"]) == 0
+    assert "20 steps, readout V4 at step 20" in capsys.readouterr().out
+    for command in ("draw", "compile"):
+        assert main([command, "demo/frnn3-digits", "--steps", "0"]) == 2
+        assert capsys.readouterr().err.strip().endswith("frnn3-digits.yaml:17:8: steps: must be > 0, got 0")
+
+
+def test_a_format_that_cannot_be_written_is_a_user_error(tmp_path, capsys):
+    assert main(["draw", "demo/frnn3-digits", "-o", str(tmp_path / "x.jpg")]) == 2
+    assert capsys.readouterr().err == ("cortexgraph: cannot write 'jpg': formats are svg, png, pdf, dot "
+                                       "(from --format, or the output's suffix)\n")
+
+
+def test_drawing_a_spec_needs_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from cortexgraph import draw; draw('liao2016/frnn4-imagenet'); "
+            "print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -135,3 +135,30 @@ def test_a_number_longer_than_python_reads_is_one_located_error(file, text):
     assert len(found) == 1 and found[0].message == "a number of 5,000 digits: Python reads at most 4,300"
     assert found[0].hint == "no spec field needs a number this long"
     assert found[0].line == 2 or found[0].path == "areas[1]"
+
+
+@pytest.mark.parametrize("file,text,where,message,hint", [
+    ("s.yaml", "cortexgraph: 1\nareas:\n\tV1: {channels: 3, size: 8}\n", (3, 1),
+     "not valid YAML: found character that cannot start any token", "YAML indents with spaces, never tabs"),
+    ("s.yaml", "cortexgraph: 1\nname: x\nsteps 3\nareas: {}\n", (3, 1),  # not on line 4, where it was noticed
+     "not valid YAML: could not find expected ':'", "a key is followed by ': ', a colon and a space"),
+    ("s.yaml", "cortexgraph: 1\nareas:\n    V1: {channels: 3, size: 8}\n  V2: {channels: 3, size: 8}\n", (4, 3),
+     "not valid YAML: did not find expected key",
+     "check this line's indentation: it must line up with the keys or '- ' items beside it"),
+    ("s.yaml", "cortexgraph: 1\nname: x\n  steps: 3\n", (3, 8),
+     "not valid YAML: mapping values are not allowed in this context",
+     "a line indented deeper than the one above continues that line's value: line it up with its neighbours, "
+     "or quote a value that holds ': '"),
+    ("s.yaml", 'cortexgraph: 1\nname: "x\nsteps: 3\n', (2, 7), "not valid YAML: a quote opened here is never closed",
+     None),
+    ("s.yaml", "cortexgraph: 1\nsteps: [1, 2,\n", (3, 1), "not valid YAML: did not find expected node content",
+     "the document ends inside [...], {...} or a quote: close it"),
+    ("s.json", '{"cortexgraph": 1,\n "name": "x",\n}\n', (2, 13), "not valid JSON: a comma after the last item",
+     "JSON allows no trailing comma: remove it"),
+    ("s.json", '{"areas": {"V1": {"channels": 3, }}}', (1, 32), "not valid JSON: a comma after the last item",
+     "JSON allows no trailing comma: remove it"),
+    ("s.json", '{"areas": [1 2]}', (1, 14), "not valid JSON: Expecting ',' delimiter", None),
+])
+def test_syntax_errors_point_at_the_mistake_with_a_hint(file, text, where, message, hint):
+    (found,) = problems(text, file)
+    assert ((found.line, found.col), found.message, found.hint) == (where, message, hint)
