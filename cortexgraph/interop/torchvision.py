@@ -1,4 +1,5 @@
-"""torchvision ResNet names -> the names of a spec that unrolls it (design notes, section 3)."""
+"""torchvision ResNet names -> the names of a spec that unrolls it (one residual block per step:
+`specs/torchvision/resnet18.yaml` fires `layer1.0` and `layer1.1` as S1->S1 at steps 1 and 2, and so on)."""
 
 from __future__ import annotations
 
