@@ -451,12 +451,6 @@ def _tie(module: nn.Module, target: nn.Module) -> None:
             raise ValueError(f"cannot tie {name!r}: the target has no part of that name and shape")
         del module._modules[name]
         object.__setattr__(module, name, theirs)
-    object.__setattr__(module, "_tied_names", tuple(names))
-
-
-def tied_parts(module: nn.Module) -> list[nn.Module]:
-    """The parts a weight group borrows from the group it is tied to (not among its own parameters)."""
-    return [getattr(module, name) for name in getattr(module, "_tied_names", ())]
 
 
 def _init_weights(model: nn.Module, zero_residual: bool) -> None:

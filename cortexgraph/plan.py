@@ -19,7 +19,7 @@ from typing import Literal, NamedTuple
 
 from .analysis import INPUT, Analysis, Edge, live
 from .collector import collector_paused
-from .sizes import Size, check_size, edge_weights, group_size, head_size, prenet_size
+from .sizes import Size, check_size, edge_weights, group_size, head_size, prenet_size, unshared_size
 
 Prune = Literal["final", "anytime", "none"]
 
@@ -84,6 +84,11 @@ class Plan:
     @property
     def calls(self) -> int:
         return sum(len(u.calls) for updates in self.schedule for u in updates)
+
+    @property
+    def unshared(self) -> Size:
+        """The size of this program with a fresh set of weights (and norm) for every call it makes."""
+        return unshared_size(self.analysis, (c.edge for u in self.updates for c in u.calls))
 
     @property
     def updates(self) -> list[Update]:

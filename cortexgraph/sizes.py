@@ -10,6 +10,7 @@ device (no memory, no arithmetic).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -69,6 +70,19 @@ def head_size(analysis: Analysis) -> Size:
     features = channels if head.pool != "none" else channels * height * width
     return Size(features * head.classes + head.classes) + _norms(channels, analysis.head_norm,
                                                                  len(spec.readout_steps))
+
+
+def unshared_size(analysis: Analysis, calls: Iterable[str]) -> Size:
+    """The same network with a fresh set of weights, and one norm, for every call it makes (`calls`: the
+    edge of each call of a Plan): the paper's "unshared" comparison. Ties are unshared too."""
+    per_edge: dict[str, Size] = {}
+    total = prenet_size(analysis) + head_size(analysis)
+    for name in calls:
+        if name not in per_edge:
+            edge = analysis.edge(name)
+            per_edge[name] = group_size(edge_weights(analysis, edge), edge.norm, 1, tied=False)
+        total = total + per_edge[name]
+    return total
 
 
 def weights(op: OpDef, src: Shape, dst: Shape, params: Any) -> Weights:

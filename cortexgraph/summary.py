@@ -12,31 +12,17 @@ import copy
 from typing import Any
 
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .analysis import INPUT
-from .model import CortexNet, tied_parts
-from .ops.norms import NORMS
+from .model import CortexNet
+from .sizes import head_size, prenet_size
 
 
 def _flops(fn, *args) -> int:
     with FlopCounterMode(display=False) as counter:
         fn(*args)
     return counter.get_total_flops()
-
-
-def _params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def _weights_and_norm(module: nn.Module) -> tuple[int, int]:
-    """(weight parameters, including tied ones; parameters of one step's norms) of a weight group."""
-    norms = [m for m in module.modules() if isinstance(m, NORMS)]
-    in_norms = sum(_params(m) for m in norms)
-    one_step = sum(_params(next(iter(m.children()))) if len(list(m.children())) else _params(m) for m in norms)
-    tied = sum(_params(part) for part in tied_parts(module))
-    return _params(module) - in_norms + tied, one_step
 
 
 def _meta_copy(model: CortexNet) -> CortexNet:
@@ -73,10 +59,8 @@ def summarize(model: CortexNet) -> dict[str, Any]:
         areas[name] = {"shape": list(analysis.shapes[name]), "params": 0, "flops": {},
                        "arrival": analysis.arrival[name]}
     for group in plan.groups.values():
-        areas[analysis.edge(group.edge).target]["params"] += _params(model.group(group.path))
+        areas[analysis.edge(group.edge).target]["params"] += group.size.parameters
     schedule = []
-    unshared = _params(model.prenet) + _params(model.head)
-    sizes = {path: _weights_and_norm(model.group(path)) for path in call_flops}
     for step, updates in enumerate(plan.schedule):
         entry = {"step": step, "updates": {}, "flops": 0}
         for update in updates:
@@ -84,8 +68,6 @@ def summarize(model: CortexNet) -> dict[str, Any]:
             areas[update.area]["flops"][step] = flops
             entry["updates"][update.area] = [c.edge for c in update.calls]
             entry["flops"] += flops
-            for call in update.calls:
-                unshared += sum(sizes[call.group])
         schedule.append(entry)
     total_flops = prenet_flops + head_flops * len(plan.readout_steps) + sum(s["flops"] for s in schedule)
     return {
@@ -93,11 +75,12 @@ def summarize(model: CortexNet) -> dict[str, Any]:
         "input": [spec.input.channels, *spec.input.size],
         "steps": plan.steps,
         "readout": {"area": plan.readout_area, "steps": list(plan.readout_steps)},
-        "prenet": {"shape": list(analysis.shapes[INPUT]), "params": _params(model.prenet), "flops": prenet_flops},
-        "head": {"classes": spec.readout.head.classes, "params": _params(model.head), "flops": head_flops},
+        "prenet": {"shape": list(analysis.shapes[INPUT]), "params": prenet_size(analysis).parameters,
+                   "flops": prenet_flops},
+        "head": {"classes": spec.readout.head.classes, "params": head_size(analysis).parameters, "flops": head_flops},
         "areas": areas,
-        "params": _params(model),
-        "params_unshared": unshared,
+        "params": plan.size.parameters,
+        "params_unshared": plan.unshared.parameters,
         "flops": total_flops,
         "calls": plan.calls,
         "naive_calls": plan.naive_calls,
