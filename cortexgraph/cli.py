@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -168,12 +169,14 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError
-    from .train import DataError, TrainConfig, TrainingError, train
+    from .train import DataError, TrainConfig, TrainingError, result_lines, train
 
     fields = {f for f in TrainConfig.__dataclass_fields__}
     try:
         config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
-        train(config)
+        result = train(config)
+        if not config.progress and os.environ.get("RANK", "0") == "0":  # --quiet hides epochs, not the result
+            print("\n".join(result_lines(result)))
     except SpecError:
         raise  # printed by main, located in the spec
     except (DataError, CheckpointError, ValueError) as exc:

@@ -1,4 +1,8 @@
-"""What the experiment scripts share: their options, one training run, a CSV."""
+"""What the experiment scripts share: their options, one training run, a CSV.
+
+Each script trains under `--out` (runs/examples/<name>: every run's metrics and checkpoint) and writes
+its CSV and plot to `--results` (examples/results/<data>), the files examples/README.md's tables are
+made from (`python examples/tables.py`)."""
 
 from __future__ import annotations
 
@@ -24,10 +28,13 @@ def options(name: str, doc: str, epochs: int) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=f"runs/examples/{name}", help="where the CSV, plot and runs go")
+    parser.add_argument("--out", default=f"runs/examples/{name}", help="where the runs go")
+    parser.add_argument("--results", help="where the CSV and plot go (default: examples/results/DATA)")
     args = parser.parse_args()
     args.size = 16 if args.data == "digits" else None  # CIFAR-shaped specs at the digits' (upsampled) size
-    Path(args.out).mkdir(parents=True, exist_ok=True)
+    args.results = args.results or str(Path(__file__).parent / "results" / args.data)
+    for folder in (args.out, args.results):
+        Path(folder).mkdir(parents=True, exist_ok=True)
     return args
 
 

@@ -17,8 +17,7 @@ def main() -> None:
     print(f"shared vs unshared on {args.data}, {args.epochs} epochs ({machine()})")
     rows, curves = [], {}
     for label, spec in (("shared", "liao2016/resnet-cifar-shared"), ("unshared", "liao2016/resnet-cifar-unshared")):
-        model = build(spec, size=args.size)
-        params = sum(p.numel() for p in model.parameters())
+        params = build(spec, size=args.size).plan.size.parameters
         result = run(spec, args, label)
         epochs = result["epochs"]
         rows.append({"model": label, "spec": spec, "parameters": params, "test_accuracy": result["test_acc"],
@@ -26,9 +25,9 @@ def main() -> None:
                      "seconds": round(result["wall_seconds"], 1)})
         curves[f"{label} ({params / 1e3:.0f}k parameters)"] = (
             [e["epoch"] for e in epochs], [100 * e["test_acc"] for e in epochs])
-    write_csv(f"{args.out}/shared_vs_unshared.csv", rows)
-    plot = plot_lines(f"{args.out}/shared_vs_unshared.png", curves, "epoch", "test accuracy (%)",
-                      "weights shared within stages vs unshared")
+    write_csv(f"{args.results}/shared_vs_unshared.csv", rows)
+    plot = plot_lines(f"{args.results}/shared_vs_unshared.png", curves, "epoch", "test accuracy (%)",
+                      "weights shared within stages vs unshared", chance=10)
     print(f"wrote {plot}")
     for row in rows:
         print(f"{row['model']:>9}: {row['parameters']:>8,} parameters, test accuracy "

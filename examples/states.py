@@ -6,11 +6,9 @@ number of parameters, trains them the same way and writes parameters and accurac
     python examples/states.py --data cifar10 --epochs 60 --batch-size 128 --budget 600000
 """
 
-import torch
 from _common import machine, options, run, spec_file, write_csv
 
 from cortexgraph import analyze, load_spec
-from cortexgraph.model import CortexNet
 from cortexgraph.plan import make_plan
 from cortexgraph.train.report import plot_lines
 
@@ -35,9 +33,7 @@ def frnn(states: int, width: int, size: int, steps: int) -> dict:
 
 
 def parameters(spec: dict) -> int:
-    with torch.device("meta"):  # counts without allocating or initialising anything
-        model = CortexNet(make_plan(analyze(load_spec(spec))))
-    return sum(p.numel() for p in model.parameters())
+    return make_plan(analyze(load_spec(spec))).size.parameters  # counted from the spec: nothing is built
 
 
 def matched(states: int, budget: int, size: int, steps: int) -> dict:
@@ -59,10 +55,10 @@ def main() -> None:
                      "parameters": parameters(spec), "test_accuracy": result["test_acc"],
                      "best_test_accuracy": max(e["test_acc"] for e in result["epochs"]),
                      "seconds": round(result["wall_seconds"], 1)})
-    write_csv(f"{args.out}/states.csv", rows)
-    plot = plot_lines(f"{args.out}/states.png", {"final": ([r["states"] for r in rows],
+    write_csv(f"{args.results}/states.csv", rows)
+    plot = plot_lines(f"{args.results}/states.png", {"final": ([r["states"] for r in rows],
                       [100 * r["test_accuracy"] for r in rows])}, "states (areas)", "test accuracy (%)",
-                      f"accuracy at about {budget / 1e3:.0f}k parameters")
+                      f"accuracy at about {budget / 1e3:.0f}k parameters", chance=10)
     print(f"wrote {plot}")
     for r in rows:
         print(f"{r['states']} states ({r['spec']}): {r['parameters']:,} parameters, test accuracy "

@@ -34,11 +34,12 @@ def main() -> None:
         epochs = [e["epoch"] for e in result["epochs"]]
         train_curves[label] = (epochs, [e["train_loss"] for e in result["epochs"]])
         test_curves[label] = (epochs, [100 * e["test_acc"] for e in result["epochs"]])
-    write_csv(f"{args.out}/time_specific_norms.csv", rows)
+    write_csv(f"{args.results}/time_specific_norms.csv", rows)
     for name, curves, ylabel in (("train_loss", train_curves, "training loss"),
                                  ("test_accuracy", test_curves, "test accuracy (%)")):
-        plot = plot_lines(Path(args.out) / f"time_specific_norms_{name}.png", curves, "epoch", ylabel,
-                          "normalisation in a recurrent ReLU network")
+        plot = plot_lines(Path(args.results) / f"time_specific_norms_{name}.png", curves, "epoch", ylabel,
+                          "normalisation in a recurrent ReLU network",
+                          chance=10 if name == "test_accuracy" else None)
         print(f"wrote {plot}")
     for label, (_, accuracy) in test_curves.items():
         print(f"{label:>24}: final test accuracy {accuracy[-1]:.1f}%")

@@ -86,3 +86,12 @@ def test_the_docs_stand_alone():
     files = [*DOCS, *ROOT.glob("specs/**/*.yaml"), *ROOT.glob("cortexgraph/**/*.py")]
     cited = [str(f.relative_to(ROOT)) for f in files if re.search(r"design\.md|design notes", f.read_text())]
     assert cited == []
+
+
+def test_the_examples_tables_are_made_from_their_csvs():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "tables.py"), "--check"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr

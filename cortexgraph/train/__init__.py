@@ -31,7 +31,7 @@ from . import distributed as dist
 from .data import DataError, make_data
 from .report import write_anytime, write_metrics
 
-__all__ = ["DataError", "TrainConfig", "TrainingError", "train"]
+__all__ = ["DataError", "TrainConfig", "TrainingError", "result_lines", "train"]
 
 
 class TrainingError(RuntimeError):
@@ -407,13 +407,21 @@ class _Run:
             plot = write_anytime(self.out, self.spec.name, anytime, self.spec.readout_steps,
                                  self.spec.readout.head.classes)
             result["plot"] = str(plot)
-            steps = ", ".join(f"t={t} {100 * a:.1f}%" for t, a in sorted(anytime.items()))
-            print(f"test accuracy by readout step: {steps}")  # the result: shown with --quiet too
-            print(f"wrote {self.out}/metrics.csv, metrics.json, checkpoint.pt and the plot {plot}")
-        elif self.world.main and last:
-            print(f"test accuracy {100 * last['test_acc']:.1f}%; wrote {self.out}/metrics.csv, metrics.json "
-                  "and checkpoint.pt")
+        for line in result_lines(result):
+            self.say(line)
         return result
+
+
+def result_lines(result: dict[str, Any]) -> list[str]:
+    """What a finished run says: its test accuracy (at every readout step) and where it wrote everything."""
+    if not result["epochs"]:
+        return []
+    out = result["out"]
+    if result.get("plot"):
+        steps = ", ".join(f"t={t} {100 * a:.1f}%" for t, a in sorted(result["anytime"].items()))
+        return [f"test accuracy by readout step: {steps}",
+                f"wrote {out}/metrics.csv, metrics.json, checkpoint.pt and the plot {result['plot']}"]
+    return [f"test accuracy {100 * result['test_acc']:.1f}%; wrote {out}/metrics.csv, metrics.json and checkpoint.pt"]
 
 
 def _plan(spec, allow_imports: bool = False):

@@ -1,0 +1,96 @@
+"""examples/README.md's tables, made from the CSVs the scripts wrote to examples/results/digits.
+
+    python examples/tables.py            # rewrite the tables in examples/README.md
+    python examples/tables.py --check    # exit 1 if they differ from the CSVs (tests/test_docs.py runs this)
+
+Each table sits between `<!-- table: NAME -->` and `<!-- end of table -->`; the prose around it is written
+by hand from the same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results" / "digits"
+README = HERE / "README.md"
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    with open(RESULTS / f"{name}.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _pct(value: str) -> str:
+    return f"{100 * float(value):.1f}%"
+
+
+def _table(header: list[str], rows: list[list[str]], right: int = 1) -> str:
+    align = ["---"] * right + ["---:"] * (len(header) - right)
+    return "\n".join("| " + " | ".join(r) + " |" for r in [header, align, *rows])
+
+
+def shared_vs_unshared() -> str:
+    return _table(["model", "parameters", "test accuracy", "best epoch's"],
+                  [[f"{r['model']} (`{r['spec']}`)", f"{int(r['parameters']):,}", _pct(r["test_accuracy"]),
+                    _pct(r["best_test_accuracy"])] for r in _rows("shared_vs_unshared")])
+
+
+def time_specific_norms() -> str:
+    last: dict[str, dict[str, str]] = {}
+    for row in _rows("time_specific_norms"):
+        last[row["norm"]] = row  # rows run in epoch order: the last one of each norm is its final epoch
+    names = {"per_step": "TSBN (a norm per step)", "shared": "one norm for all steps", "none": "none"}
+    return _table(["normalisation", "final train accuracy", "final test accuracy"],
+                  [[names[n], _pct(r["train_accuracy"]), _pct(r["test_accuracy"])] for n, r in last.items()])
+
+
+def readout_time() -> str:
+    rows = _rows("readout_time")
+    return _table(["readout step", *(r["step"] for r in rows)],
+                  [["one model trained at 8, read out early", *(_pct(r["read_out_early"]) for r in rows)],
+                   ["a model trained for this step", *(_pct(r["trained_for_this_step"])
+                                                      if r["trained_for_this_step"] else "" for r in rows)]])
+
+
+def states() -> str:
+    return _table(["states", "width", "parameters", "test accuracy", "training time"],
+                  [[r["states"], r["width"], f"{int(r['parameters']):,}", _pct(r["test_accuracy"]),
+                    f"{float(r['seconds']):.0f} s"] for r in _rows("states")], right=0)
+
+
+def frnn_shared_vs_unshared() -> str:
+    return _table(["weights", "parameters", "test accuracy", "best epoch's"],
+                  [[f"`share: {r['share']}`", f"{int(r['parameters']):,}", _pct(r["test_accuracy"]),
+                    _pct(r["best_test_accuracy"])] for r in _rows("frnn_shared_vs_unshared")])
+
+
+TABLES = {f.__name__: f for f in (shared_vs_unshared, time_specific_norms, readout_time, states,
+                                  frnn_shared_vs_unshared)}
+
+
+def render(text: str) -> str:
+    def replace(match: re.Match) -> str:
+        return f"{match[1]}{TABLES[match[2]]()}\n{match[3]}"
+
+    return re.sub(r"(<!-- table: (\w+) -->\n).*?\n(<!-- end of table -->)", replace, text, flags=re.S)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only check that the tables are current")
+    args = parser.parse_args()
+    text = README.read_text()
+    new = render(text)
+    if args.check:
+        sys.exit(0 if new == text else "examples/README.md's tables differ from the CSVs: run examples/tables.py")
+    README.write_text(new)
+    print(f"wrote the tables of {README}")
+
+
+if __name__ == "__main__":
+    main()
