@@ -57,6 +57,32 @@ def run(spec: str, args: argparse.Namespace, label: str, **changes: Any) -> dict
     return result
 
 
+def compare(args: argparse.Namespace, name: str, title: str, contenders: dict[str, tuple[str, dict[str, Any]]],
+            column: str) -> list[dict[str, Any]]:
+    """Train each contender (label -> spec, overrides) the same way; write `name`.csv (parameters, final and
+    best test accuracy, time) and `name`.png (test accuracy by epoch) to the results folder."""
+    from cortexgraph import build
+    from cortexgraph.train.report import plot_lines
+
+    rows, curves = [], {}
+    for label, (spec, overrides) in contenders.items():
+        params = build(spec, size=args.size, **overrides).plan.size.parameters
+        result = run(spec, args, label, **overrides)
+        epochs = result["epochs"]
+        rows.append({column: label, "spec": spec, "parameters": params, "test_accuracy": result["test_acc"],
+                     "best_test_accuracy": max(e["test_acc"] for e in epochs),
+                     "seconds": round(result["wall_seconds"], 1)})
+        curves[f"{label} ({params / 1e3:.0f}k parameters)"] = (
+            [e["epoch"] for e in epochs], [100 * e["test_acc"] for e in epochs])
+    write_csv(f"{args.results}/{name}.csv", rows)
+    plot = plot_lines(f"{args.results}/{name}.png", curves, "epoch", "test accuracy (%)", title, chance=10)
+    print(f"wrote {plot}")
+    for row in rows:
+        print(f"{row[column]:>10}: {row['parameters']:>9,} parameters, test accuracy "
+              f"{100 * row['test_accuracy']:.1f}% (best {100 * row['best_test_accuracy']:.1f}%)")
+    return rows
+
+
 def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

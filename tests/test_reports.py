@@ -6,7 +6,6 @@ import math
 
 import matplotlib.figure
 import pytest
-import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -16,7 +15,7 @@ from cortexgraph.ops.registry import unregister_op
 from cortexgraph.train import TrainingError, train
 from cortexgraph.train.report import write_anytime, write_metrics
 
-from .test_reliability import Poison, poisoned  # noqa: F401 - a fixture
+from .test_reliability import Poison, _NanGradient, poisoned  # noqa: F401 - a fixture
 from .test_train import TINY, config, tiny  # noqa: F401 - a fixture
 
 
@@ -104,16 +103,6 @@ def test_a_stop_on_non_finite_values_starts_its_own_line(poisoned, tmp_path, cap
     assert status == 1
     before = err[:err.index("cortexgraph: the loss is nan; it first appears at step 2, area B, edge B->B")]
     assert "batch" in before and before.endswith(("\n", "\r"))  # the bar was drawn, then cleared
-
-
-class _NanGradient(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad * float("nan")
 
 
 class BadWeightGradient(nn.Module):
