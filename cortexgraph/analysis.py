@@ -113,7 +113,7 @@ class Analysis:
     timeline: Timeline
     warnings: list[Problem]
     limits: Limits
-    head_norm: str = "none"  # the post-net's norm policy, the default resolved (see `readout_head_norm`)
+    head_norm: str = "none"  # the post-net's norm policy, its default resolved (see `_Checker.head_norm`)
     _by_name: dict[str, Edge] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

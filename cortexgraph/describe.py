@@ -1,8 +1,11 @@
-"""Short texts for steps, ops, weights and edges: shared by the drawings and the model's printed form."""
+"""Short texts for steps, ops, weights, edges and the head: shared by the drawings and the model's printed
+form, both read from the Plan."""
 
 from __future__ import annotations
 
-from .analysis import Edge
+from .analysis import INPUT, Edge
+from .plan import Plan, WeightGroup
+from .sizes import head_size, prenet_size
 
 
 def format_steps(steps: tuple[int, ...] | list[int]) -> str:
@@ -48,3 +51,37 @@ def edge_label(edge: Edge, steps: int) -> str:
     if not edge.is_input or edge.op != "identity":
         lines.append(weights_text(edge) + {"per_step": "", "shared": ", one norm", "none": ", no norm"}[edge.norm])
     return "\n".join(lines)
+
+
+def head_text(plan: Plan) -> str:
+    head = plan.analysis.spec.readout.head
+    norm = {"per_step": "norm per step, act, ", "shared": "norm, act, ", "none": ""}[plan.head_norm]
+    return f"{norm}{head.pool} pool, linear"
+
+
+def model_text(plan: Plan) -> str:
+    """A model in a page: its size, then one row per edge (op, steps, weights, parameters), pre-net and head."""
+    analysis, spec = plan.analysis, plan.analysis.spec
+    shape = "x".join(map(str, (spec.input.channels, *spec.input.size)))
+    title = (f"{spec.name}: input {shape}, {len(spec.areas)} areas, {spec.steps} steps, readout "
+             f"{plan.readout_area} at step {format_steps(plan.readout_steps)}, {plan.size.parameters:,} parameters")
+    rows = [("prenet", " -> ".join(name for name, _, _ in analysis.prenet) or "(none)",
+             "x".join(map(str, analysis.shapes[INPUT])), f"{prenet_size(analysis).parameters:,}")]
+    by_edge: dict[str, list[WeightGroup]] = {}
+    for group in plan.groups.values():
+        by_edge.setdefault(group.edge, []).append(group)
+    for edge in analysis.edges:
+        groups = by_edge.get(edge.name, [])
+        runs = sorted({t for g in groups for t in g.steps}) or list(edge.steps)
+        norm = {"per_step": ", norm per step", "shared": ", one norm", "none": ""}[edge.norm]
+        sets = f" ({len(groups)} sets)" if len(groups) > 1 else ""
+        text = f"{op_text(edge)} at {format_steps(runs) or 'no step'}"
+        if not (edge.is_input and edge.op == "identity"):
+            text += f"; weights {weights_text(edge)}{sets}{norm}"
+        rows.append((f"{edge.target} <- {edge.name}", text, "x".join(map(str, analysis.shapes[edge.target])),
+                     f"{sum(g.size.parameters for g in groups):,}"))
+    rows.append(("head", f"{head_text(plan)} to {spec.readout.head.classes} classes", "",
+                 f"{head_size(analysis).parameters:,}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join([title] + [f"  {a:{widths[0]}}  {b:{widths[1]}}  {c:>{widths[2]}}  {d:>{widths[3]}}".rstrip()
+                                 for a, b, c, d in rows])

@@ -21,7 +21,7 @@ import graphviz
 import networkx as nx
 
 from .analysis import INPUT, Analysis, Edge
-from .describe import edge_label, format_steps, op_text
+from .describe import edge_label, format_steps, head_text, op_text
 from .plan import Plan, make_plan
 
 VIEWS = ("rolled", "unrolled", "matrix")
@@ -197,9 +197,7 @@ def _rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
                 border = "3" if area == plan.readout_area else "1.2"
                 same.node(f"area_{area}", label, shape="box", style="rounded,filled", fillcolor="#fbfbf4",
                           penwidth=border)
-    head = spec.readout.head
-    norm = {"per_step": "norm per step, act, ", "shared": "norm, act, ", "none": ""}[plan.head_norm]
-    g.node("head", f"<<b>head</b><br/>{norm}{head.pool} pool, linear<br/>{head.classes} classes>", shape="box",
+    g.node("head", f"<<b>head</b><br/>{head_text(plan)}<br/>{spec.readout.head.classes} classes>", shape="box",
            style="rounded,filled", fillcolor="#f0f0f0")
     g.edge(f"area_{plan.readout_area}", "head", label=f"step {format_steps(plan.readout_steps)}", penwidth="2")
     running = {c.edge for u in plan.updates for c in u.calls}

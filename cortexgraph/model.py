@@ -22,13 +22,13 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .analysis import INPUT, Analysis, Limits, analyze
-from .describe import format_steps, op_text, weights_text
+from .describe import model_text
 from .errors import Problem, SpecError
 from .ops.layers import ACTIVATIONS, OpContext, tieable_parts
 from .ops.norms import make_norm
 from .ops.registry import lookup
 from .plan import Plan, Prune, WeightGroup, make_plan
-from .sizes import format_bytes, head_size, prenet_size
+from .sizes import format_bytes
 from .spec import Head as HeadSpec
 from .spec import Spec, load_spec, override
 
@@ -346,34 +346,7 @@ class CortexNet(nn.Module):
     def __repr__(self) -> str:
         """A page, not nn.Module's tree of every per-step norm (232 lines for a 5-area spec): each edge
         with its op, weights, steps and parameters. `nn.Module.__repr__(model)` prints the tree."""
-        plan, analysis, spec = self.plan, self.analysis, self.spec
-        shape = "x".join(map(str, (spec.input.channels, *spec.input.size)))
-        lines = [f"CortexNet({spec.name}: input {shape}, {len(spec.areas)} areas, {spec.steps} steps, readout "
-                 f"{plan.readout_area} at step {format_steps(plan.readout_steps)}, {plan.size.parameters:,} "
-                 "parameters"]
-        rows = [("prenet", " -> ".join(f"{name}" for name, _, _ in analysis.prenet) or "(none)",
-                 "x".join(map(str, analysis.shapes[INPUT])), f"{prenet_size(analysis).parameters:,}")]
-        by_edge: dict[str, list[WeightGroup]] = {}
-        for group in plan.groups.values():
-            by_edge.setdefault(group.edge, []).append(group)
-        for edge in analysis.edges:
-            groups = by_edge.get(edge.name, [])
-            runs = sorted({t for g in groups for t in g.steps}) or list(edge.steps)
-            norm = {"per_step": ", norm per step", "shared": ", one norm", "none": ""}[edge.norm]
-            sets = f" ({len(groups)} sets)" if len(groups) > 1 else ""
-            text = f"{op_text(edge)} at {format_steps(runs) or 'no step'}"
-            if not (edge.is_input and edge.op == "identity"):
-                text += f"; weights {weights_text(edge)}{sets}{norm}"
-            rows.append((f"{edge.target} <- {edge.name}", text, "x".join(map(str, analysis.shapes[edge.target])),
-                         f"{sum(g.size.parameters for g in groups):,}"))
-        head = spec.readout.head
-        norm = {"per_step": "norm per readout step, act, ", "shared": "norm, act, ", "none": ""}[plan.head_norm]
-        rows.append(("head", f"{norm}{head.pool} pool, linear to {head.classes} classes", "",
-                     f"{head_size(analysis).parameters:,}"))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines += [f"  {a:{widths[0]}}  {b:{widths[1]}}  {c:>{widths[2]}}  {d:>{widths[3]}}".rstrip()
-                  for a, b, c, d in rows]
-        return "\n".join(lines) + "\n)"
+        return f"CortexNet({model_text(self.plan)}\n)"
 
 
 def _group_module(analysis: Analysis, edge_name: str, steps: tuple[int, ...]) -> nn.Module:
