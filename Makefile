@@ -39,7 +39,7 @@ demo: setup
 	$(PY) -m cortexgraph draw $(DEMO_SPEC) --view unrolled -o $(DEMO_OUT)/frnn3-digits-unrolled.svg
 	$(PY) -m cortexgraph draw $(DEMO_SPEC) --view rolled -o $(DEMO_OUT)/frnn3-digits-rolled.svg
 	$(PY) -m cortexgraph train $(DEMO_SPEC) --data digits --epochs 8 --batch-size 64 \
-	  --optimizer adamw --lr 0.003 --out $(DEMO_OUT)
+	  --optimizer adamw --lr 0.003 --out $(DEMO_OUT) --overwrite
 
 test: setup
 	$(PY) -m ruff check cortexgraph tests benchmarks examples

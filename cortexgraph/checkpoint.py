@@ -7,6 +7,8 @@ restores the model from the file alone.
 
 from __future__ import annotations
 
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -34,25 +36,92 @@ def save_checkpoint(path: str | Path, **payload: Any) -> None:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The payload of a checkpoint, its structure checked; one line (CheckpointError) if it is not one.
+
+    Tensors are mapped from the file, not read: a checkpoint costs memory only for what is used of it,
+    and entries compressed to inflate (a "zip bomb") are refused before anything is read."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
+    _check_archive(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # torch.load fails in many ways on a damaged or foreign file
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"{path} cannot be read as a checkpoint ({reason[:200]}); it may be truncated, "
-                              "or not a cortexgraph checkpoint") from None
+        raise _load_failure(path, exc) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a cortexgraph checkpoint (no '{FORMAT}' marker); "
                               "load other weights through cortexgraph.interop")
     if payload.get("version") != VERSION:
         raise CheckpointError(f"{path} is checkpoint format version {payload.get('version')!r}; "
                               f"this cortexgraph reads version {VERSION}")
+    problem = _structure_problem(payload)
+    if problem:
+        raise CheckpointError(f"{path} is damaged or was not written by cortexgraph: {problem}")
+    return payload
+
+
+def _check_archive(path: Path) -> None:
+    """torch.save writes a zip archive of uncompressed entries: refuse anything else before reading it."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(f"{path} cannot be read as a checkpoint (not a whole zip archive, as torch.save "
+                              f"writes: {exc}); it may be truncated, or not a cortexgraph checkpoint") from None
+    packed = [e for e in entries if e.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        inflated = sum(e.file_size for e in packed)
+        raise CheckpointError(f"{path} is not a checkpoint torch.save wrote: {len(packed)} of its entries are "
+                              f"compressed (torch.save never compresses), declaring {inflated:,} bytes in "
+                              f"{sum(e.compress_size for e in packed):,}; it was not read")
+
+
+def _load_failure(path: Path, exc: Exception) -> CheckpointError:
+    """torch.load's failure in one line; never its advice to load with weights_only=False (which runs
+    whatever code the file holds)."""
+    text = str(exc).strip()
+    if "Weights only load failed" in text:
+        found = re.search(r"(?:GLOBAL|global:?) ([\w.]+)", text.split("\n", 1)[-1])
+        what = f", such as {found.group(1)}," if found else ""
+        return CheckpointError(f"{path} is refused: it holds objects other than tensors and plain data{what} "
+                               "which would run code when loaded; cortexgraph never loads such files")
+    reason = (text.splitlines() or [type(exc).__name__])[0][:200]
+    return CheckpointError(f"{path} cannot be read as a checkpoint ({reason}); it may be truncated, or not a "
+                           "cortexgraph checkpoint")
+
+
+def resume_problem(payload: dict[str, Any]) -> str | None:
+    """What a checkpoint lacks to resume training from (it may still hold a model to build)."""
+    for key in ("optimizer", "epoch", "settings"):
+        if key not in payload:
+            return f"it has no {key!r} (a model saved without its training state)"
+    return None
+
+
+def _structure_problem(payload: dict[str, Any]) -> str | None:
+    """The first way the payload's structure is not what `save_checkpoint` writes, in words."""
     for key in ("spec", "model"):
         if key not in payload:
-            raise CheckpointError(f"{path} has no {key!r}: it is incomplete")
-    return payload
+            return f"it has no {key!r}"
+    if not isinstance(payload["spec"], dict):
+        return f"its 'spec' is {type(payload['spec']).__name__}, not a mapping"
+    model = payload["model"]
+    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in model.items()):
+        return "its 'model' is not a mapping of names to tensors"
+    optimizer = payload.get("optimizer", {"state": {}, "param_groups": []})
+    if not (isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
+            and isinstance(optimizer.get("param_groups"), list)):
+        return "its 'optimizer' is not an optimizer's state (state and param_groups)"
+    epoch = payload.get("epoch", 0)
+    if type(epoch) is not int or epoch < 0:
+        return f"its 'epoch' is {epoch!r}, not a count of epochs"
+    metrics = payload.get("metrics", [])
+    if not isinstance(metrics, list) or not all(isinstance(m, dict) for m in metrics):
+        return "its 'metrics' are not a list of epochs"
+    if not isinstance(payload.get("settings", {}), dict):
+        return "its 'settings' are not a mapping"
+    return None
 
 
 def load_model(path: str | Path, payload: dict[str, Any] | None = None, allow_imports: bool = False):
@@ -66,9 +135,22 @@ def load_model(path: str | Path, payload: dict[str, Any] | None = None, allow_im
     payload = payload or read_checkpoint(path)
     spec = parse_spec(payload["spec"], SourceMap(f"{path} (its spec)"))
     model = construct(make_plan(analyze(spec, allow_imports=allow_imports)))
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise CheckpointError(f"{path}: the weights do not fit its spec ({first[:200]})") from None
+    load_weights(model, payload, path)
     return model
+
+
+def load_weights(model, payload: dict[str, Any], path: str | Path) -> None:
+    """Copy a checkpoint's weights and buffers into `model`, built from the same spec. The names and
+    shapes the file declares are checked against the model first: nothing is read from a file whose
+    tensors do not fit (they are mapped, not loaded, until copied)."""
+    expected, given = model.state_dict(), payload["model"]
+    missing, unexpected = sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
+    wrong = [k for k in expected if k in given and (given[k].shape != expected[k].shape
+                                                    or given[k].dtype != expected[k].dtype)]
+    if missing or unexpected or wrong:
+        what = (f"{len(missing)} missing, such as {missing[0]}" if missing else
+                f"{len(unexpected)} not in the spec, such as {unexpected[0]}" if unexpected else
+                f"{wrong[0]} is {given[wrong[0]].dtype} {tuple(given[wrong[0]].shape)} where the spec makes "
+                f"{expected[wrong[0]].dtype} {tuple(expected[wrong[0]].shape)}")
+        raise CheckpointError(f"{path}: the weights do not fit its spec ({what})")
+    model.load_state_dict(given)

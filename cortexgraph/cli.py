@@ -147,7 +147,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
-    from .drawing import FORMATS, DrawError, draw, render
+    from pathlib import Path
+
+    from .drawing import FORMATS, DrawError, TooBigToDraw, draw, render
     from .spec import load_spec, override
 
     spec = override(load_spec(args.spec), steps=args.steps)  # as `compile --steps`: the spec's steps
@@ -157,7 +159,17 @@ def cmd_draw(args: argparse.Namespace) -> int:
               "output's suffix)", file=sys.stderr)
         return EXIT_BAD_SPEC
     output = args.output or f"{spec.name}-{args.view}.{fmt}"
-    graph = draw(spec, view=args.view, allow_imports=args.allow_imports)
+    folder = Path(output).parent
+    if Path(output).is_dir() or not folder.is_dir():
+        why = (f"it is a folder; name a file in it, such as {Path(output) / f'{spec.name}-{args.view}.{fmt}'}"
+               if Path(output).is_dir() else f"there is no folder {folder}")
+        print(f"cortexgraph: cannot write {output}: {why}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    try:
+        graph = draw(spec, view=args.view, allow_imports=args.allow_imports, max_elements=args.max_elements)
+    except TooBigToDraw as exc:
+        print(f"cortexgraph: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC
     try:
         render(graph, output, fmt)
     except DrawError as exc:
@@ -249,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--view", choices=("rolled", "unrolled", "matrix"), default="rolled")
     p.add_argument("--format", choices=("svg", "png", "pdf", "dot"), help="default: the output's suffix")
     p.add_argument("--steps", type=int, help="override the spec's steps (as compile --steps)")
+    p.add_argument("--max-elements", type=int, metavar="N", help="draw past the usual bound on nodes and edges "
+                   "(cells for the matrix) of 5,000 (matrix: 40,000), which renders in seconds")
     p.set_defaults(run=cmd_draw, parser=p)
     allow_imports(p)
 
@@ -280,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: %(default)s)")
     p.add_argument("--workers", type=int, default=0, help="data loader processes (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--resume", action="store_true", help="continue the run in OUT (from OUT/checkpoint.pt, with "
+                   "the same settings of what it trains)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in OUT (never replaced otherwise)")
     p.add_argument("--steps", type=int, help="override the spec's steps")
     p.add_argument("--classes", type=int, help="override the readout's classes")
     p.add_argument("--size", type=int, help="rescale the spec's input and areas")
@@ -320,8 +336,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_BAD_SPEC
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C: say so (training says what it kept), exit as shells expect
+        print(f"\ncortexgraph: {exc or 'interrupted'}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a reader that stopped early (| head): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit does not fail
+        return EXIT_OK
 
 
 if __name__ == "__main__":

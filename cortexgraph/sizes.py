@@ -107,18 +107,24 @@ def _measured(op: OpDef, src: Shape, dst: Shape, params: Any) -> Weights:
 
 
 def check_size(analysis: Analysis, total: Size, by_edge: dict[str, Size]) -> None:
-    """Refuse a model above the parameter limit, before it is built; the error points at its largest edge."""
+    """Refuse a model above the parameter limit, before it is built; the error points at its largest part
+    (an edge, the pre-net or the head)."""
     limit = analysis.limits.parameters
     if total.parameters <= limit:
         return
-    largest = max(by_edge, key=lambda name: by_edge[name].parameters, default=None)
-    loc = analysis.edge(largest).loc if largest is not None else ()
-    most = f"; edge {largest} holds {by_edge[largest].parameters:,}" if largest is not None else ""
-    raise SpecError([analysis.spec.source.place(Problem(
+    spec = analysis.spec
+    parts = {f"edge {name}": (size, analysis.edge(name).loc) for name, size in by_edge.items()}
+    parts["the pre-net"] = (prenet_size(analysis), ("prenet",))
+    parts["the head"] = (head_size(analysis), ("readout", "head", "classes"))
+    largest = max(parts, key=lambda part: parts[part][0].parameters)
+    size, loc = parts[largest]
+    pooled = spec.readout.head.pool != "none"
+    hint = ("fewer classes" + ("" if pooled else ", a pooled head (pool: avg)") if largest == "the head" else
+            "share weights (share: time), narrow the areas")
+    raise SpecError([spec.source.place(Problem(
         loc, f"the model would hold {total.parameters:,} parameters ({format_bytes(total.bytes)} with its norms' "
-             f"statistics, as float32), above the limit of {limit:,}{most}",
-        "share weights (share: time), narrow the areas, or raise the limit with --limit parameters=N "
-        "(Limits(parameters=N)) if you mean it"))])
+             f"statistics, as float32), above the limit of {limit:,}; {largest} holds {size.parameters:,}",
+        f"{hint}, or raise the limit with --limit parameters=N (Limits(parameters=N)) if you mean it"))])
 
 
 def format_bytes(n: int) -> str:

@@ -36,6 +36,7 @@ from .steps import StepRule
 VERSION = 1
 AREA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EDGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_+<>-]*$")  # no dots: names become module paths
+SPEC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")  # one safe path component: names become files
 
 
 class Model(BaseModel):
@@ -60,6 +61,17 @@ def _check_edge_name(value: Any) -> str:
         raise ValueError(f"an edge name is text, not {_kind(value)}")
     if not EDGE_NAME.match(value):
         raise ValueError(f"edge name {value!r} may hold letters, digits and '_', '-', '+', '<', '>' (no dots)")
+    return value
+
+
+def _check_spec_name(value: Any) -> str:
+    # The name becomes a folder (runs/<name>) and file names (<name>-rolled.svg): it must stay one
+    # path component, so that a spec never decides to write outside the folder it is run in.
+    if not isinstance(value, str):
+        raise ValueError(f"a spec's name is text, not {_kind(value)}")
+    if not SPEC_NAME.match(value):
+        raise ValueError(f"name {value!r} is not a safe file name: use up to 100 letters, digits, '.', '_', '+' "
+                         "and '-', starting with a letter or digit (it names the run folder and drawings)")
     return value
 
 
@@ -302,7 +314,8 @@ class Spec(Model):
     """A whole network: areas, transitions, schedule and readout."""
 
     cortexgraph: Annotated[int, PlainValidator(_parse_version), WithJsonSchema({"const": VERSION})]
-    name: str = Field(min_length=1)
+    name: Annotated[str, PlainValidator(_check_spec_name),
+                    WithJsonSchema({"type": "string", "pattern": SPEC_NAME.pattern})]
     description: str | None = None
     input: InputSpec
     prenet: list[OpRef] = Field(default_factory=list)
@@ -372,12 +385,24 @@ def load_spec(spec: Any, *, limits: TextLimits = TextLimits()) -> Spec:
         from .bundled import resolve
 
         path = resolve(str(spec))
+        if Path(path).suffix in (".pt", ".pth", ".ckpt"):  # a checkpoint, as `build` takes: the spec inside
+            return _spec_in_checkpoint(Path(path))
         data, source = read_file(path, limits=limits)
         return parse_spec(data, source)
     if isinstance(spec, str):
         data, source = parse_text(spec, "<text>", limits=limits)
         return parse_spec(data, source)
     raise TypeError(f"load_spec takes a path, a bundled name, text, a dict or a Spec, not {type(spec).__name__}")
+
+
+def _spec_in_checkpoint(path: Path) -> Spec:
+    from .checkpoint import CheckpointError, read_checkpoint
+
+    try:
+        payload = read_checkpoint(path)
+    except CheckpointError as exc:
+        raise SpecError([Problem((), str(exc).removeprefix(f"{path} "), file=str(path))]) from None
+    return parse_spec(payload["spec"], SourceMap(f"{path} (its spec)"))
 
 
 def override(spec: Spec, steps: int | None = None, classes: int | None = None, share: str | None = None,

@@ -49,7 +49,8 @@ def run(spec: str, args: argparse.Namespace, label: str, **changes: Any) -> dict
     """Train one model; returns its metrics, with the wall time."""
     settings = dict(spec=spec, data=args.data, data_dir=args.data_dir, out=f"{args.out}/{label}",
                     epochs=args.epochs, batch_size=args.batch_size, optimizer="adamw", lr=3e-3,
-                    device=args.device, seed=args.seed, size=args.size, progress=False)
+                    device=args.device, seed=args.seed, size=args.size, progress=False,
+                    overwrite=True)  # rerunning an example replaces its own runs
     start = time.perf_counter()
     result = train(TrainConfig(**{**settings, **changes}))
     result["wall_seconds"] = time.perf_counter() - start

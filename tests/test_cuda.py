@@ -30,9 +30,24 @@ def test_an_epoch_runs_in_bf16_and_channels_last_on_the_gpu(tmp_path):
     assert result["test_acc"] > 0.8  # one epoch on the digits: about 90% on the CPU
 
 
-def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
+class Stopped(Exception):
+    pass
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, monkeypatch):
+    import cortexgraph.train as training
+
     train(digits(tmp_path / "whole"))
-    train(digits(tmp_path / "split", epochs=1))
+    saved = training.save_checkpoint
+
+    def save_then_stop(*args, **kwargs):  # the run dies right after its first checkpoint
+        saved(*args, **kwargs)
+        raise Stopped
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_stop)
+    with pytest.raises(Stopped):
+        train(digits(tmp_path / "split"))
+    monkeypatch.setattr(training, "save_checkpoint", saved)
     train(digits(tmp_path / "split", resume=True))
     whole = read_checkpoint(tmp_path / "whole" / "checkpoint.pt")
     split = read_checkpoint(tmp_path / "split" / "checkpoint.pt")
@@ -57,3 +72,21 @@ def test_a_compiled_model_matches_the_eager_one(call):
     for (name, p), q in zip(model.named_parameters(), eager.parameters()):
         if q.grad is not None:
             torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-3, msg=name)
+
+
+def test_a_skipped_step_leaves_the_running_statistics_finite_on_the_gpu(tmp_path, monkeypatch):
+    import cortexgraph.train as training
+
+    real = training.make_data
+
+    def make_data(*args, **kwargs):
+        data = real(*args, **kwargs)
+        data.train.tensors[0][5, 0, 0, 0] = float("nan")  # one pixel of one training image
+        return data
+
+    monkeypatch.setattr(training, "make_data", make_data)
+    result = train(digits(tmp_path / "run", epochs=1, on_nonfinite="skip"))
+    assert result["epochs"][0]["skipped_steps"] == 1
+    state = read_checkpoint(result["checkpoint"])["model"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    assert result["test_acc"] > 0.8

@@ -97,6 +97,18 @@ def test_a_spec_too_big_is_refused_with_its_size_before_anything_is_built(capsys
         build(str(path))
 
 
+def test_a_head_too_big_is_counted_and_named(capsys, tmp_path):
+    """A readout of a billion classes: 64 billion weights in the head, refused at the classes."""
+    path = tmp_path / "heads.yaml"
+    path.write_text(BIG.replace("CHANNELS", "64").replace("steps: 1000", "steps: 2")
+                    .replace("defaults: {share: none}", "defaults: {share: time}")
+                    .replace("classes: 2", "classes: 1000000000"))
+    assert main(["validate", str(path)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{path}:13:36: readout.head.classes: the model would hold 65,000,")
+    assert "; the head holds 65,000,000,000 (fewer classes, or raise the limit" in line
+
+
 def test_validate_reports_the_parameters_and_a_raised_limit_lets_a_spec_through(capsys, tmp_path):
     path = tmp_path / "big.yaml"
     path.write_text(BIG.replace("CHANNELS", "256"))

@@ -193,8 +193,9 @@ def test_corrupt_checkpoint_is_one_line_and_keeps_the_file(tiny, tmp_path, capsy
 
 def test_resume_with_another_spec_is_refused(tiny, tmp_path):
     train(config(tiny, tmp_path / "run", epochs=1))
+    Path(tiny).write_text(TINY.replace("steps: 3", "steps: 4"))  # the file changed since
     with pytest.raises(CheckpointError, match="trained from another spec"):
-        train(config(tiny, tmp_path / "run", epochs=2, resume=True, steps=4))
+        train(config(tiny, tmp_path / "run", epochs=1, resume=True))
 
 
 def test_cli_train_reports_and_exits_0(tiny, tmp_path, capsys):
@@ -219,5 +220,5 @@ def test_two_processes_on_cpu_stay_in_sync(tiny, tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     epochs = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["epochs"]
-    assert [e["processes"] for e in epochs] == [2, 2]
+    assert [e["settings"]["processes"] for e in epochs] == [2, 2]
     assert epochs[0]["checksum"] != epochs[1]["checksum"]  # the weights moved, identically on both

@@ -24,18 +24,24 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from ..checkpoint import CheckpointError, load_weights, read_checkpoint, resume_problem, save_checkpoint
 from ..model import CortexNet, construct, override
 from ..spec import load_spec
 from . import distributed as dist
-from .data import DataError, make_data
+from .data import DataError, Unreadable, collate, make_data
 from .report import write_anytime, write_metrics
+from .resume import changed_settings, per_epoch
+from .run_folder import RunFolder
 
-__all__ = ["DataError", "TrainConfig", "TrainingError", "result_lines", "train"]
+__all__ = ["DataError", "Interrupted", "TrainConfig", "TrainingError", "result_lines", "train"]
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, an unwritable output folder): one line says why."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training; says what was kept and how to go on."""
 
 
 @dataclass
@@ -59,7 +65,8 @@ class TrainConfig:
     device: str = "auto"
     workers: int = 0
     seed: int = 0
-    resume: bool = False
+    resume: bool = False  # continue the run in OUT (see resume.py for what may change)
+    overwrite: bool = False  # replace the run in OUT (a run folder is never replaced otherwise)
     steps: int | None = None  # overrides of the spec, as `build` takes them
     classes: int | None = None
     size: int | None = None
@@ -82,7 +89,17 @@ class TrainConfig:
                   (0 <= self.label_smoothing < 1, "label smoothing is in [0, 1)"),
                   (self.clip_grad is None or self.clip_grad > 0, "gradient clipping needs a positive norm"),
                   (self.on_nonfinite in ("stop", "skip"), "on_nonfinite is stop or skip"),
-                  (self.workers >= 0, "workers must be >= 0")]
+                  (self.workers >= 0, "workers must be >= 0"),
+                  (self.step_size >= 1, "the step schedule's step size is at least 1 epoch"),
+                  (self.gamma > 0, "the step schedule's gamma must be positive"),
+                  (self.momentum >= 0, "momentum must be >= 0"),
+                  (self.weight_decay is None or self.weight_decay >= 0, "weight decay must be >= 0"),
+                  (0 <= self.seed < 2**32, "the seed must be in [0, 2**32)"),
+                  (self.limit_batches is None or self.limit_batches >= 1,
+                   "limit_batches must be at least 1 (or None for every batch)"),
+                  (self.out is None or self.out.strip() != "", "the output folder is an empty name"),
+                  (not (self.resume and self.overwrite), "resume (continue the run) or overwrite (replace "
+                                                         "it), not both")]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
@@ -97,9 +114,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
     world = dist.world_from_env()
     device = dist.device_for(config.device, world)  # before the process group: NCCL needs the GPU set
     dist.start(world, device)
+    run = _Run(config, world, device)
     try:
-        return _Run(config, world, device).run()
+        return run.run()
     finally:
+        run.folder.release()
         dist.stop(world)
 
 
@@ -118,6 +137,8 @@ class _Run:
         self.amp = cuda if config.amp is None else config.amp
         self.channels_last = cuda if config.channels_last is None else config.channels_last
         self.say = print if (world.main and config.progress) else (lambda *a, **k: None)
+        self.folder = RunFolder(Path("."))
+        self.saved_epochs = 0
 
     # --- set-up: everything that can fail does so before the first step -----------------------
 
@@ -125,12 +146,17 @@ class _Run:
         config = self.config
         spec = override(load_spec(config.spec), steps=config.steps, classes=config.classes, size=config.size,
                         share=config.share, norm=config.norm, checkpoint=config.activation_checkpointing)
-        self.out = Path(config.out or Path("runs") / spec.name)
+        self.out = Path(config.out) if config.out is not None else Path("runs") / spec.name
         self.checkpoint_path = self.out / "checkpoint.pt"
+        self.folder = RunFolder(self.out)
+        if self.world.main:
+            self._take_folder()
         self.payload = self._resume_payload(spec) if config.resume else None
         torch.manual_seed(config.seed)
-        self.model: CortexNet = (load_model(self.checkpoint_path, self.payload, config.allow_imports) if self.payload
-                                 else construct(_plan(spec, config.allow_imports)))
+        self.model: CortexNet = construct(_plan(spec, config.allow_imports))
+        if self.payload:
+            load_weights(self.model, self.payload, self.checkpoint_path)
+            self.saved_epochs = self.payload["epoch"]
         self.spec = self.model.spec
         self.data = make_data(config.data, self.spec, config.data_dir, config.seed)
         classes = self.spec.readout.head.classes
@@ -144,7 +170,12 @@ class _Run:
         self.epochs: list[dict[str, Any]] = []
         self.start_epoch = 0
         if self.payload:
-            self.optimizer.load_state_dict(self.payload["optimizer"])
+            try:
+                self.optimizer.load_state_dict(self.payload["optimizer"])
+            except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+                raise CheckpointError(f"{self.checkpoint_path}: its optimizer's state does not fit this model "
+                                      f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
+                                      ) from None
             self.start_epoch = int(self.payload["epoch"])
             self.epochs = list(self.payload.get("metrics", []))
         self.net = self.model
@@ -155,22 +186,54 @@ class _Run:
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids, static_graph=True)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
+    def _take_folder(self) -> None:
+        """Hold the run folder for this run: never a folder another run holds, never a finished or
+        stopped run's files unless the user said --resume or --overwrite."""
+        try:
+            self.folder.hold()
+        except OSError as exc:
+            raise TrainingError(f"cannot write to {self.out}: {exc.strerror or exc}") from None
+        except RuntimeError as exc:  # FolderError: another run holds it
+            raise TrainingError(str(exc)) from None
+        self.folder.remove_stale_temporaries()
+        existing = self.folder.existing_run()
+        if existing and not (self.config.resume or self.config.overwrite):
+            raise TrainingError(f"{self.out} already holds a run ({self._describe_run(existing)}); continue it "
+                                "with --resume, replace it with --overwrite, or choose another --out")
+        if existing and self.config.overwrite:
+            self.say(f"replacing the run in {self.out} ({self._describe_run(existing)}): --overwrite")
+            self.folder.clear_run()
+
+    def _describe_run(self, files: list[str]) -> str:
+        try:
+            payload = read_checkpoint(self.checkpoint_path)
+            planned = payload.get("settings", {}).get("epochs")
+            return f"{payload.get('epoch', 0)} of {planned} epochs trained" if planned else ", ".join(files)
+        except CheckpointError:
+            return ", ".join(files)
+
     def _resume_payload(self, spec) -> dict[str, Any]:
         if not self.checkpoint_path.is_file():
             raise CheckpointError(f"nothing to resume: {self.checkpoint_path} does not exist")
         payload = read_checkpoint(self.checkpoint_path)
-        if payload["spec"] != spec.to_dict():
+        problem = resume_problem(payload)
+        if problem:
+            raise CheckpointError(f"cannot resume from {self.checkpoint_path}: {problem}")
+        changes = changed_settings(self._settings(), payload["settings"], payload["epoch"])
+        if changes:
+            raise TrainingError(f"cannot resume {self.out} with other settings than its run's: {'; '.join(changes)}; "
+                                "give the run's values, or start a new run (--overwrite, or another --out)")
+        # Activation checkpointing is how the run is carried out (memory for time), not what it trains.
+        theirs = {k: v for k, v in payload["spec"].items() if k != "checkpoint"}
+        if theirs != {k: v for k, v in spec.to_dict().items() if k != "checkpoint"}:
             raise CheckpointError(f"{self.checkpoint_path} was trained from another spec than "
                                   f"{self.config.spec!r} (with these overrides); resume with the same spec")
+        self.say(f"resuming {self.out} after epoch {payload['epoch']}")
         return payload
 
     def _check_output(self) -> None:
         """Fail now, not after an epoch, if checkpoints cannot be written here."""
         try:
-            self.out.mkdir(parents=True, exist_ok=True)
-            for stale in self.out.glob(".*.tmp"):  # left by a run killed while writing (see atomic.py)
-                if stale.name.split(".")[1] in ("checkpoint", "metrics", "anytime"):
-                    stale.unlink()
             probe = self.out / ".cortexgraph-write-test"
             probe.write_bytes(b"x")
             probe.unlink()
@@ -213,12 +276,27 @@ class _Run:
         generator = torch.Generator().manual_seed(_epoch_seed(self.config.seed, epoch))
         return DataLoader(dataset, batch_size=self.config.batch_size, shuffle=train and sampler is None,
                           sampler=sampler, generator=generator, num_workers=self.config.workers,
-                          pin_memory=self.device.type == "cuda")
+                          pin_memory=self.device.type == "cuda", collate_fn=collate)
 
     # --- the loop ---------------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
         self.prepare()
+        try:
+            self._epochs()
+        except KeyboardInterrupt:
+            raise Interrupted(self._interrupted()) from None
+        return self._finish()
+
+    def _interrupted(self) -> str:
+        if not self.world.main:
+            return "interrupted"
+        if self.saved_epochs:
+            return (f"interrupted; {self.checkpoint_path} holds epoch {self.saved_epochs} of {self.config.epochs}: "
+                    "continue with the same command and --resume")
+        return "interrupted before the first epoch ended; nothing was saved"
+
+    def _epochs(self) -> None:
         config = self.config
         if self.start_epoch >= config.epochs:
             self.say(f"{self.checkpoint_path} has finished all {config.epochs} epochs; nothing to do")
@@ -234,9 +312,8 @@ class _Run:
                 raise TrainingError(f"processes disagree on the weights after epoch {epoch + 1}")
             warnings = self._warnings(train, test)
             record = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], **train, **test,
-                      "warnings": warnings}
+                      "warnings": warnings, "settings": per_epoch(self._settings())}
             if self.world.distributed:
-                record["processes"] = self.world.size
                 record["checksum"] = checksum
             self.epochs.append(record)
             self.say(f"epoch {epoch + 1}/{config.epochs}: train loss {_loss(train['train_loss'])} "
@@ -249,7 +326,6 @@ class _Run:
             if self.world.main:
                 self._save(epoch + 1)
             dist.barrier(self.world)
-        return self._finish()
 
     def _warnings(self, train: dict[str, Any], test: dict[str, Any]) -> list[str]:
         """What makes an epoch's numbers untrustworthy: losses not finite, or orders of magnitude above the
@@ -265,6 +341,10 @@ class _Run:
                                 "gradients (--clip-grad)")
         if train["skipped_steps"]:
             warnings.append(f"{train['skipped_steps']} optimizer steps skipped (non-finite gradients)")
+        for part, record in (("training", train["unreadable"]), ("test", test["test_unreadable"])):
+            if record["count"]:
+                warnings.append(f"{record['count']} {part} files could not be read and were left out, such as "
+                                f"{record['files'][0]} (all named in metrics.json)")
         return warnings
 
     def _autocast(self):
@@ -288,15 +368,28 @@ class _Run:
         finally:
             bar.close()
 
-    def _train_batches(self, loader: DataLoader, total: int, bar, epoch: int) -> dict[str, float]:
+    def _train_batches(self, loader: DataLoader, total: int, bar, epoch: int) -> dict[str, Any]:
         config = self.config
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen, skipped, start = 0, 0, time.perf_counter()
-        for i, (x, y) in enumerate(loader):
+        unreadable: list[Unreadable] = []
+        # A skipped step leaves no trace: the norms' running statistics it updated are put back.
+        buffers = [b for b in self.model.buffers() if b.is_floating_point() or b.dtype == torch.int64]
+        backup = [torch.empty_like(b) for b in buffers] if config.on_nonfinite == "skip" else None
+        for i, (x, y, bad) in enumerate(loader):
             if i >= total:
                 break
+            unreadable += bad
+            if x is None:
+                if self.world.distributed:  # the other processes are waiting in this step's all-reduce
+                    raise TrainingError(f"batch {i + 1} of epoch {epoch + 1} holds only unreadable files "
+                                        f"({bad[0].path}: {bad[0].reason}, ...); remove them from the data")
+                bar.update()
+                continue
             x, y = self._inputs(x), y.to(self.device, non_blocking=True)
+            if backup is not None:
+                torch._foreach_copy_(backup, buffers)
             with self._autocast():
                 logits = self.net(x)
                 loss = self.criterion(logits.float(), y)
@@ -308,6 +401,7 @@ class _Run:
                 message = self._nonfinite(loss, x, y, epoch, i)
                 if config.on_nonfinite == "stop":
                     raise TrainingError(message)
+                torch._foreach_copy_(buffers, backup)  # after the diagnosis, which ran the batch again
                 skipped += 1
                 if self.world.main and config.progress:
                     bar.write(f"skipped an optimizer step: {message}")
@@ -321,14 +415,20 @@ class _Run:
             bar.update()
             if i % 5 == 0 or i + 1 == total:
                 elapsed = time.perf_counter() - start
-                bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{100 * correct.item() / seen:.1f}%",
+                bar.set_postfix(loss=f"{loss_sum.item() / max(seen, 1):.3f}",
+                                acc=f"{100 * correct.item() / max(seen, 1):.1f}%",
                                 img_s=f"{seen * self.world.size / elapsed:.0f}")
         elapsed = time.perf_counter() - start
         loss_total, correct_total, seen_total = dist.all_sum([loss_sum.item(), float(correct.item()), float(seen)],
                                                              self.world, self.device)
+        if not seen_total and not skipped:
+            raise TrainingError(f"epoch {epoch + 1} trained on no images"
+                                + (f": all {len(unreadable)} files were unreadable ({unreadable[0].path}: "
+                                   f"{unreadable[0].reason}, ...)" if unreadable else ""))
         seen_total = max(seen_total, 1.0)
         return {"train_loss": loss_total / seen_total, "train_acc": correct_total / seen_total,
-                "seconds": round(elapsed, 3), "images_per_second": seen_total / elapsed, "skipped_steps": skipped}
+                "seconds": round(elapsed, 3), "images_per_second": seen_total / elapsed, "skipped_steps": skipped,
+                "unreadable": _unreadable_record(unreadable)}
 
     def _gradient_norm(self) -> torch.Tensor:
         """The gradients' total norm, after clipping it if asked (inf or nan if any is not finite)."""
@@ -359,7 +459,11 @@ class _Run:
         single = len(self.spec.readout_steps) == 1
         loss_sum = correct = seen = 0.0
         by_step: dict[int, float] = {}
-        for x, y in self._loader(self.data.test, False, epoch):
+        unreadable: list[Unreadable] = []
+        for x, y, bad in self._loader(self.data.test, False, epoch):
+            unreadable += bad
+            if x is None:
+                continue
             x, y = self._inputs(x), y.to(self.device)
             with self._autocast():
                 anytime = model(x, readout="all") if self.config.anytime else {}
@@ -372,8 +476,11 @@ class _Run:
         steps = sorted(by_step)
         totals = dist.all_sum([loss_sum, correct, seen] + [by_step[t] for t in steps], self.world, self.device)
         loss_sum, correct, seen = totals[:3]
+        if not seen:
+            raise TrainingError(f"the test split has no readable images ({len(unreadable)} unreadable)")
         return {"test_loss": loss_sum / seen, "test_acc": correct / seen,
-                "anytime": {t: c / seen for t, c in zip(steps, totals[3:])}}
+                "anytime": {t: c / seen for t, c in zip(steps, totals[3:])},
+                "test_unreadable": _unreadable_record(unreadable)}
 
     # --- outputs -------------------------------------------------------------------------------------
 
@@ -383,15 +490,20 @@ class _Run:
 
     def _save(self, epochs_done: int) -> None:
         model_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        kept = (f"{self.checkpoint_path} still holds epoch {self.saved_epochs}" if self.saved_epochs
+                else "no checkpoint was written")
+        broken = [k for k, v in model_state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if broken:  # weights or running statistics: a model that only outputs NaN is never saved as a result
+            raise TrainingError(f"after epoch {epochs_done}, {len(broken)} of the model's tensors are not finite "
+                                f"(such as {broken[0]}); it was not saved, and {kept}")
         try:
             save_checkpoint(self.checkpoint_path, spec=self.spec.to_dict(), settings=self._settings(),
                             model=model_state, optimizer=self.optimizer.state_dict(), epoch=epochs_done,
                             metrics=self.epochs)
         except OSError as exc:
-            kept = (f"{self.checkpoint_path} still holds epoch {epochs_done - 1}" if epochs_done > 1
-                    else "no checkpoint was written")
             raise TrainingError(f"cannot write the checkpoint of epoch {epochs_done} in {self.out}: "
                                 f"{exc.strerror or exc}; {kept}") from None
+        self.saved_epochs = epochs_done
         try:
             write_metrics(self.out, {"spec": self.spec.name, "settings": self._settings()}, self.epochs)
         except OSError as exc:
@@ -410,6 +522,11 @@ class _Run:
         for line in result_lines(result):
             self.say(line)
         return result
+
+
+def _unreadable_record(items: list[Unreadable], named: int = 20) -> dict[str, Any]:
+    """How many files could not be read, and the first few of them with the reason."""
+    return {"count": len(items), "files": [f"{u.path}: {u.reason}" for u in items[:named]]}
 
 
 def result_lines(result: dict[str, Any]) -> list[str]:

@@ -8,16 +8,21 @@
   standard augmentation (4-pixel padded crops, flips).
 - `imagefolder:DIR`: ImageNet's layout, DIR/train/<class>/*.jpg and DIR/val/...,
   random resized crops for training, resize and centre crop for testing.
+  A file that cannot be read as an image (corrupt, truncated, not an image,
+  or a decompression bomb) is left out of its batch and reported, not raised
+  mid-epoch: `collate` gathers the names, and the run counts them per epoch.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import Dataset, TensorDataset, default_collate
 
 from ..spec import Spec
 
@@ -36,6 +41,45 @@ class Data:
     train: Dataset
     test: Dataset
     classes: int
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An item that could not be loaded: its file and why (picklable, so it crosses worker processes)."""
+    path: str
+    reason: str
+
+
+def collate(items: list[Any]) -> tuple[torch.Tensor | None, torch.Tensor | None, list[Unreadable]]:
+    """A batch of the readable items (None if there are none) and the unreadable ones."""
+    bad = [item for item in items if isinstance(item, Unreadable)]
+    good = [item for item in items if not isinstance(item, Unreadable)]
+    x, y = default_collate(good) if good else (None, None)
+    return x, y, bad
+
+
+class CheckedImages(Dataset):
+    """An image folder whose unreadable files become `Unreadable` items instead of exceptions."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        path = self.folder.samples[index][0]
+        try:
+            with warnings.catch_warnings():
+                # PIL warns between 1x and 2x its pixel limit and raises above: both are refused.
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                return self.folder[index]
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning) as exc:  # what PIL raises on damaged or hostile files
+            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            return Unreadable(path, reason)
 
 
 def make_data(kind: str, spec: Spec, root: str | Path = "data", seed: int = 0) -> Data:
@@ -124,4 +168,4 @@ def _imagefolder(channels: int, size: tuple[int, int], root: Path) -> Data:
     if train.classes != test.classes:
         raise DataError(f"{root}/train has {len(train.classes)} classes but {root}/val has {len(test.classes)}; "
                         "they must name the same class folders")
-    return Data(f"imagefolder:{root}", train, test, len(train.classes))
+    return Data(f"imagefolder:{root}", CheckedImages(train), CheckedImages(test), len(train.classes))

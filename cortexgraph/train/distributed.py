@@ -46,6 +46,8 @@ def device_for(requested: str, world: World) -> torch.device:
         device = torch.device(requested)
     except RuntimeError:
         raise ValueError(f"--device {requested!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {requested}: training runs on cpu, cuda or cuda:N (or auto), not {device.type}")
     if device.type != "cuda":
         return device
     if not torch.cuda.is_available():

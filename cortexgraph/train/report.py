@@ -31,18 +31,30 @@ def json_safe(value: Any) -> Any:
 
 def write_metrics(out: Path, run: dict[str, Any], epochs: list[dict[str, Any]]) -> None:
     """metrics.json (the run's settings and every epoch; a number that is not finite is null) and
-    metrics.csv (one row per epoch, accuracy at each readout step as `acc@<step>` columns)."""
+    metrics.csv (one row per epoch, nested records as `record.field` columns, accuracy at each readout
+    step as `acc@<step>` columns)."""
     text = json.dumps(json_safe({"run": run, "epochs": epochs}), indent=2, allow_nan=False)
     _write_text(out / "metrics.json", text + "\n")
     steps = sorted({int(t) for e in epochs for t in e.get("anytime", {})})
-    scalar = [k for k in epochs[0] if k not in ("anytime",)] if epochs else []
-    buffer = io.StringIO()
+    rows = [_flat({k: v for k, v in e.items() if k != "anytime"}) for e in epochs]
+    columns = list(dict.fromkeys(k for row in rows for k in row))  # every epoch's, in order (a resumed run
+    buffer = io.StringIO()                                          # may have recorded more)
     writer = csv.writer(buffer)
-    writer.writerow(scalar + [f"acc@{t}" for t in steps])
-    for e in epochs:
+    writer.writerow(columns + [f"acc@{t}" for t in steps])
+    for e, row in zip(epochs, rows):
         anytime = {int(t): v for t, v in e.get("anytime", {}).items()}
-        writer.writerow([_cell(e.get(k, "")) for k in scalar] + [anytime.get(t, "") for t in steps])
+        writer.writerow([_cell(row.get(k, "")) for k in columns] + [anytime.get(t, "") for t in steps])
     _write_text(out / "metrics.csv", buffer.getvalue())
+
+
+def _flat(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _cell(value: Any) -> Any:
