@@ -10,6 +10,7 @@ time), `edges.S1->S1.t3.conv1.weight` (weights of step 3), `...bn1.t3.weight`
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -183,12 +184,17 @@ class CortexNet(nn.Module):
         self.head = Head(area.channels, area.size, spec.readout.head, plan.head_norm, plan.head_norm_steps,
                          spec.defaults.activation)
         self._programs: dict[tuple[int | None, Prune], tuple[_Program, Plan]] = {}
+        _LIVE[id(self)] = self
         # Recompute each step's intermediate values in the backward pass instead of keeping them.
         self.checkpoint: bool = spec.checkpoint
         # Bind the default program now: torch.compile then finds it ready instead of tracing its making
         # (and recompiling once the cache has changed).
         self._program(None, "final")
         _init_weights(self, spec.defaults.zero_init_residual)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # a copy (copy.deepcopy, pickle) is alive too
+        super().__setstate__(state)
+        _LIVE[id(self)] = self
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -295,8 +301,10 @@ class CortexNet(nn.Module):
           area at every step from its first arrival (nothing is pruned).
         """
         prune = self._prune(readout, return_states)
-        _prepare(self, steps, prune)  # under torch.compile: made for real, outside the traced graph
-        program, _ = self._programs[self._key(steps, prune)]
+        key = self._key(steps, prune)
+        if key != (None, "final"):  # bound at construction; other call forms are made on first use, for real
+            _prepare(id(self), steps, prune)  # (outside the graph torch.compile traces)
+        program, _ = self._programs[key]
         self._check_input(x)
         values: list[Tensor | None] = [None] * program.slots
         values[0] = self.prenet(x)
@@ -358,15 +366,20 @@ def _group_module(analysis: Analysis, edge_name: str, steps: tuple[int, ...]) ->
     return op.load()(ctx)
 
 
-def _prepare(model: CortexNet, steps: int | None, prune: Prune) -> bool:
+def _prepare(model_id: int, steps: int | None, prune: Prune) -> bool:
     """Make (once) the program of a call form, so that `forward` finds it in `model._programs`.
 
     Making a Plan is plain Python that Dynamo cannot and should not trace (it pauses the cycle
     collector, among other things). Marked as having a constant result, this function runs for real
     while `torch.compile` traces `forward`, before `forward` first reads `_programs`, so every call
-    form (`steps=T`, `readout="all"`, `return_states`) compiles with fullgraph=True on a fresh model."""
-    model._program(steps, prune)
+    form (`steps=T`, `readout="all"`, `return_states`) compiles with fullgraph=True on a fresh model.
+    Its arguments are constants (Dynamo hands it their values; torch 2.11 cannot hand it a module):
+    the model comes by its id from the models alive."""
+    _LIVE[model_id]._program(steps, prune)
     return True
+
+
+_LIVE: weakref.WeakValueDictionary[int, CortexNet] = weakref.WeakValueDictionary()  # id -> every CortexNet
 
 
 # What torch.compiler.assume_constant_result sets, without importing Dynamo (2 s) for every build;

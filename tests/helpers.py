@@ -44,3 +44,25 @@ def assert_same_outputs_and_grads(reference, ours, mapping, x, train):
         else:  # buffers: running statistics must have moved the same way
             torch.testing.assert_close(our_state[mine], reference.state_dict()[theirs], rtol=1e-5, atol=1e-5)
     assert checked == len(ref_params)
+
+
+class Stopped(Exception):
+    """The run died (in a test)."""
+
+
+def train_until_the_first_checkpoint(config, monkeypatch) -> None:
+    """Run training that dies right after writing its first checkpoint, as a killed run would."""
+    import pytest
+
+    import cortexgraph.train as training
+
+    saved = training.save_checkpoint
+
+    def save_then_stop(*args, **kwargs):
+        saved(*args, **kwargs)
+        raise Stopped
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_stop)
+    with pytest.raises(Stopped):
+        training.train(config)
+    monkeypatch.setattr(training, "save_checkpoint", saved)

@@ -14,6 +14,8 @@ from cortexgraph import build
 from cortexgraph.checkpoint import read_checkpoint
 from cortexgraph.train import TrainConfig, train
 
+from .helpers import train_until_the_first_checkpoint
+
 pytestmark = pytest.mark.cuda
 
 
@@ -23,31 +25,16 @@ def digits(out: Path, **changes) -> TrainConfig:
     return TrainConfig(**{**settings, **changes})
 
 
-def test_an_epoch_runs_in_bf16_and_channels_last_on_the_gpu(tmp_path):
-    result = train(digits(tmp_path / "run", epochs=1))
+def test_training_runs_in_bf16_and_channels_last_on_the_gpu(tmp_path):
+    result = train(digits(tmp_path / "run", epochs=3))
     settings = json.loads((Path(result["out"]) / "metrics.json").read_text())["run"]["settings"]
     assert settings["device"] == "cuda:0" and settings["amp"] and settings["channels_last"]
-    assert result["test_acc"] > 0.8  # one epoch on the digits: about 90% on the CPU
-
-
-class Stopped(Exception):
-    pass
+    assert result["test_acc"] > 0.8  # three epochs on the digits: 97.5% on an H200 (CLI, the same settings)
 
 
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, monkeypatch):
-    import cortexgraph.train as training
-
     train(digits(tmp_path / "whole"))
-    saved = training.save_checkpoint
-
-    def save_then_stop(*args, **kwargs):  # the run dies right after its first checkpoint
-        saved(*args, **kwargs)
-        raise Stopped
-
-    monkeypatch.setattr(training, "save_checkpoint", save_then_stop)
-    with pytest.raises(Stopped):
-        train(digits(tmp_path / "split"))
-    monkeypatch.setattr(training, "save_checkpoint", saved)
+    train_until_the_first_checkpoint(digits(tmp_path / "split"), monkeypatch)
     train(digits(tmp_path / "split", resume=True))
     whole = read_checkpoint(tmp_path / "whole" / "checkpoint.pt")
     split = read_checkpoint(tmp_path / "split" / "checkpoint.pt")
@@ -85,8 +72,8 @@ def test_a_skipped_step_leaves_the_running_statistics_finite_on_the_gpu(tmp_path
         return data
 
     monkeypatch.setattr(training, "make_data", make_data)
-    result = train(digits(tmp_path / "run", epochs=1, on_nonfinite="skip"))
-    assert result["epochs"][0]["skipped_steps"] == 1
+    result = train(digits(tmp_path / "run", epochs=3, on_nonfinite="skip"))
+    assert [e["skipped_steps"] for e in result["epochs"]] == [1, 1, 1]  # the poisoned image, once an epoch
     state = read_checkpoint(result["checkpoint"])["model"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
     assert result["test_acc"] > 0.8

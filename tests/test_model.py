@@ -287,6 +287,7 @@ def test_build_refuses_a_bad_override_with_a_located_error():
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
 def test_torch_compile_fullgraph_has_no_graph_break(train, call):
     # A fresh model: the call form's plan is made while Dynamo traces the first call.
+    torch._dynamo.reset()
     model = frnn().train(train)
     x = torch.randn(2, 3, 16, 16)
     expected = copy.deepcopy(model)(x, **call)
@@ -298,6 +299,29 @@ def test_torch_compile_fullgraph_has_no_graph_break(train, call):
     logits = torch.stack(list(first.values())) if isinstance(first, dict) else first
     logits.sum().backward()
     assert model.group("edges.V2->V2").conv1.weight.grad is not None
+
+
+def test_compiled_models_share_the_default_call_forms_graph():
+    """Twelve models (more than Dynamo's recompile limit of 8) compiled in one process."""
+    torch._dynamo.reset()
+    x = torch.randn(2, 3, 16, 16)
+    for _ in range(12):
+        model = frnn()
+        compiled = torch.compile(model, fullgraph=True, backend="eager")
+        torch.testing.assert_close(compiled(x), model(x))
+
+
+def test_a_copied_model_compiles_too():
+    """`_prepare` finds its model by id among the live ones: a copy (deepcopy, unpickled) is one of them."""
+    import pickle
+
+    torch._dynamo.reset()  # every model compiles its call forms other than the default: a fresh count of them
+    model = frnn()
+    x = torch.randn(2, 3, 16, 16)
+    expected = model(x, steps=4)
+    for copied in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        compiled = torch.compile(copied, fullgraph=True, backend="eager")
+        torch.testing.assert_close(compiled(x, steps=4), expected)
 
 
 def test_plans_are_made_outside_the_traced_graph_as_torch_compiler_would_mark_them():

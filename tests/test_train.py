@@ -15,6 +15,8 @@ from cortexgraph.checkpoint import CheckpointError, read_checkpoint
 from cortexgraph.cli import main
 from cortexgraph.train import DataError, TrainConfig, TrainingError, train
 
+from .helpers import train_until_the_first_checkpoint
+
 TINY = """
 cortexgraph: 1
 name: tiny
@@ -70,24 +72,9 @@ def test_build_restores_the_trained_model_from_the_checkpoint_alone(tiny, tmp_pa
     torch.testing.assert_close(model(x), fresh(x), rtol=0, atol=0)
 
 
-class Stopped(Exception):
-    pass
-
-
 def test_resuming_gives_the_same_weights_as_an_uninterrupted_run(tiny, tmp_path, monkeypatch):
-    import cortexgraph.train as training
-
     train(config(tiny, tmp_path / "whole", epochs=3))
-    saved = training.save_checkpoint
-
-    def save_then_stop(*args, **kwargs):  # the run dies right after its first checkpoint
-        saved(*args, **kwargs)
-        raise Stopped
-
-    monkeypatch.setattr(training, "save_checkpoint", save_then_stop)
-    with pytest.raises(Stopped):
-        train(config(tiny, tmp_path / "parts", epochs=3))
-    monkeypatch.setattr(training, "save_checkpoint", saved)
+    train_until_the_first_checkpoint(config(tiny, tmp_path / "parts", epochs=3), monkeypatch)
     assert read_checkpoint(tmp_path / "parts" / "checkpoint.pt")["epoch"] == 1
     train(config(tiny, tmp_path / "parts", epochs=3, resume=True))
     whole = read_checkpoint(tmp_path / "whole" / "checkpoint.pt")

@@ -31,7 +31,7 @@ from . import distributed as dist
 from .data import DataError, Unreadable, collate, make_data
 from .report import write_anytime, write_metrics
 from .resume import changed_settings, per_epoch
-from .run_folder import RunFolder
+from .run_folder import FolderError, RunFolder
 
 __all__ = ["DataError", "Interrupted", "TrainConfig", "TrainingError", "result_lines", "train"]
 
@@ -118,7 +118,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     try:
         return run.run()
     finally:
-        run.folder.release()
+        if run.folder is not None:
+            run.folder.release()
         dist.stop(world)
 
 
@@ -137,7 +138,7 @@ class _Run:
         self.amp = cuda if config.amp is None else config.amp
         self.channels_last = cuda if config.channels_last is None else config.channels_last
         self.say = print if (world.main and config.progress) else (lambda *a, **k: None)
-        self.folder = RunFolder(Path("."))
+        self.folder: RunFolder | None = None  # held by the main process, from prepare() on
         self.saved_epochs = 0
 
     # --- set-up: everything that can fail does so before the first step -----------------------
@@ -148,8 +149,8 @@ class _Run:
                         share=config.share, norm=config.norm, checkpoint=config.activation_checkpointing)
         self.out = Path(config.out) if config.out is not None else Path("runs") / spec.name
         self.checkpoint_path = self.out / "checkpoint.pt"
-        self.folder = RunFolder(self.out)
         if self.world.main:
+            self.folder = RunFolder(self.out)
             self._take_folder()
         self.payload = self._resume_payload(spec) if config.resume else None
         torch.manual_seed(config.seed)
@@ -193,7 +194,7 @@ class _Run:
             self.folder.hold()
         except OSError as exc:
             raise TrainingError(f"cannot write to {self.out}: {exc.strerror or exc}") from None
-        except RuntimeError as exc:  # FolderError: another run holds it
+        except FolderError as exc:  # another run holds it
             raise TrainingError(str(exc)) from None
         self.folder.remove_stale_temporaries()
         existing = self.folder.existing_run()
