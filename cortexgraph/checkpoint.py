@@ -65,7 +65,7 @@ def _check_archive(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
-    except (zipfile.BadZipFile, OSError) as exc:
+    except Exception as exc:  # zipfile fails in many ways on damaged archives (BadZipFile, OSError, decoding)
         raise CheckpointError(f"{path} cannot be read as a checkpoint (not a whole zip archive, as torch.save "
                               f"writes: {exc}); it may be truncated, or not a cortexgraph checkpoint") from None
     packed = [e for e in entries if e.compress_type != zipfile.ZIP_STORED]

@@ -337,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         return EXIT_BAD_SPEC
     except KeyboardInterrupt as exc:  # Ctrl-C: say so (training says what it kept), exit as shells expect
-        print(f"\ncortexgraph: {exc or 'interrupted'}", file=sys.stderr)
+        print(f"\ncortexgraph: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into a reader that stopped early (| head): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit does not fail

@@ -17,7 +17,7 @@ from cortexgraph import build
 from cortexgraph.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from cortexgraph.cli import main
 from cortexgraph.drawing import TooBigToDraw, draw
-from cortexgraph.train import TrainConfig, TrainingError, train
+from cortexgraph.train import DataError, TrainConfig, TrainingError, train
 from cortexgraph.train.run_folder import RunFolder
 
 from .test_train import TINY, config
@@ -46,8 +46,23 @@ def test_a_new_run_never_overwrites_a_finished_one(tiny, tmp_path, capsys):
     assert (out / "checkpoint.pt").read_bytes() == before
 
     train(config(tiny, out, epochs=1, seed=1, overwrite=True, progress=True))
-    assert f"replacing the run in {out} (1 of 1 epochs trained): --overwrite" in capsys.readouterr().out
+    assert (f"replacing the run in {out} (1 of 1 epochs trained) once this run's first epoch is saved: --overwrite"
+            in capsys.readouterr().out)
     assert read_checkpoint(out / "checkpoint.pt")["settings"]["seed"] == 1
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_has_saved_an_epoch(tiny, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    train(config(tiny, out, epochs=1))
+    before = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
+    with pytest.raises(DataError):  # the new run fails before its first epoch
+        train(config(tiny, out, epochs=1, overwrite=True, data=f"imagefolder:{tmp_path / 'nowhere'}"))
+    monkeypatch.setattr(training._Run, "_evaluate", lambda self, epoch: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["train", tiny, "--out", str(out), "--epochs", "1", "--limit-batches", "1", "--overwrite",
+                 "--quiet"]) == 130
+    assert capsys.readouterr().err.strip().endswith(f"interrupted before the first epoch was saved; {out} still "
+                                                    "holds the run it held")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")} == before
 
 
 def test_resume_and_overwrite_together_are_refused(tiny, tmp_path):
@@ -204,18 +219,37 @@ def test_resume_may_change_how_a_run_is_carried_out_and_each_epoch_says_how(tiny
     assert "settings.on_nonfinite" in (out / "metrics.csv").read_text().splitlines()[0]
 
 
-def test_a_run_of_several_processes_resumes_in_one(tiny, tmp_path):
-    """Its epochs recorded processes and checksums; the resumed epochs record one process and none."""
+def test_a_run_of_several_processes_resumes_only_under_as_many(tiny, tmp_path):
+    """The global batch is the batch size times the processes: resumed in one, a run of two would change."""
     out = tmp_path / "run"
     train(config(tiny, out, epochs=1, schedule="constant"))
     payload = read_checkpoint(out / "checkpoint.pt")
     payload["metrics"][0].update(checksum=1234.5, settings={**payload["metrics"][0]["settings"], "processes": 2})
     payload["settings"]["processes"] = 2
     save_checkpoint(out / "checkpoint.pt", **{k: v for k, v in payload.items() if k not in ("format", "version")})
-    result = train(config(tiny, out, epochs=2, schedule="constant", resume=True))
-    assert [e["settings"]["processes"] for e in result["epochs"]] == [2, 1]
-    header, first, second = (out / "metrics.csv").read_text().splitlines()
-    assert "checksum" in header.split(",")
+    with pytest.raises(TrainingError, match=r"1 process \(the run: 2; the global batch is the batch size times the "
+                                            r"processes: resume under torchrun --nproc_per_node 2\)"):
+        train(config(tiny, out, epochs=2, schedule="constant", resume=True))
+
+
+def test_spec_overrides_that_change_nothing_may_come_and_go_on_resume(tiny, tmp_path):
+    out = tmp_path / "run"
+    train(config(tiny, out, epochs=1, schedule="constant", steps=3))  # the spec's own steps
+    train(config(tiny, out, epochs=2, schedule="constant", resume=True))
+    with pytest.raises(CheckpointError, match="trained from another spec"):
+        train(config(tiny, out, epochs=3, schedule="constant", resume=True, steps=4))
+
+
+def test_a_resumed_optimizer_holds_its_state_in_memory_not_in_the_file(tiny, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    train(config(tiny, out, epochs=1, schedule="constant", optimizer="sgd", lr=0.01))
+    states = []
+    real = training._Run._train_epoch
+    monkeypatch.setattr(training._Run, "_train_epoch",
+                        lambda self, epoch: states.append(self.optimizer.state_dict()["state"]) or real(self, epoch))
+    train(config(tiny, out, epochs=2, schedule="constant", optimizer="sgd", lr=0.01, resume=True))
+    buffers = [v for state in states[0].values() for v in state.values() if torch.is_tensor(v)]
+    assert buffers and not any(b.untyped_storage().filename for b in buffers)  # none mapped from checkpoint.pt
 
 
 @pytest.mark.parametrize("change, message", [
@@ -273,6 +307,19 @@ def test_tensors_that_do_not_fit_the_spec_are_refused_before_they_are_copied(tin
     with pytest.raises(CheckpointError, match=rf"the weights do not fit its spec \({name} is torch.float32 "
                                               r"\(10000000,\) where the spec makes torch.float32 \("):
         build(str(out / "checkpoint.pt"))
+
+
+def test_a_damaged_archive_is_one_line(tmp_path):
+    path = tmp_path / "bad.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", b"x")
+    data = bytearray(path.read_bytes())
+    directory = data.rfind(b"PK\x01\x02")  # the central directory's entry: its name made invalid UTF-8
+    data[directory + 8: directory + 10] = (0x800).to_bytes(2, "little")
+    data[directory + 46] = 0xFF
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError, match=r"bad.pt cannot be read as a checkpoint \(not a whole zip archive"):
+        build(str(path))
 
 
 def test_a_foreign_checkpoint_is_refused_without_suggesting_to_run_its_code(tmp_path, capsys):

@@ -140,6 +140,7 @@ class _Run:
         self.say = print if (world.main and config.progress) else (lambda *a, **k: None)
         self.folder: RunFolder | None = None  # held by the main process, from prepare() on
         self.saved_epochs = 0
+        self.replacing = False  # --overwrite found a run: its files go when this run's first epoch is saved
 
     # --- set-up: everything that can fail does so before the first step -----------------------
 
@@ -177,8 +178,13 @@ class _Run:
                 raise CheckpointError(f"{self.checkpoint_path}: its optimizer's state does not fit this model "
                                       f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
                                       ) from None
+            # The loaded state is mapped from the checkpoint file (read_checkpoint): copied into memory, so
+            # that the file is never written through and its space is freed when the next one replaces it.
+            for state in self.optimizer.state.values():
+                state.update({k: v.clone() for k, v in state.items() if torch.is_tensor(v)})
             self.start_epoch = int(self.payload["epoch"])
             self.epochs = list(self.payload.get("metrics", []))
+            self.payload = None
         self.net = self.model
         if self.world.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -201,9 +207,10 @@ class _Run:
         if existing and not (self.config.resume or self.config.overwrite):
             raise TrainingError(f"{self.out} already holds a run ({self._describe_run(existing)}); continue it "
                                 "with --resume, replace it with --overwrite, or choose another --out")
-        if existing and self.config.overwrite:
-            self.say(f"replacing the run in {self.out} ({self._describe_run(existing)}): --overwrite")
-            self.folder.clear_run()
+        if existing and self.config.overwrite:  # kept until this run saves its first epoch
+            self.say(f"replacing the run in {self.out} ({self._describe_run(existing)}) once this run's first "
+                     "epoch is saved: --overwrite")
+            self.replacing = True
 
     def _describe_run(self, files: list[str]) -> str:
         try:
@@ -293,9 +300,12 @@ class _Run:
         if not self.world.main:
             return "interrupted"
         if self.saved_epochs:
+            how = "--resume in place of --overwrite" if self.config.overwrite else "--resume"
             return (f"interrupted; {self.checkpoint_path} holds epoch {self.saved_epochs} of {self.config.epochs}: "
-                    "continue with the same command and --resume")
-        return "interrupted before the first epoch ended; nothing was saved"
+                    f"continue with the same command and {how}")
+        if self.replacing:
+            return f"interrupted before the first epoch was saved; {self.out} still holds the run it held"
+        return "interrupted before the first epoch was saved; nothing was written"
 
     def _epochs(self) -> None:
         config = self.config
@@ -308,6 +318,7 @@ class _Run:
             train = self._train_epoch(epoch)
             dist.share_buffers(self.model, self.world)
             test = self._evaluate(epoch)
+            self._check_finite(epoch + 1)  # on every process (the same weights), before comparing them
             in_sync, checksum = dist.checksums_agree(self.model, self.world, self.device)
             if not in_sync:
                 raise TrainingError(f"processes disagree on the weights after epoch {epoch + 1}")
@@ -426,10 +437,10 @@ class _Run:
             raise TrainingError(f"epoch {epoch + 1} trained on no images"
                                 + (f": all {len(unreadable)} files were unreadable ({unreadable[0].path}: "
                                    f"{unreadable[0].reason}, ...)" if unreadable else ""))
-        seen_total = max(seen_total, 1.0)
-        return {"train_loss": loss_total / seen_total, "train_acc": correct_total / seen_total,
+        mean = (lambda total: total / seen_total) if seen_total else (lambda total: math.nan)  # all skipped
+        return {"train_loss": mean(loss_total), "train_acc": mean(correct_total),
                 "seconds": round(elapsed, 3), "images_per_second": seen_total / elapsed, "skipped_steps": skipped,
-                "unreadable": _unreadable_record(unreadable)}
+                "unreadable": _unreadable_record(dist.gather_lists(unreadable, self.world))}
 
     def _gradient_norm(self) -> torch.Tensor:
         """The gradients' total norm, after clipping it if asked (inf or nan if any is not finite)."""
@@ -481,7 +492,7 @@ class _Run:
             raise TrainingError(f"the test split has no readable images ({len(unreadable)} unreadable)")
         return {"test_loss": loss_sum / seen, "test_acc": correct / seen,
                 "anytime": {t: c / seen for t, c in zip(steps, totals[3:])},
-                "test_unreadable": _unreadable_record(unreadable)}
+                "test_unreadable": _unreadable_record(dist.gather_lists(unreadable, self.world))}
 
     # --- outputs -------------------------------------------------------------------------------------
 
@@ -489,22 +500,31 @@ class _Run:
         return {**dataclasses.asdict(self.config), "device": str(self.device), "amp": self.amp,
                 "channels_last": self.channels_last, "processes": self.world.size}
 
+    def _kept(self) -> str:
+        return (f"{self.checkpoint_path} still holds epoch {self.saved_epochs}" if self.saved_epochs
+                else f"{self.out} still holds the run it held" if self.replacing else "no checkpoint was written")
+
+    def _check_finite(self, epochs_done: int) -> None:
+        """Weights or running statistics that are not finite: a model that only outputs NaN is never saved."""
+        state = self.model.state_dict()
+        broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if broken:
+            raise TrainingError(f"after epoch {epochs_done}, {len(broken)} of the model's tensors are not finite "
+                                f"(such as {broken[0]}); it was not saved, and {self._kept()}")
+
     def _save(self, epochs_done: int) -> None:
         model_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        kept = (f"{self.checkpoint_path} still holds epoch {self.saved_epochs}" if self.saved_epochs
-                else "no checkpoint was written")
-        broken = [k for k, v in model_state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-        if broken:  # weights or running statistics: a model that only outputs NaN is never saved as a result
-            raise TrainingError(f"after epoch {epochs_done}, {len(broken)} of the model's tensors are not finite "
-                                f"(such as {broken[0]}); it was not saved, and {kept}")
         try:
             save_checkpoint(self.checkpoint_path, spec=self.spec.to_dict(), settings=self._settings(),
                             model=model_state, optimizer=self.optimizer.state_dict(), epoch=epochs_done,
                             metrics=self.epochs)
         except OSError as exc:
             raise TrainingError(f"cannot write the checkpoint of epoch {epochs_done} in {self.out}: "
-                                f"{exc.strerror or exc}; {kept}") from None
+                                f"{exc.strerror or exc}; {self._kept()}") from None
         self.saved_epochs = epochs_done
+        if self.replacing:  # the old run's checkpoint is replaced; its other files go
+            self.folder.clear_run(keep=("checkpoint.pt",))
+            self.replacing = False
         try:
             write_metrics(self.out, {"spec": self.spec.name, "settings": self._settings()}, self.epochs)
         except OSError as exc:

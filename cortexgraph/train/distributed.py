@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -92,6 +93,15 @@ def checksums_agree(model: torch.nn.Module, world: World, device: torch.device) 
     dist.all_gather(gathered, mine)
     values = [float(g) for g in gathered]
     return max(values) - min(values) <= 1e-9 * max(1.0, abs(values[0])), total
+
+
+def gather_lists(items: list[Any], world: World) -> list[Any]:
+    """Every process's `items`, concatenated in rank order (on every process)."""
+    if not world.distributed:
+        return items
+    gathered: list[list[Any]] = [[] for _ in range(world.size)]
+    dist.all_gather_object(gathered, items)
+    return [item for part in gathered for item in part]
 
 
 def share_buffers(model: torch.nn.Module, world: World) -> None:

@@ -70,7 +70,8 @@ class RunFolder:
         """The files of a run already in the folder (none: the folder holds no run)."""
         return [name for name in RUN_FILES if (self.path / name).exists()]
 
-    def clear_run(self) -> None:
-        """Remove the previous run's files (the user asked for it: --overwrite)."""
+    def clear_run(self, keep: tuple[str, ...] = ()) -> None:
+        """Remove the previous run's files but `keep` (the user asked for it: --overwrite)."""
         for name in RUN_FILES:
-            (self.path / name).unlink(missing_ok=True)
+            if name not in keep:
+                (self.path / name).unlink(missing_ok=True)
