@@ -182,6 +182,23 @@ def test_unreadable_images_are_left_out_and_named(tiny, tmp_path, monkeypatch):
     assert "unreadable.count" in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
 
 
+def test_a_split_with_no_readable_image_is_one_line(tiny, tmp_path):
+    for part in ("train", "val"):
+        for label in ("a", "b", "c"):
+            folder = tmp_path / "images" / part / label
+            folder.mkdir(parents=True)
+            (folder / "0.png").write_bytes(b"not a png")
+    settings = dict(epochs=1, batch_size=2, data=f"imagefolder:{tmp_path / 'images'}")
+    with pytest.raises(TrainingError, match=r"epoch 1 trained on no images: all 3 files were unreadable \(.*0.png: "):
+        train(config(tiny, tmp_path / "run", **settings))
+    from PIL import Image
+
+    for label in ("a", "b", "c"):
+        Image.new("RGB", (8, 8)).save(tmp_path / "images" / "train" / label / "0.png")
+    with pytest.raises(TrainingError, match=r"the test split has no readable images \(3 unreadable\)"):
+        train(config(tiny, tmp_path / "run2", **settings))
+
+
 # --- the resume contract -----------------------------------------------------------------------------
 
 
@@ -279,6 +296,16 @@ def test_a_checkpoint_without_its_training_state_builds_but_does_not_resume(tiny
     build(str(out / "checkpoint.pt"))
     with pytest.raises(CheckpointError, match="cannot resume from .*: it has no 'optimizer'"):
         train(config(tiny, out, epochs=1, resume=True))
+
+
+def test_an_optimizer_state_that_does_not_fit_is_one_line(tiny, tmp_path):
+    out = tmp_path / "run"
+    train(config(tiny, out, epochs=1, schedule="constant"))
+    payload = {k: v for k, v in read_checkpoint(out / "checkpoint.pt").items() if k not in ("format", "version")}
+    payload["optimizer"]["param_groups"][0]["params"] = [0]  # the state of a model with one parameter
+    save_checkpoint(out / "checkpoint.pt", **payload)
+    with pytest.raises(CheckpointError, match=r"checkpoint.pt: its optimizer's state does not fit this model \("):
+        train(config(tiny, out, epochs=2, schedule="constant", resume=True))
 
 
 def test_an_inflating_checkpoint_is_refused_before_it_is_read(tiny, tmp_path, monkeypatch):
