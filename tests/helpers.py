@@ -1,4 +1,7 @@
-"""Shared test helpers: random BatchNorm statistics, and output/gradient comparison through a name map."""
+"""Shared test helpers: random BatchNorm statistics, output/gradient comparison through a name map, a run
+that dies after its first checkpoint, and the count of values the spec reader builds."""
+
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -66,3 +69,22 @@ def train_until_the_first_checkpoint(config, monkeypatch) -> None:
     with pytest.raises(Stopped):
         training.train(config)
     monkeypatch.setattr(training, "save_checkpoint", saved)
+
+
+@contextmanager
+def counted_values():
+    """Count the values the reader builds (calls of its tree walk): the work an alias bomb would multiply."""
+    from cortexgraph import source
+
+    calls = [0]
+    original = source._Walker.walk
+
+    def walk(self, node, loc):
+        calls[0] += 1
+        return original(self, node, loc)
+
+    source._Walker.walk = walk
+    try:
+        yield calls
+    finally:
+        source._Walker.walk = original

@@ -8,19 +8,20 @@ A bounded run is part of `make test`; `make fuzz` runs the `fuzz` profile
 import copy
 import io
 import tracemalloc
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
 
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cortexgraph import SpecError, analyze, load_spec, source
+from cortexgraph import SpecError, analyze, load_spec
 from cortexgraph.bundled import bundled_specs
 from cortexgraph.cli import main
 from cortexgraph.source import TextLimits, parse_text
 from cortexgraph.spec import parse_spec
 
 from .conftest import VALID
+from .helpers import counted_values
 
 SOURCES = VALID + list(bundled_specs().values())
 TEXTS = [p.read_text() for p in SOURCES]
@@ -41,44 +42,30 @@ values = st.recursive(scalars, lambda inner: st.one_of(
         lambda v: isinstance(v, (str, int)) and not isinstance(v, bool))), inner, max_size=4)), max_leaves=8)
 
 
-@contextmanager
-def counted_values():
-    """Count the values the reader builds (calls of its tree walk): the work an alias bomb would multiply."""
-    calls = [0]
-    original = source._Walker.walk
-
-    def walk(self, node, loc):
-        calls[0] += 1
-        return original(self, node, loc)
-
-    source._Walker.walk = walk
-    try:
-        yield calls
-    finally:
-        source._Walker.walk = original
-
-
-def bounded(run):
-    """Run `run()`: it may raise nothing but SpecError, within the work and memory bounds. (Work is
-    counted, not timed: a time bound fails on a busy machine.)"""
+def bounded(run) -> SpecError | None:
+    """Run `run()`: it may raise nothing but SpecError, within the work and memory bounds; returns the
+    SpecError (None if there was none). (Work is counted, not timed: a time bound fails on a busy machine.)"""
     tracemalloc.start()
+    error = None
     try:
         with counted_values() as values:
             run()
     except SpecError as exc:
         assert exc.problems and all(p.message and p.line >= 1 and p.col >= 1 for p in exc.problems)
+        error = exc
     finally:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     assert values[0] <= TextLimits().max_nodes + 1, f"built {values[0]:,} values"
     assert peak < MEGABYTES * 2**20, f"allocated {peak / 2**20:.0f} MB"
+    return error
 
 
 def check_text(text, json_syntax=False):
     def run():
         data, source = parse_text(text, "fuzz.json" if json_syntax else "fuzz.yaml")
         analyze(parse_spec(data, source))
-    bounded(run)
+    return bounded(run)
 
 
 # --- structure: mutations of every valid and bundled spec ------------------------------------------
@@ -173,7 +160,12 @@ def test_deep_nesting_is_refused_quickly(depth, opener):
         text = "".join("  " * i + "- " + ("\n" if i < depth - 1 else "x\n") for i in range(min(depth, 200)))
     else:
         text = "a: " + opener * depth + "1" + closer * depth + "\n"
-    check_text(text)
+    error = check_text(text)
+    assert error is not None  # never a spec
+    levels = min(depth, 200) if opener == "- " else depth + 1
+    if levels > TextLimits().max_depth:
+        message = error.problems[0].message  # the reader's limit, or libyaml's own (about 1,000 levels)
+        assert "nested more than 64 levels deep" in message or "maximum nesting depth" in message, error
 
 
 @given(st.integers(2, 12), st.integers(2, 12))
@@ -181,7 +173,10 @@ def test_alias_bombs_are_refused_quickly(width, depth):
     text = "a0: &a0 [" + ", ".join(["x"] * width) + "]\n"
     for i in range(1, depth):
         text += f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]\n"
-    check_text(text)
+    error = check_text(text)
+    assert error is not None  # never a spec
+    if sum(width**k for k in range(1, depth + 1)) > TextLimits().max_nodes:
+        assert "expands to more than" in error.problems[0].message, error
 
 
 @given(st.lists(st.sampled_from(["name", "steps", "areas", "cortexgraph"]), min_size=2, max_size=6))

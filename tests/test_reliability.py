@@ -85,8 +85,22 @@ def test_skipping_non_finite_steps_goes_on(poisoned, tmp_path):
     assert all(torch.isfinite(t).all() for t in read_checkpoint(result["checkpoint"])["model"].values())
 
 
-def test_gradient_clipping_trains(tmp_path, tiny):
-    result = train(config(tiny, tmp_path / "run", clip_grad=0.5))
+def test_gradient_clipping_bounds_the_norm_each_step_applies(tmp_path, tiny, monkeypatch):
+    """The optimizer sees gradients of total norm at most the bound; unclipped, they are above it."""
+    norms = []
+    real_step = torch.optim.AdamW.step
+
+    def step(self, *args, **kwargs):
+        norms.append(float(nn.utils.get_total_norm([p.grad for g in self.param_groups for p in g["params"]
+                                                    if p.grad is not None])))
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    train(config(tiny, tmp_path / "free"))
+    free, norms[:] = list(norms), []
+    result = train(config(tiny, tmp_path / "clipped", clip_grad=0.05))
+    assert min(free) > 0.05 and len(norms) == len(free)
+    assert max(norms) <= 0.05 * (1 + 1e-5)
     assert result["epochs"][-1]["train_loss"] < 10
 
 
