@@ -47,7 +47,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # torch.load fails in many ways on a damaged or foreign file
-        raise _load_failure(path, exc) from None
+        raise CheckpointError(load_failure(path, exc)) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a cortexgraph checkpoint (no '{FORMAT}' marker); "
                               "load other weights through cortexgraph.interop")
@@ -76,18 +76,21 @@ def _check_archive(path: Path) -> None:
                               f"{sum(e.compress_size for e in packed):,}; it was not read")
 
 
-def _load_failure(path: Path, exc: Exception) -> CheckpointError:
-    """torch.load's failure in one line; never its advice to load with weights_only=False (which runs
-    whatever code the file holds)."""
+def load_failure(path: Path, exc: Exception, what: str = "a checkpoint") -> str:
+    """torch.load's failure on `path` in one line; never its advice to load with weights_only=False
+    (which runs whatever code the file holds)."""
     text = str(exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     if "Weights only load failed" in text:
-        found = re.search(r"(?:GLOBAL|global:?) ([\w.]+)", text.split("\n", 1)[-1])
-        what = f", such as {found.group(1)}," if found else ""
-        return CheckpointError(f"{path} is refused: it holds objects other than tensors and plain data{what} "
-                               "which would run code when loaded; cortexgraph never loads such files")
-    reason = (text.splitlines() or [type(exc).__name__])[0][:200]
-    return CheckpointError(f"{path} cannot be read as a checkpoint ({reason}); it may be truncated, or not a "
-                           "cortexgraph checkpoint")
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found:  # a pickle that names code to run
+            return (f"{path} is refused: it holds objects other than tensors and plain data, such as "
+                    f"{found.group(1)}, which would run code when loaded; cortexgraph never loads such files")
+        # Otherwise not a pickle torch can read (random bytes, say): the reason is the line after torch's advice.
+        lines = [line for line in lines[1:] if not line.startswith(("Please file", "Check the documentation"))]
+    reason = (lines or [type(exc).__name__])[0][:200]
+    return (f"{path} cannot be read as {what} ({reason}); it may be truncated"
+            + (", or not a cortexgraph checkpoint" if what == "a checkpoint" else ""))
 
 
 def resume_problem(payload: dict[str, Any]) -> str | None:

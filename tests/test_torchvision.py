@@ -49,3 +49,44 @@ def test_a_leftover_key_is_named():
     state["extra.weight"] = torch.zeros(1)
     with pytest.raises(WeightMapError, match="torchvision's 'extra.weight' has no counterpart in resnet18"):
         load_torchvision("torchvision/resnet18", state)
+
+
+def test_weights_load_from_a_file_as_from_the_module(tmp_path):
+    reference = torchvision.models.resnet18()
+    torch.save(reference.state_dict(), tmp_path / "plain.pth")
+    torch.save({"state_dict": reference.state_dict(), "epoch": 3}, tmp_path / "wrapped.pth")
+    expected = load_torchvision("torchvision/resnet18", reference).state_dict()
+    for name in ("plain.pth", "wrapped.pth"):
+        loaded = load_torchvision("torchvision/resnet18", str(tmp_path / name)).state_dict()
+        assert all(torch.equal(loaded[k], v) for k, v in expected.items()), name
+
+
+def test_a_weight_of_the_wrong_shape_and_a_missing_one_are_named():
+    state = torchvision.models.resnet18().state_dict()
+    state["layer1.0.conv1.weight"] = torch.zeros(3)
+    del state["fc.bias"]
+    with pytest.raises(WeightMapError) as caught:
+        load_torchvision("torchvision/resnet18", state)
+    message = str(caught.value)
+    assert ("torchvision's 'layer1.0.conv1.weight' is (3,) but 'edges.S1->S1.t1.conv1.weight' is (64, 64, 3, 3)"
+            in message)
+    assert message.endswith("resnet18's 'head.fc.bias' gets no value from torchvision")
+
+
+def test_weight_files_that_are_not_state_dicts_are_one_line(tmp_path):
+    with pytest.raises(WeightMapError, match="expected a state dict, a module or a checkpoint file; got list"):
+        load_torchvision("torchvision/resnet18", [1, 2])
+    (tmp_path / "broken.pth").write_bytes(b"not a zip")
+    with pytest.raises(WeightMapError, match=r"broken.pth cannot be read as a state dict \(.*\); it may be truncated$"):
+        load_torchvision("torchvision/resnet18", str(tmp_path / "broken.pth"))
+    torch.save({"fc.weight": Exploit()}, tmp_path / "evil.pth")
+    with pytest.raises(WeightMapError, match="evil.pth is refused: it holds objects other than tensors"):
+        load_torchvision("torchvision/resnet18", str(tmp_path / "evil.pth"))
+    assert not (tmp_path / "ran").exists()
+
+
+class Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch ran",))

@@ -209,3 +209,18 @@ def test_two_processes_on_cpu_stay_in_sync(tiny, tmp_path):
     epochs = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["epochs"]
     assert [e["settings"]["processes"] for e in epochs] == [2, 2]
     assert epochs[0]["checksum"] != epochs[1]["checksum"]  # the weights moved, identically on both
+
+
+@pytest.mark.parametrize("schedule, factors", [("cosine", [1.0, 0.75, 0.25]), ("step", [1.0, 1.0, 0.5]),
+                                               ("constant", [1.0, 1.0, 1.0])])
+def test_sgd_under_each_schedule_has_its_rates_and_resumes_bit_exactly(tiny, tmp_path, monkeypatch, schedule, factors):
+    settings = dict(epochs=3, optimizer="sgd", lr=0.05, schedule=schedule, step_size=2, gamma=0.5)
+    whole = train(config(tiny, tmp_path / "whole", **settings))
+    assert [e["lr"] for e in whole["epochs"]] == pytest.approx([0.05 * f for f in factors], rel=1e-12)
+    train_until_the_first_checkpoint(config(tiny, tmp_path / "parts", **settings), monkeypatch)
+    parts = train(config(tiny, tmp_path / "parts", resume=True, **settings))
+    assert [e["train_loss"] for e in parts["epochs"]] == [e["train_loss"] for e in whole["epochs"]]
+    ours, theirs = (read_checkpoint(r["checkpoint"]) for r in (parts, whole))
+    assert all(torch.equal(ours["model"][k], v) for k, v in theirs["model"].items())
+    assert all(torch.equal(ours["optimizer"]["state"][i]["momentum_buffer"], s["momentum_buffer"])
+               for i, s in theirs["optimizer"]["state"].items())

@@ -21,7 +21,12 @@ def read_state_dict(source: Any) -> dict[str, Tensor]:
     if isinstance(source, torch.nn.Module):
         return source.state_dict()
     if isinstance(source, (str, Path)):
-        source = torch.load(source, map_location="cpu", weights_only=True)
+        from ..checkpoint import load_failure
+
+        try:
+            source = torch.load(source, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a missing, damaged or foreign file: one line, as for checkpoints
+            raise WeightMapError(load_failure(Path(source), exc, "a state dict")) from None
     if isinstance(source, Mapping) and "state_dict" in source and isinstance(source["state_dict"], Mapping):
         source = source["state_dict"]
     if not isinstance(source, Mapping):
