@@ -15,10 +15,11 @@ from typing import Any
 import torch
 
 from .atomic import atomic_path
+from .spec import CHECKPOINT_SUFFIXES
 
 FORMAT = "cortexgraph-checkpoint"
 VERSION = 1
-SUFFIXES = (".pt", ".pth", ".ckpt")
+SUFFIXES = CHECKPOINT_SUFFIXES
 
 
 class CheckpointError(ValueError):
@@ -127,7 +128,7 @@ def _structure_problem(payload: dict[str, Any]) -> str | None:
     return None
 
 
-def load_model(path: str | Path, payload: dict[str, Any] | None = None, allow_imports: bool = False):
+def load_model(path: str | Path, allow_imports: bool = False):
     """The model saved in a checkpoint; its spec is validated again before anything is built."""
     from .analysis import analyze
     from .model import construct
@@ -135,7 +136,7 @@ def load_model(path: str | Path, payload: dict[str, Any] | None = None, allow_im
     from .source import SourceMap
     from .spec import parse_spec
 
-    payload = payload or read_checkpoint(path)
+    payload = read_checkpoint(path)
     spec = parse_spec(payload["spec"], SourceMap(f"{path} (its spec)"))
     model = construct(make_plan(analyze(spec, allow_imports=allow_imports)))
     load_weights(model, payload, path)

@@ -36,6 +36,7 @@ from .steps import StepRule
 VERSION = 1
 AREA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EDGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_+<>-]*$")  # no dots: names become module paths
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")  # files `load_spec` and `build` read as checkpoints
 SPEC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")  # one safe path component: names become files
 
 
@@ -385,7 +386,7 @@ def load_spec(spec: Any, *, limits: TextLimits = TextLimits()) -> Spec:
         from .bundled import resolve
 
         path = resolve(str(spec))
-        if Path(path).suffix in (".pt", ".pth", ".ckpt"):  # a checkpoint, as `build` takes: the spec inside
+        if Path(path).suffix in CHECKPOINT_SUFFIXES:  # a checkpoint, as `build` takes: the spec inside
             return _spec_in_checkpoint(Path(path))
         data, source = read_file(path, limits=limits)
         return parse_spec(data, source)

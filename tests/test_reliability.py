@@ -1,7 +1,6 @@
 """Runs that meet trouble fail clearly and lose nothing: non-finite values, full disks, hostile files."""
 
 import errno
-import os
 import pickle
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from cortexgraph.checkpoint import CheckpointError, read_checkpoint, save_checkp
 from cortexgraph.ops.registry import unregister_op
 from cortexgraph.train import TrainConfig, TrainingError, train
 
+from .helpers import Exploit
 from .test_train import TINY, config
 
 
@@ -134,20 +134,14 @@ def test_a_disk_filling_up_mid_run_keeps_the_last_good_checkpoint(tmp_path, tiny
     assert not list((tmp_path / "run").glob(".*.tmp"))  # the half-written file is gone
 
 
-class Exploit:
-    def __reduce__(self):
-        return (os.system, (f"touch {Exploit.marker}",))
-
-
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
-    Exploit.marker = tmp_path / "ran"
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
-        pickle.dump({"format": "cortexgraph-checkpoint", "version": 1, "spec": {}, "model": Exploit()}, f,
-                    protocol=2)
+        pickle.dump({"format": "cortexgraph-checkpoint", "version": 1, "spec": {}, "model": Exploit(tmp_path / "ran")},
+                    f, protocol=2)
     with pytest.raises(CheckpointError, match="cannot be read as a checkpoint"):
         build(str(path))
-    assert not Exploit.marker.exists()
+    assert not (tmp_path / "ran").exists()
 
 
 def test_the_spec_inside_a_checkpoint_is_validated_again(tmp_path, tiny):

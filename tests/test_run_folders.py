@@ -20,6 +20,7 @@ from cortexgraph.drawing import TooBigToDraw, draw
 from cortexgraph.train import DataError, TrainConfig, TrainingError, train
 from cortexgraph.train.run_folder import RunFolder
 
+from .helpers import Exploit
 from .test_train import TINY, config
 
 
@@ -222,6 +223,16 @@ def test_resume_refuses_other_settings_naming_each(tiny, tmp_path, changes, name
     assert (out / "checkpoint.pt").read_bytes() == before
 
 
+def test_every_training_setting_is_either_fixed_or_free_on_resume():
+    """A new setting must be classified (resume.py), or --resume would silently ignore its change."""
+    import dataclasses
+
+    from cortexgraph.train.resume import FIXED, FREE
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} | {"processes"}
+    assert fields == set(FIXED) | set(FREE) | {"epochs"} and not set(FIXED) & set(FREE)
+
+
 def test_resume_may_change_how_a_run_is_carried_out_and_each_epoch_says_how(tiny, tmp_path):
     out = tmp_path / "run"
     train(config(tiny, out, schedule="constant", optimizer="sgd", lr=0.01))
@@ -351,7 +362,8 @@ def test_a_damaged_archive_is_one_line(tmp_path):
 
 def test_a_foreign_checkpoint_is_refused_without_suggesting_to_run_its_code(tmp_path, capsys):
     path = tmp_path / "evil.pt"
-    torch.save({"format": "cortexgraph-checkpoint", "version": 1, "spec": {}, "model": Exploit()}, path)
+    torch.save({"format": "cortexgraph-checkpoint", "version": 1, "spec": {}, "model": Exploit(tmp_path / "ran")},
+               path)
     with pytest.raises(CheckpointError) as caught:
         build(str(path))
     message = str(caught.value)
@@ -359,12 +371,6 @@ def test_a_foreign_checkpoint_is_refused_without_suggesting_to_run_its_code(tmp_
                        "posix.system, which would run code when loaded; cortexgraph never loads such files")
     assert "weights_only" not in message and not (tmp_path / "ran").exists()
 
-
-class Exploit:
-    def __reduce__(self):
-        import os
-
-        return (os.system, ("touch ran",))
 
 
 # --- sizes ----------------------------------------------------------------------------------------------

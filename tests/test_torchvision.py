@@ -8,7 +8,7 @@ from cortexgraph import build
 from cortexgraph.interop import WeightMapError, load_torchvision
 from cortexgraph.interop.torchvision import torchvision_names
 
-from .helpers import assert_same_outputs_and_grads, randomize_norms
+from .helpers import Exploit, assert_same_outputs_and_grads, randomize_norms
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet34", "resnet50"])
@@ -79,14 +79,8 @@ def test_weight_files_that_are_not_state_dicts_are_one_line(tmp_path):
     (tmp_path / "broken.pth").write_bytes(b"not a zip")
     with pytest.raises(WeightMapError, match=r"broken.pth cannot be read as a state dict \(.*\); it may be truncated$"):
         load_torchvision("torchvision/resnet18", str(tmp_path / "broken.pth"))
-    torch.save({"fc.weight": Exploit()}, tmp_path / "evil.pth")
+    torch.save({"fc.weight": Exploit(tmp_path / "ran")}, tmp_path / "evil.pth")
     with pytest.raises(WeightMapError, match="evil.pth is refused: it holds objects other than tensors"):
         load_torchvision("torchvision/resnet18", str(tmp_path / "evil.pth"))
     assert not (tmp_path / "ran").exists()
 
-
-class Exploit:
-    def __reduce__(self):
-        import os
-
-        return (os.system, ("touch ran",))
