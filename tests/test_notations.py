@@ -1,6 +1,11 @@
-"""Edge list, transition matrix and schedule of matrices lower to the same edges."""
+"""Edge list, transition matrix and schedule of matrices lower to the same edges and build the same model."""
 
-from cortexgraph import analyze, load_spec
+import pytest
+import torch
+import yaml
+
+from cortexgraph import analyze, build, load_spec
+from tests.oracle import Oracle
 
 HEAD = """
 cortexgraph: 1
@@ -56,6 +61,21 @@ def test_three_notations_give_equal_graphs():
     edge_list, matrix, schedule = edges_of(EDGE_LIST), edges_of(MATRIX), edges_of(SCHEDULE)
     assert edge_list == matrix == schedule
     assert len(edge_list) == 7  # six transitions and the input
+
+
+@pytest.mark.parametrize("text", [EDGE_LIST, MATRIX, SCHEDULE], ids=["edges", "matrix", "schedule"])
+def test_every_notation_builds_the_model_the_oracle_reads_in_the_edge_list(text):
+    oracle = Oracle(yaml.safe_load(EDGE_LIST))
+    model = build(text).double()
+    model.load_state_dict(oracle.state_dict())  # the same names, whichever notation wrote the edges
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    model.train()
+    torch.testing.assert_close(model(x, readout="all"), oracle.run(x, readout="all", training=True))
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, steps=4), oracle.run(x, steps=4))
+    for name, buffer in model.named_buffers():
+        torch.testing.assert_close(buffer, oracle.tensors[name], msg=name)
 
 
 def test_notations_differing_in_one_setting_are_not_equal():

@@ -1,0 +1,410 @@
+"""An unroller written from the spec document alone: the oracle compiled models are checked against.
+
+It reads a spec as a plain dict, in the edge-list notation, the way docs/spec.md
+and docs/semantics.md describe it, and shares no code with cortexgraph: its own
+reading of step rules, its own arrival steps, its own weights (named as
+docs/semantics.md names them, so a model loads them with `strict=True`) and
+plain `torch.nn.functional` ops.
+
+It is deliberately naive. A run first works out, step by step, which area gets
+a value from which edges (a contribution from a silent source is nothing), then
+which of those values what was asked for depends on, and computes exactly
+those, in step order. That is what pruning promises, so a model must agree with
+it on outputs, gradients and the running statistics of its norms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+INPUT = "input"
+ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu, "silu": F.silu, "elu": F.elu,
+               "none": lambda x: x}
+PREACTIVATION = {"residual", "preact"}
+WEIGHTLESS = {"identity", "pool"}
+
+
+class Refused(Exception):
+    """The spec's semantics say this run cannot happen (past the horizon under `beyond: error`, say)."""
+
+
+def steps_of(rule: Any, last: int, first: int) -> list[int]:
+    """The steps in [first, last] a written `at` rule selects (docs/spec.md, 'Steps')."""
+    if rule in ("all", "every"):
+        return list(range(first, last + 1))
+    if rule == "once":
+        return [0] if first == 0 else []
+    if isinstance(rule, int):
+        rule = [rule]
+    if isinstance(rule, list):
+        return [s for s in rule if first <= s <= last]
+    start, stop = rule.get("from", first), min(rule.get("to", last), last)
+    return [s for s in range(start, stop + 1, rule.get("every", 1)) if s >= first]
+
+
+def _size(written: Any) -> tuple[int, int]:
+    return (written, written) if isinstance(written, int) else tuple(written)
+
+
+def _op(written: Any) -> tuple[str, dict]:
+    if isinstance(written, str):
+        return written, {}
+    (name, params), = written.items()
+    return name, dict(params or {})
+
+
+@dataclass
+class Edge:
+    name: str
+    source: str
+    target: str
+    op: str
+    params: dict
+    rule: Any
+    delay: int
+    share: Any
+    norm: str
+    tie: str | None
+    first: int  # 0 for inputs, 1 for edges
+
+
+@dataclass
+class Group:
+    """One set of weights: where its tensors are named and the steps at which it computes."""
+
+    prefix: str
+    steps: list[int]
+    weights: str = ""  # where its convs' weights are named (another edge's, where tied)
+
+
+@dataclass
+class Timeline:
+    updates: list[dict[str, list[tuple[Edge, int]]]]  # [step][area] -> (edge, step of the source value read)
+    versions: dict[str, list[int]] = field(default_factory=dict)  # area -> steps at which it got a value
+
+    def version(self, area: str, step: int) -> int | None:
+        held = [v for v in self.versions[area] if v <= step]
+        return held[-1] if held else None
+
+
+class Oracle:
+    """A spec document, unrolled by hand. `run` answers what `model(x, ...)` should."""
+
+    def __init__(self, doc: dict, seed: int = 0, dtype: torch.dtype = torch.float64):
+        self.doc = doc
+        self.steps = doc["steps"]
+        defaults = doc.get("defaults", {})
+        self.horizon = defaults.get("horizon") or self.steps
+        self.beyond = defaults.get("beyond", "error")
+        self.act = ACTIVATIONS[defaults.get("activation", "relu")]
+        self.dtype = dtype
+        self.generator = torch.Generator().manual_seed(seed)
+        self.tensors: dict[str, Tensor] = {}
+        self.shapes = {name: (a["channels"], *_size(a["size"])) for name, a in doc["areas"].items()}
+        shape = (doc["input"]["channels"], *_size(doc["input"]["size"]))
+        for i, layer in enumerate(doc.get("prenet", [])):
+            shape = self._make_prenet_layer(i, layer, shape)
+        self.shapes[INPUT] = shape
+        self.edges = self._read_edges(defaults)
+        self.groups = self._make_groups()
+        readout = doc["readout"]
+        self.readout_area = readout["area"]
+        step = readout.get("step", self.steps)
+        self.readout_steps = step if isinstance(step, list) else [step]
+        self._make_head(readout["head"])
+
+    # --- reading the document -------------------------------------------------------------------
+
+    def _read_edges(self, defaults: dict) -> list[Edge]:
+        edges = []
+        for area, rule in self.doc["inputs"].items():
+            rule = rule if isinstance(rule, dict) and {"at", "op"} & set(rule) else {"at": rule}
+            name, params = _op(rule.get("op", "identity"))
+            edges.append(Edge(f"{INPUT}->{area}", INPUT, area, name, params, rule.get("at", "once"), 1,
+                              defaults.get("share", "time"), defaults.get("norm", "per_step"), None, 0))
+        for e in self.doc.get("edges", []):
+            name, params = _op(e["op"])
+            edges.append(Edge(e.get("name", f"{e['from']}->{e['to']}"), e["from"], e["to"], name, params,
+                              e.get("at", "all"), e.get("delay", 1), e.get("share", defaults.get("share", "time")),
+                              e.get("norm", defaults.get("norm", "per_step")), e.get("tie"), 1 if e["from"] != INPUT
+                              else 0))
+        return edges
+
+    def fires(self, edge: Edge, last: int) -> list[int]:
+        return steps_of(edge.rule, last, edge.first)
+
+    def timeline(self, last: int) -> Timeline:
+        """Which area gets a value at which step, from which edges reading which source values."""
+        timeline = Timeline([], {area: [] for area in self.doc["areas"]} | {INPUT: [0]})
+        for t in range(last + 1):
+            now: dict[str, list[tuple[Edge, int]]] = {}
+            for edge in self.edges:
+                if t not in self.fires(edge, last):
+                    continue
+                reads = 0 if edge.source == INPUT else timeline.version(edge.source, t - edge.delay)
+                if reads is not None:  # a silent source contributes nothing
+                    now.setdefault(edge.target, []).append((edge, reads))
+            for area in now:
+                timeline.versions[area].append(t)
+            timeline.updates.append(now)
+        return timeline
+
+    # --- weights --------------------------------------------------------------------------------
+
+    def _random(self, *shape: int, low: float | None = None, high: float | None = None) -> Tensor:
+        if low is not None:
+            return low + (high - low) * torch.rand(shape, generator=self.generator, dtype=self.dtype)
+        fan_in = max(1, int(torch.tensor(shape[1:]).prod()))
+        return torch.randn(shape, generator=self.generator, dtype=self.dtype) / fan_in ** 0.5
+
+    def _conv(self, name: str, cout: int, cin: int, k: int, bias: bool = False) -> None:
+        self.tensors[f"{name}.weight"] = self._random(cout, cin, k, k)
+        if bias:
+            self.tensors[f"{name}.bias"] = self._random(cout, low=-0.1, high=0.1)
+
+    def _batchnorm(self, name: str, channels: int) -> None:
+        self.tensors[f"{name}.weight"] = self._random(channels, low=0.5, high=1.5)
+        self.tensors[f"{name}.bias"] = self._random(channels, low=-0.2, high=0.2)
+        self.tensors[f"{name}.running_mean"] = self._random(channels, low=-0.2, high=0.2)
+        self.tensors[f"{name}.running_var"] = self._random(channels, low=0.5, high=1.5)
+        self.tensors[f"{name}.num_batches_tracked"] = torch.tensor(3)
+
+    def _norm(self, name: str, channels: int, policy: str, steps: list[int]) -> None:
+        """A norm for weights that run at `steps`: one per step (named `.t<k>`) where they run at
+        several under per_step, else one; none under `none`."""
+        if policy == "per_step" and len(steps) > 1:
+            for t in steps:
+                self._batchnorm(f"{name}.t{t}", channels)
+        elif policy != "none":
+            self._batchnorm(name, channels)
+
+    def _make_prenet_layer(self, i: int, layer: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
+        name, p = _op(layer)
+        assert name == "conv" and p.get("stride", 1) == 1, "the oracle knows the pre-net's 'same' conv only"
+        self._conv(f"prenet.{i}.conv", p["out"], shape[0], p.get("kernel", 3), p.get("bias", False))
+        self._batchnorm(f"prenet.{i}.norm", p["out"])
+        return (p["out"], *shape[1:])
+
+    def _make_groups(self) -> dict[str, list[Group]]:
+        """Each edge's sets of weights: shared across time, one per step or one per step group,
+        each with norms for the steps (up to the horizon) at which it computes."""
+        timeline = self.timeline(max(self.horizon, self.steps))
+        computes = {e.name: [] for e in self.edges}
+        for t, now in enumerate(timeline.updates):
+            for firings in now.values():
+                for edge, _ in firings:
+                    computes[edge.name].append(t)
+        tied_to = {e.tie for e in self.edges if e.tie}
+        groups = {}
+        for edge in self.edges:
+            # An edge that first computes past the horizon gets the weights of its first step.
+            steps = [t for t in computes[edge.name] if t <= self.horizon] or computes[edge.name][:1]
+            prefix = f"edges.{edge.name}"
+            if edge.share == "time":
+                groups[edge.name] = [Group(prefix, steps)] if steps or edge.name in tied_to else []
+            elif edge.share == "none":
+                groups[edge.name] = [Group(f"{prefix}.t{t}", [t]) for t in steps]
+            else:
+                runs = [([t for t in written if t in steps], written[0]) for written in edge.share]
+                groups[edge.name] = [Group(f"{prefix}.t{first}", run) for run, first in runs if run]
+        for edge in self.edges:
+            for group in groups[edge.name]:
+                group.weights = f"edges.{edge.tie}" if edge.tie else group.prefix
+                self._make_op(edge, group, tied=edge.tie is not None)
+        return groups
+
+    def _make_op(self, edge: Edge, group: Group, tied: bool) -> None:
+        (cin, hin, _), (cout, hout, _) = self.shapes[edge.source], self.shapes[edge.target]
+        p, steps, prefix = edge.params, group.steps, group.prefix
+        conv = (lambda *a, **k: None) if tied else (lambda part, *a, **k: self._conv(f"{prefix}.{part}", *a, **k))
+
+        def norm(part: str, channels: int) -> None:
+            self._norm(f"{prefix}.{part}", channels, edge.norm, steps)
+
+        if edge.op in ("conv", "down"):
+            conv("conv", cout, cin, p.get("kernel", 3), p.get("bias", False))
+            norm("norm", cout)
+        elif edge.op == "up":
+            if p.get("mode", "nearest") == "transpose":
+                if not tied:  # a transposed conv's weight is (in, out, k, k)
+                    self.tensors[f"{prefix}.conv.weight"] = self._random(cin, cout, hout // hin, hout // hin)
+            else:
+                conv("conv", cout, cin, p.get("kernel", 3))
+            norm("norm", cout)
+        elif edge.op in ("residual", "preact"):
+            norm("bn1", cin)
+            conv("conv1", cout, cin, 3)
+            norm("bn2", cout)
+            conv("conv2", cout, cout, 3)
+            if self.shapes[edge.source] != self.shapes[edge.target]:
+                conv("shortcut", cout, cin, 1)
+        elif edge.op == "basic":
+            conv("conv1", cout, cin, 3)
+            norm("bn1", cout)
+            conv("conv2", cout, cout, 3)
+            norm("bn2", cout)
+            if self.shapes[edge.source] != self.shapes[edge.target]:
+                conv("shortcut", cout, cin, 1)
+                norm("shortcut_norm", cout)
+        else:
+            assert edge.op in WEIGHTLESS, f"the oracle does not know op {edge.op!r}"
+
+    def _make_head(self, head: dict) -> None:
+        channels, h, w = self.shapes[self.readout_area]
+        preactivated = any(e.op in PREACTIVATION for e in self.edges if e.target == self.readout_area)
+        self.head_norm = head.get("norm") or ("per_step" if preactivated else "none")
+        self.head_pool = head.get("pool", "avg")
+        self._norm("head.norm", channels, self.head_norm, self.readout_steps)
+        features = channels if self.head_pool != "none" else channels * h * w
+        self.tensors["head.fc.weight"] = self._random(head["classes"], features)
+        self.tensors["head.fc.bias"] = self._random(head["classes"], low=-0.1, high=0.1)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {name: t.detach().clone() for name, t in self.tensors.items()}
+
+    def parameters(self) -> dict[str, Tensor]:
+        """The tensors gradients flow to (made leaves that require them)."""
+        out = {}
+        for name, t in self.tensors.items():
+            if t.is_floating_point() and not name.endswith(("running_mean", "running_var")):
+                t.requires_grad_(True)
+                out[name] = t
+        return out
+
+    # --- computing ------------------------------------------------------------------------------
+
+    def _bn(self, name: str, x: Tensor, training: bool) -> Tensor:
+        t = self.tensors
+        if training:
+            t[f"{name}.num_batches_tracked"] += 1
+        return F.batch_norm(x, t[f"{name}.running_mean"], t[f"{name}.running_var"], t[f"{name}.weight"],
+                            t[f"{name}.bias"], training, 0.1, 1e-5)
+
+    def _apply_norm(self, name: str, x: Tensor, policy: str, steps: list[int], step: int, training: bool) -> Tensor:
+        if policy == "none":
+            return x
+        return self._bn(f"{name}.t{step}" if policy == "per_step" and len(steps) > 1 else name, x, training)
+
+    def _group_at(self, edge: Edge, step: int) -> tuple[Group, int]:
+        """The weights an edge computes with at `step`, and the step whose norm it uses."""
+        for group in self.groups[edge.name]:
+            if step in group.steps:
+                return group, step
+        if step > self.horizon and self.beyond == "reuse_last" and self.groups[edge.name]:
+            # (a tie target that computes only past the horizon has weights, but no steps)
+            last = max(self.groups[edge.name], key=lambda g: g.steps[-1:] or [0])
+            return last, last.steps[-1] if last.steps else step
+        raise Refused(f"edge {edge.name} has no weights for step {step}")
+
+    def _call(self, edge: Edge, step: int, x: Tensor, training: bool) -> Tensor:
+        group, norm_step = self._group_at(edge, step)
+        p, act = edge.params, self.act
+        hin, hout = self.shapes[edge.source][1], self.shapes[edge.target][1]
+        down = hin // hout if hin >= hout else 1
+        w = self.tensors
+
+        def norm(part: str, v: Tensor) -> Tensor:
+            return self._apply_norm(f"{group.prefix}.{part}", v, edge.norm, group.steps, norm_step, training)
+
+        def weight(part: str) -> Tensor:
+            return w[f"{group.weights}.{part}.weight"]
+
+        if edge.op == "identity":
+            return x
+        if edge.op == "pool":
+            pool = F.max_pool2d if p.get("kind", "max") == "max" else F.avg_pool2d
+            return pool(x, down, down)
+        if edge.op in ("conv", "down"):
+            k = p.get("kernel", 3)
+            bias = w[f"{group.weights}.conv.bias"] if p.get("bias", False) else None
+            return act(norm("norm", F.conv2d(x, weight("conv"), bias, down, k // 2)))
+        if edge.op == "up":
+            mode, factor = p.get("mode", "nearest"), hout // hin
+            if mode == "transpose":
+                out = F.conv_transpose2d(x, weight("conv"), stride=factor)
+            else:
+                resized = F.interpolate(x, scale_factor=factor, mode=mode,
+                                        align_corners=False if mode == "bilinear" else None)
+                out = F.conv2d(resized, weight("conv"), padding=p.get("kernel", 3) // 2)
+            return act(norm("norm", out))
+        reshapes = self.shapes[edge.source] != self.shapes[edge.target]
+        if edge.op in PREACTIVATION:  # h + K(h), the shortcut projecting the pre-activated input
+            pre = act(norm("bn1", x))
+            shortcut = F.conv2d(pre, weight("shortcut"), stride=down) if reshapes else x
+            out = act(norm("bn2", F.conv2d(pre, weight("conv1"), stride=down, padding=1)))
+            return F.conv2d(out, weight("conv2"), padding=1) + shortcut
+        if edge.op == "basic":
+            out = act(norm("bn1", F.conv2d(x, weight("conv1"), stride=down, padding=1)))
+            out = norm("bn2", F.conv2d(out, weight("conv2"), padding=1))
+            shortcut = norm("shortcut_norm", F.conv2d(x, weight("shortcut"), stride=down)) if reshapes else x
+            return act(out + shortcut)
+        raise AssertionError(f"the oracle does not know op {edge.op!r}")
+
+    def _prenet(self, x: Tensor, training: bool) -> Tensor:
+        for i, layer in enumerate(self.doc.get("prenet", [])):
+            _, p = _op(layer)
+            k = p.get("kernel", 3)
+            x = F.conv2d(x, self.tensors[f"prenet.{i}.conv.weight"], self.tensors.get(f"prenet.{i}.conv.bias"),
+                         padding=k // 2)
+            x = self.act(self._bn(f"prenet.{i}.norm", x, training))
+        return x
+
+    def _head(self, x: Tensor, norm_step: int, training: bool) -> Tensor:
+        if self.head_norm != "none":
+            x = self.act(self._apply_norm("head.norm", x, self.head_norm, self.readout_steps, norm_step, training))
+        if self.head_pool == "avg":
+            x = x.mean((2, 3))
+        elif self.head_pool == "max":
+            x = x.amax((2, 3))
+        return F.linear(x.flatten(1), self.tensors["head.fc.weight"], self.tensors["head.fc.bias"])
+
+    def run(self, x: Tensor, steps: int | None = None, readout: str | None = None, return_states: bool = False,
+            training: bool = False) -> Any:
+        """What `model(x, steps=..., readout=..., return_states=...)` returns, in train or eval mode."""
+        last = self.steps if steps is None else steps
+        readout_steps = self.readout_steps if steps is None else [last]
+        timeline = self.timeline(last)
+        area = self.readout_area
+        arrival = {a: (v[0] if v else None) for a, v in timeline.versions.items()}
+        if arrival[area] is None or min(readout_steps) < arrival[area]:
+            raise Refused(f"{area} has no value at step {min(readout_steps)}")
+        wanted_steps = range(arrival[area], last + 1) if readout == "all" else readout_steps
+        # What was asked for, and everything it depends on.
+        if return_states:
+            needed = {(a, v) for a, versions in timeline.versions.items() for v in versions if a != INPUT}
+        else:
+            needed = {(area, timeline.version(area, r)) for r in wanted_steps}
+            stack = list(needed)
+            while stack:
+                a, v = stack.pop()
+                for edge, reads in timeline.updates[v][a]:
+                    if edge.source != INPUT and (edge.source, reads) not in needed:
+                        needed.add((edge.source, reads))
+                        stack.append((edge.source, reads))
+        values = {(INPUT, 0): self._prenet(x, training)}
+        for t, now in enumerate(timeline.updates):
+            for a, firings in now.items():
+                if (a, t) in needed:
+                    terms = [self._call(edge, t, values[(edge.source, reads)], training) for edge, reads in firings]
+                    values[(a, t)] = sum(terms[1:], terms[0])
+        logits, by_value = {}, {}
+        for r in wanted_steps:  # a readout at r uses the norm of the spec's first readout step at or after r
+            norm_step = next((t for t in self.readout_steps if t >= r), self.readout_steps[-1])
+            held = (timeline.version(area, r), norm_step)
+            if held not in by_value:  # the head runs once per value and norm
+                by_value[held] = self._head(values[(area, held[0])], norm_step, training)
+            logits[r] = by_value[held]
+        if readout == "all":
+            result = logits
+        else:
+            result = torch.stack([logits[r] for r in readout_steps]).mean(0)
+        if not return_states:
+            return result
+        states = {(a, t): values[(a, timeline.version(a, t))]
+                  for a in self.doc["areas"] for t in range(last + 1) if timeline.version(a, t) is not None}
+        return result, states
