@@ -97,3 +97,17 @@ def test_resnet18_as_edge_list_equals_resnet18_as_schedule():
 def test_mixed_notations_combine():
     text = MATRIX.replace("  IT: {IT: residual}\n", "") + "edges:\n  - {from: IT, to: IT, op: residual}\n"
     assert edges_of(text) == edges_of(EDGE_LIST)
+
+
+def test_a_transition_in_several_phases_fires_at_their_steps_only():
+    text = HEAD + """
+schedule:
+  - at: 1
+    transitions: {V1: {V2: down}}
+  - at: [3, 5]
+    transitions: {V1: {V2: down}}
+  - at: 6
+    transitions: {V2: {IT: down}}
+"""
+    steps = {e.name: e.steps for e in analyze(load_spec(text)).edges}
+    assert steps["V1->V2"] == (1, 3, 5) and steps["V2->IT"] == (6,)

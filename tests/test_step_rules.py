@@ -62,3 +62,22 @@ def test_resolve_selects_what_the_written_rule_says(written, last, first):
     rule = StepRule.parse(written)
     assert list(rule.resolve(last, first)) == [t for t in range(first, last + 1) if selects(written, t, first)]
     assert StepRule.parse(rule.written()) == rule  # the canonical form reads back as the same rule
+
+
+@given(rules)
+def test_the_canonical_form_is_what_a_user_writes(written):
+    expected = written
+    if isinstance(written, list) and len(written) == 1:
+        expected = written[0]  # one listed step is written as the step
+    elif isinstance(written, dict):
+        expected = {k: v for k, v in written.items() if (k, v) != ("every", 1)}
+    assert StepRule.parse(written).written() == expected
+
+
+def test_a_union_fires_at_the_steps_of_its_parts_and_has_no_written_form():
+    one = StepRule.parse([2])
+    assert StepRule.union([one]) is one
+    both = StepRule.union([StepRule.parse(1), StepRule.parse({"from": 3, "every": 2})])
+    assert tuple(both.resolve(8)) == (1, 3, 5, 7) and both.earliest() == 1
+    with pytest.raises(ValueError, match="a union of step rules has no written form"):
+        both.written()

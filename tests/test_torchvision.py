@@ -4,9 +4,10 @@ import pytest
 import torch
 import torchvision
 
-from cortexgraph import build
+from cortexgraph import build, load_spec
 from cortexgraph.interop import WeightMapError, load_torchvision
 from cortexgraph.interop.torchvision import torchvision_names
+from cortexgraph.spec import override
 
 from .helpers import Exploit, assert_same_outputs_and_grads, randomize_norms
 
@@ -14,13 +15,22 @@ from .helpers import Exploit, assert_same_outputs_and_grads, randomize_norms
 @pytest.mark.parametrize("arch", ["resnet18", "resnet34", "resnet50"])
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
 def test_outputs_and_gradients_equal_torchvision(arch, train):
+    # At 64 pixels: the same convolutions, strides and adaptive pooling as at 224, a twelfth of the work.
     torch.manual_seed(0)
     reference = getattr(torchvision.models, arch)()
     randomize_norms(reference)
-    ours = load_torchvision(f"torchvision/{arch}", reference)
+    ours = load_torchvision(override(load_spec(f"torchvision/{arch}"), size=64), reference)
     mapping = torchvision_names(ours, reference.state_dict())
-    x = torch.randn(2, 3, 224, 224)
-    assert_same_outputs_and_grads(reference, ours, mapping, x, train)
+    assert_same_outputs_and_grads(reference, ours, mapping, torch.randn(2, 3, 64, 64), train)
+
+
+def test_the_bundled_spec_as_written_equals_torchvision_at_224():
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18()
+    randomize_norms(reference)
+    ours = load_torchvision("torchvision/resnet18", reference)
+    mapping = torchvision_names(ours, reference.state_dict())
+    assert_same_outputs_and_grads(reference, ours, mapping, torch.randn(2, 3, 224, 224), train=False)
 
 
 def test_parameter_counts_equal_torchvision():
