@@ -286,6 +286,8 @@ def test_a_resumed_optimizer_holds_its_state_in_memory_not_in_the_file(tiny, tmp
     (lambda p: p.update(optimizer="sgd"), "its 'optimizer' is not an optimizer's state"),
     (lambda p: p.update(metrics={"a": 1}), "its 'metrics' are not a list of epochs"),
     (lambda p: p.update(spec="tiny"), "its 'spec' is str, not a mapping"),
+    (lambda p: p.pop("model"), "it has no 'model'"),
+    (lambda p: p.update(settings=["sgd"]), "its 'settings' are not a mapping"),
 ])
 def test_hand_made_checkpoints_are_one_line(tiny, tmp_path, change, message):
     out = tmp_path / "run"

@@ -1,0 +1,70 @@
+"""Error paths no other test reached, each with its message: limits, call forms, checkpoints, weight maps."""
+
+import pytest
+import torch
+
+from cortexgraph import Limits, SpecError, analyze, build, load_spec, register_op
+from cortexgraph.checkpoint import FORMAT, CheckpointError, read_checkpoint, save_checkpoint
+from cortexgraph.interop import WeightMapError
+from cortexgraph.interop.mapping import load_mapped
+
+SPEC = {"cortexgraph": 1, "name": "small", "input": {"channels": 2, "size": 4},
+        "areas": {"A": {"channels": 2, "size": 4}}, "inputs": {"A": "once"}, "steps": 3,
+        "edges": [{"from": "A", "to": "A", "op": "conv"}], "readout": {"area": "A", "head": {"classes": 2}}}
+
+
+def test_too_many_firings_are_refused_before_the_graph_is_unrolled():
+    with pytest.raises(SpecError, match="steps: the unrolled graph has more than 2 edge firings"):
+        analyze(load_spec(SPEC), Limits(firings=2))
+
+
+def test_a_prenet_wider_than_the_channel_limit_is_named():
+    spec = SPEC | {"prenet": [{"conv": {"out": 64}}], "input": {"channels": 1, "size": 4}}
+    with pytest.raises(SpecError, match=r"prenet\[0\]: 64 channels exceed the limit of 8"):
+        analyze(load_spec(spec), Limits(channels=8))
+
+
+def test_an_edge_whose_rule_selects_no_step_is_a_warning():
+    spec = SPEC | {"edges": SPEC["edges"] + [{"from": "A", "to": "A", "name": "never", "op": "conv",
+                                              "at": {"to": 0}}]}
+    warnings = [p.message for p in analyze(load_spec(spec)).warnings]
+    assert "edge 'never' never fires within the 3 steps" in warnings
+
+
+def test_call_forms_that_do_not_exist_are_refused():
+    model = build(SPEC)
+    x = torch.randn(1, 2, 4, 4)
+    with pytest.raises(ValueError, match="readout is None .* or 'all' .*; got 'last'"):
+        model(x, readout="last")
+    with pytest.raises(ValueError, match="steps must be >= 0, got -1"):
+        model(x, steps=-1)
+
+
+def test_a_checkpoints_model_takes_no_overrides(tmp_path):
+    model = build(SPEC)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, spec=model.spec.to_dict(), model=model.state_dict())
+    assert build(str(path)).spec.name == "small"
+    with pytest.raises(ValueError, match="a checkpoint's model is built as it was trained: overrides do not apply"):
+        build(str(path), steps=5)
+
+
+def test_missing_and_newer_checkpoints_are_one_line(tmp_path):
+    with pytest.raises(CheckpointError, match="gone.pt: no such checkpoint"):
+        read_checkpoint(tmp_path / "gone.pt")
+    torch.save({"format": FORMAT, "version": 99, "spec": {}, "model": {}}, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match="is checkpoint format version 99; this cortexgraph reads version 1"):
+        read_checkpoint(tmp_path / "future.pt")
+
+
+def test_a_weight_map_onto_a_name_the_model_lacks_is_named():
+    model = build(SPEC)
+    state = {"theirs.weight": torch.zeros(1)}
+    with pytest.raises(WeightMapError, match="src's 'theirs.weight' maps to 'edges.nowhere.weight', which small "
+                                             "does not have"):
+        load_mapped(model, state, {"theirs.weight": "edges.nowhere.weight"}, "src")
+
+
+def test_a_prenet_op_must_say_its_output_shape():
+    with pytest.raises(ValueError, match=r"a pre-net op needs infer\(shape, params\) -> shape"):
+        register_op("shapeless", torch.nn.Identity, kind="prenet")
