@@ -77,12 +77,11 @@ def _check_spec_name(value: Any) -> str:
 
 
 def _parse_size(value: Any) -> tuple[int, int]:
-    if _is_int(value):
-        value = [value, value]
-    if isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value):
-        if min(value) < 1:
-            raise ValueError(f"a size must be at least 1, got {value}")
-        return (value[0], value[1])
+    sides = [value, value] if _is_int(value) else value
+    if isinstance(sides, list) and len(sides) == 2 and all(_is_int(v) for v in sides):
+        if min(sides) < 1:
+            raise ValueError(f"a size must be at least 1, got {value}")  # as written: 0, not [0, 0]
+        return (sides[0], sides[1])
     raise ValueError(f"expected a size: a whole number or [height, width]; got {_kind(value)}")
 
 

@@ -1,5 +1,7 @@
 """Error paths no other test reached, each with its message: limits, call forms, checkpoints, weight maps."""
 
+import copy
+
 import pytest
 import torch
 
@@ -68,3 +70,34 @@ def test_a_weight_map_onto_a_name_the_model_lacks_is_named():
 def test_a_prenet_op_must_say_its_output_shape():
     with pytest.raises(ValueError, match=r"a pre-net op needs infer\(shape, params\) -> shape"):
         register_op("shapeless", torch.nn.Identity, kind="prenet")
+
+
+def _changed(change):
+    spec = copy.deepcopy(SPEC)
+    change(spec)
+    return spec
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s["areas"].update({3: {"channels": 2, "size": 4}}),
+     r"areas\[3\]: an area name is text, not the number 3"),
+    (lambda s: s["edges"][0].update(name=5), r"edges\[0\].name: an edge name is text, not the number 5"),
+    (lambda s: s["areas"]["A"].update(size=0), "areas.A.size: a size must be at least 1, got 0$"),
+    (lambda s: s["areas"]["A"].update(size=[4, 0]), r"areas.A.size: a size must be at least 1, got \[4, 0\]"),
+    (lambda s: s["readout"].update(step=[3, 2]), "readout.step: list the readout steps in increasing order, each once"),
+    (lambda s: s["readout"].update(step="late"), "readout.step: expected a step .* or a list of steps; got the text"),
+    (lambda s: s["edges"][0].update(op={5: {}}), r"edges\[0\].op: an op name is text, not the number 5"),
+    (lambda s: s["edges"][0].update(op={"conv": 3}), "the parameters of op 'conv' are a mapping such as {kernel: 3}"),
+    (lambda s: s["readout"]["head"].update(dropout="much"), "dropout: expected a number, got the text 'much'"),
+    (lambda s: s.update(checkpoint="maybe"), "checkpoint: expected true or false, got the text 'maybe'"),
+    (lambda s: s.update(areas={}), "areas: must not be empty"),
+])
+def test_spec_values_of_the_wrong_kind_are_one_line(change, message):
+    with pytest.raises(SpecError, match=message) as caught:
+        load_spec(_changed(change))
+    assert len(str(caught.value).splitlines()) == 1
+
+
+def test_load_spec_says_what_it_takes():
+    with pytest.raises(TypeError, match="load_spec takes a path, a bundled name, text, a dict or a Spec, not int"):
+        load_spec(42)
