@@ -437,3 +437,28 @@ def test_checkpointing_is_a_spec_field_and_a_build_option():
     text = FRNN.replace("HORIZON", "5").replace("BEYOND", "error") + "checkpoint: true\n"
     assert build(text).checkpoint and not build(text, checkpoint=False).checkpoint
     assert frnn(checkpoint=True).checkpoint
+
+
+def test_a_plan_reads_as_the_program_it_is():
+    doc = {"cortexgraph": 1, "name": "plan-text", "steps": 3, "input": {"channels": 2, "size": 4},
+           "areas": {"A": {"channels": 2, "size": 4}, "B": {"channels": 2, "size": 2}}, "inputs": {"A": "once"},
+           "defaults": {"horizon": 2, "beyond": "reuse_last"},
+           "edges": [{"from": "A", "to": "A", "op": "conv", "share": "none"},
+                     {"from": "A", "to": "B", "op": "down", "at": [2, 3]},
+                     {"from": "B", "to": "B", "op": "conv", "at": 3}],
+           "readout": {"area": "B", "head": {"classes": 2}}}
+    model = build(doc)
+    program = """\
+step 0:   A = input->A(input)
+step 1:   A = A->A.t1(A@0)
+step 2:   A = A->A.t2(A@1)
+          B = A->B(A@1)
+"""
+    assert str(model.plan) == (
+        "Plan for plan-text: 3 steps, readout B at 3; 6 of 7 edge calls run\n" + program
+        + "step 3:   B = A->B(A@2) [norm of step 2] + B->B(B@2)")
+    assert str(model.plan_for(readout="all")).startswith("Plan for plan-text: 3 steps, readout B at every step; 6 of 7")
+    assert str(model.plan_for(states=True)) == (  # past the horizon A->A reuses step 2's weights and norm
+        "Plan for plan-text: 3 steps, every area at every step; 7 of 7 edge calls run\n" + program
+        + "step 3:   A = A->A.t2(A@2) [norm of step 2]\n"
+        + "          B = A->B(A@2) [norm of step 2] + B->B(B@2)")
