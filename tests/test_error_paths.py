@@ -1,6 +1,7 @@
 """Error paths no other test reached, each with its message: limits, call forms, checkpoints, weight maps."""
 
 import copy
+import json
 
 import pytest
 import torch
@@ -101,3 +102,35 @@ def test_spec_values_of_the_wrong_kind_are_one_line(change, message):
 def test_load_spec_says_what_it_takes():
     with pytest.raises(TypeError, match="load_spec takes a path, a bundled name, text, a dict or a Spec, not int"):
         load_spec(42)
+
+
+# --- training -----------------------------------------------------------------------------------------
+
+
+def test_resuming_a_run_that_is_not_there_or_is_finished(tmp_path, capsys):
+    from cortexgraph.train import train
+
+    from .test_train import config
+
+    spec = tmp_path / "small.json"
+    spec.write_text(json.dumps(SPEC))
+    with pytest.raises(CheckpointError, match="nothing to resume: .*checkpoint.pt does not exist"):
+        train(config(str(spec), tmp_path / "none", resume=True))
+    train(config(str(spec), tmp_path / "run", epochs=1, limit_batches=1))
+    capsys.readouterr()
+    train(config(str(spec), tmp_path / "run", epochs=1, limit_batches=1, resume=True, progress=True))
+    assert "checkpoint.pt has finished all 1 epochs; nothing to do" in capsys.readouterr().out
+
+
+def test_data_that_cannot_feed_the_spec_is_one_line(tmp_path):
+    from cortexgraph.train.data import DataError, make_data
+
+    spec = load_spec(SPEC)
+    with pytest.raises(DataError, match="unknown data 'mnist'; choose one of "):
+        make_data("mnist", spec)
+    with pytest.raises(DataError, match="CIFAR-10 images are 3x32x32 but the spec's input is 2x4x4; rescale"):
+        make_data("cifar10", spec, root=tmp_path)
+    for part in ("train", "val"):
+        (tmp_path / part).mkdir()
+    with pytest.raises(DataError, match="image folders give 3-channel images but the spec's input has 2 channels"):
+        make_data(f"imagefolder:{tmp_path}", spec)
