@@ -462,3 +462,5 @@ step 2:   A = A->A.t2(A@1)
         "Plan for plan-text: 3 steps, every area at every step; 7 of 7 edge calls run\n" + program
         + "step 3:   A = A->A.t2(A@2) [norm of step 2]\n"
         + "          B = A->B(A@2) [norm of step 2] + B->B(B@2)")
+    doc["readout"]["step"] = [2, 3]
+    assert str(build(doc).plan).startswith("Plan for plan-text: 3 steps, readout B at 2, 3; ")
