@@ -10,7 +10,7 @@ STAMP := $(VENV)/.cortexgraph-installed
 TORCH := torch==2.14.1 torchvision==0.29.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint setup dot clean golden bench bench-full fuzz
+.PHONY: demo test lint setup dot clean golden bench bench-full fuzz coverage mutate
 
 setup: $(STAMP) dot
 
@@ -70,6 +70,19 @@ bench-full: setup
 fuzz: setup
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/test_fuzz_specs.py -p no:randomly --hypothesis-show-statistics
 
+# Branch coverage of the library by the whole suite (slower than `make test`: every line is traced).
+coverage: setup
+	$(PY) -m pytest --cov --cov-report=term-missing
+
+# Mutation testing of the core modules (mutmut; see [tool.mutmut] in pyproject.toml). Slow: hours on
+# 2 cores for everything, so it runs in shards and keeps its results in mutants/, where a rerun tests
+# only mutants of code that changed. MUTANTS picks a shard by name pattern, e.g.
+# `make mutate MUTANTS='cortexgraph.plan.*'`; `mutants/` holds the results (`.venv/bin/mutmut results`).
+MUTANTS ?=
+mutate: setup
+	$(VENV)/bin/mutmut run $(foreach m,$(MUTANTS),'$(m)') --max-children 2
+	$(VENV)/bin/mutmut results
+
 golden: setup  # regenerate the golden drawings; review with `git diff tests/golden`
 	$(PY) tests/update_golden.py
 
@@ -77,4 +90,4 @@ lint: setup
 	$(PY) -m ruff check cortexgraph tests benchmarks examples
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis mutants .coverage
