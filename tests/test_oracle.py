@@ -58,9 +58,12 @@ def _share(draw: st.DrawFn, rule: object, steps: int) -> object:
     share = draw(st.sampled_from(choices))
     if share != "groups":
         return share
-    cuts = draw(st.lists(st.sampled_from(range(1, len(fires))), unique=True).map(sorted)) if len(fires) > 1 else []
-    bounds = [0, *cuts, len(fires)]
-    return [fires[a:b] for a, b in zip(bounds, bounds[1:])]
+    # Each step joins one of up to three groups: groups may interleave ([[1, 4], [2, 3]]).
+    labels = draw(st.lists(st.integers(0, 2), min_size=len(fires), max_size=len(fires)))
+    groups = {}
+    for step, label in zip(fires, labels):
+        groups.setdefault(label, []).append(step)
+    return list(groups.values())
 
 
 @st.composite
@@ -213,11 +216,11 @@ EXAMPLES = [  # the shapes a hand-written loop gets wrong first, kept whatever h
      "edges": [{"from": "A", "to": "B", "op": "down", "at": [3]},
                {"from": "B", "to": "A", "op": {"up": {"mode": "bilinear"}}, "delay": 2, "share": "none"}],
      "readout": {"area": "B", "step": [3, 4], "head": {"classes": 3, "pool": "max", "norm": "per_step"}}},
-    # share groups, a tie, reuse of the last step's weights past a horizon
+    # interleaved share groups (past the spec's steps the group that ran last is reused), a tie
     {"cortexgraph": 1, "name": "shared", "steps": 4, "input": {"channels": 1, "size": 4},
      "prenet": [{"conv": {"out": 2}}], "areas": {"A": {"channels": 2, "size": 4}}, "inputs": {"A": "every"},
-     "defaults": {"horizon": 3, "beyond": "reuse_last"},
-     "edges": [{"from": "A", "to": "A", "op": "residual", "share": [[1, 2], [3, 4]]},
+     "defaults": {"beyond": "reuse_last"},
+     "edges": [{"from": "A", "to": "A", "op": "residual", "share": [[1, 4], [2, 3]]},
                {"from": "A", "to": "A", "name": "A->A+2", "op": "basic", "at": {"from": 2, "every": 2}},
                {"from": "A", "to": "A", "name": "A->A+3", "op": "basic", "tie": "A->A+2", "norm": "shared"}],
      "readout": {"area": "A", "head": {"classes": 3, "pool": "none"}}},
