@@ -58,12 +58,12 @@ def _share(draw: st.DrawFn, rule: object, steps: int) -> object:
     share = draw(st.sampled_from(choices))
     if share != "groups":
         return share
-    # Each step joins one of up to three groups: groups may interleave ([[1, 4], [2, 3]]).
+    # Each step joins one of up to three groups: groups may interleave ([[2, 3], [1, 4]]).
     labels = draw(st.lists(st.integers(0, 2), min_size=len(fires), max_size=len(fires)))
     groups = {}
     for step, label in zip(fires, labels):
         groups.setdefault(label, []).append(step)
-    return list(groups.values())
+    return draw(st.permutations(list(groups.values())))  # written in any order
 
 
 @st.composite
@@ -220,7 +220,7 @@ EXAMPLES = [  # the shapes a hand-written loop gets wrong first, kept whatever h
     {"cortexgraph": 1, "name": "shared", "steps": 4, "input": {"channels": 1, "size": 4},
      "prenet": [{"conv": {"out": 2}}], "areas": {"A": {"channels": 2, "size": 4}}, "inputs": {"A": "every"},
      "defaults": {"beyond": "reuse_last"},
-     "edges": [{"from": "A", "to": "A", "op": "residual", "share": [[1, 4], [2, 3]]},
+     "edges": [{"from": "A", "to": "A", "op": "residual", "share": [[2, 3], [1, 4]]},
                {"from": "A", "to": "A", "name": "A->A+2", "op": "basic", "at": {"from": 2, "every": 2}},
                {"from": "A", "to": "A", "name": "A->A+3", "op": "basic", "tie": "A->A+2", "norm": "shared"}],
      "readout": {"area": "A", "head": {"classes": 3, "pool": "none"}}},
