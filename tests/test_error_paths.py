@@ -134,3 +134,13 @@ def test_data_that_cannot_feed_the_spec_is_one_line(tmp_path):
         (tmp_path / part).mkdir()
     with pytest.raises(DataError, match="image folders give 3-channel images but the spec's input has 2 channels"):
         make_data(f"imagefolder:{tmp_path}", spec)
+
+
+def test_a_limit_without_a_number_is_one_line(tmp_path, capsys):
+    from cortexgraph.cli import main
+
+    spec = tmp_path / "small.json"
+    spec.write_text(json.dumps(SPEC))
+    with pytest.raises(SystemExit) as caught:
+        main(["validate", str(spec), "--limit", "steps=many"])
+    assert "--limit takes NAME=NUMBER, got 'steps=many'" in str(caught.value) + capsys.readouterr().err
