@@ -144,3 +144,14 @@ def test_a_limit_without_a_number_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as caught:
         main(["validate", str(spec), "--limit", "steps=many"])
     assert "--limit takes NAME=NUMBER, got 'steps=many'" in str(caught.value) + capsys.readouterr().err
+
+
+def test_a_weight_map_lists_twenty_problems_and_counts_the_rest():
+    model = build(SPEC)
+    state = {f"extra{i}.weight": torch.zeros(1) for i in range(25)}
+    with pytest.raises(WeightMapError) as caught:
+        load_mapped(model, state, {}, "src")
+    lines = str(caught.value).splitlines()
+    unfilled = len(model.state_dict())  # each of the model's own tensors is a problem too: nothing fills it
+    assert lines[1:] == [f"  src's 'extra{i}.weight' has no counterpart in small" for i in range(20)] + [
+        f"  ... and {25 + unfilled - 20} more"]

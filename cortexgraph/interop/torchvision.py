@@ -17,10 +17,7 @@ def torchvision_names(model: CortexNet, state_dict: Mapping[str, object]) -> dic
     """Map torchvision's keys onto the model's: the k-th block (layer1.0, layer1.1, layer2.0, ...)
     is the transition that runs at the k-th step."""
     blocks = sorted({(int(m[1]), int(m[2])) for k in state_dict if (m := _BLOCK.match(k))})
-    calls = []
-    for step, updates in enumerate(model.plan.schedule[1:], start=1):
-        for update in updates:
-            calls += [(step, call) for call in update.calls]
+    calls = [call for updates in model.plan.schedule[1:] for update in updates for call in update.calls]
     if len(calls) != len(blocks) or len(calls) != model.plan.steps:
         raise WeightMapError(f"{model.spec.name} runs {len(calls)} transitions over {model.plan.steps} steps; "
                              f"a torchvision ResNet with {len(blocks)} blocks needs one transition per step, "
@@ -36,7 +33,7 @@ def torchvision_names(model: CortexNet, state_dict: Mapping[str, object]) -> dic
         elif key.startswith("fc."):
             mapping[key] = "head." + key
         elif m := _BLOCK.match(key):
-            step, call = where[(int(m[1]), int(m[2]))]
+            call = where[(int(m[1]), int(m[2]))]
             rest = m[3]
             for old, new in _RENAME.items():
                 rest = rest.replace(old, new)
