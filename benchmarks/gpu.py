@@ -125,7 +125,8 @@ def main() -> None:
             print(f"{name:>22} {mode:>8} {row['ours_ms']:7.1f}ms "
                   f"{row.get('reference_ms', float('nan')):8.1f}ms {row.get('ratio', float('nan')):6.3f} "
                   f"{row['tflops']:8.2f} {100 * row['roofline']:7.1f}% {compile_s:7.1f}s", flush=True)
-    write_json(args.json, {"gpu": rows, "device": args.device, "matmul_tflops": roof / 1e12})
+            # Written after every row, so a run stopped at its time limit keeps what it measured.
+            write_json(args.json, {"gpu": rows, "device": args.device, "matmul_tflops": roof / 1e12})
 
 
 if __name__ == "__main__":
