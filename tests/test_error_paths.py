@@ -9,7 +9,7 @@ import torch
 from cortexgraph import Limits, SpecError, analyze, build, load_spec, register_op
 from cortexgraph.checkpoint import FORMAT, CheckpointError, read_checkpoint, save_checkpoint
 from cortexgraph.interop import WeightMapError
-from cortexgraph.interop.mapping import load_mapped
+from cortexgraph.interop.mapping import load_mapped, norm_name
 
 SPEC = {"cortexgraph": 1, "name": "small", "input": {"channels": 2, "size": 4},
         "areas": {"A": {"channels": 2, "size": 4}}, "inputs": {"A": "once"}, "steps": 3,
@@ -66,6 +66,14 @@ def test_a_weight_map_onto_a_name_the_model_lacks_is_named():
     with pytest.raises(WeightMapError, match="src's 'theirs.weight' maps to 'edges.nowhere.weight', which small "
                                              "does not have"):
         load_mapped(model, state, {"theirs.weight": "edges.nowhere.weight"}, "src")
+
+
+def test_a_norm_name_is_stepped_only_where_the_model_steps_it():
+    ours = {"edges.e.norm.weight": 0, "edges.f.norm.t3.weight": 0}
+    assert norm_name(ours, "edges.e.norm.weight", 3) == "edges.e.norm.weight"
+    assert norm_name(ours, "edges.f.norm.weight", 3) == "edges.f.norm.t3.weight"
+    # In neither form: the name the map asked for, so the error names what the user can look up.
+    assert norm_name(ours, "edges.g.norm.weight", 3) == "edges.g.norm.weight"
 
 
 def test_a_prenet_op_must_say_its_output_shape():
@@ -146,12 +154,15 @@ def test_a_limit_without_a_number_is_one_line(tmp_path, capsys):
     assert "--limit takes NAME=NUMBER, got 'steps=many'" in str(caught.value) + capsys.readouterr().err
 
 
-def test_a_weight_map_lists_twenty_problems_and_counts_the_rest():
+@pytest.mark.parametrize("extra", [1, 20, 21, 25])
+def test_a_weight_map_lists_twenty_problems_and_counts_the_rest(extra):
     model = build(SPEC)
-    state = {f"extra{i}.weight": torch.zeros(1) for i in range(25)}
+    # Every tensor of the model filled through the map, so the only problems are the `extra` unmapped names.
+    state = {f"theirs.{k}": v for k, v in model.state_dict().items()}
+    mapping = {f"theirs.{k}": k for k in model.state_dict()}
+    state.update({f"extra{i}.weight": torch.zeros(1) for i in range(extra)})
     with pytest.raises(WeightMapError) as caught:
-        load_mapped(model, state, {}, "src")
+        load_mapped(model, state, mapping, "src")
     lines = str(caught.value).splitlines()
-    unfilled = len(model.state_dict())  # each of the model's own tensors is a problem too: nothing fills it
-    assert lines[1:] == [f"  src's 'extra{i}.weight' has no counterpart in small" for i in range(20)] + [
-        f"  ... and {25 + unfilled - 20} more"]
+    shown = [f"  src's 'extra{i}.weight' has no counterpart in small" for i in range(min(extra, 20))]
+    assert lines[1:] == shown + ([f"  ... and {extra - 20} more"] if extra > 20 else [])
