@@ -12,10 +12,5 @@ def json_schema() -> dict:
     schema["title"] = "cortexgraph spec"
     # Offer the registered op names for completion; other names are still checked by cortexgraph.
     ops = {"transition": known_ops("transition"), "prenet": known_ops("prenet")}
-    schema["$defs"]["OpRef"] = {
-        "description": "an op name, or {name: {param: value}}",
-        "anyOf": [{"type": "string", "examples": ops["transition"] + ops["prenet"]},
-                  {"type": "object", "minProperties": 1, "maxProperties": 1,
-                   "additionalProperties": {"type": ["object", "null"]}}],
-    }
+    schema["$defs"]["OpRef"]["anyOf"][0]["examples"] = ops["transition"] + ops["prenet"]
     return schema

@@ -481,15 +481,17 @@ def _located(err: Any, source: SourceMap, prefix: Loc, model: type[BaseModel]) -
         expected = err["ctx"]["expected"]
         message = f"{value!r} is not allowed here; expected {expected}"
         hint = did_you_mean(value, re.findall(r"'([^']*)'", expected))
-    elif kind in ("int_type", "int_parsing", "int_from_float"):
+    # Spec and op parameters validate strictly: a wrong kind of value is always a `*_type` error, never
+    # a `*_parsing` one (nothing is parsed from text).
+    elif kind == "int_type":
         message = f"expected a whole number, got {_kind(value)}"
-    elif kind in ("float_type", "float_parsing"):
+    elif kind == "float_type":
         message = f"expected a number, got {_kind(value)}"
-    elif kind in ("string_type", "str_type"):
+    elif kind == "string_type":
         message = f"expected text, got {_kind(value)}"
-    elif kind in ("bool_type", "bool_parsing"):
+    elif kind == "bool_type":
         message = f"expected true or false, got {_kind(value)}"
-    elif kind in ("dict_type", "model_type", "model_attributes_type"):
+    elif kind in ("dict_type", "model_type"):
         message = f"expected a mapping (key: value), got {_kind(value)}"
     elif kind in ("list_type", "tuple_type"):
         message = f"expected a list, got {_kind(value)}"

@@ -63,7 +63,10 @@ def test_schema_is_json_schema_with_every_top_level_field(capsys):
     schema = json.loads(capsys.readouterr().out)
     assert schema["additionalProperties"] is False
     assert {"cortexgraph", "areas", "edges", "transitions", "schedule", "readout"} <= set(schema["properties"])
-    assert "residual" in schema["$defs"]["OpRef"]["anyOf"][0]["examples"]
+    op = schema["$defs"]["OpRef"]
+    assert op["anyOf"][0]["type"] == "string" and "residual" in op["anyOf"][0]["examples"]
+    assert op["anyOf"][1] == {"type": "object", "minProperties": 1, "maxProperties": 1,  # {name: {params}}
+                              "additionalProperties": {"type": ["object", "null"]}}
     assert schema["$defs"]["EdgeSpec"]["properties"]["from"]
 
 

@@ -10,6 +10,7 @@ from cortexgraph import Limits, SpecError, analyze, build, load_spec, register_o
 from cortexgraph.checkpoint import FORMAT, CheckpointError, read_checkpoint, save_checkpoint
 from cortexgraph.interop import WeightMapError
 from cortexgraph.interop.mapping import load_mapped, norm_name
+from cortexgraph.spec import override
 
 SPEC = {"cortexgraph": 1, "name": "small", "input": {"channels": 2, "size": 4},
         "areas": {"A": {"channels": 2, "size": 4}}, "inputs": {"A": "once"}, "steps": 3,
@@ -105,6 +106,40 @@ def test_spec_values_of_the_wrong_kind_are_one_line(change, message):
     with pytest.raises(SpecError, match=message) as caught:
         load_spec(_changed(change))
     assert len(str(caught.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("change, where", [
+    (lambda s: s.update(stpes=s.pop("steps")), "stpes: unknown field 'stpes' (did you mean 'steps'?)"),
+    (lambda s: s["areas"]["A"].update(chanels=s["areas"]["A"].pop("channels")),
+     "areas.A.chanels: unknown field 'chanels' (did you mean 'channels'?)"),
+])
+def test_a_misspelt_field_is_one_problem_not_also_a_missing_one(change, where):
+    with pytest.raises(SpecError) as caught:
+        load_spec(_changed(change))
+    assert [str(p) for p in caught.value.errors] == [f"<spec>:1:1: {where}"]
+
+
+def test_a_damaged_checkpoint_read_as_a_spec_is_one_located_line(tmp_path):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(b"junk")
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert str(caught.value) == (f"{path}:1:1: (document): cannot be read as a checkpoint (not a whole zip archive, "
+                                 "as torch.save writes: File is not a zip file); it may be truncated, or not a "
+                                 "cortexgraph checkpoint")
+
+
+def test_rescaling_keeps_an_areas_shape_and_names_what_cannot_scale():
+    wide = _changed(lambda s: s["areas"]["A"].update(size=[4, 2]))
+    assert load_spec(override(load_spec(wide), size=8)).areas["A"].size == (8, 4)
+    assert load_spec(override(load_spec(SPEC), size=8)).to_dict()["areas"]["A"]["size"] == 8
+    with pytest.raises(SpecError) as caught:
+        override(load_spec(_changed(lambda s: s["areas"]["A"].update(size=2))), size=5)
+    assert [(p.path, p.message) for p in caught.value.errors] == [
+        ("areas.A.size", "area A's size 2 does not scale from input 4 to 5")]
+    with pytest.raises(SpecError) as caught:
+        override(load_spec(_changed(lambda s: s["input"].update(size=[4, 2]))), size=8)
+    assert [(p.path, p.message) for p in caught.value.errors] == [("input.size", "only square inputs can be rescaled")]
 
 
 def test_load_spec_says_what_it_takes():

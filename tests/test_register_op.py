@@ -1,5 +1,7 @@
 """Users register their own ops from Python and name them in specs."""
 
+import re
+
 import pytest
 import torch
 from pydantic import PositiveInt
@@ -84,3 +86,88 @@ def test_reserved_and_malformed_names_are_refused():
     for bad in ("op", "My.Op", "2x"):
         with pytest.raises(ValueError, match="op name"):
             register_op(bad, Gated)
+
+
+class Gain(Params):
+    gain: float = 1.0
+
+
+class WindowParams(Params):
+    kernel: tuple[PositiveInt, PositiveInt] = (3, 3)
+    extra: Gain | None = None
+
+
+class Window(nn.Module):
+    """A user's op with a tuple parameter and an optional nested one."""
+
+    def __init__(self, ctx: OpContext):
+        super().__init__()
+        kernel = ctx.params.kernel
+        self.conv = nn.Conv2d(ctx.in_channels, ctx.out_channels, kernel, padding=(kernel[0] // 2, kernel[1] // 2))
+
+    def forward(self, x, step):
+        return self.conv(x)
+
+
+@pytest.fixture
+def window():
+    register_op("window", Window, params=WindowParams, resample=("same",))
+    yield
+    unregister_op("window")
+
+
+def _window_spec(op: str) -> str:
+    return SPEC.replace("{from: A, to: B, op: {gated: {groups: 2}}}", f"{{from: A, to: B, op: {op}}}").replace(
+        "{from: B, to: B, op: {gated: {groups: 2}}, tie: A->B}", "{from: B, to: B, op: conv}")
+
+
+def test_a_tuple_parameter_is_written_as_a_list(window):
+    model = build(_window_spec("{window: {kernel: [3, 5]}}"))
+    assert model.group("edges.A->B").conv.kernel_size == (3, 5)
+
+
+@pytest.mark.parametrize("op, message", [
+    ("{window: {kernel: 3}}", r"edges\[0\]\.op\.window\.kernel: expected a list, got the number 3$"),
+    ("{window: {kernel: [3, 0]}}", r"edges\[0\]\.op\.window\.kernel\[1\]: must be > 0, got 0$"),
+    ("{window: {extra: {gian: 2.0}}}",
+     r"edges\[0\]\.op\.window\.extra\.gian: unknown field 'gian' \(did you mean 'gain'\?\)$"),
+    ("{window: {extra: {gain: {a: 1}}}}", r"edges\[0\]\.op\.window\.extra\.gain: expected a number, got a mapping$"),
+])
+def test_a_registered_ops_parameters_are_checked_like_the_specs(window, op, message):
+    with pytest.raises(SpecError) as caught:
+        analyze(load_spec(_window_spec(op)))
+    assert len(caught.value.errors) == 1
+    assert re.search(message, str(caught.value.errors[0])), str(caught.value.errors[0])
+
+
+class Halve(nn.Module):
+    """A user's pre-net layer: 2x2 average pooling."""
+
+    def __init__(self, ctx: OpContext):
+        super().__init__()
+
+    def forward(self, x):
+        return nn.functional.avg_pool2d(x, 2)
+
+
+def test_a_registered_prenet_layer_says_its_shape():
+    register_op("halve", Halve, kind="prenet", infer=lambda shape, params: (shape[0], shape[1] // 2, shape[2] // 2))
+    try:
+        text = SPEC.replace("prenet: [{conv: {out: 4}}]", "prenet: [{conv: {out: 4}}, halve]").replace(
+            "size: 8}", "size: 4}").replace("gated: {groups: 2}", "conv")
+        model = build(text.replace("input: {channels: 3, size: 4}", "input: {channels: 3, size: 8}"))
+        x = torch.randn(2, 3, 8, 8)
+        assert model.prenet(x).shape == (2, 4, 4, 4)
+    finally:
+        unregister_op("halve", kind="prenet")
+
+
+def test_a_registered_op_that_keeps_channels_refuses_an_edge_that_changes_them():
+    register_op("scale", Window, resample=("same",), keeps_channels=True)
+    try:
+        text = SPEC.replace("B: {channels: 4, size: 8}", "B: {channels: 6, size: 8}").replace(
+            "{gated: {groups: 2}}", "scale").replace(", tie: A->B", "")
+        with pytest.raises(SpecError, match="op 'scale' keeps the channels, but 4 -> 6 changes them"):
+            analyze(load_spec(text))
+    finally:
+        unregister_op("scale")

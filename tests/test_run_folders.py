@@ -66,6 +66,25 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_has_saved_an_epoch(tiny, 
     assert {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")} == before
 
 
+def test_a_fresh_run_interrupted_before_its_first_epoch_says_nothing_was_written(tiny, tmp_path, capsys,
+                                                                                   monkeypatch):
+    out = tmp_path / "run"
+    monkeypatch.setattr(training._Run, "_evaluate", lambda self, epoch: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["train", tiny, "--out", str(out), "--epochs", "1", "--limit-batches", "1", "--quiet"]) == 130
+    assert capsys.readouterr().err.strip().endswith("interrupted before the first epoch was saved; nothing was written")
+    assert not RunFolder(out).existing_run()
+
+
+def test_a_folder_whose_files_say_no_epochs_is_described_by_its_files(tiny, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    model = build(tiny)  # saved by hand: no training settings
+    save_checkpoint(out / "checkpoint.pt", spec=model.spec.to_dict(), model=model.state_dict())
+    (out / "metrics.json").write_text("{}")
+    with pytest.raises(TrainingError, match=r"run already holds a run \(checkpoint\.pt, metrics\.json\); continue"):
+        train(config(tiny, out, epochs=1))
+
+
 def test_resume_and_overwrite_together_are_refused(tiny, tmp_path):
     with pytest.raises(ValueError, match="resume .* or overwrite .*, not both"):
         config(tiny, tmp_path, resume=True, overwrite=True)

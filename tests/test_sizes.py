@@ -20,7 +20,8 @@ IN = (4, 8, 8)
     ("down", (6, 4, 4), {"kernel": 1}), ("up", (6, 16, 16), {}), ("up", (6, 32, 32), {"mode": "transpose"}),
     ("up", (6, 16, 16), {"mode": "bilinear", "kernel": 5}), ("pool", (4, 4, 4), {}),
     ("residual", (4, 8, 8), {}), ("residual", (8, 4, 4), {}), ("basic", (4, 8, 8), {}), ("basic", (8, 4, 4), {}),
-    ("bottleneck", (8, 8, 8), {}), ("bottleneck", (16, 4, 4), {"width": 8, "groups": 2}),
+    ("bottleneck", (8, 8, 8), {}), ("bottleneck", (6, 8, 8), {}),  # width 6 // 4: a whole number of channels
+    ("bottleneck", (16, 4, 4), {"width": 8, "groups": 2}),
     ("cornet", (4, 8, 8), {}), ("cornet", (8, 4, 4), {"scale": 2}),
 ])
 @pytest.mark.parametrize("norm", ["per_step", "shared", "none"])
@@ -32,7 +33,7 @@ def test_every_ops_count_is_what_its_module_holds(op, target, params, norm):
     steps = (1, 2, 3)
     module = definition.load()(OpContext(definition.name, IN, target, validated, norm_policy=norm, norm_steps=steps))
     size = group_size(weights(definition, IN, target, validated), norm, len(steps), tied=False)
-    assert size.parameters == sum(p.numel() for p in module.parameters())
+    assert size.parameters == sum(p.numel() for p in module.parameters()) and isinstance(size.parameters, int)
     assert size.statistics == sum(b.numel() for n, b in module.named_buffers() if "running" in n)
 
 

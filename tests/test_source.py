@@ -2,9 +2,11 @@
 
 
 import pytest
+import yaml
 
+import cortexgraph.source as source_module
 from cortexgraph import SpecError, load_spec
-from cortexgraph.source import TextLimits, parse_text
+from cortexgraph.source import TextLimits, _yaml_problem, parse_text
 
 from .helpers import counted_values
 
@@ -46,6 +48,27 @@ def test_json_duplicate_keys_are_errors():
 def test_merge_keys_keep_the_mappings_own_values():
     data, _ = parse_text("base: &b {x: 1, y: 2}\nover: {<<: *b, y: 3}\n")
     assert data["over"] == {"x": 1, "y": 3}
+
+
+def test_a_merge_key_must_refer_to_a_mapping():
+    (found,) = problems("base: &b 5\nover: {<<: *b, y: 3}\n")
+    assert (found.path, found.line, found.message) == ("over", 1, "a merge key ('<<') must refer to a mapping")
+
+
+def test_a_yaml_error_without_a_mark_is_placed_at_the_start():
+    error = yaml.MarkedYAMLError("while reading", None, "something went wrong", None)
+    found = _yaml_problem(error, "cortexgraph: 1\n", "s.yaml")
+    assert (found.file, found.line, found.col) == ("s.yaml", 1, 1)
+
+
+def test_a_number_json_refuses_where_the_walk_does_not_is_still_one_error(monkeypatch):
+    # json says only that some integer is too long; where the walk then finds none, the file is named.
+    def refuse(text, source):
+        raise source_module._NumberTooLong
+
+    monkeypatch.setattr(source_module, "_json_data", refuse)
+    (found,) = problems('{"cortexgraph": 1}', "s.json")
+    assert (found.file, found.message) == ("s.json", "a number too long: Python reads at most 4,300")
 
 
 def test_billion_laughs_is_refused_quickly():
@@ -162,4 +185,4 @@ def test_a_number_longer_than_python_reads_is_one_located_error(file, text):
 ])
 def test_syntax_errors_point_at_the_mistake_with_a_hint(file, text, where, message, hint):
     (found,) = problems(text, file)
-    assert ((found.line, found.col), found.message, found.hint) == (where, message, hint)
+    assert (found.file, (found.line, found.col), found.message, found.hint) == (file, where, message, hint)

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from cortexgraph import build
+from cortexgraph import build, load_spec
 from cortexgraph.checkpoint import CheckpointError, read_checkpoint
 from cortexgraph.cli import main
 from cortexgraph.train import DataError, TrainConfig, TrainingError, train
+from cortexgraph.train.data import make_data
 
 from .helpers import train_until_the_first_checkpoint
 
@@ -101,6 +102,22 @@ def test_missing_image_folder(tiny, tmp_path):
         train(config(tiny, tmp_path / "run", data=f"imagefolder:{tmp_path / 'nowhere'}"))
 
 
+def test_image_folders_without_class_folders_are_one_line(tmp_path):
+    for part in ("train", "val"):
+        (tmp_path / part).mkdir()
+    with pytest.raises(DataError) as caught:
+        make_data(f"imagefolder:{tmp_path}", load_spec("torchvision/resnet18"))
+    assert str(caught.value).startswith(f"cannot read images under {tmp_path}: Couldn't find any class folder in "
+                                        f"{tmp_path / 'train'}")
+
+
+def test_missing_image_folder_says_the_layout(tmp_path):
+    with pytest.raises(DataError) as caught:
+        make_data(f"imagefolder:{tmp_path}", load_spec("torchvision/resnet18"))
+    assert str(caught.value) == (f"{tmp_path / 'train'} is not a folder; imagefolder:DIR wants "
+                                 "DIR/train/<class>/<image> and DIR/val/<class>/<image> (ImageNet's layout)")
+
+
 def test_image_folder_trains(tmp_path):
     from PIL import Image
 
@@ -116,19 +133,26 @@ def test_image_folder_trains(tmp_path):
     assert len(result["epochs"]) == 2
 
 
-def test_cifar10_offline_says_where_to_put_the_files(tmp_path, monkeypatch):
+@pytest.mark.parametrize("failure, reason", [
+    (urllib.error.URLError("no network"), "URLError: <urlopen error no network>"),
+    (RuntimeError(), "RuntimeError: no reason given")])
+def test_cifar10_offline_says_where_to_put_the_files(tmp_path, monkeypatch, failure, reason):
     import torchvision.datasets.cifar as cifar
 
     def offline(*args, **kwargs):
-        raise urllib.error.URLError("no network")
+        raise failure
 
     monkeypatch.setattr(cifar, "download_and_extract_archive", offline)
     spec = tmp_path / "c.yaml"
     spec.write_text(TINY.replace("size: 8}\nprenet", "size: 32}\nprenet").replace("A: {channels: 4, size: 8}",
                     "A: {channels: 4, size: 32}").replace("B: {channels: 8, size: 4}", "B: {channels: 8, size: 16}")
                     .replace("classes: 3", "classes: 10"))
-    with pytest.raises(DataError, match=r"put cifar-10-python.tar.gz .* in .*data"):
+    with pytest.raises(DataError) as caught:
         train(config(str(spec), tmp_path / "run", data="cifar10", data_dir=str(tmp_path / "data")))
+    data = tmp_path / "data"
+    assert str(caught.value) == (f"CIFAR-10 is not in {data} and could not be downloaded ({reason}); put "
+                                 f"cifar-10-python.tar.gz (or its extracted cifar-10-batches-py folder) in {data}, "
+                                 "or pass --data-dir")
 
 
 def test_cifar10_reads_the_real_format(tmp_path, monkeypatch):
@@ -141,12 +165,14 @@ def test_cifar10_reads_the_real_format(tmp_path, monkeypatch):
     folder = tmp_path / "data" / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {"data": rng.integers(0, 255, (20, 3072), dtype=np.uint8), "labels": list(range(10)) * 2}
+    for name, n in [(f"data_batch_{i}", 20) for i in range(1, 6)] + [("test_batch", 30)]:
+        batch = {"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), "labels": list(range(10)) * (n // 10)}
         (folder / name).write_bytes(pickle.dumps(batch))
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}))
     monkeypatch.setattr(cifar.CIFAR10, "_check_integrity", lambda self: True)
     monkeypatch.setattr(cifar, "check_integrity", lambda *args: True)
+    data = make_data("cifar10", load_spec("liao2016/frnn2-cifar"), root=tmp_path / "data")
+    assert (len(data.train), len(data.test), data.classes) == (100, 30, 10)  # five training batches, one test
     spec = build("liao2016/frnn2-cifar").spec.to_dict()
     spec["steps"] = 3
     for area in spec["areas"].values():

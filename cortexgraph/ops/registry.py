@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import importlib
 import re
+import types
+import typing
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from ..errors import did_you_mean, known_list
 
@@ -27,9 +29,29 @@ _RESERVED = {"name", "params", "op"}  # words of the spec's op and cell notation
 
 
 class Params(BaseModel):
-    """Base for an op's parameters: strict, and no unknown keys."""
+    """Base for an op's parameters: strict, and no unknown keys.
+
+    A tuple parameter is written as a list (YAML and JSON have no tuples), and strict
+    validation alone would refuse every list; so a list becomes a tuple where the field
+    takes one. Nothing else is coerced.
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists_as_tuples(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        fields = {f.alias or n: f.annotation for n, f in cls.model_fields.items()}
+        return {k: tuple(v) if isinstance(v, list) and _takes_tuple(fields.get(k)) else v for k, v in data.items()}
+
+
+def _takes_tuple(annotation: Any) -> bool:
+    """`tuple[...]`, or a union with one (`tuple[int, int] | None`)."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    members = typing.get_args(annotation) if union else ()
+    return any(typing.get_origin(t) is tuple for t in (annotation, *members))
 
 
 class NoParams(Params):
