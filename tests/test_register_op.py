@@ -171,3 +171,17 @@ def test_a_registered_op_that_keeps_channels_refuses_an_edge_that_changes_them()
             analyze(load_spec(text))
     finally:
         unregister_op("scale")
+
+
+def test_a_big_model_is_made_once_unless_an_op_cannot_reset_its_weights(gated, monkeypatch):
+    import cortexgraph.model as model_module
+
+    made = []
+    real = model_module.CortexNet.__init__
+    monkeypatch.setattr(model_module.CortexNet, "__init__", lambda self, plan: (made.append(1), real(self, plan))[1])
+    build("torchvision/resnet18", size=32)
+    assert len(made) == 1  # on the meta device, then given memory and initialised in place
+    made.clear()
+    big = SPEC.replace("channels: 4", "channels: 512").replace("out: 4", "out: 512").replace("groups: 2", "groups: 1")
+    model = build(big)  # 2.4 million weights, but Gated has a parameter and no reset_parameters: made for real
+    assert len(made) == 2 and model.group("edges.A->B").gate.item() == 0.0

@@ -102,6 +102,16 @@ def test_missing_image_folder(tiny, tmp_path):
         train(config(tiny, tmp_path / "run", data=f"imagefolder:{tmp_path / 'nowhere'}"))
 
 
+def test_the_offline_data_sets_are_split_and_drawn_as_documented():
+    spec = load_spec("demo/frnn3-digits")
+    digits = make_data("digits", spec)
+    assert (len(digits.train), len(digits.test)) == (1437, 360)  # 1,797 images, a fifth held out, stratified
+    first, again, other = (make_data("synthetic", spec, seed=s) for s in (0, 0, 1))
+    assert torch.equal(first.train.tensors[1], again.train.tensors[1])  # the seed fixes labels and images
+    assert torch.equal(first.train.tensors[0], again.train.tensors[0])
+    assert not torch.equal(first.train.tensors[1], other.train.tensors[1])
+
+
 def test_image_folders_without_class_folders_are_one_line(tmp_path):
     for part in ("train", "val"):
         (tmp_path / part).mkdir()
