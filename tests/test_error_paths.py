@@ -142,6 +142,16 @@ def test_rescaling_keeps_an_areas_shape_and_names_what_cannot_scale():
     assert [(p.path, p.message) for p in caught.value.errors] == [("input.size", "only square inputs can be rescaled")]
 
 
+@pytest.mark.parametrize("share, hint", [([], ""), ([1, 2], ""), ([[1], []], ""), ([[0, 1]], ""),
+                                         ("tiem", "; did you mean 'time'?")])
+def test_a_share_that_is_not_one_is_one_message(share, hint):
+    with pytest.raises(SpecError) as caught:
+        load_spec(_changed(lambda s: s["edges"][0].update(share=share)))
+    assert [(p.path, p.message) for p in caught.value.errors] == [(
+        "edges[0].share", "share is 'time' (one set of weights for all steps), 'none' (a set per step) or a list of "
+        f"step groups such as [[1, 2], [3, 4]]{hint}")]
+
+
 def test_load_spec_says_what_it_takes():
     with pytest.raises(TypeError, match="load_spec takes a path, a bundled name, text, a dict or a Spec, not int"):
         load_spec(42)
