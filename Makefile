@@ -78,7 +78,7 @@ coverage: setup
 # 2 cores for everything, so it runs in shards and keeps its results in mutants/, where a rerun tests
 # only mutants of code that changed. MUTANTS picks a shard by name pattern, e.g.
 # `make mutate MUTANTS='cortexgraph.plan.*'`; `mutants/` holds the results (`.venv/bin/mutmut results`).
-# One torch thread per child: two children of two threads each on two cores ran at half the speed.
+# One torch thread per child: two children of two threads each oversubscribe two cores (load 4 seen).
 MUTANTS ?=
 mutate: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run $(foreach m,$(MUTANTS),'$(m)') --max-children 2
