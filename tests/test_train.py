@@ -13,7 +13,7 @@ import torch
 from cortexgraph import build, load_spec
 from cortexgraph.checkpoint import CheckpointError, read_checkpoint
 from cortexgraph.cli import main
-from cortexgraph.train import DataError, TrainConfig, TrainingError, train
+from cortexgraph.train import DataError, TrainConfig, TrainingError, result_lines, train
 from cortexgraph.train.data import make_data
 
 from .helpers import train_until_the_first_checkpoint
@@ -60,6 +60,23 @@ def test_a_run_writes_metrics_the_anytime_curve_and_a_checkpoint(tiny, tmp_path)
     assert (out / "anytime.png").stat().st_size > 1000
     assert (out / "anytime.csv").read_text().startswith("step,test_accuracy\n1,")
     assert result["anytime"][3] == metrics["epochs"][-1]["test_acc"]
+
+
+def test_a_finished_run_says_its_accuracy_and_where_it_wrote(tiny, tmp_path, capsys):
+    result = train(config(tiny, tmp_path / "run", epochs=1, progress=True))
+    out = Path(result["out"])
+    assert result["plot"] == str(out / "anytime.png")
+    steps = ", ".join(f"t={t} {100 * a:.1f}%" for t, a in sorted(result["anytime"].items()))
+    lines = [f"test accuracy by readout step: {steps}",
+             f"wrote {out}/metrics.csv, metrics.json, checkpoint.pt and the plot {out / 'anytime.png'}"]
+    assert result_lines(result) == lines and capsys.readouterr().out.endswith("\n".join(lines) + "\n")
+    result = train(config(tiny, tmp_path / "plain", epochs=1, anytime=False))
+    assert "plot" not in result and result_lines(result) == [
+        f"test accuracy {100 * result['test_acc']:.1f}%; wrote {result['out']}/metrics.csv, metrics.json and "
+        "checkpoint.pt"]
+    assert result_lines({"epochs": [], "out": "x"}) == []
+    assert result_lines({"epochs": [{}], "out": "o", "plot": "o/a.png", "anytime": {2: 0.25, 1: 0.5}})[0] == (
+        "test accuracy by readout step: t=1 50.0%, t=2 25.0%")
 
 
 def test_build_restores_the_trained_model_from_the_checkpoint_alone(tiny, tmp_path):
