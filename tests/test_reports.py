@@ -3,13 +3,14 @@ valid JSON, plots do not flatter, and a non-finite stop names its place on a lin
 
 import json
 import math
+from types import SimpleNamespace
 
 import matplotlib.figure
 import pytest
 import torch.nn.functional as F
 from torch import nn
 
-from cortexgraph import OpContext, register_op
+from cortexgraph import OpContext, load_spec, register_op
 from cortexgraph.cli import main
 from cortexgraph.ops.registry import unregister_op
 from cortexgraph.train import TrainingError, train
@@ -37,6 +38,24 @@ def loud(tmp_path):
     path.write_text(TINY.replace("B: {A: up, B: residual}", "B: {A: up, B: loud}"))
     yield str(path)
     unregister_op("loud")
+
+
+def test_a_loss_is_diverging_above_a_hundred_times_a_uniform_guess():
+    import cortexgraph.train as training
+
+    run = SimpleNamespace(spec=load_spec(TINY))  # three classes: a uniform guess's loss is log 3
+    chance = math.log(3)
+
+    def warnings(loss, skipped=0):
+        return training._Run._warnings(run, {"train_loss": loss, "skipped_steps": skipped, "unreadable": {"count": 0}},
+                                       {"test_loss": 1.0, "test_unreadable": {"count": 0}})
+
+    assert warnings(100 * chance) == []
+    assert warnings(100.5 * chance) == [
+        "the train loss is 110, 1e+02 times a uniform guess's (1.10): training diverges; lower the learning rate or "
+        "clip the gradients (--clip-grad)"]
+    assert warnings(math.inf, skipped=3) == ["the train loss is inf: the model's outputs are not finite",
+                                             "3 optimizer steps skipped (non-finite gradients)"]
 
 
 def test_a_diverging_loss_is_warned_about_in_the_epoch_line_and_the_metrics(loud, tmp_path, capsys):
