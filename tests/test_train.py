@@ -79,6 +79,12 @@ def test_a_finished_run_says_its_accuracy_and_where_it_wrote(tiny, tmp_path, cap
         "test accuracy by readout step: t=1 50.0%, t=2 25.0%")
 
 
+def test_adamw_runs_at_the_rate_and_decay_asked(tiny, tmp_path):
+    result = train(config(tiny, tmp_path / "run", epochs=1, schedule="constant", lr=3e-3, weight_decay=0.01))
+    group = read_checkpoint(result["checkpoint"])["optimizer"]["param_groups"][0]
+    assert (result["epochs"][0]["lr"], group["lr"], group["weight_decay"]) == (3e-3, 3e-3, 0.01)
+
+
 def test_build_restores_the_trained_model_from_the_checkpoint_alone(tiny, tmp_path):
     result = train(config(tiny, tmp_path / "run"))
     payload = read_checkpoint(result["checkpoint"])
