@@ -22,6 +22,24 @@ def test_too_many_firings_are_refused_before_the_graph_is_unrolled():
         analyze(load_spec(SPEC), Limits(firings=2))
 
 
+def test_limits_name_the_field_and_allow_what_is_at_them():
+    analyze(load_spec(SPEC), Limits(size=4, channels=2))  # at the limits: allowed
+    spec = SPEC | {"prenet": [{"conv": {"out": 2}}, {"conv": {"out": 2}}]}
+    with pytest.raises(SpecError) as caught:
+        analyze(load_spec(spec), Limits(size=3, prenet=1))
+    assert [(p.path, p.message) for p in caught.value.errors] == [
+        ("prenet", "2 prenet exceed the limit of 1"), ("input.size", "size 4 exceeds the limit of 3"),
+        ("areas.A.size", "size 4 exceeds the limit of 3")]
+
+
+def test_a_flattening_head_on_a_wide_area_counts_what_it_holds():
+    spec = _changed(lambda s: (s["areas"]["A"].update(size=[4, 2]), s["input"].update(size=[4, 2]),
+                               s["readout"]["head"].update(pool="none")))
+    model = build(spec)
+    assert model(torch.randn(2, 2, 4, 2)).shape == (2, 2)
+    assert model.plan.size.parameters == sum(p.numel() for p in model.parameters())
+
+
 def test_a_prenet_wider_than_the_channel_limit_is_named():
     spec = SPEC | {"prenet": [{"conv": {"out": 64}}], "input": {"channels": 1, "size": 4}}
     with pytest.raises(SpecError, match=r"prenet\[0\]: 64 channels exceed the limit of 8"):

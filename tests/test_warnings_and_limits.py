@@ -58,7 +58,7 @@ def test_warnings_come_with_locations():
 def test_area_reachable_in_the_graph_but_not_in_time():
     text = BASE.replace("EXTRA", "  - {from: C, to: D, op: conv, at: 2}").replace(
         "  C: {channels: 4, size: 8}", "  C: {channels: 4, size: 8}\n  D: {channels: 4, size: 8}")
-    assert any("signal never reaches 'D' within the 4 steps" in w for w in warnings_of(text))
+    assert any(": areas.D: warning: signal never reaches 'D' within the 4 steps" in w for w in warnings_of(text))
 
 
 def test_horizon_with_reuse_is_allowed():
