@@ -43,6 +43,7 @@ demo: setup
 
 test: setup
 	$(PY) -m ruff check cortexgraph tests benchmarks examples
+	$(VENV)/bin/lint-imports --no-cache  # the stages' layers (pyproject.toml, docs/architecture.md)
 	$(PY) -m pytest
 
 # Quick versions of every benchmark (a few minutes on 2 cores); tables on stdout, JSON in benchmarks/results.
@@ -89,6 +90,7 @@ golden: setup  # regenerate the golden drawings; review with `git diff tests/gol
 
 lint: setup
 	$(PY) -m ruff check cortexgraph tests benchmarks examples
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis mutants .coverage

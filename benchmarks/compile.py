@@ -29,7 +29,7 @@ from common import HandWrittenLoop, forward, forward_backward, interleaved, mach
 
 from cortexgraph import build  # noqa: E402
 from cortexgraph.interop import load_torchvision  # noqa: E402
-from cortexgraph.model import override  # noqa: E402
+from cortexgraph.overrides import override  # noqa: E402
 from cortexgraph.spec import load_spec  # noqa: E402
 
 

@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cortexgraph import build
 from cortexgraph.interop import load_torchvision
-from cortexgraph.model import override
+from cortexgraph.overrides import override
 from cortexgraph.spec import load_spec
 
 

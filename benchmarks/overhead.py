@@ -28,7 +28,8 @@ from common import HandWrittenLoop, forward, forward_backward, interleaved, mach
 from cortexgraph import analyze, build, load_spec
 from cortexgraph.bundled import bundled_specs
 from cortexgraph.interop import load_torchvision
-from cortexgraph.model import CortexNet, construct, override
+from cortexgraph.model import CortexNet, construct
+from cortexgraph.overrides import override
 from cortexgraph.plan import make_plan
 
 

@@ -4,8 +4,9 @@
     model = build("liao2016/frnn4-imagenet")      # a path, a bundled name, YAML text or a dict
     logits = model(images)
 
-The spec language and its checks (`load_spec`, `analyze`) do not import torch,
-so validating stays fast; `build` and the rest load it on first use.
+The spec language, its checks and the front door (`load_spec`, `analyze`,
+`compile`, which gives a spec's Plan) do not import torch, so validating stays
+fast; `build` and the rest load it on first use.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ from __future__ import annotations
 from typing import Any
 
 from .analysis import Analysis, Limits, analyze
+from .compiler import compile
 from .errors import Problem, SpecError
 from .ops.registry import Params, register_op
+from .overrides import Overrides
 from .spec import Spec, load_spec
 
 __version__ = "0.1.0"
 
 _LAZY = {  # name -> module that defines it, imported on first use (these need torch)
-    "build": "model",
+    "build": "builder",
     "CortexNet": "model",
     "InputError": "model",
     "BeyondHorizonError": "plan",
@@ -40,5 +43,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'cortexgraph' has no attribute {name!r}")
 
 
-__all__ = ["Analysis", "Limits", "Params", "Problem", "Spec", "SpecError", "analyze", "load_spec",
-           "register_op", *_LAZY]
+__all__ = ["Analysis", "Limits", "Overrides", "Params", "Problem", "Spec", "SpecError", "analyze", "compile",
+           "load_spec", "register_op", *_LAZY]

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .atomic import atomic_path
-from .spec import CHECKPOINT_SUFFIXES
+from .source import CHECKPOINT_SUFFIXES
 
 FORMAT = "cortexgraph-checkpoint"
 VERSION = 1
@@ -126,21 +126,6 @@ def _structure_problem(payload: dict[str, Any]) -> str | None:
     if not isinstance(payload.get("settings", {}), dict):
         return "its 'settings' are not a mapping"
     return None
-
-
-def load_model(path: str | Path, allow_imports: bool = False):
-    """The model saved in a checkpoint; its spec is validated again before anything is built."""
-    from .analysis import analyze
-    from .model import construct
-    from .plan import make_plan
-    from .source import SourceMap
-    from .spec import parse_spec
-
-    payload = read_checkpoint(path)
-    spec = parse_spec(payload["spec"], SourceMap(f"{path} (its spec)"))
-    model = construct(make_plan(analyze(spec, allow_imports=allow_imports)))
-    load_weights(model, payload, path)
-    return model
 
 
 def load_weights(model, payload: dict[str, Any], path: str | Path) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import textwrap
+import typing
 from collections.abc import Sequence
 
 from .errors import Problem, SpecError
@@ -35,16 +36,13 @@ def _limits(pairs: list[str]):
 
 def _check(target: str, limits, allow_imports: bool = False) -> tuple[object | None, list[Problem]]:
     """Load, analyse and plan one spec (its size is checked with its Plan): (plan or None, problems)."""
-    from .analysis import analyze
-    from .plan import make_plan
-    from .spec import load_spec
+    from .compiler import compile
 
     try:
-        analysis = analyze(load_spec(target), limits, allow_imports)
-        plan = make_plan(analysis)
+        plan = compile(target, limits=limits, allow_imports=allow_imports)
     except SpecError as exc:
         return None, exc.problems
-    return plan, analysis.warnings
+    return plan, plan.analysis.warnings
 
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
@@ -115,17 +113,14 @@ def _summary(plan) -> dict:
 def cmd_compile(args: argparse.Namespace) -> int:
     import torch
 
-    from .analysis import analyze
-    from .model import CortexNet, construct, override
-    from .plan import make_plan
-    from .spec import load_spec
+    from .compiler import compile
+    from .model import CortexNet, construct
     from .summary import format_summary, summarize
 
-    spec = override(load_spec(args.spec), steps=args.steps, classes=args.classes, size=args.size)
-    analysis = analyze(spec, _limits(args.limit), args.allow_imports)
-    for problem in analysis.warnings:
+    plan = compile(args.spec, limits=_limits(args.limit), allow_imports=args.allow_imports,
+                   **given_overrides(args, SHOWN))
+    for problem in plan.analysis.warnings:
         print(problem, file=sys.stderr)
-    plan = make_plan(analysis)
     with torch.device("meta"):  # shapes, parameters and FLOPs need no weights, however big the model
         summary = summarize(CortexNet(plan))
     if args.export:
@@ -149,10 +144,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_draw(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .compiler import compile
     from .drawing import FORMATS, DrawError, TooBigToDraw, draw, render
-    from .spec import load_spec, override
 
-    spec = override(load_spec(args.spec), steps=args.steps)  # as `compile --steps`: the spec's steps
+    plan = compile(args.spec, allow_imports=args.allow_imports, **given_overrides(args, SHOWN))
+    spec = plan.analysis.spec
     fmt = args.format or (args.output.rsplit(".", 1)[-1].lower() if args.output and "." in args.output else "svg")
     if fmt not in FORMATS:
         print(f"cortexgraph: cannot write {fmt!r}: formats are {', '.join(FORMATS)} (from --format, or the "
@@ -166,7 +162,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
         print(f"cortexgraph: cannot write {output}: {why}", file=sys.stderr)
         return EXIT_BAD_SPEC
     try:
-        graph = draw(spec, view=args.view, allow_imports=args.allow_imports, max_elements=args.max_elements)
+        graph = draw(plan, view=args.view, max_elements=args.max_elements)
     except TooBigToDraw as exc:
         print(f"cortexgraph: {exc}", file=sys.stderr)
         return EXIT_BAD_SPEC
@@ -225,12 +221,42 @@ def cmd_specs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+SHOWN = ("steps", "classes", "share", "norm", "size")  # the overrides that change what compile and draw show
+
+
+def _override_flag(name: str) -> tuple[str, object]:
+    """An override's flag (without the dashes) and its field in `Overrides`."""
+    from .overrides import Overrides
+
+    field = Overrides.model_fields[name]
+    return (field.json_schema_extra or {}).get("flag", name), field
+
+
+def add_overrides(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """A flag for each override named, as `Overrides` declares it (its kind, choices and help)."""
+    for name in names:
+        flag, field = _override_flag(name)
+        kind = next(t for t in typing.get_args(field.annotation) if t is not type(None))
+        if kind is bool:
+            parser.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, help=field.description)
+        else:
+            parser.add_argument(f"--{flag}", type=kind, choices=(field.json_schema_extra or {}).get("choices"),
+                                help=field.description)
+
+
+def given_overrides(args: argparse.Namespace, names: Sequence[str]) -> dict:
+    """The overrides a command's flags give, by their names in `Overrides`."""
+    return {name: getattr(args, _override_flag(name)[0].replace("-", "_")) for name in names}
+
+
 def allow_imports(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-imports", action="store_true",
                         help="let ops named package.module:op import their module (specs run no code otherwise)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .overrides import Overrides
+
     parser = argparse.ArgumentParser(prog="cortexgraph", description="Compile specs of multi-area recurrent "
                                      "vision networks into PyTorch modules.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -248,9 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC", help="a spec file or a bundled spec name")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--export", metavar="FILE", help="also write a torch.export program (checked after reloading)")
-    p.add_argument("--steps", type=int, help="override the spec's steps")
-    p.add_argument("--classes", type=int, help="override the readout's classes")
-    p.add_argument("--size", type=int, help="rescale the input and every area (e.g. 32 for a 224-pixel spec)")
+    add_overrides(p, SHOWN)
     p.add_argument("--limit", action="append", default=[], metavar="NAME=N", help="raise a resource limit")
     p.set_defaults(run=cmd_compile, parser=p)
     allow_imports(p)
@@ -260,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: NAME-VIEW.svg)")
     p.add_argument("--view", choices=("rolled", "unrolled", "matrix"), default="rolled")
     p.add_argument("--format", choices=("svg", "png", "pdf", "dot"), help="default: the output's suffix")
-    p.add_argument("--steps", type=int, help="override the spec's steps (as compile --steps)")
+    add_overrides(p, SHOWN)
     p.add_argument("--max-elements", type=int, metavar="N", help="draw past the usual bound on nodes and edges "
                    "(cells for the matrix) of 5,000 (matrix: 40,000), which renders in seconds")
     p.set_defaults(run=cmd_draw, parser=p)
@@ -297,13 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in OUT (from OUT/checkpoint.pt, with "
                    "the same settings of what it trains)")
     p.add_argument("--overwrite", action="store_true", help="replace the run in OUT (never replaced otherwise)")
-    p.add_argument("--steps", type=int, help="override the spec's steps")
-    p.add_argument("--classes", type=int, help="override the readout's classes")
-    p.add_argument("--size", type=int, help="rescale the spec's input and areas")
-    p.add_argument("--share", help="override defaults.share (time or none)")
-    p.add_argument("--norm", choices=("per_step", "shared", "none"), help="override defaults.norm")
-    p.add_argument("--activation-checkpointing", action=argparse.BooleanOptionalAction, default=None,
-                   help="recompute each step's intermediate values in the backward pass (less memory)")
+    add_overrides(p, list(Overrides.model_fields))
     p.add_argument("--clip-grad", type=float, metavar="NORM", help="clip the gradients' total norm")
     p.add_argument("--on-nonfinite", choices=("stop", "skip"), default="stop",
                    help="on a NaN or infinite loss or gradient: stop and say where it first appeared (default), "

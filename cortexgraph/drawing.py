@@ -21,8 +21,9 @@ import graphviz
 import networkx as nx
 
 from .analysis import INPUT, Analysis, Edge
+from .compiler import compile
 from .describe import edge_label, format_steps, head_text, op_text
-from .plan import Plan, make_plan
+from .plan import Plan
 
 VIEWS = ("rolled", "unrolled", "matrix")
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -54,10 +55,10 @@ class TooBigToDraw(ValueError):
 
 def draw(model: Any, view: str = "rolled", steps: int | None = None, collapse: int = 3,
          allow_imports: bool = False, max_elements: int | None = None) -> graphviz.Digraph:
-    """A picture of a spec or a built model: `view` is rolled, unrolled or matrix.
+    """A picture of a spec, its Plan or a built model: `view` is rolled, unrolled or matrix.
 
-    `model` is a CortexNet, or anything `build` takes (a path, a bundled name,
-    text, a dict, a Spec); a spec is not built: its Plan is drawn, without
+    `model` is a CortexNet, a Plan, or anything `compile` takes (a path, a bundled
+    name, text, a dict, a Spec); a spec is not built: its Plan is drawn, without
     torch (parameter counts come from the Plan too). `steps` replaces a
     spec's steps (as `cortexgraph compile --steps` does), or draws a built
     model's run of that many steps (with the weights it has: past its horizon
@@ -72,11 +73,10 @@ def draw(model: Any, view: str = "rolled", steps: int | None = None, collapse: i
     built = sys.modules.get(f"{__package__}.model")
     if built is not None and isinstance(model, built.CortexNet):
         plan = model.plan if steps is None else model.plan_for(steps)
+    elif isinstance(model, Plan):
+        plan = model if steps is None else compile(model.analysis.spec, steps=steps, allow_imports=allow_imports)
     else:
-        from .analysis import analyze
-        from .spec import load_spec, override
-
-        plan = make_plan(analyze(override(load_spec(model), steps=steps), allow_imports=allow_imports))
+        plan = compile(model, steps=steps, allow_imports=allow_imports)
     bound = MAX_ELEMENTS[view] if max_elements is None else max_elements
     if view == "matrix":
         _check_size(plan, view, _matrix_cells(plan), bound)

@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .analysis import INPUT, Analysis, Limits, analyze
+from .analysis import INPUT, Analysis
 from .describe import model_text
 from .errors import Problem, SpecError
 from .ops.layers import ACTIVATIONS, OpContext, tieable_parts
@@ -31,38 +30,11 @@ from .ops.registry import lookup
 from .plan import Plan, Prune, WeightGroup, make_plan
 from .sizes import format_bytes
 from .spec import Head as HeadSpec
-from .spec import Spec, load_spec, override
+from .spec import Spec
 
 
 class InputError(ValueError):
     """An input tensor that does not match what the spec expects."""
-
-
-def build(spec: Any, *, steps: int | None = None, classes: int | None = None, share: str | None = None,
-          norm: str | None = None, size: int | None = None, checkpoint: bool | None = None,
-          limits: Limits = Limits(), allow_imports: bool = False) -> CortexNet:
-    """Compile a spec into a module.
-
-    `spec` is a path, a bundled spec name (`liao2016/frnn4-cifar`), YAML text, a
-    dict or a Spec; or a checkpoint (`.pt`, `.pth`, `.ckpt`) written by
-    `cortexgraph train`, which restores the trained model from the file alone.
-    The keywords override the spec's `steps`, readout classes,
-    `defaults.share` and `defaults.norm`; `size` rescales the input and every
-    area by the same factor (a 224-pixel ImageNet spec at `size=32`);
-    `checkpoint` recomputes each step's intermediate values in the backward
-    pass rather than keeping them (much less memory for many steps, about a
-    third more time). Specs never import code unless `allow_imports` lets ops
-    named `package.module:op` import their module. A SpecError says what is wrong.
-    """
-    from .checkpoint import is_checkpoint_path, load_model
-
-    if is_checkpoint_path(spec) and Path(spec).is_file():
-        if any(v is not None for v in (steps, classes, share, norm, size, checkpoint)):
-            raise ValueError("a checkpoint's model is built as it was trained: overrides do not apply")
-        return load_model(spec, allow_imports=allow_imports)
-    spec = override(load_spec(spec), steps=steps, classes=classes, share=share, norm=norm, size=size,
-                    checkpoint=checkpoint)
-    return construct(make_plan(analyze(spec, limits, allow_imports)))
 
 
 def construct(plan: Plan) -> CortexNet:

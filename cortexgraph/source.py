@@ -23,6 +23,7 @@ from .collector import collector_paused
 from .errors import Loc, Problem, SpecError
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")  # files read as training checkpoints, not spec text
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 

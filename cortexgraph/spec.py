@@ -30,13 +30,12 @@ from pydantic import (
 )
 
 from .errors import Loc, Problem, SpecError, did_you_mean, known_list
-from .source import SourceMap, TextLimits, parse_text, read_file
+from .source import CHECKPOINT_SUFFIXES, SourceMap, TextLimits, parse_text, read_file
 from .steps import StepRule
 
 VERSION = 1
 AREA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EDGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_+<>-]*$")  # no dots: names become module paths
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")  # files `load_spec` and `build` read as checkpoints
 SPEC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")  # one safe path component: names become files
 
 
@@ -403,40 +402,6 @@ def _spec_in_checkpoint(path: Path) -> Spec:
     except CheckpointError as exc:
         raise SpecError([Problem((), str(exc).removeprefix(f"{path} "), file=str(path))]) from None
     return parse_spec(payload["spec"], SourceMap(f"{path} (its spec)"))
-
-
-def override(spec: Spec, steps: int | None = None, classes: int | None = None, share: str | None = None,
-             norm: str | None = None, size: int | None = None, checkpoint: bool | None = None) -> Spec:
-    """The spec with some fields replaced (see `build`); the spec itself when none is given."""
-    if all(v is None for v in (steps, classes, share, norm, size, checkpoint)):
-        return spec
-    data = spec.to_dict()
-    if checkpoint is not None:
-        data["checkpoint"] = checkpoint
-    if size is not None:
-        _rescale(spec, data, size)
-    if steps is not None:
-        data["steps"] = steps
-    if classes is not None:
-        data["readout"]["head"]["classes"] = classes
-    for key, value in (("share", share), ("norm", norm)):
-        if value is not None:
-            data.setdefault("defaults", {})[key] = value
-    return parse_spec(data, spec.source)
-
-
-def _rescale(spec: Spec, data: dict, size: int) -> None:
-    height, width = spec.input.size
-    if height != width:
-        raise SpecError([spec.source.place(Problem(("input", "size"), "only square inputs can be rescaled"))])
-    for name, area in spec.areas.items():
-        scaled = [s * size // height for s in area.size]
-        if any(s * size % height or not n for s, n in zip(area.size, scaled)):
-            raise SpecError([spec.source.place(Problem(
-                ("areas", name, "size"), f"area {name}'s size {area.size[0]} does not scale from input {height} to "
-                f"{size}", "choose a size that divides every area's evenly"))])
-        data["areas"][name]["size"] = scaled[0] if scaled[0] == scaled[1] else scaled
-    data["input"]["size"] = size
 
 
 _FIELD_HINTS = {

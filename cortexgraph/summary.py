@@ -124,16 +124,14 @@ def format_summary(s: dict[str, Any]) -> str:
 
 def specs_table(specs: dict[str, Any]) -> str:
     """A Markdown table of specs: areas, steps, parameters (and if unshared), FLOPs per image."""
-    from .analysis import analyze
+    from .compiler import compile
     from .model import CortexNet
-    from .plan import make_plan
-    from .spec import load_spec
 
     rows = ["| spec | input | areas | steps | parameters | if unshared | FLOPs/image |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, path in specs.items():
         with torch.device("meta"):
-            model = CortexNet(make_plan(analyze(load_spec(path))))
+            model = CortexNet(compile(path))
         s = summarize(model)
         rows.append(f"| `{name}` | {'x'.join(map(str, s['input']))} | {len(s['areas'])} | {s['steps']} | "
                     f"{s['params']:,} | {s['params_unshared']:,} | {_count(s['flops'])} |")

@@ -16,7 +16,7 @@ from torch import nn
 from cortexgraph import load_spec
 from cortexgraph.interop import WeightMapError, load_cornet_s
 from cortexgraph.interop.cornet import cornet_s_names
-from cortexgraph.model import override
+from cortexgraph.overrides import override
 
 from .helpers import assert_same_outputs_and_grads, randomize_norms
 

@@ -10,7 +10,7 @@ from cortexgraph import Limits, SpecError, analyze, build, load_spec, register_o
 from cortexgraph.checkpoint import FORMAT, CheckpointError, read_checkpoint, save_checkpoint
 from cortexgraph.interop import WeightMapError
 from cortexgraph.interop.mapping import load_mapped, norm_name
-from cortexgraph.spec import override
+from cortexgraph.overrides import override
 
 SPEC = {"cortexgraph": 1, "name": "small", "input": {"channels": 2, "size": 4},
         "areas": {"A": {"channels": 2, "size": 4}}, "inputs": {"A": "once"}, "steps": 3,

@@ -7,7 +7,7 @@ import torchvision
 from cortexgraph import build, load_spec
 from cortexgraph.interop import WeightMapError, load_torchvision
 from cortexgraph.interop.torchvision import torchvision_names
-from cortexgraph.spec import override
+from cortexgraph.overrides import override
 
 from .helpers import Exploit, assert_same_outputs_and_grads, randomize_norms
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import CortexNet, build
+from ..builder import build
+from ..model import CortexNet
 from .cornet import cornet_s_names
 from .mapping import WeightMapError, load_mapped, read_state_dict
 from .torchvision import torchvision_names

@@ -257,8 +257,9 @@ def register_op(name: str, module: type, *, kind: Kind = "transition", params: t
                 count: Callable[[Shape, Shape, Any], Weights] | None = None, replace: bool = False) -> OpDef:
     """Register an op so that specs can name it.
 
-    `module` is an `nn.Module` class built as `module(ctx, params)` (see
-    `cortexgraph.ops.layers.OpContext`) and called as `module(x, step)`.
+    `module` is an `nn.Module` class built as `module(ctx)` (a
+    `cortexgraph.ops.layers.OpContext`: shapes, norm policy and steps, and the
+    validated parameters as `ctx.params`) and called as `module(x, step)`.
     `params` is a `Params` subclass validating the op's parameters in specs.
     Pre-net ops also give `infer(shape, params) -> shape`. `preactivation=True` says
     the op's output is neither normalised nor activated (a pre-activation residual

@@ -25,8 +25,8 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..checkpoint import CheckpointError, load_weights, read_checkpoint, resume_problem, save_checkpoint
-from ..model import CortexNet, construct, override
-from ..spec import load_spec
+from ..compiler import compile
+from ..model import CortexNet, construct
 from . import distributed as dist
 from .data import DataError, Unreadable, collate, make_data
 from .report import write_anytime, write_metrics
@@ -146,8 +146,10 @@ class _Run:
 
     def prepare(self) -> None:
         config = self.config
-        spec = override(load_spec(config.spec), steps=config.steps, classes=config.classes, size=config.size,
-                        share=config.share, norm=config.norm, checkpoint=config.activation_checkpointing)
+        plan = compile(config.spec, steps=config.steps, classes=config.classes, size=config.size,
+                       share=config.share, norm=config.norm, checkpoint=config.activation_checkpointing,
+                       allow_imports=config.allow_imports)
+        spec = plan.analysis.spec
         self.out = Path(config.out) if config.out is not None else Path("runs") / spec.name
         self.checkpoint_path = self.out / "checkpoint.pt"
         if self.world.main:
@@ -155,7 +157,7 @@ class _Run:
             self._take_folder()
         self.payload = self._resume_payload(spec) if config.resume else None
         torch.manual_seed(config.seed)
-        self.model: CortexNet = construct(_plan(spec, config.allow_imports))
+        self.model: CortexNet = construct(plan)
         if self.payload:
             load_weights(self.model, self.payload, self.checkpoint_path)
             self.saved_epochs = self.payload["epoch"]
@@ -560,10 +562,3 @@ def result_lines(result: dict[str, Any]) -> list[str]:
         return [f"test accuracy by readout step: {steps}",
                 f"wrote {out}/metrics.csv, metrics.json, checkpoint.pt and the plot {result['plot']}"]
     return [f"test accuracy {100 * result['test_acc']:.1f}%; wrote {out}/metrics.csv, metrics.json and checkpoint.pt"]
-
-
-def _plan(spec, allow_imports: bool = False):
-    from ..analysis import analyze
-    from ..plan import make_plan
-
-    return make_plan(analyze(spec, allow_imports=allow_imports))

@@ -1,0 +1,73 @@
+"""The front door: `cortexgraph.compile` gives the Plan every consumer runs, with one set of overrides."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cortexgraph
+from cortexgraph import Overrides, SpecError, analyze, build, load_spec
+from cortexgraph.plan import make_plan
+
+PACKAGE = Path(cortexgraph.__file__).parent
+
+
+def test_compile_is_the_pipeline_with_the_overrides_applied():
+    plan = cortexgraph.compile("liao2016/frnn4-cifar", steps=3, classes=7, size=16)
+    by_hand = make_plan(analyze(load_spec("liao2016/frnn4-cifar")))
+    assert plan.steps == 3 and by_hand.steps != 3
+    spec = plan.analysis.spec
+    assert (spec.readout.head.classes, spec.input.size) == (7, (16, 16))
+    assert str(cortexgraph.compile("liao2016/frnn4-cifar")) == str(by_hand)
+
+
+def test_build_runs_the_plan_compile_gives():
+    model = build("liao2016/frnn4-cifar", steps=3, size=16, share="none")
+    assert str(model.plan) == str(cortexgraph.compile("liao2016/frnn4-cifar", steps=3, size=16, share="none"))
+
+
+def test_compiling_needs_no_torch():
+    code = ("import sys, cortexgraph; cortexgraph.compile('liao2016/frnn4-imagenet', steps=4, norm='shared'); "
+            "print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_an_unknown_or_mistyped_override_is_a_type_error_naming_it():
+    with pytest.raises(TypeError) as caught:
+        cortexgraph.compile("liao2016/frnn4-cifar", stepz=3)
+    assert str(caught.value) == ("'stepz' is not something a run can override; overrides are steps, classes, "
+                                 "share, norm, size, checkpoint")
+    with pytest.raises(TypeError) as caught:
+        build("liao2016/frnn4-cifar", steps="3")
+    assert str(caught.value) == "override steps='3': input should be a valid integer"
+
+
+def test_an_override_out_of_range_is_located_in_the_spec():
+    with pytest.raises(SpecError) as caught:
+        cortexgraph.compile("liao2016/frnn4-cifar", norm="sometimes")
+    assert "defaults.norm" in str(caught.value)
+
+
+def test_overrides_are_declared_once_and_the_commands_offer_them():
+    from cortexgraph.cli import build_parser
+
+    assert list(Overrides.model_fields) == ["steps", "classes", "share", "norm", "size", "checkpoint"]
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    flags = {option for action in train._actions for option in action.option_strings}
+    assert {"--steps", "--classes", "--share", "--norm", "--size", "--activation-checkpointing"} <= flags
+
+
+def _calls(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            for node in ast.walk(tree) if isinstance(node, ast.Call)}
+
+
+def test_only_the_front_door_runs_the_stages_in_a_row():
+    # Analysis then planning, spelt anywhere but the compiler, is a second pipeline that can drift from it.
+    # (A CortexNet re-plans its own analysis for other call forms, reusing its weight groups: not a pipeline.)
+    spelt = [p.relative_to(PACKAGE).as_posix() for p in sorted(PACKAGE.rglob("*.py"))
+             if {"analyze", "make_plan"} <= _calls(p) or {"override", "load_spec"} <= _calls(p)]
+    assert spelt == ["compiler.py"]
