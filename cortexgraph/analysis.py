@@ -531,7 +531,7 @@ class _Checker:
                 if not edge.rule.beyond(spec.steps):
                     self.warn(edge.loc, f"edge {edge.name!r} never fires within the {spec.steps} steps")
             elif edge.name not in fired:
-                arrive = timeline.arrival.get(edge.source) if not edge.is_input else 0
+                arrive = timeline.arrival.get(edge.source)  # never an input edge: the input is never silent
                 self.warn(edge.loc, f"edge {edge.name!r} fires only while {edge.source!r} is silent"
                           + (f" (signal reaches it at step {arrive})" if arrive is not None else ""),
                           "it computes nothing; check 'at' and 'delay'")

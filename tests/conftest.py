@@ -1,3 +1,4 @@
+import importlib.util
 import os
 from pathlib import Path
 
@@ -14,6 +15,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
+
+# A subprocess a test starts imports the cortexgraph the test imported (under `make mutate`, mutmut's
+# mutated copy in mutants/), not the one an editable install points at.
+IMPORTED_FROM = str(Path(importlib.util.find_spec("cortexgraph").origin).parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join([IMPORTED_FROM, *filter(None, [os.environ.get("PYTHONPATH")])])
 VALID = sorted((TESTS / "specs" / "valid").glob("*.*"))
 INVALID = sorted((TESTS / "specs" / "invalid").glob("*.yaml"))
 
@@ -26,7 +32,7 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:
-        if "cuda" in item.keywords:
+        if item.get_closest_marker("cuda"):  # not `"cuda" in item.keywords`: a parameter named cuda is one
             item.add_marker(skip)
 
 

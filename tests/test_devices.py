@@ -76,3 +76,11 @@ def test_without_cuda(monkeypatch):
         dist.device_for("cuda", dist.World())
     with pytest.raises(ValueError, match="'gpu' is not a device; use auto, cpu, cuda or cuda:N"):
         dist.device_for("gpu", dist.World())
+
+
+@pytest.mark.parametrize("requested", ["auto", "cuda"])
+def test_one_process_keeps_the_gpu_made_current_before_it(gpus, monkeypatch, requested):
+    """`cuda` in a single process is the current GPU (torch.cuda.set_device or CUDA_VISIBLE_DEVICES chose it)."""
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert dist.device_for(requested, dist.world_from_env()) == torch.device("cuda", 1)
+    assert gpus["set_device"] == [1]

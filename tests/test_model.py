@@ -354,6 +354,13 @@ def test_input_injected_at_every_step_adds_the_prenet_output():
     assert [c.source for c in step1["V1"].calls] == ["V1", INPUT]
 
 
+def test_the_specs_own_run_is_the_plan_the_model_was_built_from():
+    model = frnn()
+    assert model.plan.prune == "final"
+    assert model.plan_for() is model.plan and model.plan_for(steps=model.spec.steps) is model.plan
+    assert model.plan_for(steps=3) is model.plan_for(steps=3) is not model.plan  # made once, on first use
+
+
 def test_a_tied_edge_uses_the_same_weights_and_counts_them_once():
     text = FRNN.replace("HORIZON", "5").replace("BEYOND", "error") + \
         "edges:\n  - {from: V2, to: V4, name: extra, op: down, tie: V2->V4, at: 3}\n"

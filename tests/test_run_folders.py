@@ -431,6 +431,7 @@ def test_drawings_past_a_size_are_refused_and_say_how_to_draw_them(tmp_path, cap
     (["--limit-batches", "0"], "limit_batches must be at least 1"),
     (["--out", ""], "the output folder is an empty name"),
     (["--seed", "-1"], "the seed must be in [0, 2**32)"),
+    (["--seed", str(2**32)], "the seed must be in [0, 2**32)"),
     (["--resume", "--overwrite"], "not both"),
 ])
 def test_bad_training_settings_are_one_line(tiny, tmp_path, capsys, args, message, monkeypatch):

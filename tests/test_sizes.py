@@ -37,6 +37,25 @@ def test_every_ops_count_is_what_its_module_holds(op, target, params, norm):
     assert size.statistics == sum(b.numel() for n, b in module.named_buffers() if "running" in n)
 
 
+def test_a_transposed_upsampling_between_areas_that_are_not_square_counts_its_kernel():
+    from cortexgraph.sizes import group_size
+
+    definition = lookup("transition", "up")
+    source, target = (4, 4, 2), (6, 8, 4)  # kernel and stride 2: the ratio of heights (and of widths)
+    validated = definition.params.model_validate({"mode": "transpose"})
+    module = definition.load()(OpContext("up", source, target, validated, norm_steps=(1,)))
+    size = group_size(weights(definition, source, target, validated), "per_step", 1, tied=False)
+    assert size.parameters == sum(p.numel() for p in module.parameters()) == 4 * 6 * 2 * 2 + 2 * 6
+
+
+def test_sizes_are_written_in_the_largest_unit_they_reach():
+    from cortexgraph.sizes import format_bytes
+
+    cases = {999: "999 bytes", 1000: "1.0 kB", 999_999: "1000.0 kB", 10**6: "1.0 MB", 10**9: "1.0 GB",
+             10**12: "1.0 TB", 2_500_000_000_000: "2.5 TB"}
+    assert {n: format_bytes(n) for n in cases} == cases
+
+
 @pytest.mark.parametrize("name", sorted(bundled_specs()))
 def test_the_plan_counts_what_the_built_model_holds(name):
     with torch.device("meta"):

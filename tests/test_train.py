@@ -14,7 +14,7 @@ from cortexgraph import build, load_spec
 from cortexgraph.checkpoint import CheckpointError, read_checkpoint
 from cortexgraph.cli import main
 from cortexgraph.train import DataError, TrainConfig, TrainingError, result_lines, train
-from cortexgraph.train.data import make_data
+from cortexgraph.train.data import CIFAR_MEAN, CIFAR_STD, make_data
 
 from .helpers import train_until_the_first_checkpoint
 
@@ -48,8 +48,20 @@ def config(spec, out, **changes):
     return TrainConfig(**{**settings, **changes})
 
 
-def test_a_run_writes_metrics_the_anytime_curve_and_a_checkpoint(tiny, tmp_path):
+def test_a_run_writes_metrics_the_anytime_curve_and_a_checkpoint(tiny, tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    drawn, savefig = [], matplotlib.figure.Figure.savefig
+
+    def seen(fig, *args, **kwargs):
+        ax = fig.axes[0]
+        drawn.append((ax.get_title(), [t.get_text() for t in ax.get_legend().get_texts()],
+                      ax.get_legend().get_texts()[0].get_fontsize()))
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", seen)
     result = train(config(tiny, tmp_path / "run"))
+    assert drawn[-1] == ("tiny: accuracy vs readout time", ["tiny", "chance (33.3%)"], 8)
     out = Path(result["out"])
     metrics = json.loads((out / "metrics.json").read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
@@ -60,6 +72,14 @@ def test_a_run_writes_metrics_the_anytime_curve_and_a_checkpoint(tiny, tmp_path)
     assert (out / "anytime.png").stat().st_size > 1000
     assert (out / "anytime.csv").read_text().startswith("step,test_accuracy\n1,")
     assert result["anytime"][3] == metrics["epochs"][-1]["test_acc"]
+
+
+def test_training_on_the_cpu_warns_of_nothing(tiny, tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pinned memory asked for without a GPU, a deprecated call: each an error
+        train(config(tiny, tmp_path / "run", epochs=1, limit_batches=2))
 
 
 def test_a_finished_run_says_its_accuracy_and_where_it_wrote(tiny, tmp_path, capsys):
@@ -206,6 +226,22 @@ def test_cifar10_reads_the_real_format(tmp_path, monkeypatch):
     monkeypatch.setattr(cifar, "check_integrity", lambda *args: True)
     data = make_data("cifar10", load_spec("liao2016/frnn2-cifar"), root=tmp_path / "data")
     assert (len(data.train), len(data.test), data.classes) == (100, 30, 10)  # five training batches, one test
+    # Training images are augmented as the recipe does (random 32-pixel crops of the image padded by 4 zeros,
+    # random flips); test images are not.
+    from PIL import Image
+    from torchvision import transforms
+
+    def plain(image):
+        return transforms.Normalize(CIFAR_MEAN, CIFAR_STD)(transforms.functional.to_tensor(Image.fromarray(image)))
+
+    first = plain(data.train.data[0])
+    torch.manual_seed(0)
+    draws = [data.train[0][0] for _ in range(40)]
+    shifted = [d for d in draws if not (torch.equal(d, first) or torch.equal(d, first.flip(-1)))]
+    padding = ((0 - torch.tensor(CIFAR_MEAN)) / torch.tensor(CIFAR_STD))[:, None].expand(3, 32)
+    assert shifted and all(any(torch.allclose(d[:, :, i], padding) or torch.allclose(d[:, i, :], padding)
+                               for i in (0, 31)) for d in shifted)  # a shift brings in a row or column of zeros
+    assert torch.equal(data.test[0][0], plain(data.test.data[0]))
     spec = build("liao2016/frnn2-cifar").spec.to_dict()
     spec["steps"] = 3
     for area in spec["areas"].values():
@@ -307,3 +343,45 @@ def test_sgd_under_each_schedule_has_its_rates_and_resumes_bit_exactly(tiny, tmp
     assert all(torch.equal(ours["model"][k], v) for k, v in theirs["model"].items())
     assert all(torch.equal(ours["optimizer"]["state"][i]["momentum_buffer"], s["momentum_buffer"])
                for i, s in theirs["optimizer"]["state"].items())
+
+
+# --- collectives, with the other process of a two-process run faked --------------------------------------
+
+
+@pytest.fixture
+def two_processes(monkeypatch):
+    """This process as rank 0 of two; `other` holds what rank 1 contributes to each collective."""
+    from cortexgraph.train import distributed as dist
+
+    other = {}
+
+    def all_gather_object(out, obj):
+        out[0], out[1] = obj, other["object"]
+
+    def all_gather(out, tensor):
+        out[0].copy_(tensor)
+        out[1].copy_(torch.tensor([other["checksum"]], dtype=tensor.dtype))
+
+    monkeypatch.setattr(dist.dist, "all_gather_object", all_gather_object)
+    monkeypatch.setattr(dist.dist, "all_gather", all_gather)
+    return dist.World(rank=0, size=2), other
+
+
+def test_lists_are_gathered_in_rank_order(two_processes):
+    from cortexgraph.train.distributed import gather_lists
+
+    world, other = two_processes
+    other["object"] = ["b.png", "c.png"]
+    assert gather_lists(["a.png"], world) == ["a.png", "b.png", "c.png"]
+
+
+def test_ranks_whose_weights_differ_below_float32_resolution_disagree(two_processes):
+    from cortexgraph.train.distributed import checksums_agree
+
+    world, other = two_processes
+    model = torch.nn.Linear(4, 4)
+    _, total = checksums_agree(model, type(world)(), torch.device("cpu"))  # this process's own checksum
+    other["checksum"] = total
+    assert checksums_agree(model, world, torch.device("cpu"))[0]
+    other["checksum"] = total * (1 + 1e-8)  # the same in float32; a weight that drifted, in float64
+    assert not checksums_agree(model, world, torch.device("cpu"))[0]
