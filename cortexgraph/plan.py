@@ -180,13 +180,16 @@ class _Groups:
         latest = self.latest.get(edge.name)
         if latest is not None and step > self.last and self.policy == "reuse_last":
             return latest, latest.steps[-1] if latest.steps else step
-        if latest is None or step <= self.last:
+        if latest is None:  # it computes only past the steps the model was built for: nothing was made for it
+            raise BeyondHorizonError(
+                f"edge {edge.name!r} first computes at step {step}, past the steps its model was built for, so the "
+                "model holds no weights for it; build the model with more steps or a later defaults.horizon")
+        if step <= self.last:
             raise BeyondHorizonError(f"edge {edge.name!r} has no weights for step {step}")
-        built = latest.steps[-1] if latest.steps else 0
-        raise BeyondHorizonError(
-            f"edge {edge.name!r} has per-step weights or norms up to step {built}, not for step {step} "
-            f"(defaults.beyond: error); run at most {self.last} steps, or set defaults.horizon or "
-            "beyond: reuse_last")
+        lacks = (f"has per-step weights or norms up to step {latest.steps[-1]}, not for step {step}" if latest.steps
+                 else f"computes at no step up to the horizon ({self.last}), so it has no norm for step {step}")
+        raise BeyondHorizonError(f"edge {edge.name!r} {lacks} (defaults.beyond: error); run at most {self.last} "
+                                 "steps, or set defaults.horizon or beyond: reuse_last")
 
 
 # --- plans ------------------------------------------------------------------------------------------------

@@ -229,3 +229,42 @@ def test_a_weight_map_lists_twenty_problems_and_counts_the_rest(extra):
     lines = str(caught.value).splitlines()
     shown = [f"  src's 'extra{i}.weight' has no counterpart in small" for i in range(min(extra, 20))]
     assert lines[1:] == shown + ([f"  ... and {extra - 20} more"] if extra > 20 else [])
+
+
+LATE = """
+cortexgraph: 1
+name: late
+input: {channels: 4, size: 8}
+areas: {A: {channels: 4, size: 8}, B: {channels: 4, size: 8}}
+inputs: {A: once}
+steps: 3
+defaults: {beyond: BEYOND}
+edges:
+  - {from: A, to: B, name: early, op: conv, at: 1, tie: late}
+  - {from: A, to: B, name: late, op: conv, at: 6}
+readout: {area: B, head: {classes: 2}}
+"""
+
+
+def test_an_edge_that_computes_only_past_the_built_steps_says_so():
+    from cortexgraph import BeyondHorizonError, build
+
+    for beyond in ("error", "reuse_last"):  # nothing to reuse either
+        model = build(LATE.replace(", tie: late", "").replace("BEYOND", beyond))
+        with pytest.raises(BeyondHorizonError) as caught:
+            model(torch.randn(1, 4, 8, 8), steps=7)
+        assert str(caught.value) == (
+            "edge 'late' first computes at step 6, past the steps its model was built for, so the model holds no "
+            "weights for it; build the model with more steps or a later defaults.horizon")
+
+
+def test_a_tie_target_that_computes_only_past_the_horizon_has_no_norm_for_it():
+    from cortexgraph import BeyondHorizonError, build
+
+    model = build(LATE.replace("BEYOND", "error"))  # `late` holds weights: `early` borrows them
+    with pytest.raises(BeyondHorizonError) as caught:
+        model(torch.randn(1, 4, 8, 8), steps=7)
+    assert str(caught.value) == (
+        "edge 'late' computes at no step up to the horizon (3), so it has no norm for step 6 (defaults.beyond: "
+        "error); run at most 3 steps, or set defaults.horizon or beyond: reuse_last")
+    assert build(LATE.replace("BEYOND", "reuse_last"))(torch.randn(1, 4, 8, 8), steps=7).shape == (1, 2)
