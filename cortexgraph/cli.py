@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import textwrap
-import typing
 from collections.abc import Sequence
 
 from .errors import Problem, SpecError
@@ -114,11 +113,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
     import torch
 
     from .compiler import compile
+    from .flags import given
     from .model import CortexNet, construct
+    from .overrides import Overrides
     from .summary import format_summary, summarize
 
     plan = compile(args.spec, limits=_limits(args.limit), allow_imports=args.allow_imports,
-                   **given_overrides(args, SHOWN))
+                   **given(args, Overrides, SHOWN))
     for problem in plan.analysis.warnings:
         print(problem, file=sys.stderr)
     with torch.device("meta"):  # shapes, parameters and FLOPs need no weights, however big the model
@@ -146,8 +147,10 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
     from .compiler import compile
     from .drawing import FORMATS, DrawError, TooBigToDraw, draw, render
+    from .flags import given
+    from .overrides import Overrides
 
-    plan = compile(args.spec, allow_imports=args.allow_imports, **given_overrides(args, SHOWN))
+    plan = compile(args.spec, allow_imports=args.allow_imports, **given(args, Overrides, SHOWN))
     spec = plan.analysis.spec
     fmt = args.format or (args.output.rsplit(".", 1)[-1].lower() if args.output and "." in args.output else "svg")
     if fmt not in FORMATS:
@@ -177,11 +180,11 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError
+    from .flags import given
     from .train import DataError, TrainConfig, TrainingError, result_lines, train
 
-    fields = {f for f in TrainConfig.__dataclass_fields__}
     try:
-        config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+        config = TrainConfig(**given(args, TrainConfig))
         result = train(config)
         if not config.progress and os.environ.get("RANK", "0") == "0":  # --quiet hides epochs, not the result
             print("\n".join(result_lines(result)))
@@ -224,38 +227,15 @@ def cmd_specs(args: argparse.Namespace) -> int:
 SHOWN = ("steps", "classes", "share", "norm", "size")  # the overrides that change what compile and draw show
 
 
-def _override_flag(name: str) -> tuple[str, object]:
-    """An override's flag (without the dashes) and its field in `Overrides`."""
-    from .overrides import Overrides
-
-    field = Overrides.model_fields[name]
-    return (field.json_schema_extra or {}).get("flag", name), field
-
-
-def add_overrides(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
-    """A flag for each override named, as `Overrides` declares it (its kind, choices and help)."""
-    for name in names:
-        flag, field = _override_flag(name)
-        kind = next(t for t in typing.get_args(field.annotation) if t is not type(None))
-        if kind is bool:
-            parser.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, help=field.description)
-        else:
-            parser.add_argument(f"--{flag}", type=kind, choices=(field.json_schema_extra or {}).get("choices"),
-                                help=field.description)
-
-
-def given_overrides(args: argparse.Namespace, names: Sequence[str]) -> dict:
-    """The overrides a command's flags give, by their names in `Overrides`."""
-    return {name: getattr(args, _override_flag(name)[0].replace("-", "_")) for name in names}
-
-
 def allow_imports(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-imports", action="store_true",
                         help="let ops named package.module:op import their module (specs run no code otherwise)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .flags import add_flags
     from .overrides import Overrides
+    from .train.config import TrainConfig
 
     parser = argparse.ArgumentParser(prog="cortexgraph", description="Compile specs of multi-area recurrent "
                                      "vision networks into PyTorch modules.")
@@ -274,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC", help="a spec file or a bundled spec name")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--export", metavar="FILE", help="also write a torch.export program (checked after reloading)")
-    add_overrides(p, SHOWN)
+    add_flags(p, Overrides, SHOWN)
     p.add_argument("--limit", action="append", default=[], metavar="NAME=N", help="raise a resource limit")
     p.set_defaults(run=cmd_compile, parser=p)
     allow_imports(p)
@@ -284,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: NAME-VIEW.svg)")
     p.add_argument("--view", choices=("rolled", "unrolled", "matrix"), default="rolled")
     p.add_argument("--format", choices=("svg", "png", "pdf", "dot"), help="default: the output's suffix")
-    add_overrides(p, SHOWN)
+    add_flags(p, Overrides, SHOWN)
     p.add_argument("--max-elements", type=int, metavar="N", help="draw past the usual bound on nodes and edges "
                    "(cells for the matrix) of 5,000 (matrix: 40,000), which renders in seconds")
     p.set_defaults(run=cmd_draw, parser=p)
@@ -293,46 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a spec (digits, synthetic, CIFAR-10 or an image folder)",
                        description="Train a spec. Under torchrun (torchrun --nproc_per_node N -m cortexgraph "
                                    "train ...) it runs DistributedDataParallel.")
-    p.add_argument("spec", metavar="SPEC", help="a spec file or a bundled spec name")
-    p.add_argument("--data", default="synthetic",
-                   help="digits, synthetic, cifar10 or imagefolder:DIR (default: synthetic)")
-    p.add_argument("--data-dir", default="data", help="where CIFAR-10 is (or is downloaded to)")
-    p.add_argument("--out", help="output folder (default: runs/<spec name>)")
-    p.add_argument("--epochs", type=int, default=10, help="default: %(default)s")
-    p.add_argument("--batch-size", type=int, default=128, help="default: %(default)s")
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="default: %(default)s")
-    p.add_argument("--lr", type=float, help="learning rate (default: 0.1 for sgd, 0.001 for adamw)")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum (default: %(default)s)")
-    p.add_argument("--weight-decay", type=float, help="default: 5e-4 for sgd, 0.05 for adamw")
-    p.add_argument("--schedule", choices=("cosine", "step", "constant"), default="cosine",
-                   help="learning-rate schedule over the epochs (default: %(default)s)")
-    p.add_argument("--step-size", type=int, default=30,
-                   help="epochs between decays (step schedule; default: %(default)s)")
-    p.add_argument("--gamma", type=float, default=0.1, help="decay factor (step schedule; default: %(default)s)")
-    p.add_argument("--label-smoothing", type=float, default=0.0, help="default: %(default)s")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 autocast (default: on for CUDA)")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="channels-last memory format (default: on for CUDA)")
-    p.add_argument("--device", default="auto", help="auto (a GPU where there is one), cpu, cuda or cuda:N "
-                   "(default: %(default)s)")
-    p.add_argument("--workers", type=int, default=0, help="data loader processes (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
-    p.add_argument("--resume", action="store_true", help="continue the run in OUT (from OUT/checkpoint.pt, with "
-                   "the same settings of what it trains)")
-    p.add_argument("--overwrite", action="store_true", help="replace the run in OUT (never replaced otherwise)")
-    add_overrides(p, list(Overrides.model_fields))
-    p.add_argument("--clip-grad", type=float, metavar="NORM", help="clip the gradients' total norm")
-    p.add_argument("--on-nonfinite", choices=("stop", "skip"), default="stop",
-                   help="on a NaN or infinite loss or gradient: stop and say where it first appeared (default), "
-                        "or skip that optimizer step")
-    p.add_argument("--no-anytime", dest="anytime", action="store_false",
-                   help="skip the test accuracy at every readout step")
-    p.add_argument("--quiet", dest="progress", action="store_false",
-                   help="no progress bar or epoch lines (warnings and the result are still printed)")
-    p.add_argument("--limit-batches", type=int, help="at most this many batches per epoch")
+    add_flags(p, TrainConfig)
     p.set_defaults(run=cmd_train, parser=p)
-    allow_imports(p)
 
     p = sub.add_parser("schema", help="print the JSON Schema of specs (for editors)")
     p.set_defaults(run=cmd_schema, parser=p)

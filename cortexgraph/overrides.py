@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import Problem, SpecError
 from .spec import NormPolicy, Spec, parse_spec
@@ -27,8 +27,10 @@ class Overrides(BaseModel):
     norm: str | None = Field(None, description="override defaults.norm", json_schema_extra={
         "choices": list(get_args(NormPolicy))})
     size: int | None = Field(None, description="rescale the input and every area (e.g. 32 for a 224-pixel spec)")
+    # Called `activation_checkpointing` where `checkpoint` would mean a file (the train command, its settings).
     checkpoint: bool | None = Field(None, description="recompute each step's intermediate values in the backward "
-                                    "pass (less memory)", json_schema_extra={"flag": "activation-checkpointing"})
+                                    "pass (less memory)", serialization_alias="activation_checkpointing",
+                                    validation_alias=AliasChoices("checkpoint", "activation_checkpointing"))
 
     @classmethod
     def of(cls, **given: Any) -> Overrides:

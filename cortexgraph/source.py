@@ -70,8 +70,7 @@ class _Walker:
     def __init__(self, loader: Any, source: SourceMap, limits: TextLimits):
         self.loader = loader
         self.source = source
-        self.limits = limits
-        self.count = 0
+        self.limits = limits  # the number of values is checked before the walk (`_expanded_size`)
         self.active: set[int] = set()  # nodes on the current path: a cycle is an error
 
     def fail(self, node: yaml.Node, loc: Loc, message: str, hint: str | None = None):
@@ -79,10 +78,6 @@ class _Walker:
         raise SpecError([Problem(loc, message, hint, file=self.source.file, line=line, col=col)])
 
     def walk(self, node: yaml.Node, loc: Loc) -> Any:
-        self.count += 1
-        if self.count > self.limits.max_nodes:
-            self.fail(node, (), f"the document expands to more than {self.limits.max_nodes:,} values",
-                      "aliases that repeat aliases multiply; write the values out")
         if len(loc) > self.limits.max_depth:
             self.fail(node, (), f"nested more than {self.limits.max_depth} levels deep")
         if id(node) in self.active:

@@ -57,7 +57,7 @@ def train_until_the_first_checkpoint(config, monkeypatch) -> None:
     """Run training that dies right after writing its first checkpoint, as a killed run would."""
     import pytest
 
-    import cortexgraph.train as training
+    import cortexgraph.train.loop as training
 
     saved = training.save_checkpoint
 

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from cortexgraph.cli import main
 
 from .conftest import INVALID, VALID
@@ -127,3 +129,32 @@ def test_a_model_prints_as_a_page_not_a_tree():
     assert len(lines) == 11 and lines[0].startswith("CortexNet(cornet-s: input 3x224x224, 4 areas, 8 steps")
     assert "V2 <- V1->V2     cornet at 1; weights tied to V2->V2, norm per step" in text
     assert lines[-2].split()[-1] == "513,000" and lines[-1] == ")"
+
+
+def test_the_train_flags_are_the_fields_of_train_config():
+    from cortexgraph.cli import build_parser
+    from cortexgraph.flags import given
+    from cortexgraph.train import TrainConfig
+
+    args = build_parser().parse_args([
+        "train", "s.yaml", "--quiet", "--no-anytime", "--activation-checkpointing", "--norm", "shared",
+        "--optimizer", "adamw", "--epochs", "3", "--clip-grad", "1.5", "--no-amp", "--steps", "4"])
+    config = TrainConfig(**given(args, TrainConfig))
+    assert config == TrainConfig(spec="s.yaml", progress=False, anytime=False, activation_checkpointing=True,
+                                 norm="shared", optimizer="adamw", epochs=3, clip_grad=1.5, amp=False, steps=4)
+    assert config.settings()["activation_checkpointing"] is True and config.overrides().checkpoint is True
+    defaults = TrainConfig(**given(build_parser().parse_args(["train", "s.yaml"]), TrainConfig))
+    assert defaults == TrainConfig(spec="s.yaml")  # each flag's default is its field's
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"optimizer": "adam"}, "optimizer: input should be 'sgd' or 'adamw'"),
+    ({"epochs": 0}, "epochs must be at least 1"),
+    ({"stepz": 3}, "stepz: extra inputs are not permitted"),
+])
+def test_a_bad_train_config_is_one_line(bad, message):
+    from cortexgraph.train import TrainConfig
+
+    with pytest.raises(ValueError) as caught:
+        TrainConfig(spec="s.yaml", **bad)
+    assert str(caught.value) == message

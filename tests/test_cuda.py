@@ -77,7 +77,7 @@ def test_a_compiled_model_matches_the_eager_one(call, float32_convs):
 
 
 def test_a_skipped_step_leaves_the_running_statistics_finite_on_the_gpu(tmp_path, monkeypatch):
-    import cortexgraph.train as training
+    import cortexgraph.train.loop as training
 
     real = training.make_data
 

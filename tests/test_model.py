@@ -354,6 +354,12 @@ def test_input_injected_at_every_step_adds_the_prenet_output():
     assert [c.source for c in step1["V1"].calls] == ["V1", INPUT]
 
 
+def test_a_model_prints_each_op_by_the_name_its_spec_wrote():  # `residual`, an alias of `preact`
+    assert repr(frnn()).splitlines()[2:4] == [
+        "  V1 <- input->V1  identity at 0                                      4x16x16      0",
+        "  V1 <- V1->V1     residual at 1-5; weights shared, norm per step     4x16x16    368"]
+
+
 def test_the_specs_own_run_is_the_plan_the_model_was_built_from():
     model = frnn()
     assert model.plan.prune == "final"

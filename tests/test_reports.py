@@ -41,7 +41,7 @@ def loud(tmp_path):
 
 
 def test_a_loss_is_diverging_above_a_hundred_times_a_uniform_guess():
-    import cortexgraph.train as training
+    import cortexgraph.train.loop as training
 
     run = SimpleNamespace(spec=load_spec(TINY))  # three classes: a uniform guess's loss is log 3
     chance = math.log(3)

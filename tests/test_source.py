@@ -187,3 +187,12 @@ def test_a_number_longer_than_python_reads_is_one_located_error(file, text):
 def test_syntax_errors_point_at_the_mistake_with_a_hint(file, text, where, message, hint):
     (found,) = problems(text, file)
     assert (found.file, (found.line, found.col), found.message, found.hint) == (file, where, message, hint)
+
+
+@pytest.mark.parametrize("loader", ["libyaml", "pure"])
+def test_json_indented_with_tabs_reads_with_its_positions(loader, monkeypatch):
+    if loader == "pure":  # where PyYAML has no libyaml: its own parser refuses tabs even in flow style
+        monkeypatch.setattr(source_module, "_Loader", yaml.SafeLoader)
+    data, source = parse_text('{\n\t"name": "s",\n\t"areas": {\n\t\t"A": {"size": 4}\n\t}\n}\n', "x.json")
+    assert data == {"name": "s", "areas": {"A": {"size": 4}}}
+    assert source.values[("areas", "A", "size")][0] == 4  # line 4

@@ -289,7 +289,7 @@ def test_cli_train_reports_and_exits_0(tiny, tmp_path, capsys):
 
 DDP_DRIVER = """
 import os, sys, torch
-import cortexgraph.train as training
+import cortexgraph.train.loop as training
 from cortexgraph.cli import main
 
 finish = training._Run._finish

@@ -1,0 +1,491 @@
+"""The training loop: `train(TrainConfig(...))`, as `cortexgraph train SPEC` runs it.
+
+Everything that can fail does so before the first step (`_Run.prepare`); each
+epoch seeds its own randomness from (seed, epoch), so a run resumed from its
+checkpoint continues exactly as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from ..checkpoint import CheckpointError, load_weights, read_checkpoint, resume_problem, save_checkpoint
+from ..compiler import compile
+from ..model import CortexNet, construct
+from . import distributed as dist
+from .config import TrainConfig
+from .data import DataError, Unreadable, collate, make_data
+from .report import write_anytime, write_metrics
+from .resume import changed_settings, per_epoch
+from .run_folder import FolderError, RunFolder
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, an unwritable output folder): one line says why."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training; says what was kept and how to go on."""
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Run training; returns the final metrics and where everything was written."""
+    world = dist.world_from_env()
+    device = dist.device_for(config.device, world)  # before the process group: NCCL needs the GPU set
+    dist.start(world, device)
+    run = _Run(config, world, device)
+    try:
+        return run.run()
+    finally:
+        if run.folder is not None:
+            run.folder.release()
+        dist.stop(world)
+
+
+def _loss(value: float) -> str:
+    return f"{value:.4f}" if math.isfinite(value) and abs(value) < 1e4 else f"{value:.3g}"
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 100_003 + epoch
+
+
+class _Run:
+    def __init__(self, config: TrainConfig, world: dist.World, device: torch.device):
+        self.config, self.world, self.device = config, world, device
+        cuda = self.device.type == "cuda"
+        self.amp = cuda if config.amp is None else config.amp
+        self.channels_last = cuda if config.channels_last is None else config.channels_last
+        self.say = print if (world.main and config.progress) else (lambda *a, **k: None)
+        self.folder: RunFolder | None = None  # held by the main process, from prepare() on
+        self.saved_epochs = 0
+        self.replacing = False  # --overwrite found a run: its files go when this run's first epoch is saved
+
+    # --- set-up: everything that can fail does so before the first step -----------------------
+
+    def prepare(self) -> None:
+        config = self.config
+        plan = compile(config.spec, allow_imports=config.allow_imports, **config.overrides().model_dump())
+        spec = plan.analysis.spec
+        self.out = Path(config.out) if config.out is not None else Path("runs") / spec.name
+        self.checkpoint_path = self.out / "checkpoint.pt"
+        if self.world.main:
+            self.folder = RunFolder(self.out)
+            self._take_folder()
+        self.payload = self._resume_payload(spec) if config.resume else None
+        torch.manual_seed(config.seed)
+        self.model: CortexNet = construct(plan)
+        if self.payload:
+            load_weights(self.model, self.payload, self.checkpoint_path)
+            self.saved_epochs = self.payload["epoch"]
+        self.spec = self.model.spec
+        self.data = make_data(config.data, self.spec, config.data_dir, config.seed)
+        classes = self.spec.readout.head.classes
+        if self.data.classes != classes:
+            raise DataError(f"{self.spec.name} reads out {classes} classes but {self.data.name} has "
+                            f"{self.data.classes}; pass --classes {self.data.classes}")
+        if self.world.main:
+            self._check_output()
+        self.model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        self.optimizer = self._optimizer()
+        self.epochs: list[dict[str, Any]] = []
+        self.start_epoch = 0
+        if self.payload:
+            try:
+                self.optimizer.load_state_dict(self.payload["optimizer"])
+            except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+                raise CheckpointError(f"{self.checkpoint_path}: its optimizer's state does not fit this model "
+                                      f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
+                                      ) from None
+            # The loaded state is mapped from the checkpoint file (read_checkpoint): copied into memory, so
+            # that the file is never written through and its space is freed when the next one replaces it.
+            for state in self.optimizer.state.values():
+                state.update({k: v.clone() for k, v in state.items() if torch.is_tensor(v)})
+            self.start_epoch = int(self.payload["epoch"])
+            self.epochs = list(self.payload.get("metrics", []))
+            self.payload = None
+        self.net = self.model
+        if self.world.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # The Plan runs the same calls every iteration (a static graph); some parameters, such
+            # as the norms of steps the readout never needs, get no gradient, which DDP allows then.
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids, static_graph=True)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+
+    def _take_folder(self) -> None:
+        """Hold the run folder for this run: never a folder another run holds, never a finished or
+        stopped run's files unless the user said --resume or --overwrite."""
+        try:
+            self.folder.hold()
+        except OSError as exc:
+            raise TrainingError(f"cannot write to {self.out}: {exc.strerror or exc}") from None
+        except FolderError as exc:  # another run holds it
+            raise TrainingError(str(exc)) from None
+        self.folder.remove_stale_temporaries()
+        existing = self.folder.existing_run()
+        if existing and not (self.config.resume or self.config.overwrite):
+            raise TrainingError(f"{self.out} already holds a run ({self._describe_run(existing)}); continue it "
+                                "with --resume, replace it with --overwrite, or choose another --out")
+        if existing and self.config.overwrite:  # kept until this run saves its first epoch
+            self.say(f"replacing the run in {self.out} ({self._describe_run(existing)}) once this run's first "
+                     "epoch is saved: --overwrite")
+            self.replacing = True
+
+    def _describe_run(self, files: list[str]) -> str:
+        try:
+            payload = read_checkpoint(self.checkpoint_path)
+            planned = payload.get("settings", {}).get("epochs")
+            return f"{payload.get('epoch', 0)} of {planned} epochs trained" if planned else ", ".join(files)
+        except CheckpointError:
+            return ", ".join(files)
+
+    def _resume_payload(self, spec) -> dict[str, Any]:
+        if not self.checkpoint_path.is_file():
+            raise CheckpointError(f"nothing to resume: {self.checkpoint_path} does not exist")
+        payload = read_checkpoint(self.checkpoint_path)
+        problem = resume_problem(payload)
+        if problem:
+            raise CheckpointError(f"cannot resume from {self.checkpoint_path}: {problem}")
+        changes = changed_settings(self._settings(), payload["settings"], payload["epoch"])
+        if changes:
+            raise TrainingError(f"cannot resume {self.out} with other settings than its run's: {'; '.join(changes)}; "
+                                "give the run's values, or start a new run (--overwrite, or another --out)")
+        # Activation checkpointing is how the run is carried out (memory for time), not what it trains.
+        theirs = {k: v for k, v in payload["spec"].items() if k != "checkpoint"}
+        if theirs != {k: v for k, v in spec.to_dict().items() if k != "checkpoint"}:
+            raise CheckpointError(f"{self.checkpoint_path} was trained from another spec than "
+                                  f"{self.config.spec!r} (with these overrides); resume with the same spec")
+        self.say(f"resuming {self.out} after epoch {payload['epoch']}")
+        return payload
+
+    def _check_output(self) -> None:
+        """Fail now, not after an epoch, if checkpoints cannot be written here."""
+        try:
+            probe = self.out / ".cortexgraph-write-test"
+            probe.write_bytes(b"x")
+            probe.unlink()
+        except OSError as exc:
+            raise TrainingError(f"cannot write to {self.out}: {exc.strerror or exc}") from None
+        need = 3 * sum(t.numel() * t.element_size() for t in self.model.state_dict().values()) + (1 << 20)
+        free = shutil.disk_usage(self.out).free
+        if free < need:
+            raise TrainingError(f"{self.out} has {free / 1e6:.1f} MB free; a checkpoint of this model needs "
+                                f"about {need / 1e6:.1f} MB")
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        return torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+
+    def _set_lr(self, epoch: int) -> None:
+        """The learning rate of an epoch, in closed form (what CosineAnnealingLR and StepLR compute).
+
+        Set from the epoch number rather than kept in a stateful scheduler, so a
+        resumed run (or one resumed with more epochs) has exactly the rates it
+        would have had without stopping."""
+        c = self.config
+        if c.schedule == "cosine":
+            factor = 0.5 * (1 + math.cos(math.pi * epoch / c.epochs))
+        elif c.schedule == "step":
+            factor = c.gamma ** (epoch // c.step_size)
+        else:
+            factor = 1.0
+        for group in self.optimizer.param_groups:
+            group["lr"] = c.lr * factor
+
+    def _loader(self, dataset, train: bool, epoch: int) -> DataLoader:
+        sampler = None
+        if self.world.distributed:
+            sampler = DistributedSampler(dataset, num_replicas=self.world.size, rank=self.world.rank,
+                                         shuffle=train, seed=self.config.seed)
+            sampler.set_epoch(epoch)
+        generator = torch.Generator().manual_seed(_epoch_seed(self.config.seed, epoch))
+        return DataLoader(dataset, batch_size=self.config.batch_size, shuffle=train and sampler is None,
+                          sampler=sampler, generator=generator, num_workers=self.config.workers,
+                          pin_memory=self.device.type == "cuda", collate_fn=collate)
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        self.prepare()
+        try:
+            self._epochs()
+        except KeyboardInterrupt:
+            raise Interrupted(self._interrupted()) from None
+        return self._finish()
+
+    def _interrupted(self) -> str:
+        if not self.world.main:
+            return "interrupted"
+        if self.saved_epochs:
+            how = "--resume in place of --overwrite" if self.config.overwrite else "--resume"
+            return (f"interrupted; {self.checkpoint_path} holds epoch {self.saved_epochs} of {self.config.epochs}: "
+                    f"continue with the same command and {how}")
+        if self.replacing:
+            return f"interrupted before the first epoch was saved; {self.out} still holds the run it held"
+        return "interrupted before the first epoch was saved; nothing was written"
+
+    def _epochs(self) -> None:
+        config = self.config
+        if self.start_epoch >= config.epochs:
+            self.say(f"{self.checkpoint_path} has finished all {config.epochs} epochs; nothing to do")
+        for epoch in range(self.start_epoch, config.epochs):
+            torch.manual_seed(_epoch_seed(config.seed, epoch))
+            random.seed(_epoch_seed(config.seed, epoch))
+            self._set_lr(epoch)
+            train = self._train_epoch(epoch)
+            dist.share_buffers(self.model, self.world)
+            test = self._evaluate(epoch)
+            self._check_finite(epoch + 1)  # on every process (the same weights), before comparing them
+            in_sync, checksum = dist.checksums_agree(self.model, self.world, self.device)
+            if not in_sync:
+                raise TrainingError(f"processes disagree on the weights after epoch {epoch + 1}")
+            warnings = self._warnings(train, test)
+            record = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], **train, **test,
+                      "warnings": warnings, "settings": per_epoch(self._settings())}
+            if self.world.distributed:
+                record["checksum"] = checksum
+            self.epochs.append(record)
+            self.say(f"epoch {epoch + 1}/{config.epochs}: train loss {_loss(train['train_loss'])} "
+                     f"acc {100 * train['train_acc']:.1f}% | test loss {_loss(test['test_loss'])} "
+                     f"acc {100 * test['test_acc']:.1f}% | {train['images_per_second']:.0f} img/s"
+                     + "".join(f" | warning: {w}" for w in warnings))
+            if warnings and self.world.main and not config.progress:
+                for warning in warnings:
+                    print(f"cortexgraph: warning: epoch {epoch + 1}: {warning}", file=sys.stderr)
+            if self.world.main:
+                self._save(epoch + 1)
+            dist.barrier(self.world)
+
+    def _warnings(self, train: dict[str, Any], test: dict[str, Any]) -> list[str]:
+        """What makes an epoch's numbers untrustworthy: losses not finite, or orders of magnitude above the
+        loss of a uniform guess (log of the classes), where a run starts; skipped optimizer steps."""
+        chance = math.log(self.spec.readout.head.classes)
+        warnings = []
+        for part, loss in (("train", train["train_loss"]), ("test", test["test_loss"])):
+            if not math.isfinite(loss):
+                warnings.append(f"the {part} loss is {loss}: the model's outputs are not finite")
+            elif loss > 100 * chance:
+                warnings.append(f"the {part} loss is {loss:.3g}, {loss / chance:.0e} times a uniform guess's "
+                                f"({chance:.2f}): training diverges; lower the learning rate or clip the "
+                                "gradients (--clip-grad)")
+        if train["skipped_steps"]:
+            warnings.append(f"{train['skipped_steps']} optimizer steps skipped (non-finite gradients)")
+        for part, record in (("training", train["unreadable"]), ("test", test["test_unreadable"])):
+            if record["count"]:
+                warnings.append(f"{record['count']} {part} files could not be read and were left out, such as "
+                                f"{record['files'][0]} (all named in metrics.json)")
+        return warnings
+
+    def _autocast(self):
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        from tqdm import tqdm
+
+        config = self.config
+        self.net.train()
+        loader = self._loader(self.data.train, True, epoch)
+        total = len(loader) if config.limit_batches is None else min(len(loader), config.limit_batches)
+        bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+                   disable=not (self.world.main and config.progress), dynamic_ncols=True)
+        try:  # the bar's line is cleared before any message, which then starts a line of its own
+            return self._train_batches(loader, total, bar, epoch)
+        finally:
+            bar.close()
+
+    def _train_batches(self, loader: DataLoader, total: int, bar, epoch: int) -> dict[str, Any]:
+        config = self.config
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen, skipped, start = 0, 0, time.perf_counter()
+        unreadable: list[Unreadable] = []
+        # A skipped step leaves no trace: the norms' running statistics it updated are put back.
+        buffers = [b for b in self.model.buffers() if b.is_floating_point() or b.dtype == torch.int64]
+        backup = [torch.empty_like(b) for b in buffers] if config.on_nonfinite == "skip" else None
+        for i, (x, y, bad) in enumerate(loader):
+            if i >= total:
+                break
+            unreadable += bad
+            if x is None:
+                if self.world.distributed:  # the other processes are waiting in this step's all-reduce
+                    raise TrainingError(f"batch {i + 1} of epoch {epoch + 1} holds only unreadable files "
+                                        f"({bad[0].path}: {bad[0].reason}, ...); remove them from the data")
+                bar.update()
+                continue
+            x, y = self._inputs(x), y.to(self.device, non_blocking=True)
+            if backup is not None:
+                torch._foreach_copy_(backup, buffers)
+            with self._autocast():
+                logits = self.net(x)
+                loss = self.criterion(logits.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            # Decided on the gradients, which DDP has made equal everywhere, so that every process
+            # skips or stops together; a non-finite loss gives non-finite gradients too.
+            if not torch.isfinite(self._gradient_norm()):
+                message = self._nonfinite(loss, x, y, epoch, i)
+                if config.on_nonfinite == "stop":
+                    raise TrainingError(message)
+                torch._foreach_copy_(buffers, backup)  # after the diagnosis, which ran the batch again
+                skipped += 1
+                if self.world.main and config.progress:
+                    bar.write(f"skipped an optimizer step: {message}")
+                self.optimizer.zero_grad(set_to_none=True)
+                bar.update()
+                continue
+            self.optimizer.step()
+            loss_sum += loss.detach().double() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += len(y)
+            bar.update()
+            if i % 5 == 0 or i + 1 == total:
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(loss=f"{loss_sum.item() / max(seen, 1):.3f}",
+                                acc=f"{100 * correct.item() / max(seen, 1):.1f}%",
+                                img_s=f"{seen * self.world.size / elapsed:.0f}")
+        elapsed = time.perf_counter() - start
+        loss_total, correct_total, seen_total = dist.all_sum([loss_sum.item(), float(correct.item()), float(seen)],
+                                                             self.world, self.device)
+        if not seen_total and not skipped:
+            raise TrainingError(f"epoch {epoch + 1} trained on no images"
+                                + (f": all {len(unreadable)} files were unreadable ({unreadable[0].path}: "
+                                   f"{unreadable[0].reason}, ...)" if unreadable else ""))
+        mean = (lambda total: total / seen_total) if seen_total else (lambda total: math.nan)  # all skipped
+        return {"train_loss": mean(loss_total), "train_acc": mean(correct_total),
+                "seconds": round(elapsed, 3), "images_per_second": seen_total / elapsed, "skipped_steps": skipped,
+                "unreadable": _unreadable_record(dist.gather_lists(unreadable, self.world))}
+
+    def _gradient_norm(self) -> torch.Tensor:
+        """The gradients' total norm, after clipping it if asked (inf or nan if any is not finite)."""
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if self.config.clip_grad:
+            return nn.utils.clip_grad_norm_(params, self.config.clip_grad)
+        return nn.utils.get_total_norm([p.grad for p in params])
+
+    def _nonfinite(self, loss: torch.Tensor, x: torch.Tensor, y: torch.Tensor, epoch: int, batch: int) -> str:
+        """Where the trouble first appeared, in one line."""
+        from ..diagnose import first_nonfinite_gradient, first_nonfinite_value
+
+        with self._autocast():
+            if not torch.isfinite(loss):
+                place = first_nonfinite_value(self.model, x)
+                what = f"the loss is {loss.item()}; " + (f"it first appears at {place}" if place else
+                                                        "cannot say where: a re-run of this batch was finite")
+            else:
+                place = first_nonfinite_gradient(self.model, x, lambda logits: self.criterion(logits.float(), y))
+                what = "gradients are not finite; " + (f"they start at {place}" if place else
+                                                       "cannot say where: a re-run of this batch was finite")
+        return (f"{what} (epoch {epoch + 1}, batch {batch + 1}); lower the learning rate, clip the gradients "
+                "(--clip-grad), or skip such steps (--on-nonfinite skip)")
+
+    @torch.no_grad()
+    def _evaluate(self, epoch: int) -> dict[str, Any]:
+        model = self.model.eval()
+        single = len(self.spec.readout_steps) == 1
+        loss_sum = correct = seen = 0.0
+        by_step: dict[int, float] = {}
+        unreadable: list[Unreadable] = []
+        for x, y, bad in self._loader(self.data.test, False, epoch):
+            unreadable += bad
+            if x is None:
+                continue
+            x, y = self._inputs(x), y.to(self.device)
+            with self._autocast():
+                anytime = model(x, readout="all") if self.config.anytime else {}
+                final = anytime[self.spec.readout_steps[0]] if single and anytime else model(x)
+            loss_sum += float(self.criterion(final.float(), y)) * len(y)
+            correct += float((final.argmax(1) == y).sum())
+            seen += len(y)
+            for step, logits in anytime.items():
+                by_step[step] = by_step.get(step, 0.0) + float((logits.argmax(1) == y).sum())
+        steps = sorted(by_step)
+        totals = dist.all_sum([loss_sum, correct, seen] + [by_step[t] for t in steps], self.world, self.device)
+        loss_sum, correct, seen = totals[:3]
+        if not seen:
+            raise TrainingError(f"the test split has no readable images ({len(unreadable)} unreadable)")
+        return {"test_loss": loss_sum / seen, "test_acc": correct / seen,
+                "anytime": {t: c / seen for t, c in zip(steps, totals[3:])},
+                "test_unreadable": _unreadable_record(dist.gather_lists(unreadable, self.world))}
+
+    # --- outputs -------------------------------------------------------------------------------------
+
+    def _settings(self) -> dict[str, Any]:
+        return {**self.config.settings(), "device": str(self.device), "amp": self.amp,
+                "channels_last": self.channels_last, "processes": self.world.size}
+
+    def _kept(self) -> str:
+        return (f"{self.checkpoint_path} still holds epoch {self.saved_epochs}" if self.saved_epochs
+                else f"{self.out} still holds the run it held" if self.replacing else "no checkpoint was written")
+
+    def _check_finite(self, epochs_done: int) -> None:
+        """Weights or running statistics that are not finite: a model that only outputs NaN is never saved."""
+        state = self.model.state_dict()
+        broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if broken:
+            raise TrainingError(f"after epoch {epochs_done}, {len(broken)} of the model's tensors are not finite "
+                                f"(such as {broken[0]}); it was not saved, and {self._kept()}")
+
+    def _save(self, epochs_done: int) -> None:
+        model_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        try:
+            save_checkpoint(self.checkpoint_path, spec=self.spec.to_dict(), settings=self._settings(),
+                            model=model_state, optimizer=self.optimizer.state_dict(), epoch=epochs_done,
+                            metrics=self.epochs)
+        except OSError as exc:
+            raise TrainingError(f"cannot write the checkpoint of epoch {epochs_done} in {self.out}: "
+                                f"{exc.strerror or exc}; {self._kept()}") from None
+        self.saved_epochs = epochs_done
+        if self.replacing:  # the old run's checkpoint is replaced; its other files go
+            self.folder.clear_run(keep=("checkpoint.pt",))
+            self.replacing = False
+        try:
+            write_metrics(self.out, {"spec": self.spec.name, "settings": self._settings()}, self.epochs)
+        except OSError as exc:
+            raise TrainingError(f"cannot write the metrics in {self.out}: {exc.strerror or exc}; "
+                                f"{self.checkpoint_path} holds epoch {epochs_done} and its metrics") from None
+
+    def _finish(self) -> dict[str, Any]:
+        last = self.epochs[-1] if self.epochs else {}
+        result = {"out": str(self.out), "checkpoint": str(self.checkpoint_path), "epochs": self.epochs,
+                  "test_acc": last.get("test_acc", math.nan), "anytime": last.get("anytime", {})}
+        if self.world.main and last.get("anytime"):
+            anytime = {int(t): v for t, v in last["anytime"].items()}
+            plot = write_anytime(self.out, self.spec.name, anytime, self.spec.readout_steps,
+                                 self.spec.readout.head.classes)
+            result["plot"] = str(plot)
+        for line in result_lines(result):
+            self.say(line)
+        return result
+
+
+def _unreadable_record(items: list[Unreadable], named: int = 20) -> dict[str, Any]:
+    """How many files could not be read, and the first few of them with the reason."""
+    return {"count": len(items), "files": [f"{u.path}: {u.reason}" for u in items[:named]]}
+
+
+def result_lines(result: dict[str, Any]) -> list[str]:
+    """What a finished run says: its test accuracy (at every readout step) and where it wrote everything."""
+    if not result["epochs"]:
+        return []
+    out = result["out"]
+    if result.get("plot"):
+        steps = ", ".join(f"t={t} {100 * a:.1f}%" for t, a in sorted(result["anytime"].items()))
+        return [f"test accuracy by readout step: {steps}",
+                f"wrote {out}/metrics.csv, metrics.json, checkpoint.pt and the plot {result['plot']}"]
+    return [f"test accuracy {100 * result['test_acc']:.1f}%; wrote {out}/metrics.csv, metrics.json and checkpoint.pt"]
