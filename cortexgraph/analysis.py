@@ -80,6 +80,12 @@ class Edge:
         return tuple(self.rule.resolve(last, first=0 if self.is_input else 1))
 
 
+def every_step(fires: tuple[int, ...], steps: int) -> bool:
+    """Whether an edge that `fires` at those steps fires at each from 1 to `steps`: an edge between areas
+    by default (it is then drawn and described without its steps)."""
+    return fires == tuple(range(1, steps + 1))
+
+
 # (edge, reads): the edge computes at the step it is listed under, reading its source's value of
 # step `reads`. A plain tuple: validation makes one per edge and step, and tuples are cheapest.
 Firing = tuple[Edge, int]
@@ -103,13 +109,14 @@ class Timeline:
 
 @dataclass
 class Analysis:
-    """A checked spec: shapes, the lowered edges, the area graph, arrival steps, warnings."""
+    """A checked spec: shapes, the lowered edges, the hierarchy and edge kinds, arrival steps, warnings."""
 
     spec: Spec
     edges: tuple[Edge, ...]
     shapes: dict[str, Shape]  # every area and INPUT
     prenet: list[tuple[str, Params, Shape]]  # each pre-net layer: its op, validated parameters, output shape
-    graph: nx.MultiDiGraph
+    levels: dict[str, int]  # each area's level in the hierarchy that feedforward edges make (see `hierarchy`)
+    kinds: dict[str, str]  # each edge's kind: feedforward, feedback, lateral, skip or input
     timeline: Timeline
     warnings: list[Problem]
     limits: Limits
@@ -151,6 +158,43 @@ def lower(spec: Spec) -> tuple[Edge, ...]:
     return edges
 
 
+# --- the hierarchy ---------------------------------------------------------------------------------
+
+
+def hierarchy(edges: tuple[Edge, ...], shapes: dict[str, Shape], arrival: dict[str, int | None],
+              areas: list[str]) -> tuple[dict[str, int], dict[str, str]]:
+    """(the level of each area, the kind of each edge), derived, not declared.
+
+    An edge is feedforward when it goes to a smaller area (or to one of the same size that signal
+    reaches later), feedback the other way, lateral between areas of one size reached at the same step
+    (a self edge is lateral too), and a skip when it is feedforward over more than one level of the
+    hierarchy that feedforward edges define (an area's level: the longest feedforward path to it)."""
+
+    def key(area: str) -> tuple[int, int]:  # lower in the hierarchy = larger, then reached earlier
+        first = arrival.get(area)
+        return (-shapes[area][1] * shapes[area][2], first if first is not None else 1 << 30)
+
+    forward = nx.DiGraph()
+    forward.add_nodes_from(areas)
+    for edge in edges:
+        if not edge.is_input and key(edge.source) < key(edge.target):
+            forward.add_edge(edge.source, edge.target)
+    level: dict[str, int] = {}
+    for area in nx.topological_sort(forward):
+        level[area] = max((level[p] + 1 for p in forward.predecessors(area)), default=0)
+    kinds = {}
+    for edge in edges:
+        if edge.is_input:
+            kinds[edge.name] = "input"
+        elif key(edge.source) < key(edge.target):
+            kinds[edge.name] = "skip" if level[edge.target] > level[edge.source] + 1 else "feedforward"
+        elif key(edge.source) > key(edge.target):
+            kinds[edge.name] = "feedback"
+        else:
+            kinds[edge.name] = "lateral"
+    return level, kinds
+
+
 # --- the timeline ---------------------------------------------------------------------------------
 
 
@@ -166,7 +210,7 @@ def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int) -> Tim
         # (edge, its source's history, target, delay, reads the constant input)
         row = (edge, versions[edge.source], edge.target, edge.delay, edge.is_input)
         when = edge.fires_until(steps)
-        if when == tuple(range(1, steps + 1)) and not edge.is_input:
+        if every_step(when, steps) and not edge.is_input:
             always.append(row)
         else:
             for t in when:
@@ -256,7 +300,8 @@ class _Checker:
         self.check_time(edges, graph, timeline)
         self.stop_if_errors()
         warnings = [p for p in self.problems if p.severity == "warning"]
-        return Analysis(spec, edges, shapes, prenet or [], graph, timeline, warnings, self.limits,
+        levels, kinds = hierarchy(edges, shapes, timeline.arrival, list(spec.areas))
+        return Analysis(spec, edges, shapes, prenet or [], levels, kinds, timeline, warnings, self.limits,
                         self.head_norm(edges))
 
     def head_norm(self, edges: tuple[Edge, ...]) -> str:

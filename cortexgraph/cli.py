@@ -146,13 +146,13 @@ def cmd_draw(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .compiler import compile
-    from .drawing import FORMATS, DrawError, TooBigToDraw, draw, render
+    from .drawing import FORMATS, DrawError, TooBigToDraw, draw, format_of, render
     from .flags import given
     from .overrides import Overrides
 
     plan = compile(args.spec, allow_imports=args.allow_imports, **given(args, Overrides, SHOWN))
     spec = plan.analysis.spec
-    fmt = args.format or (args.output.rsplit(".", 1)[-1].lower() if args.output and "." in args.output else "svg")
+    fmt = format_of(args.output, args.format)
     if fmt not in FORMATS:
         print(f"cortexgraph: cannot write {fmt!r}: formats are {', '.join(FORMATS)} (from --format, or the "
               "output's suffix)", file=sys.stderr)
@@ -233,6 +233,7 @@ def allow_imports(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .drawing import FORMATS, VIEWS
     from .flags import add_flags
     from .overrides import Overrides
     from .train.config import TrainConfig
@@ -262,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("draw", help="draw the area graph, its unrolling in time, or its transition matrix")
     p.add_argument("spec", metavar="SPEC", help="a spec file or a bundled spec name")
     p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: NAME-VIEW.svg)")
-    p.add_argument("--view", choices=("rolled", "unrolled", "matrix"), default="rolled")
-    p.add_argument("--format", choices=("svg", "png", "pdf", "dot"), help="default: the output's suffix")
+    p.add_argument("--view", choices=VIEWS, default="rolled")
+    p.add_argument("--format", choices=FORMATS, help="default: the output's suffix")
     add_flags(p, Overrides, SHOWN)
     p.add_argument("--max-elements", type=int, metavar="N", help="draw past the usual bound on nodes and edges "
                    "(cells for the matrix) of 5,000 (matrix: 40,000), which renders in seconds")

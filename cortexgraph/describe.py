@@ -3,7 +3,7 @@ form, both read from the Plan."""
 
 from __future__ import annotations
 
-from .analysis import INPUT, Edge
+from .analysis import INPUT, Edge, every_step
 from .plan import Plan, WeightGroup
 from .sizes import head_size, prenet_size
 
@@ -44,7 +44,7 @@ def weights_text(edge: Edge) -> str:
 
 def edge_label(edge: Edge, steps: int) -> str:
     lines = [op_text(edge)]
-    when = "all steps" if edge.steps == tuple(range(1, steps + 1)) else f"@ {format_steps(edge.steps)}"
+    when = "all steps" if every_step(edge.steps, steps) else f"@ {format_steps(edge.steps)}"
     if edge.is_input:
         when = "@ " + format_steps(edge.steps)
     lines.append(when + (f", delay {edge.delay}" if edge.delay != 1 else ""))

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .analysis import INPUT
-from .model import CortexNet, kept_statistics
+from .model import CortexNet, Site, kept_statistics
 
 
 @dataclass(frozen=True)
@@ -42,43 +41,27 @@ class _Found(Exception):
         self.place = place
 
 
-def _walk(model: CortexNet, plan, x: Tensor, around) -> Tensor:
-    """Run `plan` on `x` call by call, each call as `around(place, run, source)`; returns the head's input.
-    (Callers keep the running statistics: a diagnosis must change nothing.)"""
-    values = {(INPUT, 0): model.prenet(x)}
-    if not _finite(values[(INPUT, 0)]):
-        raise _Found(Place("pre-net"))
-    latest: dict[str, Tensor] = {}
-    for step, updates in enumerate(plan.schedule):
-        made = {}
-        for update in updates:
-            total = None
-            for call in update.calls:
-                module = model.group(call.group)
-                out = around(Place("edge", step, update.area, call.edge),
-                             lambda s, m=module, n=call.norm_step: m(s, n), values[(call.source, call.reads)])
-                total = out if total is None else total + out
-            made[update.area] = total
-        for area, value in made.items():
-            values[(area, step)] = latest[area] = value
-    return latest[plan.readout_area]
+def _place(site: Site) -> Place:
+    if site.what == "call":
+        return Place("edge", site.step, site.area, site.call.edge)
+    return Place("pre-net" if site.what == "prenet" else "head")
 
 
 @torch.no_grad()
 def first_nonfinite_value(model: CortexNet, x: Tensor) -> Place | None:
-    """Run the whole plan (nothing pruned) on `x`, checking every edge's output in step order."""
+    """Run the whole plan (nothing pruned) on `x`, checking the output of the pre-net, of every edge call
+    in step order, and of the head. (The running statistics are kept: a diagnosis changes nothing.)"""
 
-    def checked(place: Place, run, source: Tensor) -> Tensor:
-        out = run(source)
+    def checked(site: Site, run, value: Tensor) -> Tensor:
+        out = run(value)
         if not _finite(out):
-            raise _Found(place)
+            raise _Found(_place(site))
         return out
 
     try:
         with kept_statistics(model.modules()):
-            plan = model.plan_for(states=True)
-            final = _walk(model, plan, x, checked)
-            return None if _finite(model.head(final, plan.head_norm_step(plan.readout_steps[-1]))) else Place("head")
+            model(x, return_states=True, around=checked)
+        return None
     except _Found as found:
         return found.place
 
@@ -102,34 +85,27 @@ def first_nonfinite_gradient(model: CortexNet, x: Tensor, loss_fn) -> Place | No
     a non-finite gradient starts is the call (latest in time) whose output receives a finite gradient
     but which passes a non-finite one on to its input. Where every value's gradient is finite, it is a
     parameter's own gradient (one summed over a large batch can overflow): the first such parameter."""
-    probes: list[tuple[Place, list, list]] = []  # (place, gradient reaching the output, passed to input)
+    probes: list[tuple[Site, list, list]] = []  # (site, gradient reaching its output, passed to its input)
 
-    def probed(place: Place, run, source: Tensor) -> Tensor:
+    def probed(site: Site, run, value: Tensor) -> Tensor:
+        if site.what == "prenet":  # its input is the images: no gradient to follow
+            return run(value)
         passed, reaching = [], []
-        probes.append((place, reaching, passed))
-        return _Probe.apply(run(_Probe.apply(source, passed)), reaching)
+        probes.append((site, reaching, passed))
+        return _Probe.apply(run(_Probe.apply(value, passed)), reaching)
 
-    head_in, reaching_head = [], []
     try:
         with kept_statistics(model.modules()):  # after the backward pass, which needs them as they were
-            plan = model.plan
-            final = _walk(model, plan, x, probed)
-            head = model.head(_Probe.apply(final, head_in), plan.head_norm_step(plan.readout_steps[-1]))
-            logits = _Probe.apply(head, reaching_head)
             model.zero_grad(set_to_none=True)
-            loss_fn(logits).backward()
+            loss_fn(model(x, around=probed)).backward()
         bad = [name for name, p in model.named_parameters() if p.grad is not None and not _finite(p.grad)]
-    except _Found as found:
-        return found.place
     finally:
         model.zero_grad(set_to_none=True)
-    if reaching_head and not all(reaching_head):
+    if any(not all(reaching) for site, reaching, _ in probes if site.what == "head"):
         return Place("the loss")
-    if head_in and not all(head_in):
-        return Place("head")
-    for place, reaching, passed in reversed(probes):
+    for site, reaching, passed in reversed(probes):  # the head's readings come last: they are looked at first
         if all(reaching) and not all(passed):
-            return place
+            return _place(site)
     return _place_of_parameter(model, bad[0]) if bad else None
 
 

@@ -3,24 +3,18 @@
 Everything drawn comes from the Plan the module runs (and the module's own
 parameter counts), so a picture shows what computes: pruned work is absent,
 tied edges share their owner's colour, silent states are not drawn.
-
-Edge kinds are derived, not declared: an edge is feedforward when it goes to
-a smaller area (or to one of the same size that signal reaches later),
-feedback the other way, lateral between areas of one size reached at the
-same step (a self edge is lateral too), and a skip when it is feedforward
-over more than one level of the hierarchy that feedforward edges define.
+Edges are coloured by their kind (feedforward, feedback, lateral, skip,
+input), which the analysis derives (`Analysis.kinds`).
 """
 
 from __future__ import annotations
 
 import html
-import sys
 from typing import Any
 
 import graphviz
-import networkx as nx
 
-from .analysis import INPUT, Analysis, Edge
+from .analysis import INPUT, Analysis, Edge, every_step
 from .compiler import compile
 from .describe import edge_label, format_steps, head_text, op_text
 from .plan import Plan
@@ -69,9 +63,7 @@ def draw(model: Any, view: str = "rolled", steps: int | None = None, collapse: i
     """
     if view not in VIEWS:
         raise ValueError(f"view is one of {', '.join(VIEWS)}; got {view!r}")
-    # A CortexNet can only exist if its module (and torch) is loaded; a spec alone needs neither.
-    built = sys.modules.get(f"{__package__}.model")
-    if built is not None and isinstance(model, built.CortexNet):
+    if isinstance(getattr(model, "plan", None), Plan):  # a built model (a CortexNet): the run it makes
         plan = model.plan if steps is None else model.plan_for(steps)
     elif isinstance(model, Plan):
         plan = model if steps is None else compile(model.analysis.spec, steps=steps, allow_imports=allow_imports)
@@ -107,11 +99,16 @@ def _matrix_cells(plan: Plan) -> int:
     return (areas + 1) * (areas + 1) + len(analysis.edges) * (plan.steps + 2)
 
 
+def format_of(path: str | None, fmt: str | None = None) -> str:
+    """The format to write: `fmt` if given, else the path's suffix, else svg (checked by `render`)."""
+    return fmt or (path.rsplit(".", 1)[-1].lower() if path and "." in path else "svg")
+
+
 def render(graph: graphviz.Digraph, path: str, fmt: str | None = None) -> str:
     """Write `graph` to `path` in `fmt` (default: the path's suffix); returns the path written."""
     from .atomic import atomic_path
 
-    fmt = fmt or (path.rsplit(".", 1)[-1].lower() if "." in path else "svg")
+    fmt = format_of(path, fmt)
     if fmt not in FORMATS:
         raise DrawError(f"cannot write {fmt!r}: formats are {', '.join(FORMATS)}")
     if fmt == "dot":
@@ -127,38 +124,6 @@ def render(graph: graphviz.Digraph, path: str, fmt: str | None = None) -> str:
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
     return path
-
-
-# --- the hierarchy ---------------------------------------------------------------------------------
-
-
-def hierarchy(analysis: Analysis) -> tuple[dict[str, int], dict[str, str]]:
-    """(level of each area, kind of each edge); see the module's docstring."""
-    shapes, arrival = analysis.shapes, analysis.arrival
-
-    def key(area: str) -> tuple[int, int]:  # lower in the hierarchy = larger, then reached earlier
-        first = arrival.get(area)
-        return (-shapes[area][1] * shapes[area][2], first if first is not None else 1 << 30)
-
-    forward = nx.DiGraph()
-    forward.add_nodes_from(analysis.spec.areas)
-    for edge in analysis.edges:
-        if not edge.is_input and key(edge.source) < key(edge.target):
-            forward.add_edge(edge.source, edge.target)
-    level: dict[str, int] = {}
-    for area in nx.topological_sort(forward):
-        level[area] = max((level[p] + 1 for p in forward.predecessors(area)), default=0)
-    kinds = {}
-    for edge in analysis.edges:
-        if edge.is_input:
-            kinds[edge.name] = "input"
-        elif key(edge.source) < key(edge.target):
-            kinds[edge.name] = "skip" if level[edge.target] > level[edge.source] + 1 else "feedforward"
-        elif key(edge.source) > key(edge.target):
-            kinds[edge.name] = "feedback"
-        else:
-            kinds[edge.name] = "lateral"
-    return level, kinds
 
 
 # --- labels --------------------------------------------------------------------------------------------
@@ -208,7 +173,7 @@ def _shape(shape: tuple[int, int, int]) -> str:
 def _rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
     analysis = plan.analysis
     spec = analysis.spec
-    level, kinds = hierarchy(analysis)
+    level, kinds = analysis.levels, analysis.kinds
     g = _base(f"{spec.name}-rolled", "BT")
     g.attr(label=f"{spec.name}: {plan.steps} steps, readout {plan.readout_area} at step "
                  f"{format_steps(plan.readout_steps)}", labelloc="t", fontsize="13")
@@ -286,7 +251,7 @@ def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
     Graphviz only draws the arrows (neato with pinned positions: fast, and the grid stays a grid)."""
     analysis = plan.analysis
     spec = analysis.spec
-    level, kinds = hierarchy(analysis)
+    level, kinds = analysis.levels, analysis.kinds
     colours = _group_colours(plan)
     columns = _columns(plan, collapse)
     column_of = {t: i for i, (first, last) in enumerate(columns) for t in range(first, last + 1)}
@@ -368,7 +333,7 @@ def _held(plan: Plan, area: str, step: int) -> int:
 def _matrix(plan: Plan) -> graphviz.Digraph:
     analysis = plan.analysis
     spec = analysis.spec
-    level, kinds = hierarchy(analysis)
+    level, kinds = analysis.levels, analysis.kinds
     areas = sorted(spec.areas, key=lambda a: (level[a], list(spec.areas).index(a)))
     sources = [INPUT] + areas
     cells: dict[tuple[str, str], list[Edge]] = {}
@@ -382,7 +347,7 @@ def _matrix(plan: Plan) -> graphviz.Digraph:
             edges = cells.get((source, target), [])
             text = "<br/>".join(html.escape(op_text(e)) + (f"<br/><font point-size='8'>@ {format_steps(e.steps)}"
                                                             f"{', d=' + str(e.delay) if e.delay != 1 else ''}</font>"
-                                                            if e.steps != tuple(range(1, spec.steps + 1)) or
+                                                            if not every_step(e.steps, spec.steps) or
                                                             e.delay != 1 else "") for e in edges)
             if edges:
                 colour = KIND_STYLE[kinds[edges[0].name]]["color"]
@@ -407,7 +372,7 @@ def _timeline(plan: Plan) -> str:
     runs = {(c.edge, u.step) for u in plan.updates for c in u.calls}
     head = "".join(f"<td><font point-size='8'>{t}</font></td>" for t in range(plan.steps + 1))
     body = ""
-    level, _ = hierarchy(analysis)
+    level = analysis.levels
     order = {area: (lvl, i) for i, (area, lvl) in enumerate(level.items())}
     order[INPUT] = (-1, -1)
     for edge in sorted(analysis.edges, key=lambda e: (order[e.target], order[e.source], e.name)):

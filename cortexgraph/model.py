@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -27,7 +27,7 @@ from .errors import Problem, SpecError
 from .ops.layers import ACTIVATIONS, OpContext, tieable_parts
 from .ops.norms import make_norm
 from .ops.registry import lookup
-from .plan import Plan, Prune, WeightGroup, make_plan
+from .plan import Call, Plan, Prune, Update, WeightGroup, make_plan
 from .sizes import format_bytes
 from .spec import Head as HeadSpec
 from .spec import Spec
@@ -114,6 +114,21 @@ class Head(nn.Module):
 Calls = tuple[tuple[nn.Module, int, int], ...]  # (module, slot read, norm step) summed into one value
 
 
+class Site(NamedTuple):
+    """Where the runner is, as a hook (`around`) sees it: the pre-net, one edge call of the Plan (its
+    step, the area it updates and the `Call`), or the head reading the readout area out at a step."""
+
+    what: Literal["prenet", "call", "head"]
+    step: int | None = None
+    area: str | None = None
+    call: Call | None = None
+
+
+# A hook around each part the runner runs: `around(site, run, value)` returns what `run(value)` returns,
+# or anything in its place (the non-finite diagnosis checks it, FLOP counting counts it).
+Around = Callable[[Site, Callable[[Tensor], Tensor], Tensor], Tensor]
+
+
 @dataclass(frozen=True)
 class _Step:
     """One step of a bound Plan: the values it makes from values made before it."""
@@ -122,6 +137,7 @@ class _Step:
     reads: tuple[int, ...]  # slots its calls read (all made at earlier steps)
     frees: tuple[int, ...]  # slots nobody reads after this step
     norms: tuple[nn.Module, ...]  # its BatchNorms (frozen while a checkpoint recomputes the step)
+    plan: tuple[Update, ...]  # the Plan's updates these are bound from, for hooks
 
 
 @dataclass(frozen=True)
@@ -256,11 +272,11 @@ class CortexNet(nn.Module):
             modules = {id(m): m for _, calls in updates for m, _, _ in calls}.values()
             norms = tuple(n for m in modules for n in m.modules() if isinstance(n, nn.BatchNorm2d))
             reads = tuple(sorted({src for _, calls in updates for _, src, _ in calls}))
-            program.append(_Step(updates, reads, tuple(frees.get(step, ())), norms))
+            program.append(_Step(updates, reads, tuple(frees.get(step, ())), norms, plan.schedule[step]))
         return _Program(len(slot_of), tuple(program), tuple(readout), plan.readout_steps, states)
 
     def forward(self, x: Tensor, steps: int | None = None, readout: str | None = None,
-                return_states: bool = False) -> Any:
+                return_states: bool = False, around: Around | None = None) -> Any:
         """Run the network on images `x` of shape (batch, channels, height, width).
 
         - `model(x)`: the logits at the readout step (the mean over the steps,
@@ -271,6 +287,9 @@ class CortexNet(nn.Module):
           at which signal reaches the readout area, in one pass.
         - `return_states=True`: also a dict {(area, step): tensor} of every
           area at every step from its first arrival (nothing is pruned).
+        - `around(site, run, value)`: a hook around the pre-net, every edge
+          call and every head reading (see `Site`); it returns what `run(value)`
+          would. With a hook each call runs on its own (no recomputation).
         """
         prune = self._prune(readout, return_states)
         key = self._key(steps, prune)
@@ -278,26 +297,16 @@ class CortexNet(nn.Module):
             _prepare(id(self), steps, prune)  # (outside the graph torch.compile traces)
         program, _ = self._programs[key]
         self._check_input(x)
-        values: list[Tensor | None] = [None] * program.slots
-        values[0] = self.prenet(x)
-        recompute = self.checkpoint and self.training and torch.is_grad_enabled()
-        for step in program.steps:
-            if recompute and step.updates:
-                made = checkpoint(_make_values, step, *(values[s] for s in step.reads), use_reentrant=False,
-                                  context_fn=partial(_recompute_contexts, step.norms))
-                for (dst, _), value in zip(step.updates, made):
-                    values[dst] = value
-            else:
-                for dst, calls in step.updates:
-                    values[dst] = _sum_calls(calls, values)
-            for slot in step.frees:
-                values[slot] = None
+        values = self._run(program, x, around)
         logits: dict[int, Tensor] = {}
         by_value: dict[tuple[int, int], Tensor] = {}  # the head runs once per value and norm
         for step, slot, norm_step in program.readout:
             if readout == "all" or step in program.final:
                 if (slot, norm_step) not in by_value:
-                    by_value[(slot, norm_step)] = self.head(values[slot], norm_step)
+                    by_value[(slot, norm_step)] = (
+                        self.head(values[slot], norm_step) if around is None else
+                        around(Site("head", step, self.plan.readout_area), partial(_call, self.head, norm_step),
+                               values[slot]))
                 logits[step] = by_value[(slot, norm_step)]
         if readout == "all":
             result: Any = logits
@@ -308,6 +317,27 @@ class CortexNet(nn.Module):
         if return_states:
             return result, {key: values[slot] for key, slot in program.states.items()}
         return result
+
+    def _run(self, program: _Program, x: Tensor, around: Around | None) -> list[Tensor | None]:
+        """The interpreter: the values of one bound Plan on images `x`, slot by slot (freed after last use)."""
+        values: list[Tensor | None] = [None] * program.slots
+        values[0] = self.prenet(x) if around is None else around(Site("prenet"), self.prenet, x)
+        recompute = self.checkpoint and self.training and torch.is_grad_enabled() and around is None
+        for step in program.steps:
+            if around is not None:
+                for (dst, calls), update in zip(step.updates, step.plan):
+                    values[dst] = _sum_hooked(calls, update, values, around)
+            elif recompute and step.updates:
+                made = checkpoint(_make_values, step, *(values[s] for s in step.reads), use_reentrant=False,
+                                  context_fn=partial(_recompute_contexts, step.norms))
+                for (dst, _), value in zip(step.updates, made):
+                    values[dst] = value
+            else:
+                for dst, calls in step.updates:
+                    values[dst] = _sum_calls(calls, values)
+            for slot in step.frees:
+                values[slot] = None
+        return values
 
     def _check_input(self, x: Any) -> None:
         spec = self.spec
@@ -364,6 +394,19 @@ def _sum_calls(calls: Calls, values: Any) -> Tensor:
     total = None
     for module, src, norm_step in calls:
         out = module(values[src], norm_step)
+        total = out if total is None else total + out
+    return total
+
+
+def _call(module: nn.Module, step: int, x: Tensor) -> Tensor:
+    return module(x, step)
+
+
+def _sum_hooked(calls: Calls, update: Update, values: Any, around: Around) -> Tensor:
+    """`_sum_calls` with each call run through the hook `around`."""
+    total = None
+    for (module, src, norm_step), call in zip(calls, update.calls):
+        out = around(Site("call", update.step, update.area, call), partial(_call, module, norm_step), values[src])
         total = out if total is None else total + out
     return total
 

@@ -15,7 +15,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .analysis import INPUT
-from .model import CortexNet
+from .model import CortexNet, Site
 from .sizes import head_size, prenet_size
 
 
@@ -44,15 +44,32 @@ def group_flops(model: CortexNet, groups: list[str] | None = None, meta: CortexN
     return out
 
 
+def plan_flops(model: CortexNet) -> dict[str, int]:
+    """FLOPs of one image through each part of the model's Plan, counted by the runner on a meta-device copy:
+    the pre-net (`prenet`), one call of each weight group that runs (by its path; all its calls cost the
+    same), and one reading of the head (`head`)."""
+    flops: dict[str, int] = {}
+    made: dict[str, torch.Tensor] = {}  # each part's output: on the meta device, one stands for every call's
+
+    def count(site: Site, run, value: torch.Tensor) -> torch.Tensor:
+        part = site.call.group if site.call is not None else site.what
+        if part not in made:
+            with FlopCounterMode(display=False) as counter:
+                made[part] = run(value)
+            flops[part] = counter.get_total_flops()
+        return made[part]
+
+    spec = model.spec
+    with torch.no_grad():
+        _meta_copy(model)(torch.empty(1, spec.input.channels, *spec.input.size, device="meta"), around=count)
+    return flops
+
+
 def summarize(model: CortexNet) -> dict[str, Any]:
     """Everything `cortexgraph compile` reports, as plain data."""
     plan, analysis, spec = model.plan, model.analysis, model.spec
-    meta = _meta_copy(model)
-    batch = torch.empty(1, spec.input.channels, *spec.input.size, device="meta")
-    with torch.no_grad():
-        prenet_flops = _flops(meta.prenet, batch)
-        head_flops = _flops(meta.head, torch.empty(1, *analysis.shapes[spec.readout.area], device="meta"))
-    call_flops = group_flops(model, sorted({c.group for u in plan.updates for c in u.calls}), meta)
+    call_flops = plan_flops(model)
+    prenet_flops, head_flops = call_flops["prenet"], call_flops["head"]
 
     areas: dict[str, dict[str, Any]] = {}
     for name in spec.areas:

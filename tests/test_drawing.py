@@ -8,7 +8,7 @@ from cortexgraph import build, draw
 from cortexgraph.bundled import bundled_specs
 from cortexgraph.cli import main
 from cortexgraph.describe import format_steps
-from cortexgraph.drawing import VIEWS, DrawError, hierarchy, render
+from cortexgraph.drawing import VIEWS, DrawError, render
 
 from .update_golden import golden_path
 
@@ -51,7 +51,7 @@ transitions:
 readout: {area: V4, head: {classes: 2}}
 """
     model = build(text)
-    level, kinds = hierarchy(model.analysis)
+    level, kinds = model.analysis.levels, model.analysis.kinds
     assert level == {"V1": 0, "V2": 1, "V3": 2, "V4": 3}
     assert kinds["V1->V2"] == "feedforward" and kinds["V2->V1"] == "feedback"
     assert kinds["V1->V1"] == "lateral"

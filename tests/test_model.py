@@ -477,3 +477,42 @@ step 2:   A = A->A.t2(A@1)
         + "          B = A->B(A@2) [norm of step 2] + B->B(B@2)")
     doc["readout"]["step"] = [2, 3]
     assert str(build(doc).plan).startswith("Plan for plan-text: 3 steps, readout B at 2, 3; ")
+
+
+def test_a_hook_sees_the_pre_net_every_call_of_the_plan_in_order_and_the_head_and_changes_nothing():
+    from cortexgraph.model import Site
+
+    model = frnn()
+    seen = []
+
+    def around(site, run, value):
+        seen.append(site)
+        return run(value)
+
+    x = torch.randn(2, 3, 16, 16)
+    torch.manual_seed(0)
+    plain = model(x, readout="all")
+    torch.manual_seed(0)
+    hooked = model(x, readout="all", around=around)
+    assert all(torch.equal(plain[t], hooked[t]) for t in plain)
+    plan = model.plan_for(readout="all")
+    calls = [Site("call", u.step, u.area, c) for u in plan.updates for c in u.calls]
+    heads = [Site("head", t, "V4") for t in sorted(plain)]
+    assert seen == [Site("prenet"), *calls, *heads]
+
+
+def test_a_hook_can_replace_what_a_call_makes():
+    model = frnn().eval()
+    x = torch.randn(1, 3, 16, 16)
+
+    def silence_feedback(site, run, value):  # what the model computes without its top-down edges
+        out = run(value)
+        return torch.zeros_like(out) if site.what == "call" and site.call.edge in ("V2->V1", "V4->V2") else out
+
+    ablated = model(x, around=silence_feedback)
+    text = FRNN.replace("HORIZON", "5").replace("BEYOND", "error").replace(
+        "V2: {V1: {op: up, delay: 2}, V2: residual, V4: down}", "V2: {V2: residual, V4: down}").replace(
+        "V4: {V2: up, V4: residual}", "V4: {V4: residual}")
+    without = build(text).eval()
+    without.load_state_dict(model.state_dict(), strict=False)
+    assert torch.allclose(ablated, without(x), atol=1e-6)
