@@ -25,7 +25,7 @@ import yaml
 from common import write_json
 
 from cortexgraph import Limits, analyze
-from cortexgraph.model import construct
+from cortexgraph.construct import construct
 from cortexgraph.plan import make_plan
 from cortexgraph.source import parse_text
 from cortexgraph.spec import parse_spec

@@ -27,8 +27,9 @@ from common import HandWrittenLoop, forward, forward_backward, interleaved, mach
 
 from cortexgraph import analyze, build, load_spec
 from cortexgraph.bundled import bundled_specs
+from cortexgraph.construct import construct
 from cortexgraph.interop import load_torchvision
-from cortexgraph.model import CortexNet, construct
+from cortexgraph.model import CortexNet
 from cortexgraph.overrides import override
 from cortexgraph.plan import make_plan
 

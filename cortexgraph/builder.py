@@ -8,7 +8,8 @@ from typing import Any
 from .analysis import Limits
 from .checkpoint import is_checkpoint_path, load_weights, read_checkpoint
 from .compiler import compile
-from .model import CortexNet, construct
+from .construct import construct
+from .model import CortexNet
 from .source import SourceMap
 from .spec import parse_spec
 

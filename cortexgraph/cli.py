@@ -113,8 +113,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
     import torch
 
     from .compiler import compile
+    from .construct import construct
     from .flags import given
-    from .model import CortexNet, construct
+    from .model import CortexNet
     from .overrides import Overrides
     from .summary import format_summary, summarize
 

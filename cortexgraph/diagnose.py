@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .model import CortexNet, Site, kept_statistics
+from .model import CortexNet, Site
+from .ops.norms import kept_statistics
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Plan -> nn.Module: `build(spec)` and the module that walks the Plan.
+"""Plan -> nn.Module: `CortexNet`, the module that runs a Plan (`construct` makes one, `build` compiles one).
 
 Parameter names come from spec names and step numbers only:
 `prenet.0.conv.weight`, `edges.V1->V2.conv1.weight` (weights shared across
@@ -9,10 +9,9 @@ time), `edges.S1->S1.t3.conv1.weight` (weights of step 3), `...bn1.t3.weight`
 
 from __future__ import annotations
 
-import os
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, NamedTuple
@@ -23,68 +22,16 @@ from torch.utils.checkpoint import checkpoint
 
 from .analysis import INPUT, Analysis
 from .describe import model_text
-from .errors import Problem, SpecError
-from .ops.layers import ACTIVATIONS, OpContext, tieable_parts
-from .ops.norms import make_norm
+from .ops.layers import ACTIVATIONS, OpContext, init_weights, tieable_parts
+from .ops.norms import kept_statistics, make_norm
 from .ops.registry import lookup
 from .plan import Call, Plan, Prune, Update, WeightGroup, make_plan
-from .sizes import format_bytes
 from .spec import Head as HeadSpec
 from .spec import Spec
 
 
 class InputError(ValueError):
     """An input tensor that does not match what the spec expects."""
-
-
-def construct(plan: Plan) -> CortexNet:
-    """The module for a Plan, its weights initialised once.
-
-    nn.Conv2d and friends initialise their weights as they are made, and we then
-    initialise them again as torchvision does; for big specs that doubles the
-    build time. So a big model is made on the meta device (no memory, no
-    arithmetic) and materialised once. Small ones are made the ordinary way:
-    on the meta device each tensor operation goes through Python, which for many
-    small tensors costs more than initialising them twice. A user's op whose
-    parameters or buffers have no `reset_parameters` cannot be re-initialised
-    either: such a model is built the ordinary way too.
-    """
-    if torch.get_default_device().type == "meta":
-        return CortexNet(plan)  # shapes only: nothing to initialise
-    _check_memory(plan)
-    if plan.size.parameters < 2_000_000:
-        return CortexNet(plan)
-    with torch.device("meta"):
-        model = CortexNet(plan)
-    if not all(_resettable(m) for m in model.modules()):
-        return CortexNet(plan)
-    model.to_empty(device="cpu")
-    for m in model.modules():
-        if hasattr(m, "reset_parameters") and not isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            m.reset_parameters()  # linear layers, norms (running statistics too)
-    _init_weights(model, plan.analysis.spec.defaults.zero_init_residual)
-    return model
-
-
-def _check_memory(plan: Plan) -> None:
-    """Refuse, before allocating, a model whose weights and statistics alone exceed this machine's memory."""
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # no sysconf here (Windows): let the allocator say
-        return
-    need = plan.size.bytes
-    if need > memory:
-        spec = plan.analysis.spec
-        raise SpecError([spec.source.place(Problem(
-            (), f"{spec.name} holds {plan.size.parameters:,} parameters: {format_bytes(need)} with its norms' "
-                f"statistics, more than this machine's {format_bytes(memory)} of memory",
-            "share weights (share: time) or narrow the areas; `with torch.device('meta'): build(...)` "
-            "shows its shapes without memory"))])
-
-
-def _resettable(module: nn.Module) -> bool:
-    owns = bool(module._parameters) or any(b is not None for b in module._buffers.values())
-    return not owns or hasattr(module, "reset_parameters")
 
 
 class Head(nn.Module):
@@ -178,7 +125,7 @@ class CortexNet(nn.Module):
         # Bind the default program now: torch.compile then finds it ready instead of tracing its making
         # (and recompiling once the cache has changed).
         self._program(None, "final")
-        _init_weights(self, spec.defaults.zero_init_residual)
+        init_weights(self, spec.defaults.zero_init_residual)
 
     def __setstate__(self, state: dict[str, Any]) -> None:  # a copy (copy.deepcopy, pickle) is alive too
         super().__setstate__(state)
@@ -417,23 +364,6 @@ def _make_values(step: _Step, *inputs: Tensor) -> tuple[Tensor, ...]:
     return tuple(_sum_calls(calls, values) for _, calls in step.updates)
 
 
-@contextmanager
-def kept_statistics(modules: Any) -> Iterator[None]:
-    """Run modules (BatchNorms among them) in training mode without their running statistics moving:
-    they are put back as they were. Activation checkpointing recomputes a step this way (its
-    BatchNorms must run exactly as before, so autograd finds the same saved tensors, but must not
-    count the batch twice), and so do the diagnoses of non-finite values."""
-    norms = [m for m in modules if isinstance(m, nn.BatchNorm2d)]
-    saved = [[b.clone() for b in n.buffers()] for n in norms]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for n, buffers in zip(norms, saved):
-                for b, before in zip(n.buffers(), buffers):
-                    b.copy_(before)
-
-
 def _recompute_contexts(norms: tuple[nn.Module, ...]) -> tuple[Any, Any]:
     return nullcontext(), kept_statistics(norms)
 
@@ -452,21 +382,3 @@ def _tie(module: nn.Module, target: nn.Module) -> None:
             raise ValueError(f"cannot tie {name!r}: the target has no part of that name and shape")
         del module._modules[name]
         object.__setattr__(module, name, theirs)
-
-
-def _init_weights(model: nn.Module, zero_residual: bool) -> None:
-    """torchvision's ResNet initialisation: He-normal convs, unit-scale norms; with `zero_residual`,
-    residual ops (those with a `zero_init_residual` method) then start as the identity, as torchvision's
-    `zero_init_residual=True` makes them."""
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-    if zero_residual:
-        for m in model.modules():
-            if hasattr(m, "zero_init_residual"):
-                m.zero_init_residual()

@@ -1,5 +1,7 @@
 """A model's size is known before it is built: counted exactly, reported by validate, refused above a limit."""
 
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -163,7 +165,7 @@ def test_compile_builds_no_weights_however_big(capsys, tmp_path, monkeypatch):
 
 def test_build_refuses_a_model_bigger_than_the_machines_memory(monkeypatch):
     pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 1000}  # 4 MB
-    monkeypatch.setattr(model_module.os, "sysconf", lambda name: pages[name])
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
     with pytest.raises(SpecError, match=r"big holds 1,184,018 parameters: 4.9 MB with its norms' statistics, more "
                                         r"than this machine's 4.1 MB of memory"):
         build(BIG.replace("CHANNELS", "8"))

@@ -167,3 +167,21 @@ class StemPool(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.pool(x)
+
+
+def init_weights(model: nn.Module, zero_residual: bool) -> None:
+    """torchvision's ResNet initialisation: He-normal convs, unit-scale norms; with `zero_residual`,
+    residual ops (those with a `zero_init_residual` method) then start as the identity, as torchvision's
+    `zero_init_residual=True` makes them."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    if zero_residual:
+        for m in model.modules():
+            if hasattr(m, "zero_init_residual"):
+                m.zero_init_residual()

@@ -8,6 +8,11 @@ which is also how ties know to leave norms alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
 from torch import Tensor, nn
 
 
@@ -51,3 +56,20 @@ def make_norm(policy: str, channels: int, steps: tuple[int, ...]) -> nn.Module:
     if policy == "per_step" and len(steps) > 1:
         return StepNorm(channels, steps)
     return Norm(channels)
+
+
+@contextmanager
+def kept_statistics(modules: Any) -> Iterator[None]:
+    """Run modules (BatchNorms among them) in training mode without their running statistics moving:
+    they are put back as they were. Activation checkpointing recomputes a step this way (its
+    BatchNorms must run exactly as before, so autograd finds the same saved tensors, but must not
+    count the batch twice), and so do the diagnoses of non-finite values."""
+    norms = [m for m in modules if isinstance(m, nn.BatchNorm2d)]
+    saved = [[b.clone() for b in n.buffers()] for n in norms]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for n, buffers in zip(norms, saved):
+                for b, before in zip(n.buffers(), buffers):
+                    b.copy_(before)

@@ -21,7 +21,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..checkpoint import CheckpointError, load_weights, read_checkpoint, resume_problem, save_checkpoint
 from ..compiler import compile
-from ..model import CortexNet, construct
+from ..construct import construct
+from ..model import CortexNet
 from . import distributed as dist
 from .config import TrainConfig
 from .data import DataError, Unreadable, collate, make_data
