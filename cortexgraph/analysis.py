@@ -127,6 +127,10 @@ class Analysis:
         self._by_name = {e.name: e for e in self.edges}
 
     @property
+    def edges_by_name(self) -> dict[str, Edge]:
+        return self._by_name
+
+    @property
     def arrival(self) -> dict[str, int | None]:
         return self.timeline.arrival
 

@@ -41,7 +41,7 @@ def _check(target: str, limits, allow_imports: bool = False) -> tuple[object | N
         plan = compile(target, limits=limits, allow_imports=allow_imports)
     except SpecError as exc:
         return None, exc.problems
-    return plan, plan.analysis.warnings
+    return plan, plan.warnings
 
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
@@ -64,8 +64,8 @@ def _spec_files(targets: list[str]) -> list[str]:
     return out
 
 
-def _arrival_line(analysis) -> str:
-    arrival = analysis.arrival
+def _arrival_line(plan) -> str:
+    arrival = plan.arrival
     return ", ".join(f"{area} {'never' if t is None else t}" for area, t in arrival.items())
 
 
@@ -91,20 +91,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for problem in problems:
             print(problem, file=sys.stderr if problem.severity == "error" else sys.stdout)
         if plan is not None:
-            analysis, spec = plan.analysis, plan.analysis.spec
+            spec = plan.spec
             print(f"{target}: valid: {spec.name}: {len(spec.areas)} areas, "
-                  f"{sum(not e.is_input for e in analysis.edges)} edges, {spec.steps} steps, "
-                  f"{plan.size.parameters:,} parameters; signal reaches {_arrival_line(analysis)}")
+                  f"{sum(not e.is_input for e in plan.edges.values())} edges, {spec.steps} steps, "
+                  f"{plan.size.parameters:,} parameters; signal reaches {_arrival_line(plan)}")
     if args.json:
         print(json.dumps(report, indent=2))
     return status
 
 
 def _summary(plan) -> dict:
-    analysis = plan.analysis
-    spec = analysis.spec
-    return {"name": spec.name, "areas": {a: list(analysis.shapes[a]) for a in spec.areas},
-            "edges": [e.name for e in analysis.edges], "steps": spec.steps, "arrival": analysis.arrival,
+    spec = plan.spec
+    return {"name": spec.name, "areas": {a: list(plan.shapes[a]) for a in spec.areas},
+            "edges": list(plan.edges), "steps": spec.steps, "arrival": plan.arrival,
             "readout": {"area": spec.readout.area, "steps": list(spec.readout_steps)},
             "parameters": plan.size.parameters, "bytes": plan.size.bytes}
 
@@ -121,7 +120,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     plan = compile(args.spec, limits=_limits(args.limit), allow_imports=args.allow_imports,
                    **given(args, Overrides, SHOWN))
-    for problem in plan.analysis.warnings:
+    for problem in plan.warnings:
         print(problem, file=sys.stderr)
     with torch.device("meta"):  # shapes, parameters and FLOPs need no weights, however big the model
         summary = summarize(CortexNet(plan))
@@ -152,7 +151,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
     from .overrides import Overrides
 
     plan = compile(args.spec, allow_imports=args.allow_imports, **given(args, Overrides, SHOWN))
-    spec = plan.analysis.spec
+    spec = plan.spec
     fmt = format_of(args.output, args.format)
     if fmt not in FORMATS:
         print(f"cortexgraph: cannot write {fmt!r}: formats are {', '.join(FORMATS)} (from --format, or the "

@@ -40,7 +40,7 @@ def construct(plan: Plan) -> CortexNet:
     for m in model.modules():
         if hasattr(m, "reset_parameters") and not isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             m.reset_parameters()  # linear layers, norms (running statistics too)
-    init_weights(model, plan.analysis.spec.defaults.zero_init_residual)
+    init_weights(model, plan.spec.defaults.zero_init_residual)
     return model
 
 
@@ -52,7 +52,7 @@ def _check_memory(plan: Plan) -> None:
         return
     need = plan.size.bytes
     if need > memory:
-        spec = plan.analysis.spec
+        spec = plan.spec
         raise SpecError([spec.source.place(Problem(
             (), f"{spec.name} holds {plan.size.parameters:,} parameters: {format_bytes(need)} with its norms' "
                 f"statistics, more than this machine's {format_bytes(memory)} of memory",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from .analysis import INPUT, Edge, every_step
 from .plan import Plan, WeightGroup
-from .sizes import head_size, prenet_size
 
 
 def format_steps(steps: tuple[int, ...] | list[int]) -> str:
@@ -54,23 +53,23 @@ def edge_label(edge: Edge, steps: int) -> str:
 
 
 def head_text(plan: Plan) -> str:
-    head = plan.analysis.spec.readout.head
+    head = plan.spec.readout.head
     norm = {"per_step": "norm per step, act, ", "shared": "norm, act, ", "none": ""}[plan.head_norm]
     return f"{norm}{head.pool} pool, linear"
 
 
 def model_text(plan: Plan) -> str:
     """A model in a page: its size, then one row per edge (op, steps, weights, parameters), pre-net and head."""
-    analysis, spec = plan.analysis, plan.analysis.spec
+    spec = plan.spec
     shape = "x".join(map(str, (spec.input.channels, *spec.input.size)))
     title = (f"{spec.name}: input {shape}, {len(spec.areas)} areas, {spec.steps} steps, readout "
              f"{plan.readout_area} at step {format_steps(plan.readout_steps)}, {plan.size.parameters:,} parameters")
-    rows = [("prenet", " -> ".join(name for name, _, _ in analysis.prenet) or "(none)",
-             "x".join(map(str, analysis.shapes[INPUT])), f"{prenet_size(analysis).parameters:,}")]
+    rows = [("prenet", " -> ".join(name for name, _, _ in plan.prenet) or "(none)",
+             "x".join(map(str, plan.shapes[INPUT])), f"{plan.parts['prenet'].parameters:,}")]
     by_edge: dict[str, list[WeightGroup]] = {}
     for group in plan.groups.values():
         by_edge.setdefault(group.edge, []).append(group)
-    for edge in analysis.edges:
+    for edge in plan.edges.values():
         groups = by_edge.get(edge.name, [])
         runs = sorted({t for g in groups for t in g.steps}) or list(edge.steps)
         norm = {"per_step": ", norm per step", "shared": ", one norm", "none": ""}[edge.norm]
@@ -78,10 +77,10 @@ def model_text(plan: Plan) -> str:
         text = f"{op_text(edge)} at {format_steps(runs) or 'no step'}"
         if not (edge.is_input and edge.op == "identity"):
             text += f"; weights {weights_text(edge)}{sets}{norm}"
-        rows.append((f"{edge.target} <- {edge.name}", text, "x".join(map(str, analysis.shapes[edge.target])),
+        rows.append((f"{edge.target} <- {edge.name}", text, "x".join(map(str, plan.shapes[edge.target])),
                      f"{sum(g.size.parameters for g in groups):,}"))
     rows.append(("head", f"{head_text(plan)} to {spec.readout.head.classes} classes", "",
-                 f"{head_size(analysis).parameters:,}"))
+                 f"{plan.parts['head'].parameters:,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join([title] + [f"  {a:{widths[0]}}  {b:{widths[1]}}  {c:>{widths[2]}}  {d:>{widths[3]}}".rstrip()
                                  for a, b, c, d in rows])

@@ -116,4 +116,4 @@ def _place_of_parameter(model: CortexNet, name: str) -> Place:
     if part != "edges":
         return Place("pre-net" if part == "prenet" else "head", parameter=name)
     edge = rest.split(".")[0]
-    return Place("edge", area=model.analysis.edge(edge).target, edge=edge, parameter=name)
+    return Place("edge", area=model.plan.edges[edge].target, edge=edge, parameter=name)

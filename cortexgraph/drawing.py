@@ -4,7 +4,7 @@ Everything drawn comes from the Plan the module runs (and the module's own
 parameter counts), so a picture shows what computes: pruned work is absent,
 tied edges share their owner's colour, silent states are not drawn.
 Edges are coloured by their kind (feedforward, feedback, lateral, skip,
-input), which the analysis derives (`Analysis.kinds`).
+input), which the analysis derives (`Plan.kinds`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import graphviz
 
-from .analysis import INPUT, Analysis, Edge, every_step
+from .analysis import INPUT, Edge, every_step
 from .compiler import compile
 from .describe import edge_label, format_steps, head_text, op_text
 from .plan import Plan
@@ -66,7 +66,7 @@ def draw(model: Any, view: str = "rolled", steps: int | None = None, collapse: i
     if isinstance(getattr(model, "plan", None), Plan):  # a built model (a CortexNet): the run it makes
         plan = model.plan if steps is None else model.plan_for(steps)
     elif isinstance(model, Plan):
-        plan = model if steps is None else compile(model.analysis.spec, steps=steps, allow_imports=allow_imports)
+        plan = model if steps is None else compile(model.spec, steps=steps, allow_imports=allow_imports)
     else:
         plan = compile(model, steps=steps, allow_imports=allow_imports)
     bound = MAX_ELEMENTS[view] if max_elements is None else max_elements
@@ -74,10 +74,7 @@ def draw(model: Any, view: str = "rolled", steps: int | None = None, collapse: i
         _check_size(plan, view, _matrix_cells(plan), bound)
         return _matrix(plan)
     if view == "rolled":
-        params = {area: 0 for area in plan.analysis.spec.areas}
-        for group in plan.groups.values():
-            params[plan.analysis.edge(group.edge).target] += group.size.parameters
-        graph = _rolled(plan, params)
+        graph = _rolled(plan, {area: plan.parts[area].parameters for area in plan.spec.areas})
     else:
         graph = _unrolled(plan, collapse)
     _check_size(plan, view, len(graph.body), bound)  # built in Python in linear time; Graphviz is the cost
@@ -87,16 +84,15 @@ def draw(model: Any, view: str = "rolled", steps: int | None = None, collapse: i
 def _check_size(plan: Plan, view: str, elements: int, bound: int) -> None:
     if elements > bound:
         what = "cells" if view == "matrix" else "nodes and edges"
-        raise TooBigToDraw(f"the {view} view of {plan.analysis.spec.name} has {elements:,} {what}, more than "
+        raise TooBigToDraw(f"the {view} view of {plan.spec.name} has {elements:,} {what}, more than "
                            f"drawings show by default ({bound:,}, which Graphviz renders in seconds); draw "
                            f"it anyway with --max-elements {elements} (draw(..., max_elements=N)), or draw "
                            "another view")
 
 
 def _matrix_cells(plan: Plan) -> int:
-    analysis = plan.analysis
-    areas = len(analysis.spec.areas)
-    return (areas + 1) * (areas + 1) + len(analysis.edges) * (plan.steps + 2)
+    areas = len(plan.spec.areas)
+    return (areas + 1) * (areas + 1) + len(plan.edges) * (plan.steps + 2)
 
 
 def format_of(path: str | None, fmt: str | None = None) -> str:
@@ -151,8 +147,8 @@ def _base(name: str, rankdir: str) -> graphviz.Digraph:
     return g
 
 
-def _prenet_text(analysis: Analysis) -> str:
-    spec = analysis.spec
+def _prenet_text(plan: Plan) -> str:
+    spec = plan.spec
     layers = []
     for ref in spec.prenet:
         p = ref.params
@@ -171,15 +167,14 @@ def _shape(shape: tuple[int, int, int]) -> str:
 
 
 def _rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
-    analysis = plan.analysis
-    spec = analysis.spec
-    level, kinds = analysis.levels, analysis.kinds
+    spec = plan.spec
+    level, kinds = plan.levels, plan.kinds
     g = _base(f"{spec.name}-rolled", "BT")
     g.attr(label=f"{spec.name}: {plan.steps} steps, readout {plan.readout_area} at step "
                  f"{format_steps(plan.readout_steps)}", labelloc="t", fontsize="13")
     image = f"image<br/>{_shape((spec.input.channels, *spec.input.size))}"
     g.node("image", f"<{image}>", shape="plaintext")
-    g.node(INPUT, f"<<b>pre-net</b><br/>{_prenet_text(analysis)}<br/>{_shape(analysis.shapes[INPUT])}>",
+    g.node(INPUT, f"<<b>pre-net</b><br/>{_prenet_text(plan)}<br/>{_shape(plan.shapes[INPUT])}>",
            shape="box", style="rounded,filled", fillcolor="#f0f0f0")
     g.edge("image", INPUT)
     for lvl in sorted(set(level.values())):
@@ -188,8 +183,8 @@ def _rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
             for area in spec.areas:
                 if level[area] != lvl:
                     continue
-                first = analysis.arrival[area]
-                label = (f"<<b>{html.escape(area)}</b><br/>{_shape(analysis.shapes[area])}<br/>"
+                first = plan.arrival[area]
+                label = (f"<<b>{html.escape(area)}</b><br/>{_shape(plan.shapes[area])}<br/>"
                          f"<font point-size='9'>{_count(params[area])} params, signal at step {first}</font>>")
                 border = "3" if area == plan.readout_area else "1.2"
                 same.node(f"area_{area}", label, shape="box", style="rounded,filled", fillcolor="#fbfbf4",
@@ -198,13 +193,13 @@ def _rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
            style="rounded,filled", fillcolor="#f0f0f0")
     g.edge(f"area_{plan.readout_area}", "head", label=f"step {format_steps(plan.readout_steps)}", penwidth="2")
     running = {c.edge for u in plan.updates for c in u.calls}
-    for edge in sorted(analysis.edges, key=lambda e: e.name):
+    for edge in sorted(plan.edges.values(), key=lambda e: e.name):
         source = INPUT if edge.is_input else f"area_{edge.source}"
         style = dict(KIND_STYLE[kinds[edge.name]], fontcolor=KIND_STYLE[kinds[edge.name]]["color"])
         if edge.name not in running:
             style.update(color="#bbbbbb", fontcolor="#999999")  # pruned: never computes for the readout
         g.edge(source, f"area_{edge.target}", label=edge_label(edge, spec.steps), **style)
-    _legend(g, sorted({kinds[e.name] for e in analysis.edges}))
+    _legend(g, sorted({kinds[e.name] for e in plan.edges.values()}))
     return g
 
 
@@ -249,9 +244,8 @@ def _columns(plan: Plan, collapse: int) -> list[tuple[int, int]]:
 def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
     """Rows are areas (lowest at the bottom), columns steps; every node sits at a fixed place, so
     Graphviz only draws the arrows (neato with pinned positions: fast, and the grid stays a grid)."""
-    analysis = plan.analysis
-    spec = analysis.spec
-    level, kinds = analysis.levels, analysis.kinds
+    spec = plan.spec
+    level, kinds = plan.levels, plan.kinds
     colours = _group_colours(plan)
     columns = _columns(plan, collapse)
     column_of = {t: i for i, (first, last) in enumerate(columns) for t in range(first, last + 1)}
@@ -310,9 +304,8 @@ def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
 def _colour_legend(plan: Plan, colours: dict[str, str]) -> str | None:
     """A table of which colour is which set of weights, when each set has a colour of its own."""
     owners: dict[str, list[str]] = {}
-    analysis = plan.analysis
     for group in plan.groups.values():
-        if analysis.edge(group.edge).op != "identity":
+        if plan.edges[group.edge].op != "identity":
             owners.setdefault(colours[group.path], []).append(group.path.removeprefix("edges."))
     if not owners or len({g.tie or g.path for g in plan.groups.values()}) > len(PALETTE):
         return None
@@ -331,13 +324,12 @@ def _held(plan: Plan, area: str, step: int) -> int:
 
 
 def _matrix(plan: Plan) -> graphviz.Digraph:
-    analysis = plan.analysis
-    spec = analysis.spec
-    level, kinds = analysis.levels, analysis.kinds
+    spec = plan.spec
+    level, kinds = plan.levels, plan.kinds
     areas = sorted(spec.areas, key=lambda a: (level[a], list(spec.areas).index(a)))
     sources = [INPUT] + areas
     cells: dict[tuple[str, str], list[Edge]] = {}
-    for edge in analysis.edges:
+    for edge in plan.edges.values():
         cells.setdefault((edge.source, edge.target), []).append(edge)
     head = "".join(f"<td bgcolor='#eeeeee'><b>{html.escape(a)}</b></td>" for a in areas)
     body = ""
@@ -360,7 +352,7 @@ def _matrix(plan: Plan) -> graphviz.Digraph:
     g = _base(f"{spec.name}-matrix", "TB")
     g.attr(label=f"{spec.name}: transition matrix", labelloc="t", fontsize="13")
     g.node("matrix", f"<{table}>", shape="plaintext")
-    if any(e.steps != tuple(range(0 if e.is_input else 1, spec.steps + 1)) for e in analysis.edges):
+    if any(e.steps != tuple(range(0 if e.is_input else 1, spec.steps + 1)) for e in plan.edges.values()):
         g.node("timeline", f"<{_timeline(plan)}>", shape="plaintext")
         g.edge("matrix", "timeline", style="invis")
     return g
@@ -368,14 +360,13 @@ def _matrix(plan: Plan) -> graphviz.Digraph:
 
 def _timeline(plan: Plan) -> str:
     """When each transition is on: listed by the spec, and whether the Plan runs it."""
-    analysis = plan.analysis
     runs = {(c.edge, u.step) for u in plan.updates for c in u.calls}
     head = "".join(f"<td><font point-size='8'>{t}</font></td>" for t in range(plan.steps + 1))
     body = ""
-    level = analysis.levels
+    level = plan.levels
     order = {area: (lvl, i) for i, (area, lvl) in enumerate(level.items())}
     order[INPUT] = (-1, -1)
-    for edge in sorted(analysis.edges, key=lambda e: (order[e.target], order[e.source], e.name)):
+    for edge in sorted(plan.edges.values(), key=lambda e: (order[e.target], order[e.source], e.name)):
         cells = ""
         listed = set(edge.fires_until(plan.steps))
         for t in range(plan.steps + 1):

@@ -103,15 +103,14 @@ class CortexNet(nn.Module):
 
     def __init__(self, plan: Plan):
         super().__init__()
-        analysis = plan.analysis
-        spec = analysis.spec
+        spec = plan.spec
         self.spec: Spec = spec
-        self.analysis: Analysis = analysis
+        self.analysis: Analysis = plan.analysis  # what other call forms are planned from
         self.plan: Plan = plan
-        self.prenet = nn.Sequential(*self._prenet_layers(analysis))
+        self.prenet = nn.Sequential(*self._prenet_layers(plan))
         self.edges = nn.ModuleDict()
         for group in plan.groups.values():
-            self._add_group(analysis, group)
+            self._add_group(plan, group)
         for group in plan.groups.values():
             if group.tie:
                 _tie(self.group(group.path), self.group(group.tie))
@@ -134,19 +133,19 @@ class CortexNet(nn.Module):
     # --- construction ---------------------------------------------------------------------------
 
     @staticmethod
-    def _prenet_layers(analysis: Analysis) -> list[nn.Module]:
-        spec = analysis.spec
+    def _prenet_layers(plan: Plan) -> list[nn.Module]:
+        spec = plan.spec
         shape = (spec.input.channels, *spec.input.size)
         layers = []
-        for name, params, out in analysis.prenet:
+        for name, params, out in plan.prenet:
             op = lookup("prenet", name)
             ctx = OpContext(op.name, shape, out, params, activation_name=spec.defaults.activation)
             layers.append(op.load()(ctx))
             shape = out
         return layers
 
-    def _add_group(self, analysis: Analysis, group: WeightGroup) -> None:
-        module = _group_module(analysis, group.edge, group.steps or (0,))
+    def _add_group(self, plan: Plan, group: WeightGroup) -> None:
+        module = _group_module(plan, group.edge, group.steps or (0,))
         if group.key is None:
             self.edges[group.edge] = module
         else:
@@ -306,12 +305,12 @@ class CortexNet(nn.Module):
         return f"CortexNet({model_text(self.plan)}\n)"
 
 
-def _group_module(analysis: Analysis, edge_name: str, steps: tuple[int, ...]) -> nn.Module:
+def _group_module(plan: Plan, edge_name: str, steps: tuple[int, ...]) -> nn.Module:
     """The op module of one weight group of an edge, with norms for `steps`."""
-    edge = analysis.edge(edge_name)
+    edge = plan.edges[edge_name]
     op = lookup("transition", edge.op)
-    ctx = OpContext(op.name, analysis.shapes[edge.source], analysis.shapes[edge.target], edge.params,
-                    norm_policy=edge.norm, norm_steps=steps, activation_name=analysis.spec.defaults.activation)
+    ctx = OpContext(op.name, plan.shapes[edge.source], plan.shapes[edge.target], edge.params,
+                    norm_policy=edge.norm, norm_steps=steps, activation_name=plan.spec.defaults.activation)
     return op.load()(ctx)
 
 

@@ -15,11 +15,15 @@ call past the horizon follows `defaults.beyond` (reuse the last, or refuse).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal, NamedTuple
 
 from .analysis import INPUT, Analysis, Edge, live
 from .collector import collector_paused
+from .errors import Problem
+from .ops.registry import Params, Shape
 from .sizes import Size, check_size, edge_weights, group_size, head_size, prenet_size, unshared_size
+from .spec import Spec
 
 Prune = Literal["final", "anytime", "none"]
 
@@ -75,6 +79,55 @@ class Plan:
     head_norm_steps: tuple[int, ...]  # the spec's readout steps: one post-net norm each where per_step
     size: Size  # the whole model's parameters and norm statistics
     analysis: Analysis = field(repr=False, compare=False)
+
+    # What the module, the drawing and the summary read of the analysis, through the Plan only.
+
+    @property
+    def spec(self) -> Spec:
+        return self.analysis.spec
+
+    @property
+    def edges(self) -> dict[str, Edge]:
+        """Every edge of the spec by name (pruned or not), in the order the spec lists them."""
+        return self.analysis.edges_by_name
+
+    @property
+    def shapes(self) -> dict[str, Shape]:
+        """(channels, height, width) of every area, and of INPUT (the pre-net's output)."""
+        return self.analysis.shapes
+
+    @property
+    def arrival(self) -> dict[str, int | None]:
+        """The step at which signal first reaches each area (None: never, within the spec's steps)."""
+        return self.analysis.arrival
+
+    @property
+    def levels(self) -> dict[str, int]:
+        return self.analysis.levels
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        return self.analysis.kinds
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return self.analysis.warnings
+
+    @property
+    def prenet(self) -> list[tuple[str, Params, Shape]]:
+        """Each pre-net layer: its op, validated parameters and output shape."""
+        return self.analysis.prenet
+
+    @cached_property
+    def parts(self) -> dict[str, Size]:
+        """The size of each part of the model: `prenet`, each area (the weight groups of the edges into it),
+        and `head`."""
+        sizes = {"prenet": prenet_size(self.analysis), **{area: Size() for area in self.spec.areas}}
+        for group in self.groups.values():
+            target = self.edges[group.edge].target
+            sizes[target] = sizes[target] + group.size
+        sizes["head"] = head_size(self.analysis)
+        return sizes
 
     def head_norm_step(self, step: int) -> int:
         """The step whose post-net norm a readout at `step` uses: that of the first readout step at or

@@ -16,7 +16,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .analysis import INPUT
 from .model import CortexNet, Site
-from .sizes import head_size, prenet_size
 
 
 def _flops(fn, *args) -> int:
@@ -32,14 +31,13 @@ def _meta_copy(model: CortexNet) -> CortexNet:
 
 def group_flops(model: CortexNet, groups: list[str] | None = None, meta: CortexNet | None = None) -> dict[str, int]:
     """FLOPs of one call (one image) of each weight group, counted on a meta-device copy."""
-    analysis = model.analysis
+    plan = model.plan
     meta = meta if meta is not None else _meta_copy(model)
     out = {}
     with torch.no_grad():
-        for path in groups if groups is not None else model.plan.groups:
-            group = model.plan.groups[path]
-            edge = analysis.edge(group.edge)
-            x = torch.empty(1, *analysis.shapes[edge.source], device="meta")
+        for path in groups if groups is not None else plan.groups:
+            group = plan.groups[path]
+            x = torch.empty(1, *plan.shapes[plan.edges[group.edge].source], device="meta")
             out[path] = _flops(meta.group(path), x, group.steps[0] if group.steps else 0)
     return out
 
@@ -67,16 +65,15 @@ def plan_flops(model: CortexNet) -> dict[str, int]:
 
 def summarize(model: CortexNet) -> dict[str, Any]:
     """Everything `cortexgraph compile` reports, as plain data."""
-    plan, analysis, spec = model.plan, model.analysis, model.spec
+    plan = model.plan
+    spec = plan.spec
     call_flops = plan_flops(model)
     prenet_flops, head_flops = call_flops["prenet"], call_flops["head"]
 
     areas: dict[str, dict[str, Any]] = {}
     for name in spec.areas:
-        areas[name] = {"shape": list(analysis.shapes[name]), "params": 0, "flops": {},
-                       "arrival": analysis.arrival[name]}
-    for group in plan.groups.values():
-        areas[analysis.edge(group.edge).target]["params"] += group.size.parameters
+        areas[name] = {"shape": list(plan.shapes[name]), "params": plan.parts[name].parameters, "flops": {},
+                       "arrival": plan.arrival[name]}
     schedule = []
     for step, updates in enumerate(plan.schedule):
         entry = {"step": step, "updates": {}, "flops": 0}
@@ -92,9 +89,9 @@ def summarize(model: CortexNet) -> dict[str, Any]:
         "input": [spec.input.channels, *spec.input.size],
         "steps": plan.steps,
         "readout": {"area": plan.readout_area, "steps": list(plan.readout_steps)},
-        "prenet": {"shape": list(analysis.shapes[INPUT]), "params": prenet_size(analysis).parameters,
+        "prenet": {"shape": list(plan.shapes[INPUT]), "params": plan.parts["prenet"].parameters,
                    "flops": prenet_flops},
-        "head": {"classes": spec.readout.head.classes, "params": head_size(analysis).parameters, "flops": head_flops},
+        "head": {"classes": spec.readout.head.classes, "params": plan.parts["head"].parameters, "flops": head_flops},
         "areas": areas,
         "params": plan.size.parameters,
         "params_unshared": plan.unshared.parameters,

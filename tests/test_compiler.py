@@ -71,3 +71,14 @@ def test_only_the_front_door_runs_the_stages_in_a_row():
     spelt = [p.relative_to(PACKAGE).as_posix() for p in sorted(PACKAGE.rglob("*.py"))
              if {"analyze", "make_plan"} <= _calls(p) or {"override", "load_spec"} <= _calls(p)]
     assert spelt == ["compiler.py"]
+
+
+def test_what_runs_the_plan_reads_the_plan_not_the_analysis_behind_it():
+    # The Plan is what the module, the drawing, the summary and training read: shapes, edges, kinds and
+    # sizes come from it (`Plan.shapes`, `.edges`, `.parts`, ...), so a pass over the Plan sees everything.
+    readers = ["drawing.py", "summary.py", "describe.py", "cli.py", "diagnose.py", "export.py", "builder.py",
+               "construct.py", "train/loop.py", "interop/mapping.py", "interop/torchvision.py", "interop/cornet.py"]
+    reaching = [name for name in readers
+                if any(isinstance(node, ast.Attribute) and node.attr == "analysis"
+                       for node in ast.walk(ast.parse((PACKAGE / name).read_text())))]
+    assert reaching == []

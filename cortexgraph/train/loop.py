@@ -77,7 +77,7 @@ class _Run:
     def prepare(self) -> None:
         config = self.config
         plan = compile(config.spec, allow_imports=config.allow_imports, **config.overrides().model_dump())
-        spec = plan.analysis.spec
+        spec = plan.spec
         self.out = Path(config.out) if config.out is not None else Path("runs") / spec.name
         self.checkpoint_path = self.out / "checkpoint.pt"
         if self.world.main:
