@@ -76,7 +76,7 @@ def main() -> None:
     rows = []
     for steps in (3, 4, 6, 10):
         plan = model.plan_for(steps)
-        planned = sum(flops[c.group] for u in plan.updates for c in u.calls)
+        planned = sum(flops[c.group.path] for u in plan.updates for c in u.calls)
         naive = sum(flops[group] for _, _, group in naive_calls(model, steps))
         with torch.no_grad():
             assert model(x, steps=steps).shape == naive_forward(model, x, steps).shape

@@ -44,7 +44,7 @@ class _Found(Exception):
 
 def _place(site: Site) -> Place:
     if site.what == "call":
-        return Place("edge", site.step, site.area, site.call.edge)
+        return Place("edge", site.step, site.area, site.call.edge.name)
     return Place("pre-net" if site.what == "prenet" else "head")
 
 

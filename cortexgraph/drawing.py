@@ -192,7 +192,7 @@ def _rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
     g.node("head", f"<<b>head</b><br/>{head_text(plan)}<br/>{spec.readout.head.classes} classes>", shape="box",
            style="rounded,filled", fillcolor="#f0f0f0")
     g.edge(f"area_{plan.readout_area}", "head", label=f"step {format_steps(plan.readout_steps)}", penwidth="2")
-    running = {c.edge for u in plan.updates for c in u.calls}
+    running = {c.edge.name for u in plan.updates for c in u.calls}
     for edge in sorted(plan.edges.values(), key=lambda e: e.name):
         source = INPUT if edge.is_input else f"area_{edge.source}"
         style = dict(KIND_STYLE[kinds[edge.name]], fontcolor=KIND_STYLE[kinds[edge.name]]["color"])
@@ -218,7 +218,7 @@ def _legend(g: graphviz.Digraph, kinds: list[str]) -> None:
 
 def _signature(plan: Plan, step: int) -> tuple:
     """What a step computes, relative to its own time: equal signatures draw the same."""
-    return tuple(sorted((u.area, tuple(sorted((c.edge, c.group, c.source, step - c.reads) for c in u.calls)))
+    return tuple(sorted((u.area, tuple(sorted((c.edge.name, c.group.path, c.source, step - c.reads) for c in u.calls)))
                         for u in plan.schedule[step]))
 
 
@@ -285,10 +285,10 @@ def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
             for call in update.calls:
                 src = f"{call.source}@{column_of[call.reads]}"
                 dst = f"{update.area}@{column_of[first]}"
-                if (src, dst, call.group) not in drawn:
-                    drawn.add((src, dst, call.group))
-                    kind = kinds[call.edge]
-                    g.edge(src, dst, color="#777777" if kind == "input" else colours[call.group],
+                if (src, dst, call.group.path) not in drawn:
+                    drawn.add((src, dst, call.group.path))
+                    kind = kinds[call.edge.name]
+                    g.edge(src, dst, color="#777777" if kind == "input" else colours[call.group.path],
                            style="dashed" if kind == "feedback" else "solid")
     head_x = x(len(columns)) + 0.2
     g.node("head", f"<head<br/>{spec.readout.head.classes} classes>", shape="box", style="rounded",
@@ -306,7 +306,7 @@ def _colour_legend(plan: Plan, colours: dict[str, str]) -> str | None:
     owners: dict[str, list[str]] = {}
     for group in plan.groups.values():
         if plan.edges[group.edge].op != "identity":
-            owners.setdefault(colours[group.path], []).append(group.path.removeprefix("edges."))
+            owners.setdefault(colours[group.path], []).append(group.name)
     if not owners or len({g.tie or g.path for g in plan.groups.values()}) > len(PALETTE):
         return None
     rows = "".join(f"<tr><td bgcolor='{colour}' width='14'> </td><td align='left'>{html.escape(', '.join(names))}"
@@ -360,7 +360,7 @@ def _matrix(plan: Plan) -> graphviz.Digraph:
 
 def _timeline(plan: Plan) -> str:
     """When each transition is on: listed by the spec, and whether the Plan runs it."""
-    runs = {(c.edge, u.step) for u in plan.updates for c in u.calls}
+    runs = {(c.edge.name, u.step) for u in plan.updates for c in u.calls}
     head = "".join(f"<td><font point-size='8'>{t}</font></td>" for t in range(plan.steps + 1))
     body = ""
     level = plan.levels

@@ -198,7 +198,7 @@ class CortexNet(nn.Module):
                 for call in update.calls:
                     src = slot_of[(call.source, call.reads)]
                     last_use[src] = step
-                    calls.append((self.group(call.group), src, call.norm_step))
+                    calls.append((self.group(call.group.path), src, call.norm_step))
                 slot = len(slot_of)
                 slot_of[(update.area, step)] = latest[update.area] = slot
                 bound.append((slot, tuple(calls)))

@@ -43,16 +43,21 @@ class WeightGroup:
     size: Size = Size()  # its parameters and norm statistics (borrowed weights not counted)
 
     @property
+    def name(self) -> str:
+        """The edge, and the step it starts at where it has a set of its own: `V1->V2`, `S1->S1.t1`."""
+        return self.edge + (f".{self.key}" if self.key else "")
+
+    @property
     def path(self) -> str:
         """Where its module sits in the model: `edges.V1->V2` or `edges.S1->S1.t1`."""
-        return f"edges.{self.edge}" + (f".{self.key}" if self.key else "")
+        return f"edges.{self.name}"
 
 
 class Call(NamedTuple):
     """One edge computing at one step. (Named tuples: a Plan holds one per edge and step.)"""
 
-    edge: str
-    group: str  # path of the weight group that computes it
+    edge: Edge
+    group: WeightGroup  # the weights that compute it
     source: str  # an area, or INPUT
     reads: int  # the step whose value of `source` it reads
     norm_step: int  # the step whose norm it uses
@@ -141,7 +146,7 @@ class Plan:
     @property
     def unshared(self) -> Size:
         """The size of this program with a fresh set of weights (and norm) for every call it makes."""
-        return unshared_size(self.analysis, (c.edge for u in self.updates for c in u.calls))
+        return unshared_size(self.analysis, (c.edge.name for u in self.updates for c in u.calls))
 
     @property
     def updates(self) -> list[Update]:
@@ -163,7 +168,7 @@ class Plan:
 def _term(call: Call, step: int) -> str:
     source = call.source if call.source == INPUT else f"{call.source}@{call.reads}"
     reused = f" [norm of step {call.norm_step}]" if call.norm_step != step else ""
-    return f"{call.group.removeprefix('edges.')}({source}){reused}"
+    return f"{call.group.name}({source}){reused}"
 
 
 def _steps(steps: tuple[int, ...]) -> str:
@@ -288,7 +293,7 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
                 calls = []
                 for edge, reads in firings:
                     group, norm_step = group_for(edge, step)
-                    calls.append(Call(edge.name, group.path, edge.source, reads, norm_step))
+                    calls.append(Call(edge, group, edge.source, reads, norm_step))
                 updates.append(Update(target, step, tuple(calls)))
             schedule.append(tuple(updates))
     naive = sum(len(e.fires_until(total)) for e in analysis.edges)

@@ -50,7 +50,7 @@ def plan_flops(model: CortexNet) -> dict[str, int]:
     made: dict[str, torch.Tensor] = {}  # each part's output: on the meta device, one stands for every call's
 
     def count(site: Site, run, value: torch.Tensor) -> torch.Tensor:
-        part = site.call.group if site.call is not None else site.what
+        part = site.call.group.path if site.call is not None else site.what
         if part not in made:
             with FlopCounterMode(display=False) as counter:
                 made[part] = run(value)
@@ -78,9 +78,9 @@ def summarize(model: CortexNet) -> dict[str, Any]:
     for step, updates in enumerate(plan.schedule):
         entry = {"step": step, "updates": {}, "flops": 0}
         for update in updates:
-            flops = sum(call_flops[c.group] for c in update.calls)
+            flops = sum(call_flops[c.group.path] for c in update.calls)
             areas[update.area]["flops"][step] = flops
-            entry["updates"][update.area] = [c.edge for c in update.calls]
+            entry["updates"][update.area] = [c.edge.name for c in update.calls]
             entry["flops"] += flops
         schedule.append(entry)
     total_flops = prenet_flops + head_flops * len(plan.readout_steps) + sum(s["flops"] for s in schedule)

@@ -69,7 +69,7 @@ def test_unrolled_view_draws_what_runs_and_collapses_long_runs():
 
 def test_rolled_view_greys_out_pruned_edges():
     model = build("liao2016/frnn4-imagenet", steps=3)  # IT is first reached, and read out, at step 3
-    assert "IT->V4" not in {c.edge for u in model.plan.updates for c in u.calls}
+    assert "IT->V4" not in {c.edge.name for u in model.plan.updates for c in u.calls}
     source = draw(model, "rolled").source
     feedback = source[source.index("area_IT -> area_V4"):]
     assert feedback[: feedback.index("]")].count('color="#bbbbbb"') == 1

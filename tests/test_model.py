@@ -181,7 +181,7 @@ def test_a_short_horizon_reuses_its_last_norm_within_the_steps():
     assert "edges.V2->V2.bn1.weight" in names  # runs at one step within the horizon: one norm
     # at step 5 each edge uses its last norm: V2->V4 that of step 2; V4->V4, which first computes at
     # step 3 (past the horizon), the norm of that first step
-    assert {c.edge: c.norm_step for u in model.plan.schedule[5] for c in u.calls} == {"V2->V4": 2, "V4->V4": 3}
+    assert {c.edge.name: c.norm_step for u in model.plan.schedule[5] for c in u.calls} == {"V2->V4": 2, "V4->V4": 3}
 
 
 def test_anytime_readout_equals_separate_runs():
@@ -250,7 +250,7 @@ def test_pruning_changes_no_output():
 
 def test_plan_prunes_silent_sources_and_unread_work():
     plan = frnn().plan
-    calls = {(u.step, c.edge) for u in plan.updates for c in u.calls}
+    calls = {(u.step, c.edge.name) for u in plan.updates for c in u.calls}
     assert (1, "V2->V1") not in calls  # V2 is silent at step 0
     assert (2, "V2->V1") not in calls  # its delay of 2 reads step 0, still silent
     assert (5, "V1->V1") not in calls and (5, "V1->V2") not in calls  # nothing reaches V4 from them by step 5
@@ -402,9 +402,9 @@ def test_every_sharing_and_norm_setting_builds_the_weights_it_says():
     assert {"edges.V2-V4-conv.t2.conv.weight", "edges.V2-V4-conv.t4.conv.weight"} <= names  # share: none...
     assert "edges.V2-V4-conv.t5.conv.weight" not in names  # ...up to the horizon
     plan = model.plan
-    calls = {(u.step, c.edge): c for u in plan.updates for c in u.calls}
-    assert calls[(6, "V2-V4-conv")].group == "edges.V2-V4-conv.t4"
-    assert calls[(5, "V2->V2")].group == "edges.V2->V2.t4" and calls[(5, "V2->V2")].norm_step == 4  # reuse_last
+    calls = {(u.step, c.edge.name): c for u in plan.updates for c in u.calls}
+    assert calls[(6, "V2-V4-conv")].group.path == "edges.V2-V4-conv.t4"
+    assert calls[(5, "V2->V2")].group.path == "edges.V2->V2.t4" and calls[(5, "V2->V2")].norm_step == 4  # reuse_last
     assert model(torch.randn(2, 3, 16, 16)).shape == (2, 10)
 
 
@@ -507,7 +507,7 @@ def test_a_hook_can_replace_what_a_call_makes():
 
     def silence_feedback(site, run, value):  # what the model computes without its top-down edges
         out = run(value)
-        return torch.zeros_like(out) if site.what == "call" and site.call.edge in ("V2->V1", "V4->V2") else out
+        return torch.zeros_like(out) if site.what == "call" and site.call.edge.name in ("V2->V1", "V4->V2") else out
 
     ablated = model(x, around=silence_feedback)
     text = FRNN.replace("HORIZON", "5").replace("BEYOND", "error").replace(
