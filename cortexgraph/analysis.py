@@ -1,9 +1,8 @@
 """Spec -> Analysis: the area graph, its shapes, when signal reaches each area.
 
-Three notations (edge list, transition matrix, schedule of matrices) lower to
-one list of `Edge`s here; everything after this stage sees only that list.
-The analysis checks what pydantic cannot (names that refer to each other,
-shapes, ties, time) and reports every problem it finds at once.
+The three notations lower to one list of `Edge`s (`lowering.py`); the
+analysis checks what pydantic and the lowering cannot (names that refer to
+each other, shapes, ties, time) and reports every problem it finds at once.
 
 Time: at step 0 the pre-net's output enters the input areas; an edge
 `r -> s` firing at step t reads r's value at step t - delay. An area is silent
@@ -23,15 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
-from pydantic import ValidationError
 
 from .collector import collector_paused
-from .errors import Loc, Problem, SpecError, did_you_mean, format_path, known_list
-from .ops.registry import OpDef, Params, Shape, UnknownOp, lookup, resampling
-from .spec import Spec, located_errors
-from .steps import StepRule
-
-INPUT = "input"  # the pre-net's output, a source present at every step
+from .errors import Loc, Problem, did_you_mean, known_list
+from .lowering import INPUT, Edge, Reporter, every_step, lower_edges, resolve_op
+from .ops.registry import OpDef, Params, Shape, resampling
+from .spec import Spec
 
 
 @dataclass(frozen=True)
@@ -52,38 +48,6 @@ class Limits:
         if unknown:
             raise ValueError(f"unknown limit {sorted(unknown)[0]!r}; known: {', '.join(self.__dataclass_fields__)}")
         return Limits(**{**self.__dict__, **changes})
-
-
-@dataclass(frozen=True)
-class Edge:
-    """One transition in the internal form every notation lowers to."""
-
-    name: str
-    source: str  # an area, or INPUT
-    target: str
-    op: str  # the canonical op name
-    params: Params | None  # validated; None where the op is unknown
-    steps: tuple[int, ...]  # when it fires, within the spec's steps
-    delay: int
-    share: str | tuple[tuple[int, ...], ...]
-    norm: str
-    tie: str | None
-    rule: StepRule = field(compare=False)  # the written rule, to extend past the spec's steps
-    loc: Loc = field(compare=False, default=())
-    written: str = field(compare=False, default="")  # the op's name as the spec wrote it (maybe an alias)
-
-    @property
-    def is_input(self) -> bool:
-        return self.source == INPUT
-
-    def fires_until(self, last: int) -> tuple[int, ...]:
-        return tuple(self.rule.resolve(last, first=0 if self.is_input else 1))
-
-
-def every_step(fires: tuple[int, ...], steps: int) -> bool:
-    """Whether an edge that `fires` at those steps fires at each from 1 to `steps`: an edge between areas
-    by default (it is then drawn and described without its steps)."""
-    return fires == tuple(range(1, steps + 1))
 
 
 # (edge, reads): the edge computes at the step it is listed under, reading its source's value of
@@ -156,9 +120,9 @@ def analyze(spec: Spec, limits: Limits = Limits(), allow_imports: bool = False) 
 
 def lower(spec: Spec) -> tuple[Edge, ...]:
     """The spec's edges in the internal form, whichever notation wrote them (no other checks)."""
-    checker = _Checker(spec, Limits())
-    edges = checker.lower()
-    checker.stop_if_errors()
+    reporter = Reporter(spec.source)
+    edges, _ = lower_edges(spec, reporter)
+    reporter.stop_if_errors()
     return edges
 
 
@@ -263,24 +227,18 @@ def live(timeline: Timeline, wanted: set[tuple[str, int]]) -> set[tuple[str, int
 # --- the checks -------------------------------------------------------------------------------------
 
 
-class _Checker:
+class _Checker(Reporter):
+    """Checks a spec and its lowered edges (names that refer to each other, shapes, ties, time)."""
+
     def __init__(self, spec: Spec, limits: Limits, allow_imports: bool = False):
+        super().__init__(spec.source)
         self.spec = spec
         self.limits = limits
         self.allow_imports = allow_imports
-        self.source = spec.source
-        self.problems: list[Problem] = []
         self.defs: dict[str, OpDef] = {}  # edge name -> op definition, where known
 
-    def error(self, loc: Loc, message: str, hint: str | None = None, key: bool = False) -> None:
-        self.problems.append(self.source.place(Problem(loc, message, hint), key=key))
-
-    def warn(self, loc: Loc, message: str, hint: str | None = None) -> None:
-        self.problems.append(self.source.place(Problem(loc, message, hint, severity="warning")))
-
-    def stop_if_errors(self) -> None:
-        if any(p.severity == "error" for p in self.problems):
-            raise SpecError(self.problems)
+    def op_def(self, kind: str, ref: Any, loc: Loc) -> tuple[OpDef, Params] | None:
+        return resolve_op(self, kind, ref, loc, self.allow_imports)
 
     def run(self) -> Analysis:
         spec = self.spec
@@ -290,7 +248,7 @@ class _Checker:
         prenet = self.prenet()
         if prenet is not None:  # else unknown: the pre-net's problems are reported already
             shapes[INPUT] = prenet[-1][2] if prenet else (spec.input.channels, *spec.input.size)
-        edges = self.lower()
+        edges, self.defs = lower_edges(self.spec, self, self.allow_imports)
         self.check_edges(edges, shapes)
         self.check_ties(edges, shapes)
         self.check_settings()
@@ -344,18 +302,6 @@ class _Checker:
             if isinstance(out, int) and out > lim.channels:
                 self.error(("prenet", i), f"{out:,} channels exceed the limit of {lim.channels:,}")
 
-    def op_def(self, kind: str, ref: Any, loc: Loc) -> tuple[OpDef, Params] | None:
-        try:
-            op = lookup(kind, ref.name, self.allow_imports)
-        except UnknownOp as exc:
-            self.error(loc, exc.message, exc.hint)
-            return None
-        try:
-            return op, op.params.model_validate(ref.params)
-        except ValidationError as exc:
-            self.problems.extend(located_errors(exc, self.source, loc + (ref.name,), op.params))
-            return None
-
     def prenet(self) -> list[tuple[str, Params, Shape]] | None:
         shape: Shape = (self.spec.input.channels, *self.spec.input.size)
         layers: list[tuple[str, Params, Shape]] = []
@@ -371,67 +317,6 @@ class _Checker:
                 return None
             layers.append((op.name, params, shape))
         return layers
-
-    # lowering: every notation becomes Edges
-    def lower(self) -> tuple[Edge, ...]:
-        spec, defaults = self.spec, self.spec.defaults
-        found: dict[str, Edge] = {}
-
-        def add(name: str, source: str, target: str, props: Any, rule: StepRule, loc: Loc, op_loc: Loc) -> None:
-            if name in found:
-                first, again = sorted([found[name].loc, loc], key=self.source.locate)
-                self.error(again, f"edge {name!r} is defined twice (first at {format_path(first)})",
-                           "give one of them a distinct 'name'")
-                return
-            first = 0 if source == INPUT else 1
-            resolved = self.op_def("transition", props.op, op_loc)
-            op, params = resolved if resolved else (None, None)
-            if op is not None:
-                self.defs[name] = op
-            edge = Edge(
-                name=name, source=source, target=target, op=op.name if op else props.op.name, params=params,
-                steps=tuple(rule.resolve(spec.steps, first)), delay=getattr(props, "delay", 1),
-                share=getattr(props, "share", None) or defaults.share,
-                norm=getattr(props, "norm", None) or defaults.norm,
-                tie=getattr(props, "tie", None), rule=rule, loc=loc, written=props.op.name)
-            found[name] = edge
-
-        def op_loc(loc: Loc) -> Loc:
-            return loc + ("op",) if (loc + ("op",)) in self.source.values else loc
-
-        for area, rule in spec.inputs.items():
-            loc = ("inputs", area)
-            add(f"{INPUT}->{area}", INPUT, area, rule, rule.at, loc, op_loc(loc))
-        for i, e in enumerate(spec.edges):
-            loc = ("edges", i)
-            add(e.name or f"{e.from_}->{e.to}", e.from_, e.to, e, e.at, loc, loc + ("op",))
-        for source, row in spec.transitions.items():
-            for target, cell in row.items():
-                loc = ("transitions", source, target)
-                add(cell.name or f"{source}->{target}", source, target, cell, cell.at, loc, op_loc(loc))
-        # A schedule's phases share an edge wherever they name the same transition the same way.
-        merged: dict[str, tuple[Any, list[StepRule], Loc, str, str]] = {}
-        for i, phase in enumerate(spec.schedule):
-            for source, row in phase.transitions.items():
-                for target, cell in row.items():
-                    loc = ("schedule", i, "transitions", source, target)
-                    if "at" in cell.model_fields_set:
-                        self.error(loc + ("at",), "a phase's transitions fire at the phase's steps",
-                                   "set 'at' on the phase, or move this edge to the edge list")
-                        continue
-                    name = cell.name or f"{source}->{target}"
-                    if name in merged:
-                        first = merged[name]
-                        if first[0] != cell or first[3:] != (source, target):
-                            self.error(loc, f"edge {name!r} differs from its first use at {format_path(first[2])}",
-                                       "a transition that changes between phases needs a distinct 'name'")
-                            continue
-                        first[1].append(phase.at)
-                    else:
-                        merged[name] = (cell, [phase.at], loc, source, target)
-        for name, (cell, rules, loc, source, target) in merged.items():
-            add(name, source, target, cell, StepRule.union(rules), loc, op_loc(loc))
-        return tuple(found.values())
 
     def check_edges(self, edges: tuple[Edge, ...], shapes: dict[str, Shape]) -> None:
         areas = list(self.spec.areas)

@@ -1,0 +1,149 @@
+"""Spec -> Edges: the three notations (edge list, transition matrix, schedule of matrices) lowered to one
+list of `Edge`s, each op looked up and its parameters validated. Everything after this stage sees only
+that list; the analysis checks it (names that refer to each other, shapes, ties, time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import Loc, Problem, SpecError, format_path
+from .ops.registry import OpDef, Params, UnknownOp, lookup
+from .source import SourceMap
+from .spec import Spec, located_errors
+from .steps import StepRule
+
+INPUT = "input"  # the pre-net's output, a source present at every step
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One transition in the internal form every notation lowers to."""
+
+    name: str
+    source: str  # an area, or INPUT
+    target: str
+    op: str  # the canonical op name
+    params: Params | None  # validated; None where the op is unknown
+    steps: tuple[int, ...]  # when it fires, within the spec's steps
+    delay: int
+    share: str | tuple[tuple[int, ...], ...]
+    norm: str
+    tie: str | None
+    rule: StepRule = field(compare=False)  # the written rule, to extend past the spec's steps
+    loc: Loc = field(compare=False, default=())
+    written: str = field(compare=False, default="")  # the op's name as the spec wrote it (maybe an alias)
+
+    @property
+    def is_input(self) -> bool:
+        return self.source == INPUT
+
+    def fires_until(self, last: int) -> tuple[int, ...]:
+        return tuple(self.rule.resolve(last, first=0 if self.is_input else 1))
+
+
+def every_step(fires: tuple[int, ...], steps: int) -> bool:
+    """Whether an edge that `fires` at those steps fires at each from 1 to `steps`: an edge between areas
+    by default (it is then drawn and described without its steps)."""
+    return fires == tuple(range(1, steps + 1))
+
+
+class Reporter:
+    """Collects a spec's problems, located; the first stage to find errors stops with all of them at once."""
+
+    def __init__(self, source: SourceMap):
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def error(self, loc: Loc, message: str, hint: str | None = None, key: bool = False) -> None:
+        self.problems.append(self.source.place(Problem(loc, message, hint), key=key))
+
+    def warn(self, loc: Loc, message: str, hint: str | None = None) -> None:
+        self.problems.append(self.source.place(Problem(loc, message, hint, severity="warning")))
+
+    def stop_if_errors(self) -> None:
+        if any(p.severity == "error" for p in self.problems):
+            raise SpecError(self.problems)
+
+
+def resolve_op(report: Reporter, kind: str, ref: Any, loc: Loc,
+               allow_imports: bool = False) -> tuple[OpDef, Params] | None:
+    """The registered op a spec names, with its parameters validated; None, the problem reported, if not."""
+    try:
+        op = lookup(kind, ref.name, allow_imports)
+    except UnknownOp as exc:
+        report.error(loc, exc.message, exc.hint)
+        return None
+    try:
+        return op, op.params.model_validate(ref.params)
+    except ValidationError as exc:
+        report.problems.extend(located_errors(exc, report.source, loc + (ref.name,), op.params))
+        return None
+
+
+def lower_edges(spec: Spec, report: Reporter,
+                allow_imports: bool = False) -> tuple[tuple[Edge, ...], dict[str, OpDef]]:
+    """Every notation's edges as `Edge`s, with the op definition of each edge whose op is known; problems go
+    to `report` (an edge defined twice, a phase's edge that changes, an unknown op or bad parameters)."""
+    defaults = spec.defaults
+    found: dict[str, Edge] = {}
+    defs: dict[str, OpDef] = {}
+
+    def add(name: str, source: str, target: str, props: Any, rule: StepRule, loc: Loc, op_loc: Loc) -> None:
+        if name in found:
+            first, again = sorted([found[name].loc, loc], key=report.source.locate)
+            report.error(again, f"edge {name!r} is defined twice (first at {format_path(first)})",
+                         "give one of them a distinct 'name'")
+            return
+        first = 0 if source == INPUT else 1
+        resolved = resolve_op(report, "transition", props.op, op_loc, allow_imports)
+        op, params = resolved if resolved else (None, None)
+        if op is not None:
+            defs[name] = op
+        edge = Edge(
+            name=name, source=source, target=target, op=op.name if op else props.op.name, params=params,
+            steps=tuple(rule.resolve(spec.steps, first)), delay=getattr(props, "delay", 1),
+            share=getattr(props, "share", None) or defaults.share,
+            norm=getattr(props, "norm", None) or defaults.norm,
+            tie=getattr(props, "tie", None), rule=rule, loc=loc, written=props.op.name)
+        found[name] = edge
+
+    def op_loc(loc: Loc) -> Loc:
+        return loc + ("op",) if (loc + ("op",)) in report.source.values else loc
+
+    for area, rule in spec.inputs.items():
+        loc = ("inputs", area)
+        add(f"{INPUT}->{area}", INPUT, area, rule, rule.at, loc, op_loc(loc))
+    for i, e in enumerate(spec.edges):
+        loc = ("edges", i)
+        add(e.name or f"{e.from_}->{e.to}", e.from_, e.to, e, e.at, loc, loc + ("op",))
+    for source, row in spec.transitions.items():
+        for target, cell in row.items():
+            loc = ("transitions", source, target)
+            add(cell.name or f"{source}->{target}", source, target, cell, cell.at, loc, op_loc(loc))
+    # A schedule's phases share an edge wherever they name the same transition the same way.
+    merged: dict[str, tuple[Any, list[StepRule], Loc, str, str]] = {}
+    for i, phase in enumerate(spec.schedule):
+        for source, row in phase.transitions.items():
+            for target, cell in row.items():
+                loc = ("schedule", i, "transitions", source, target)
+                if "at" in cell.model_fields_set:
+                    report.error(loc + ("at",), "a phase's transitions fire at the phase's steps",
+                                 "set 'at' on the phase, or move this edge to the edge list")
+                    continue
+                name = cell.name or f"{source}->{target}"
+                if name in merged:
+                    first = merged[name]
+                    if first[0] != cell or first[3:] != (source, target):
+                        report.error(loc, f"edge {name!r} differs from its first use at {format_path(first[2])}",
+                                     "a transition that changes between phases needs a distinct 'name'")
+                        continue
+                    first[1].append(phase.at)
+                else:
+                    merged[name] = (cell, [phase.at], loc, source, target)
+    for name, (cell, rules, loc, source, target) in merged.items():
+        add(name, source, target, cell, StepRule.union(rules), loc, op_loc(loc))
+    return tuple(found.values()), defs
