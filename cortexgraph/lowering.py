@@ -14,7 +14,7 @@ from .errors import Loc, Problem, SpecError, format_path
 from .ops.registry import OpDef, Params, UnknownOp, lookup
 from .source import SourceMap
 from .spec import Spec, located_errors
-from .steps import StepRule
+from .step_rules import StepRule
 
 INPUT = "input"  # the pre-net's output, a source present at every step
 

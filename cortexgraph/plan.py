@@ -218,7 +218,7 @@ def weight_groups(analysis: Analysis) -> dict[str, WeightGroup]:
     return {g.path: g for g in groups}
 
 
-class _Groups:
+class _WeightsAt:
     """Which weight group, and which step's norm, each call of an edge uses (the horizon policy too)."""
 
     def __init__(self, groups: dict[str, WeightGroup], last: int, policy: str):
@@ -282,7 +282,7 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
     else:
         needed = live(timeline, {(area, timeline.version(area, r)) for r in readout_steps})
 
-    group_for = _Groups(groups, horizon(analysis), spec.defaults.beyond)
+    group_for = _WeightsAt(groups, horizon(analysis), spec.defaults.beyond)
     schedule = []
     with collector_paused():  # one small object per call, none in a cycle
         for step, now in enumerate(timeline.updates):

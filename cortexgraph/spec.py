@@ -31,7 +31,7 @@ from pydantic import (
 
 from .errors import Loc, Problem, SpecError, did_you_mean, known_list
 from .source import CHECKPOINT_SUFFIXES, SourceMap, TextLimits, parse_text, read_file
-from .steps import StepRule
+from .step_rules import StepRule
 
 VERSION = 1
 AREA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

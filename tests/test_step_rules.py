@@ -5,7 +5,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from cortexgraph.steps import StepRule
+from cortexgraph.step_rules import StepRule
 
 
 @pytest.mark.parametrize("written, message", [
