@@ -22,7 +22,7 @@ from common import interleaved, machine, median_ratio, ms, write_json
 
 from cortexgraph import build
 from cortexgraph.analysis import INPUT
-from cortexgraph.summary import group_flops
+from cortexgraph.summary import plan_flops
 
 
 def naive_calls(model, steps: int) -> list[tuple[int, str, str]]:
@@ -68,7 +68,7 @@ def main() -> None:
     repeats, warmup = (5, 1) if args.quick else (15, 2)
     size, batch = (16, 32) if args.quick else (32, 32)
     model = build("liao2016/frnn4-cifar", size=size).eval()
-    flops = group_flops(model)
+    flops = plan_flops(model, every_area=True)
     x = torch.randn(batch, 3, size, size)
     info = machine()
     print(f"machine: {info['cpu']}, {info['threads']} threads; liao2016/frnn4-cifar at {size}x{size}, batch {batch}")

@@ -18,34 +18,16 @@ from .analysis import INPUT
 from .model import CortexNet, Site
 
 
-def _flops(fn, *args) -> int:
-    with FlopCounterMode(display=False) as counter:
-        fn(*args)
-    return counter.get_total_flops()
-
-
 def _meta_copy(model: CortexNet) -> CortexNet:
     """A copy on the meta device: shapes without memory or arithmetic, for counting FLOPs."""
     return copy.deepcopy(model).to("meta").eval()
 
 
-def group_flops(model: CortexNet, groups: list[str] | None = None, meta: CortexNet | None = None) -> dict[str, int]:
-    """FLOPs of one call (one image) of each weight group, counted on a meta-device copy."""
-    plan = model.plan
-    meta = meta if meta is not None else _meta_copy(model)
-    out = {}
-    with torch.no_grad():
-        for path in groups if groups is not None else plan.groups:
-            group = plan.groups[path]
-            x = torch.empty(1, *plan.shapes[plan.edges[group.edge].source], device="meta")
-            out[path] = _flops(meta.group(path), x, group.steps[0] if group.steps else 0)
-    return out
-
-
-def plan_flops(model: CortexNet) -> dict[str, int]:
+def plan_flops(model: CortexNet, every_area: bool = False) -> dict[str, int]:
     """FLOPs of one image through each part of the model's Plan, counted by the runner on a meta-device copy:
     the pre-net (`prenet`), one call of each weight group that runs (by its path; all its calls cost the
-    same), and one reading of the head (`head`)."""
+    same), and one reading of the head (`head`). `every_area`: of the unpruned run (every area at every
+    step), so that pruned weight groups are counted too."""
     flops: dict[str, int] = {}
     made: dict[str, torch.Tensor] = {}  # each part's output: on the meta device, one stands for every call's
 
@@ -59,7 +41,8 @@ def plan_flops(model: CortexNet) -> dict[str, int]:
 
     spec = model.spec
     with torch.no_grad():
-        _meta_copy(model)(torch.empty(1, spec.input.channels, *spec.input.size, device="meta"), around=count)
+        _meta_copy(model)(torch.empty(1, spec.input.channels, *spec.input.size, device="meta"),
+                          return_states=every_area, around=count)
     return flops
 
 
