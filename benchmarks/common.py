@@ -92,7 +92,7 @@ class HandWrittenLoop(nn.Module):
 
     def __init__(self, model: nn.Module, area: str = "S"):
         super().__init__()
-        block = model.group(f"edges.{area}->{area}")
+        block = model.weight_set(f"edges.{area}->{area}")
         steps = sorted(int(name[1:]) for name, _ in block.bn1.named_children())
         self.stem = model.prenet
         self.conv1, self.conv2 = block.conv1, block.conv2

@@ -26,9 +26,9 @@ from cortexgraph.summary import plan_flops
 
 
 def naive_calls(model, steps: int) -> list[tuple[int, str, str]]:
-    """(step, edge, weight group) for every edge at every step it is listed (none of the Plan's pruning)."""
+    """(step, edge, weight set) for every edge at every step it is listed (none of the Plan's pruning)."""
     calls = []
-    groups = model.plan.groups
+    groups = model.plan.weight_sets
     for edge in model.analysis.edges:
         owned = [g for g in groups.values() if g.edge == edge.name]
         for t in edge.fires_until(steps):
@@ -52,8 +52,8 @@ def naive_forward(model, x: torch.Tensor, steps: int) -> torch.Tensor:
         new = {}
         for edge, group in by_step.get(t, []):
             source = prenet if edge.source == INPUT else history[edge.source][max(t - edge.delay, 0)]
-            norm_step = t if t in model.plan.groups[group].steps else model.plan.groups[group].steps[-1]
-            out = model.group(group)(source, norm_step)
+            norm_step = t if t in model.plan.weight_sets[group].steps else model.plan.weight_sets[group].steps[-1]
+            out = model.weight_set(group)(source, norm_step)
             new[edge.target] = out if edge.target not in new else new[edge.target] + out
         for area, values in history.items():
             values.append(new.get(area, values[-1]))
@@ -76,7 +76,7 @@ def main() -> None:
     rows = []
     for steps in (3, 4, 6, 10):
         plan = model.plan_for(steps)
-        planned = sum(flops[c.group.path] for u in plan.updates for c in u.calls)
+        planned = sum(flops[c.weights.path] for u in plan.updates for c in u.calls)
         naive = sum(flops[group] for _, _, group in naive_calls(model, steps))
         with torch.no_grad():
             assert model(x, steps=steps).shape == naive_forward(model, x, steps).shape

@@ -4,7 +4,7 @@ form, both read from the Plan."""
 from __future__ import annotations
 
 from .analysis import INPUT, Edge, every_step
-from .plan import Plan, WeightGroup
+from .plan import Plan, WeightSet
 
 
 def format_steps(steps: tuple[int, ...] | list[int]) -> str:
@@ -66,19 +66,19 @@ def model_text(plan: Plan) -> str:
              f"{plan.readout_area} at step {format_steps(plan.readout_steps)}, {plan.size.parameters:,} parameters")
     rows = [("prenet", " -> ".join(name for name, _, _ in plan.prenet) or "(none)",
              "x".join(map(str, plan.shapes[INPUT])), f"{plan.parts['prenet'].parameters:,}")]
-    by_edge: dict[str, list[WeightGroup]] = {}
-    for group in plan.groups.values():
-        by_edge.setdefault(group.edge, []).append(group)
+    by_edge: dict[str, list[WeightSet]] = {}
+    for wset in plan.weight_sets.values():
+        by_edge.setdefault(wset.edge, []).append(wset)
     for edge in plan.edges.values():
-        groups = by_edge.get(edge.name, [])
-        runs = sorted({t for g in groups for t in g.steps}) or list(edge.steps)
+        sets = by_edge.get(edge.name, [])
+        runs = sorted({t for g in sets for t in g.steps}) or list(edge.steps)
         norm = {"per_step": ", norm per step", "shared": ", one norm", "none": ""}[edge.norm]
-        sets = f" ({len(groups)} sets)" if len(groups) > 1 else ""
+        several = f" ({len(sets)} sets)" if len(sets) > 1 else ""
         text = f"{op_text(edge)} at {format_steps(runs) or 'no step'}"
         if not (edge.is_input and edge.op == "identity"):
-            text += f"; weights {weights_text(edge)}{sets}{norm}"
+            text += f"; weights {weights_text(edge)}{several}{norm}"
         rows.append((f"{edge.target} <- {edge.name}", text, "x".join(map(str, plan.shapes[edge.target])),
-                     f"{sum(g.size.parameters for g in groups):,}"))
+                     f"{sum(g.size.parameters for g in sets):,}"))
     rows.append(("head", f"{head_text(plan)} to {spec.readout.head.classes} classes", "",
                  f"{plan.parts['head'].parameters:,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

@@ -132,11 +132,11 @@ def _count(n: int) -> str:
     return str(n)
 
 
-def _group_colours(plan: Plan) -> dict[str, str]:
-    """A colour per set of weights; a tied group takes its owner's."""
-    owners = sorted({g.tie or g.path for g in plan.groups.values()})
+def _weight_colours(plan: Plan) -> dict[str, str]:
+    """A colour per set of weights; a tied set takes its owner's."""
+    owners = sorted({g.tie or g.path for g in plan.weight_sets.values()})
     colour = {path: PALETTE[i % len(PALETTE)] for i, path in enumerate(owners)}
-    return {g.path: colour[g.tie or g.path] for g in plan.groups.values()}
+    return {g.path: colour[g.tie or g.path] for g in plan.weight_sets.values()}
 
 
 def _base(name: str, rankdir: str) -> graphviz.Digraph:
@@ -218,7 +218,8 @@ def _legend(g: graphviz.Digraph, kinds: list[str]) -> None:
 
 def _signature(plan: Plan, step: int) -> tuple:
     """What a step computes, relative to its own time: equal signatures draw the same."""
-    return tuple(sorted((u.area, tuple(sorted((c.edge.name, c.group.path, c.source, step - c.reads) for c in u.calls)))
+    return tuple(sorted((u.area, tuple(sorted((c.edge.name, c.weights.path, c.source, step - c.reads)
+                                              for c in u.calls)))
                         for u in plan.schedule[step]))
 
 
@@ -246,7 +247,7 @@ def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
     Graphviz only draws the arrows (neato with pinned positions: fast, and the grid stays a grid)."""
     spec = plan.spec
     level, kinds = plan.levels, plan.kinds
-    colours = _group_colours(plan)
+    colours = _weight_colours(plan)
     columns = _columns(plan, collapse)
     column_of = {t: i for i, (first, last) in enumerate(columns) for t in range(first, last + 1)}
     rows = [INPUT] + sorted(spec.areas, key=lambda a: (level[a], list(spec.areas).index(a)))
@@ -259,7 +260,7 @@ def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
         return f"{px:.2f},{py:.2f}!"
 
     g = graphviz.Digraph(name=f"{spec.name}-unrolled", engine="neato")
-    owners = {g.tie or g.path for g in plan.groups.values()}
+    owners = {g.tie or g.path for g in plan.weight_sets.values()}
     key = "colour = weights" if len(owners) <= len(PALETTE) else f"{len(owners)} sets of weights, colours repeat"
     g.attr(fontname=FONT, fontsize="13", labelloc="t", overlap="true", splines="line",
            outputorder="edgesfirst", label=f"{spec.name} unrolled: {plan.calls} of {plan.naive_calls} edge calls "
@@ -285,10 +286,10 @@ def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
             for call in update.calls:
                 src = f"{call.source}@{column_of[call.reads]}"
                 dst = f"{update.area}@{column_of[first]}"
-                if (src, dst, call.group.path) not in drawn:
-                    drawn.add((src, dst, call.group.path))
+                if (src, dst, call.weights.path) not in drawn:
+                    drawn.add((src, dst, call.weights.path))
                     kind = kinds[call.edge.name]
-                    g.edge(src, dst, color="#777777" if kind == "input" else colours[call.group.path],
+                    g.edge(src, dst, color="#777777" if kind == "input" else colours[call.weights.path],
                            style="dashed" if kind == "feedback" else "solid")
     head_x = x(len(columns)) + 0.2
     g.node("head", f"<head<br/>{spec.readout.head.classes} classes>", shape="box", style="rounded",
@@ -304,10 +305,10 @@ def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
 def _colour_legend(plan: Plan, colours: dict[str, str]) -> str | None:
     """A table of which colour is which set of weights, when each set has a colour of its own."""
     owners: dict[str, list[str]] = {}
-    for group in plan.groups.values():
-        if plan.edges[group.edge].op != "identity":
-            owners.setdefault(colours[group.path], []).append(group.name)
-    if not owners or len({g.tie or g.path for g in plan.groups.values()}) > len(PALETTE):
+    for wset in plan.weight_sets.values():
+        if plan.edges[wset.edge].op != "identity":
+            owners.setdefault(colours[wset.path], []).append(wset.name)
+    if not owners or len({g.tie or g.path for g in plan.weight_sets.values()}) > len(PALETTE):
         return None
     rows = "".join(f"<tr><td bgcolor='{colour}' width='14'> </td><td align='left'>{html.escape(', '.join(names))}"
                    f"</td></tr>" for colour, names in owners.items())

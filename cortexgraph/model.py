@@ -25,7 +25,7 @@ from .describe import model_text
 from .ops.layers import ACTIVATIONS, OpContext, init_weights, tieable_parts
 from .ops.norms import kept_statistics, make_norm
 from .ops.registry import lookup
-from .plan import Call, Plan, Prune, Update, WeightGroup, make_plan
+from .plan import Call, Plan, Prune, Update, WeightSet, make_plan
 from .spec import Head as HeadSpec
 from .spec import Spec
 
@@ -109,11 +109,11 @@ class CortexNet(nn.Module):
         self.plan: Plan = plan
         self.prenet = nn.Sequential(*self._prenet_layers(plan))
         self.edges = nn.ModuleDict()
-        for group in plan.groups.values():
-            self._add_group(plan, group)
-        for group in plan.groups.values():
-            if group.tie:
-                _tie(self.group(group.path), self.group(group.tie))
+        for wset in plan.weight_sets.values():
+            self._add_weight_set(plan, wset)
+        for wset in plan.weight_sets.values():
+            if wset.tie:
+                _tie(self.weight_set(wset.path), self.weight_set(wset.tie))
         area = spec.areas[spec.readout.area]
         self.head = Head(area.channels, area.size, spec.readout.head, plan.head_norm, plan.head_norm_steps,
                          spec.defaults.activation)
@@ -144,17 +144,17 @@ class CortexNet(nn.Module):
             shape = out
         return layers
 
-    def _add_group(self, plan: Plan, group: WeightGroup) -> None:
-        module = _group_module(plan, group.edge, group.steps or (0,))
-        if group.key is None:
-            self.edges[group.edge] = module
+    def _add_weight_set(self, plan: Plan, wset: WeightSet) -> None:
+        module = _weight_set_module(plan, wset.edge, wset.steps or (0,))
+        if wset.key is None:
+            self.edges[wset.edge] = module
         else:
-            if group.edge not in self.edges:
-                self.edges[group.edge] = nn.ModuleDict()
-            self.edges[group.edge][group.key] = module
+            if wset.edge not in self.edges:
+                self.edges[wset.edge] = nn.ModuleDict()
+            self.edges[wset.edge][wset.key] = module
 
-    def group(self, path: str) -> nn.Module:
-        """The module of a weight group, by its path in the Plan (`edges.S1->S1.t1`)."""
+    def weight_set(self, path: str) -> nn.Module:
+        """The module of a weight set, by its path in the Plan (`edges.S1->S1.t1`)."""
         _, edge, *key = path.split(".")
         module = self.edges[edge]
         return module[key[0]] if key else module
@@ -179,7 +179,8 @@ class CortexNet(nn.Module):
     def _program(self, steps: int | None, prune: Prune) -> tuple[_Program, Plan]:
         key = self._key(steps, prune)
         if key not in self._programs:
-            plan = self.plan if key == (None, "final") else make_plan(self.analysis, steps, prune, self.plan.groups)
+            plan = (self.plan if key == (None, "final") else
+                    make_plan(self.analysis, steps, prune, self.plan.weight_sets))
             self._programs[key] = (self._bind(plan), plan)
         return self._programs[key]
 
@@ -198,7 +199,7 @@ class CortexNet(nn.Module):
                 for call in update.calls:
                     src = slot_of[(call.source, call.reads)]
                     last_use[src] = step
-                    calls.append((self.group(call.group.path), src, call.norm_step))
+                    calls.append((self.weight_set(call.weights.path), src, call.norm_step))
                 slot = len(slot_of)
                 slot_of[(update.area, step)] = latest[update.area] = slot
                 bound.append((slot, tuple(calls)))
@@ -305,8 +306,8 @@ class CortexNet(nn.Module):
         return f"CortexNet({model_text(self.plan)}\n)"
 
 
-def _group_module(plan: Plan, edge_name: str, steps: tuple[int, ...]) -> nn.Module:
-    """The op module of one weight group of an edge, with norms for `steps`."""
+def _weight_set_module(plan: Plan, edge_name: str, steps: tuple[int, ...]) -> nn.Module:
+    """The op module of one weight set of an edge, with norms for `steps`."""
     edge = plan.edges[edge_name]
     op = lookup("transition", edge.op)
     ctx = OpContext(op.name, plan.shapes[edge.source], plan.shapes[edge.target], edge.params,

@@ -1,13 +1,13 @@
 """Analysis -> Plan: the program the module runs, and the weights it needs.
 
 A Plan says, for every step, which areas get a new value and from which edge
-calls, each call naming the source value it reads, the weight group that
+calls, each call naming the source value it reads, the weight set that
 computes it and the step whose norm it uses. Silent sources and work that
 cannot reach what is asked for (the readout, by default) are pruned here,
 once, so the module's forward pass is a plain walk over the Plan; the drawing
 and the summary read the same Plan, so they show what runs.
 
-Weight groups (`WeightGroup`) are fixed when a model is built, from the spec's
+Weight sets (`WeightSet`) are fixed when a model is built, from the spec's
 steps and horizon; plans for other step counts or readouts reuse them, and a
 call past the horizon follows `defaults.beyond` (reuse the last, or refuse).
 """
@@ -22,7 +22,7 @@ from .analysis import INPUT, Analysis, Edge, live
 from .collector import collector_paused
 from .errors import Problem
 from .ops.registry import Params, Shape
-from .sizes import Size, check_size, edge_weights, group_size, head_size, prenet_size, unshared_size
+from .sizes import Size, check_size, edge_weights, head_size, prenet_size, unshared_size, weight_set_size
 from .spec import Spec
 
 Prune = Literal["final", "anytime", "none"]
@@ -33,13 +33,13 @@ class BeyondHorizonError(ValueError):
 
 
 @dataclass(frozen=True)
-class WeightGroup:
+class WeightSet:
     """One set of weights, with the norms that go with it; one module in the model."""
 
     edge: str  # the edge that owns it
     key: str | None  # "t<first step>" for per-step or grouped weights; None when shared across time
     steps: tuple[int, ...]  # the steps at which it computes, up to the horizon: its per-step norms
-    tie: str | None = None  # path of the group whose weights it uses
+    tie: str | None = None  # path of the set whose weights it uses
     size: Size = Size()  # its parameters and norm statistics (borrowed weights not counted)
 
     @property
@@ -57,7 +57,7 @@ class Call(NamedTuple):
     """One edge computing at one step. (Named tuples: a Plan holds one per edge and step.)"""
 
     edge: Edge
-    group: WeightGroup  # the weights that compute it
+    weights: WeightSet  # the weights that compute it
     source: str  # an area, or INPUT
     reads: int  # the step whose value of `source` it reads
     norm_step: int  # the step whose norm it uses
@@ -77,7 +77,7 @@ class Plan:
     prune: Prune
     readout_area: str
     readout_steps: tuple[int, ...]
-    groups: dict[str, WeightGroup]  # by path
+    weight_sets: dict[str, WeightSet]  # by path
     schedule: tuple[tuple[Update, ...], ...]  # [step] -> updates at that step
     naive_calls: int  # calls in the naive unrolling: every edge at every step it is listed
     head_norm: str  # the post-net's norm before pooling: per_step, shared or none
@@ -125,12 +125,12 @@ class Plan:
 
     @cached_property
     def parts(self) -> dict[str, Size]:
-        """The size of each part of the model: `prenet`, each area (the weight groups of the edges into it),
+        """The size of each part of the model: `prenet`, each area (the weight sets of the edges into it),
         and `head`."""
         sizes = {"prenet": prenet_size(self.analysis), **{area: Size() for area in self.spec.areas}}
-        for group in self.groups.values():
-            target = self.edges[group.edge].target
-            sizes[target] = sizes[target] + group.size
+        for wset in self.weight_sets.values():
+            target = self.edges[wset.edge].target
+            sizes[target] = sizes[target] + wset.size
         sizes["head"] = head_size(self.analysis)
         return sizes
 
@@ -168,14 +168,14 @@ class Plan:
 def _term(call: Call, step: int) -> str:
     source = call.source if call.source == INPUT else f"{call.source}@{call.reads}"
     reused = f" [norm of step {call.norm_step}]" if call.norm_step != step else ""
-    return f"{call.group.name}({source}){reused}"
+    return f"{call.weights.name}({source}){reused}"
 
 
 def _steps(steps: tuple[int, ...]) -> str:
     return ", ".join(map(str, steps))
 
 
-# --- weight groups ----------------------------------------------------------------------------------
+# --- weight sets ----------------------------------------------------------------------------------
 
 
 def horizon(analysis: Analysis) -> int:
@@ -183,8 +183,8 @@ def horizon(analysis: Analysis) -> int:
     return spec.defaults.horizon or spec.steps
 
 
-def weight_groups(analysis: Analysis) -> dict[str, WeightGroup]:
-    """The weights a model of this spec holds: one group per shared edge, per step or per step group."""
+def weight_sets(analysis: Analysis) -> dict[str, WeightSet]:
+    """The weights a model of this spec holds: one set per edge shared across time, per step, or per share wset."""
     last = horizon(analysis)
     timeline = analysis.timeline_for(max(last, analysis.spec.steps))
     active: dict[str, list[int]] = {e.name: [] for e in analysis.edges}
@@ -197,44 +197,44 @@ def weight_groups(analysis: Analysis) -> dict[str, WeightGroup]:
         # those of its first step, so that `beyond: reuse_last` has something to reuse.
         active[name] = [t for t in steps if t <= last] or steps[:1]
     tie_targets = {e.tie for e in analysis.edges if e.tie}
-    groups: list[WeightGroup] = []
+    sets: list[WeightSet] = []
     for edge in analysis.edges:
         steps = tuple(active[edge.name])
         held = edge_weights(analysis, edge)
         if edge.share == "time":
             if steps or edge.name in tie_targets:  # a tie target holds weights even if it never runs itself
                 tie = f"edges.{edge.tie}" if edge.tie else None
-                groups.append(WeightGroup(edge.name, None, steps, tie,
-                                          group_size(held, edge.norm, len(steps), tie is not None)))
+                sets.append(WeightSet(edge.name, None, steps, tie,
+                                          weight_set_size(held, edge.norm, len(steps), tie is not None)))
         elif edge.share == "none":
-            one = group_size(held, edge.norm, 1, False)
-            groups += [WeightGroup(edge.name, f"t{t}", (t,), size=one) for t in steps]
+            one = weight_set_size(held, edge.norm, 1, False)
+            sets += [WeightSet(edge.name, f"t{t}", (t,), size=one) for t in steps]
         else:
             for declared in edge.share:
                 runs = tuple(t for t in declared if t in steps)
                 if runs:
-                    groups.append(WeightGroup(edge.name, f"t{declared[0]}", runs,
-                                              size=group_size(held, edge.norm, len(runs), False)))
-    return {g.path: g for g in groups}
+                    sets.append(WeightSet(edge.name, f"t{declared[0]}", runs,
+                                              size=weight_set_size(held, edge.norm, len(runs), False)))
+    return {g.path: g for g in sets}
 
 
 class _WeightsAt:
-    """Which weight group, and which step's norm, each call of an edge uses (the horizon policy too)."""
+    """Which weight set, and which step's norm, each call of an edge uses (the horizon policy too)."""
 
-    def __init__(self, groups: dict[str, WeightGroup], last: int, policy: str):
+    def __init__(self, sets: dict[str, WeightSet], last: int, policy: str):
         self.last, self.policy = last, policy
-        self.at: dict[str, dict[int, WeightGroup]] = {}  # edge -> step -> group
-        self.latest: dict[str, WeightGroup] = {}  # edge -> its group that runs latest
-        for group in groups.values():
-            self.at.setdefault(group.edge, {}).update(dict.fromkeys(group.steps, group))
-            latest = self.latest.get(group.edge)
-            if latest is None or (group.steps[-1:] or [0])[0] > (latest.steps[-1:] or [0])[0]:
-                self.latest[group.edge] = group
+        self.at: dict[str, dict[int, WeightSet]] = {}  # edge -> step -> its set
+        self.latest: dict[str, WeightSet] = {}  # edge -> its set that runs latest
+        for wset in sets.values():
+            self.at.setdefault(wset.edge, {}).update(dict.fromkeys(wset.steps, wset))
+            latest = self.latest.get(wset.edge)
+            if latest is None or (wset.steps[-1:] or [0])[0] > (latest.steps[-1:] or [0])[0]:
+                self.latest[wset.edge] = wset
 
-    def __call__(self, edge: Edge, step: int) -> tuple[WeightGroup, int]:
-        group = self.at.get(edge.name, {}).get(step)
-        if group is not None:
-            return group, step
+    def __call__(self, edge: Edge, step: int) -> tuple[WeightSet, int]:
+        wset = self.at.get(edge.name, {}).get(step)
+        if wset is not None:
+            return wset, step
         latest = self.latest.get(edge.name)
         if latest is not None and step > self.last and self.policy == "reuse_last":
             return latest, latest.steps[-1] if latest.steps else step
@@ -254,7 +254,7 @@ class _WeightsAt:
 
 
 def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "final",
-              groups: dict[str, WeightGroup] | None = None) -> Plan:
+              sets: dict[str, WeightSet] | None = None) -> Plan:
     """The program for a run of `steps` steps (the spec's by default), pruned to what `prune` asks for.
 
     `final` keeps what the readout needs at the readout step(s); `anytime` what it
@@ -264,9 +264,9 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
     total = spec.steps if steps is None else steps
     if total < 0:
         raise ValueError(f"steps must be >= 0, got {total}")
-    if groups is None:  # the model's own weights: refused here, before anything is built, if too many
-        groups = weight_groups(analysis)
-        check_size(analysis, _model_size(analysis, groups), _by_edge(groups))
+    if sets is None:  # the model's own weights: refused here, before anything is built, if too many
+        sets = weight_sets(analysis)
+        check_size(analysis, _model_size(analysis, sets), _by_edge(sets))
     timeline = analysis.timeline_for(total)
     area = spec.readout.area
     readout_steps = spec.readout_steps if steps is None else (total,)
@@ -282,7 +282,7 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
     else:
         needed = live(timeline, {(area, timeline.version(area, r)) for r in readout_steps})
 
-    group_for = _WeightsAt(groups, horizon(analysis), spec.defaults.beyond)
+    weights_at = _WeightsAt(sets, horizon(analysis), spec.defaults.beyond)
     schedule = []
     with collector_paused():  # one small object per call, none in a cycle
         for step, now in enumerate(timeline.updates):
@@ -292,24 +292,24 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
                     continue
                 calls = []
                 for edge, reads in firings:
-                    group, norm_step = group_for(edge, step)
-                    calls.append(Call(edge, group, edge.source, reads, norm_step))
+                    wset, norm_step = weights_at(edge, step)
+                    calls.append(Call(edge, wset, edge.source, reads, norm_step))
                 updates.append(Update(target, step, tuple(calls)))
             schedule.append(tuple(updates))
     naive = sum(len(e.fires_until(total)) for e in analysis.edges)
-    return Plan(total, prune, area, readout_steps, groups, tuple(schedule), naive, analysis.head_norm,
-                spec.readout_steps, _model_size(analysis, groups), analysis)
+    return Plan(total, prune, area, readout_steps, sets, tuple(schedule), naive, analysis.head_norm,
+                spec.readout_steps, _model_size(analysis, sets), analysis)
 
 
-def _model_size(analysis: Analysis, groups: dict[str, WeightGroup]) -> Size:
+def _model_size(analysis: Analysis, sets: dict[str, WeightSet]) -> Size:
     total = prenet_size(analysis) + head_size(analysis)
-    for group in groups.values():
-        total = total + group.size
+    for wset in sets.values():
+        total = total + wset.size
     return total
 
 
-def _by_edge(groups: dict[str, WeightGroup]) -> dict[str, Size]:
+def _by_edge(sets: dict[str, WeightSet]) -> dict[str, Size]:
     sizes: dict[str, Size] = {}
-    for group in groups.values():
-        sizes[group.edge] = sizes.get(group.edge, Size()) + group.size
+    for wset in sets.values():
+        sizes[wset.edge] = sizes.get(wset.edge, Size()) + wset.size
     return sizes

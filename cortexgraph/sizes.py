@@ -46,8 +46,8 @@ def edge_weights(analysis: Analysis, edge: Edge) -> Weights:
                    edge.params)
 
 
-def group_size(w: Weights, norm: str, steps: int, tied: bool) -> Size:
-    """One weight group of an edge whose op holds `w`, its weights running at `steps` steps under the norm
+def weight_set_size(w: Weights, norm: str, steps: int, tied: bool) -> Size:
+    """One weight set of an edge whose op holds `w`, its weights running at `steps` steps under the norm
     policy `norm`; a tied group's borrowed weights are not its own (they count under their owner)."""
     return Size(w.own + (0 if tied else w.tied)) + _norms(w.norm_channels, norm, steps)
 
@@ -80,7 +80,7 @@ def unshared_size(analysis: Analysis, calls: Iterable[str]) -> Size:
     for name in calls:
         if name not in per_edge:
             edge = analysis.edge(name)
-            per_edge[name] = group_size(edge_weights(analysis, edge), edge.norm, 1, tied=False)
+            per_edge[name] = weight_set_size(edge_weights(analysis, edge), edge.norm, 1, tied=False)
         total = total + per_edge[name]
     return total
 

@@ -25,14 +25,14 @@ def _meta_copy(model: CortexNet) -> CortexNet:
 
 def plan_flops(model: CortexNet, every_area: bool = False) -> dict[str, int]:
     """FLOPs of one image through each part of the model's Plan, counted by the runner on a meta-device copy:
-    the pre-net (`prenet`), one call of each weight group that runs (by its path; all its calls cost the
+    the pre-net (`prenet`), one call of each weight set that runs (by its path; all its calls cost the
     same), and one reading of the head (`head`). `every_area`: of the unpruned run (every area at every
-    step), so that pruned weight groups are counted too."""
+    step), so that pruned weight sets are counted too."""
     flops: dict[str, int] = {}
     made: dict[str, torch.Tensor] = {}  # each part's output: on the meta device, one stands for every call's
 
     def count(site: Site, run, value: torch.Tensor) -> torch.Tensor:
-        part = site.call.group.path if site.call is not None else site.what
+        part = site.call.weights.path if site.call is not None else site.what
         if part not in made:
             with FlopCounterMode(display=False) as counter:
                 made[part] = run(value)
@@ -61,7 +61,7 @@ def summarize(model: CortexNet) -> dict[str, Any]:
     for step, updates in enumerate(plan.schedule):
         entry = {"step": step, "updates": {}, "flops": 0}
         for update in updates:
-            flops = sum(call_flops[c.group.path] for c in update.calls)
+            flops = sum(call_flops[c.weights.path] for c in update.calls)
             areas[update.area]["flops"][step] = flops
             entry["updates"][update.area] = [c.edge.name for c in update.calls]
             entry["flops"] += flops

@@ -67,7 +67,7 @@ def _calls(path: Path) -> set[str]:
 
 def test_only_the_front_door_runs_the_stages_in_a_row():
     # Analysis then planning, spelt anywhere but the compiler, is a second pipeline that can drift from it.
-    # (A CortexNet re-plans its own analysis for other call forms, reusing its weight groups: not a pipeline.)
+    # (A CortexNet re-plans its own analysis for other call forms, reusing its weight sets: not a pipeline.)
     spelt = [p.relative_to(PACKAGE).as_posix() for p in sorted(PACKAGE.rglob("*.py"))
              if {"analyze", "make_plan"} <= _calls(p) or {"override", "load_spec"} <= _calls(p)]
     assert spelt == ["compiler.py"]

@@ -104,7 +104,7 @@ def test_parameter_count_is_cornet_s():
 
 def test_the_entry_shares_the_recurrence_weights_and_keeps_its_own_norms():
     ours = load_cornet_s(published_state_dict(reference_cornet_s()), spec=cornet_spec(64))
-    entry, recurrence = ours.group("edges.V1->V2"), ours.group("edges.V2->V2")
+    entry, recurrence = ours.weight_set("edges.V1->V2"), ours.weight_set("edges.V2->V2")
     assert entry.conv1 is recurrence.conv1 and entry.conv2 is recurrence.conv2
     assert entry.norm1 is not recurrence.norm1
     names = set(ours.state_dict())

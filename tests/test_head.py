@@ -93,7 +93,7 @@ def test_the_head_norm_is_drawn_and_counted():
 @pytest.mark.parametrize("op,norm", [("basic", "bn2"), ("bottleneck", "bn3")])
 def test_post_activation_residual_ops_start_as_their_shortcut(op, norm):
     model = head_spec(op)
-    block = model.group("edges.S->S")
+    block = model.weight_set("edges.S->S")
     scales = [m.weight for m in getattr(block, norm).modules() if isinstance(m, nn.BatchNorm2d)]
     assert len(scales) == 4 and all(bool((s == 0).all()) for s in scales)
     with torch.no_grad():  # so each step is the identity, after its ReLU
@@ -101,5 +101,5 @@ def test_post_activation_residual_ops_start_as_their_shortcut(op, norm):
         torch.testing.assert_close(block(F.relu(h), 1), F.relu(h))
     unchanged = build(SPEC.replace("OP", op).replace("HEAD", "").replace("READOUT", "").replace(
         "steps: 4", "steps: 4\ndefaults: {zero_init_residual: false}"))
-    block = unchanged.group("edges.S->S")
+    block = unchanged.weight_set("edges.S->S")
     assert all(bool((m.weight == 1).all()) for m in getattr(block, norm).modules() if isinstance(m, nn.BatchNorm2d))

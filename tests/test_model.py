@@ -36,7 +36,7 @@ def test_one_state_shared_residual_equals_a_hand_written_loop(train):
     model = one_state("residual", steps=4)
     randomize_norms(model)
     model.train(train)
-    block = model.group("edges.S->S")
+    block = model.weight_set("edges.S->S")
     x = torch.randn(5, 3, 8, 8, requires_grad=True)
     h = model.prenet(x)
     for t in range(1, 5):
@@ -52,7 +52,7 @@ def test_one_state_shared_residual_equals_a_hand_written_loop(train):
     x2 = x.detach().clone().requires_grad_(True)
     out = model_again(x2)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
-    grads = torch.autograd.grad(out.sum(), [x2, model_again.group("edges.S->S").conv1.weight])
+    grads = torch.autograd.grad(out.sum(), [x2, model_again.weight_set("edges.S->S").conv1.weight])
     for ours, ref in zip(grads, reference_grads):
         torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
 
@@ -61,7 +61,7 @@ def test_one_state_basic_block_equals_relu_of_h_plus_k():
     torch.manual_seed(0)
     model = one_state("basic", steps=3).eval()
     randomize_norms(model)
-    block = model.group("edges.S->S")
+    block = model.weight_set("edges.S->S")
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         h = model.prenet(x)
@@ -215,7 +215,7 @@ def naive_run(model, x, steps):
     for area in history:
         if not history[area]:
             history[area].append((0, torch.zeros(x.shape[0], *shapes[area]), False))
-    groups = model.plan.groups
+    groups = model.plan.weight_sets
     for t in range(1, steps + 1):
         new = {}
         for edge in analysis.edges:
@@ -229,7 +229,7 @@ def naive_run(model, x, steps):
             if group is None:
                 continue  # weights never built: the edge only ever fires at silent sources
             norm_step = t if t in group.steps else group.steps[0]
-            out = model.group(group.path)(value, norm_step) * float(signal)
+            out = model.weight_set(group.path)(value, norm_step) * float(signal)
             total, any_signal = new.get(edge.target, (0, False))
             new[edge.target] = (total + out, any_signal or signal)
         for area, (value, signal) in new.items():
@@ -298,7 +298,7 @@ def test_torch_compile_fullgraph_has_no_graph_break(train, call):
     first = out[0] if isinstance(out, tuple) else out
     logits = torch.stack(list(first.values())) if isinstance(first, dict) else first
     logits.sum().backward()
-    assert model.group("edges.V2->V2").conv1.weight.grad is not None
+    assert model.weight_set("edges.V2->V2").conv1.weight.grad is not None
 
 
 def test_compiled_models_share_the_default_call_forms_graph():
@@ -371,7 +371,7 @@ def test_a_tied_edge_uses_the_same_weights_and_counts_them_once():
     text = FRNN.replace("HORIZON", "5").replace("BEYOND", "error") + \
         "edges:\n  - {from: V2, to: V4, name: extra, op: down, tie: V2->V4, at: 3}\n"
     model = build(text)
-    assert model.group("edges.extra").conv is model.group("edges.V2->V4").conv
+    assert model.weight_set("edges.extra").conv is model.weight_set("edges.V2->V4").conv
     assert not any(n.startswith("edges.extra.conv") for n in model.state_dict())
     assert count(model) == count(frnn()) + 2 * 8  # only the tied edge's own norm is new
 
@@ -403,8 +403,8 @@ def test_every_sharing_and_norm_setting_builds_the_weights_it_says():
     assert "edges.V2-V4-conv.t5.conv.weight" not in names  # ...up to the horizon
     plan = model.plan
     calls = {(u.step, c.edge.name): c for u in plan.updates for c in u.calls}
-    assert calls[(6, "V2-V4-conv")].group.path == "edges.V2-V4-conv.t4"
-    assert calls[(5, "V2->V2")].group.path == "edges.V2->V2.t4" and calls[(5, "V2->V2")].norm_step == 4  # reuse_last
+    assert calls[(6, "V2-V4-conv")].weights.path == "edges.V2-V4-conv.t4"
+    assert calls[(5, "V2->V2")].weights.path == "edges.V2->V2.t4" and calls[(5, "V2->V2")].norm_step == 4  # reuse_last
     assert model(torch.randn(2, 3, 16, 16)).shape == (2, 10)
 
 

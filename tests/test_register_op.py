@@ -54,7 +54,7 @@ def gated():
 def test_a_registered_op_builds_runs_and_ties(gated):
     model = build(SPEC)
     assert model(torch.randn(2, 3, 8, 8)).shape == (2, 2)
-    tied, owner = model.group("edges.B->B"), model.group("edges.A->B")
+    tied, owner = model.weight_set("edges.B->B"), model.weight_set("edges.A->B")
     assert tied.conv is owner.conv and tied.norm is not owner.norm
     assert "edges.B->B.conv.weight" not in model.state_dict()
 
@@ -123,7 +123,7 @@ def _window_spec(op: str) -> str:
 
 def test_a_tuple_parameter_is_written_as_a_list(window):
     model = build(_window_spec("{window: {kernel: [3, 5]}}"))
-    assert model.group("edges.A->B").conv.kernel_size == (3, 5)
+    assert model.weight_set("edges.A->B").conv.kernel_size == (3, 5)
 
 
 @pytest.mark.parametrize("op, message", [
@@ -184,4 +184,4 @@ def test_a_big_model_is_made_once_unless_an_op_cannot_reset_its_weights(gated, m
     made.clear()
     big = SPEC.replace("channels: 4", "channels: 512").replace("out: 4", "out: 512").replace("groups: 2", "groups: 1")
     model = build(big)  # 2.4 million weights, but Gated has a parameter and no reset_parameters: made for real
-    assert len(made) == 2 and model.group("edges.A->B").gate.item() == 0.0
+    assert len(made) == 2 and model.weight_set("edges.A->B").gate.item() == 0.0

@@ -173,7 +173,7 @@ def test_ops_named_by_import_path_need_the_users_permission(tmp_path, monkeypatc
 
     assert "lab_ops" not in sys.modules
     model = build(text, allow_imports=True)
-    assert type(model.group("edges.B->B")).__name__ == "Poison"
+    assert type(model.weight_set("edges.B->B")).__name__ == "Poison"
     with pytest.raises(SpecError, match="cannot import 'no_such_module'"):
         analyze(load_spec(text.replace("lab_ops:", "no_such_module:")), allow_imports=True)
     unregister_op("lab_poison")

@@ -28,25 +28,25 @@ IN = (4, 8, 8)
 ])
 @pytest.mark.parametrize("norm", ["per_step", "shared", "none"])
 def test_every_ops_count_is_what_its_module_holds(op, target, params, norm):
-    from cortexgraph.sizes import group_size
+    from cortexgraph.sizes import weight_set_size
 
     definition = lookup("transition", op)
     validated = definition.params.model_validate(params)
     steps = (1, 2, 3)
     module = definition.load()(OpContext(definition.name, IN, target, validated, norm_policy=norm, norm_steps=steps))
-    size = group_size(weights(definition, IN, target, validated), norm, len(steps), tied=False)
+    size = weight_set_size(weights(definition, IN, target, validated), norm, len(steps), tied=False)
     assert size.parameters == sum(p.numel() for p in module.parameters()) and isinstance(size.parameters, int)
     assert size.statistics == sum(b.numel() for n, b in module.named_buffers() if "running" in n)
 
 
 def test_a_transposed_upsampling_between_areas_that_are_not_square_counts_its_kernel():
-    from cortexgraph.sizes import group_size
+    from cortexgraph.sizes import weight_set_size
 
     definition = lookup("transition", "up")
     source, target = (4, 4, 2), (6, 8, 4)  # kernel and stride 2: the ratio of heights (and of widths)
     validated = definition.params.model_validate({"mode": "transpose"})
     module = definition.load()(OpContext("up", source, target, validated, norm_steps=(1,)))
-    size = group_size(weights(definition, source, target, validated), "per_step", 1, tied=False)
+    size = weight_set_size(weights(definition, source, target, validated), "per_step", 1, tied=False)
     assert size.parameters == sum(p.numel() for p in module.parameters()) == 4 * 6 * 2 * 2 + 2 * 6
 
 
@@ -65,8 +65,8 @@ def test_the_plan_counts_what_the_built_model_holds(name):
     plan = model.plan
     assert plan.size.parameters == sum(p.numel() for p in model.parameters())
     assert plan.size.statistics == sum(b.numel() for n, b in model.named_buffers() if "running" in n)
-    for path, group in plan.groups.items():  # ties included: borrowed weights count under their owner
-        assert group.size.parameters == sum(p.numel() for p in model.group(path).parameters()), path
+    for path, group in plan.weight_sets.items():  # ties included: borrowed weights count under their owner
+        assert group.size.parameters == sum(p.numel() for p in model.weight_set(path).parameters()), path
 
 
 class Custom(nn.Module):

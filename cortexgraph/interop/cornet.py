@@ -26,7 +26,7 @@ def cornet_s_names(model: CortexNet) -> dict[str, str]:
         for param in _BN:
             if f"{mine}.{param}" in ours:
                 mapping[f"{theirs}.{param}"] = f"{mine}.{param}"
-    groups = model.plan.groups
+    groups = model.plan.weight_sets
     for area in ("V2", "V4", "IT"):
         recurrence = groups[f"edges.{area}->{area}"]
         entry = next(g for g in groups.values() if g.tie == recurrence.path)

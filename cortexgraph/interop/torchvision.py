@@ -37,5 +37,5 @@ def torchvision_names(model: CortexNet, state_dict: Mapping[str, object]) -> dic
             rest = m[3]
             for old, new in _RENAME.items():
                 rest = rest.replace(old, new)
-            mapping[key] = norm_name(ours, f"{call.group.path}.{rest}", call.norm_step)
+            mapping[key] = norm_name(ours, f"{call.weights.path}.{rest}", call.norm_step)
     return mapping
