@@ -25,7 +25,7 @@ import networkx as nx
 
 from .collector import collector_paused
 from .errors import Loc, Problem, did_you_mean, known_list
-from .lowering import INPUT, Edge, Reporter, every_step, lower_edges, resolve_op
+from .lowering import INPUT, Edge, Reporter, every_step, lower_edges, resolve_op  # noqa: F401 (re-exported)
 from .ops.registry import OpDef, Params, Shape, resampling
 from .spec import Spec
 
@@ -166,23 +166,57 @@ def hierarchy(edges: tuple[Edge, ...], shapes: dict[str, Shape], arrival: dict[s
 # --- the timeline ---------------------------------------------------------------------------------
 
 
+def same_step_order(edges: tuple[Edge, ...], areas: list[str]) -> dict[str, int] | None:
+    """Each area's rank in an order that puts the source of every zero-delay edge before its target (None
+    where no edge has zero delay); `zero_delay_cycle` reports a cycle that leaves no such order."""
+    graph = nx.DiGraph([(e.source, e.target) for e in edges if e.delay == 0 and not e.is_input])
+    if not graph:
+        return None
+    graph.add_nodes_from(areas)
+    return {area: i for i, area in enumerate(nx.lexicographical_topological_sort(graph, key=areas.index))}
+
+
+def zero_delay_cycle(edges: tuple[Edge, ...]) -> list[Edge] | None:
+    """Edges of zero delay that form a cycle (an area reading its own value of the same step), if any."""
+    graph = nx.MultiDiGraph()
+    for edge in edges:
+        if edge.delay == 0 and not edge.is_input:
+            graph.add_edge(edge.source, edge.target, key=edge.name, edge=edge)
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return None
+    return [graph.edges[u, v, k]["edge"] for u, v, k in cycle]
+
+
 def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int) -> Timeline:
     """Sweep the steps in order: an edge contributes when its source has signal `delay` steps earlier.
 
-    This is the hot loop of validation (one pass per edge and step), so it works on plain lists.
+    Within a step, edges of delay >= 1 read values of earlier steps; zero-delay edges then run in an
+    order that puts each source before its targets (`same_step_order`), reading the source's value of
+    this step where it has one. This is the hot loop of validation (one pass per edge and step), so it
+    works on plain lists.
     """
     versions: dict[str, list[int]] = {area: [] for area in areas}
     versions[INPUT] = [0]
+    rank = same_step_order(edges, areas)
     always, fires_at = [], [[] for _ in range(steps + 1)]
+    same_step: list[list[tuple]] = [[] for _ in range(steps + 1)]
     for edge in edges:
         # (edge, its source's history, target, delay, reads the constant input)
         row = (edge, versions[edge.source], edge.target, edge.delay, edge.is_input)
         when = edge.fires_until(steps)
-        if every_step(when, steps) and not edge.is_input:
+        if edge.delay == 0 and not edge.is_input:
+            for t in when:
+                same_step[t].append(row)
+        elif not edge.is_input and when == tuple(range(1, steps + 1)):
             always.append(row)
         else:
             for t in when:
                 fires_at[t].append(row)
+    if rank is not None:
+        for rows in same_step:
+            rows.sort(key=lambda row: rank[row[2]])
     updates: list[dict[str, list[Firing]]] = []
     for t in range(steps + 1):
         now: dict[str, list[Firing]] = {}
@@ -202,6 +236,16 @@ def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int) -> Tim
                 now[target].append((edge, reads))
             else:
                 now[target] = [(edge, reads)]
+        if same_step[t]:
+            for edge, history, target, _, _ in same_step[t]:  # sources before targets
+                if edge.source in now:
+                    reads = t
+                elif history:
+                    reads = history[-1]
+                else:
+                    continue
+                now.setdefault(target, []).append((edge, reads))
+            now = {area: now[area] for area in sorted(now, key=rank.__getitem__)}
         for area in now:
             versions[area].append(t)
         updates.append(now)
@@ -251,6 +295,7 @@ class _Checker(Reporter):
         edges, self.defs = lower_edges(self.spec, self, self.allow_imports)
         self.check_edges(edges, shapes)
         self.check_ties(edges, shapes)
+        self.check_same_step(edges)
         self.check_settings()
         self.stop_if_errors()
         if sum(len(e.steps) for e in edges) > self.limits.firings:
@@ -356,9 +401,9 @@ class _Checker(Reporter):
     def check_steps(self, edge: Edge) -> None:
         loc, rule = edge.loc, edge.rule
         at = loc + ("at",) if loc[0] != "schedule" else loc
-        if not edge.is_input and rule.earliest() == 0:
+        if edge.first_step == 1 and rule.earliest() == 0:
             self.error(at, "edges fire from step 1; step 0 is when the pre-net's output arrives",
-                       "'once' and step 0 are for inputs")
+                       "'once' and step 0 are for inputs and for zero-delay edges, delay: 0")
             return
         beyond = rule.beyond(self.spec.steps)
         if beyond:
@@ -410,6 +455,17 @@ class _Checker(Reporter):
                 self.error(loc, f"cannot tie {edge.name!r} ({_describe(edge, shapes)}) to {target.name!r} "
                                 f"({_describe(target, shapes)}): their weights differ in shape",
                            "tied edges need the same op, parameters and channels")
+
+    def check_same_step(self, edges: tuple[Edge, ...]) -> None:
+        cycle = zero_delay_cycle(edges)
+        if cycle is not None:
+            loop = " -> ".join([cycle[0].source] + [e.target for e in cycle])
+            names = ", ".join(repr(e.name) for e in cycle)
+            where = cycle[0].loc + ("delay",)
+            self.error(where if where in self.source.values else cycle[0].loc,
+                       f"zero-delay edges form a cycle: {loop} (edges {names}); within one step no area can be "
+                       "computed first",
+                       "give one of these edges delay: 1, so that it reads the previous step")
 
     def check_settings(self) -> None:
         spec = self.spec

@@ -43,7 +43,7 @@ def weights_text(edge: Edge) -> str:
 
 def edge_label(edge: Edge, steps: int) -> str:
     lines = [op_text(edge)]
-    when = "all steps" if every_step(edge.steps, steps) else f"@ {format_steps(edge.steps)}"
+    when = "all steps" if every_step(edge, steps) else f"@ {format_steps(edge.steps)}"
     if edge.is_input:
         when = "@ " + format_steps(edge.steps)
     lines.append(when + (f", delay {edge.delay}" if edge.delay != 1 else ""))

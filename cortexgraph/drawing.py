@@ -340,7 +340,7 @@ def _matrix(plan: Plan) -> graphviz.Digraph:
             edges = cells.get((source, target), [])
             text = "<br/>".join(html.escape(op_text(e)) + (f"<br/><font point-size='8'>@ {format_steps(e.steps)}"
                                                             f"{', d=' + str(e.delay) if e.delay != 1 else ''}</font>"
-                                                            if not every_step(e.steps, spec.steps) or
+                                                            if not every_step(e, spec.steps) or
                                                             e.delay != 1 else "") for e in edges)
             if edges:
                 colour = KIND_STYLE[kinds[edges[0].name]]["color"]

@@ -41,14 +41,19 @@ class Edge:
     def is_input(self) -> bool:
         return self.source == INPUT
 
+    @property
+    def first_step(self) -> int:
+        """The first step it can fire at: 0 for inputs and same-step (zero-delay) edges, else 1."""
+        return 0 if self.is_input or self.delay == 0 else 1
+
     def fires_until(self, last: int) -> tuple[int, ...]:
-        return tuple(self.rule.resolve(last, first=0 if self.is_input else 1))
+        return tuple(self.rule.resolve(last, first=self.first_step))
 
 
-def every_step(fires: tuple[int, ...], steps: int) -> bool:
-    """Whether an edge that `fires` at those steps fires at each from 1 to `steps`: an edge between areas
-    by default (it is then drawn and described without its steps)."""
-    return fires == tuple(range(1, steps + 1))
+def every_step(edge: Edge, steps: int) -> bool:
+    """Whether `edge` fires at every step it can within `steps` (from 1, or from 0 at zero delay): an edge
+    between areas by default (it is then drawn and described without its steps)."""
+    return not edge.is_input and edge.steps == tuple(range(edge.first_step, steps + 1))
 
 
 class Reporter:
@@ -98,14 +103,15 @@ def lower_edges(spec: Spec, report: Reporter,
             report.error(again, f"edge {name!r} is defined twice (first at {format_path(first)})",
                          "give one of them a distinct 'name'")
             return
-        first = 0 if source == INPUT else 1
+        delay = getattr(props, "delay", 1)
+        first = 0 if source == INPUT or delay == 0 else 1
         resolved = resolve_op(report, "transition", props.op, op_loc, allow_imports)
         op, params = resolved if resolved else (None, None)
         if op is not None:
             defs[name] = op
         edge = Edge(
             name=name, source=source, target=target, op=op.name if op else props.op.name, params=params,
-            steps=tuple(rule.resolve(spec.steps, first)), delay=getattr(props, "delay", 1),
+            steps=tuple(rule.resolve(spec.steps, first)), delay=delay,
             share=getattr(props, "share", None) or defaults.share,
             norm=getattr(props, "norm", None) or defaults.norm,
             tie=getattr(props, "tie", None), rule=rule, loc=loc, written=props.op.name)

@@ -81,7 +81,7 @@ class _Step:
     """One step of a bound Plan: the values it makes from values made before it."""
 
     updates: tuple[tuple[int, Calls], ...]  # (slot written, its calls)
-    reads: tuple[int, ...]  # slots its calls read (all made at earlier steps)
+    reads: tuple[int, ...]  # slots its calls read that earlier steps made
     frees: tuple[int, ...]  # slots nobody reads after this step
     norms: tuple[nn.Module, ...]  # its BatchNorms (frozen while a checkpoint recomputes the step)
     plan: tuple[Update, ...]  # the Plan's updates these are bound from, for hooks
@@ -218,7 +218,8 @@ class CortexNet(nn.Module):
         for step, updates in enumerate(steps):
             modules = {id(m): m for _, calls in updates for m, _, _ in calls}.values()
             norms = tuple(n for m in modules for n in m.modules() if isinstance(n, nn.BatchNorm2d))
-            reads = tuple(sorted({src for _, calls in updates for _, src, _ in calls}))
+            made = {dst for dst, _ in updates}  # zero-delay edges read values made earlier in the step
+            reads = tuple(sorted({src for _, calls in updates for _, src, _ in calls} - made))
             program.append(_Step(updates, reads, tuple(frees.get(step, ())), norms, plan.schedule[step]))
         return _Program(len(slot_of), tuple(program), tuple(readout), plan.readout_steps, states)
 
@@ -361,7 +362,9 @@ def _sum_hooked(calls: Calls, update: Update, values: Any, around: Around) -> Te
 def _make_values(step: _Step, *inputs: Tensor) -> tuple[Tensor, ...]:
     """A step's new values from the values it reads: the unit that activation checkpointing recomputes."""
     values = dict(zip(step.reads, inputs))
-    return tuple(_sum_calls(calls, values) for _, calls in step.updates)
+    for dst, calls in step.updates:
+        values[dst] = _sum_calls(calls, values)
+    return tuple(values[dst] for dst, _ in step.updates)
 
 
 def _recompute_contexts(norms: tuple[nn.Module, ...]) -> tuple[Any, Any]:

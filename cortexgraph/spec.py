@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeInt,
     PlainSerializer,
     PlainValidator,
     PositiveInt,
@@ -96,7 +97,7 @@ def _parse_share(value: Any) -> str | tuple[tuple[int, ...], ...]:
     if value in ("time", "none"):
         return value
     if isinstance(value, list) and value and all(isinstance(g, list) and g for g in value):
-        if all(_is_int(s) and s >= 1 for g in value for s in g):
+        if all(_is_int(s) and s >= 0 for g in value for s in g):
             return tuple(tuple(g) for g in value)
     hint = did_you_mean(value, ["time", "none"]) if isinstance(value, str) else None
     raise ValueError("share is 'time' (one set of weights for all steps), 'none' (a set per step) "
@@ -137,7 +138,7 @@ _STEPS_SCHEMA = {
 _SIZE_SCHEMA = {"anyOf": [{"type": "integer", "minimum": 1},
                           {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 2}]}
 _SHARE_SCHEMA = {"anyOf": [{"enum": ["time", "none"]},
-                           {"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 1}}}]}
+                           {"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 0}}}]}
 
 AreaName = Annotated[str, PlainValidator(_check_area_name),
                      WithJsonSchema({"type": "string", "pattern": AREA_NAME.pattern})]
@@ -207,7 +208,7 @@ class _EdgeProps(Model):
     op: OpRef
     name: EdgeName | None = None
     at: Steps = StepRule(word="all")
-    delay: PositiveInt = 1
+    delay: NonNegativeInt = 1  # 0: the source's value of the same step (a sweep within one step)
     share: Share | None = None
     norm: NormPolicy | None = None
     tie: EdgeName | None = None

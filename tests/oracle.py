@@ -70,7 +70,7 @@ class Edge:
     share: Any
     norm: str
     tie: str | None
-    first: int  # 0 for inputs, 1 for edges
+    first: int  # 0 for inputs and zero-delay edges, 1 for other edges
 
 
 @dataclass
@@ -131,8 +131,8 @@ class Oracle:
             name, params = _op(e["op"])
             edges.append(Edge(e.get("name", f"{e['from']}->{e['to']}"), e["from"], e["to"], name, params,
                               e.get("at", "all"), e.get("delay", 1), e.get("share", defaults.get("share", "time")),
-                              e.get("norm", defaults.get("norm", "per_step")), e.get("tie"), 1 if e["from"] != INPUT
-                              else 0))
+                              e.get("norm", defaults.get("norm", "per_step")), e.get("tie"),
+                              0 if e["from"] == INPUT or e.get("delay", 1) == 0 else 1))
         return edges
 
     def fires(self, edge: Edge, last: int) -> list[int]:
@@ -141,17 +141,30 @@ class Oracle:
     def timeline(self, last: int) -> Timeline:
         """Which area gets a value at which step, from which edges reading which source values."""
         timeline = Timeline([], {area: [] for area in self.doc["areas"]} | {INPUT: [0]})
+        now_before: set[str] = set()  # the areas known to update at the current step
         for t in range(last + 1):
             now: dict[str, list[tuple[Edge, int]]] = {}
-            for edge in self.edges:
-                if t not in self.fires(edge, last):
-                    continue
-                reads = 0 if edge.source == INPUT else timeline.version(edge.source, t - edge.delay)
-                if reads is not None:  # a silent source contributes nothing
-                    now.setdefault(edge.target, []).append((edge, reads))
+            firing = [edge for edge in self.edges if t in self.fires(edge, last)]
+            # Zero-delay edges read what their source holds at this step, which may itself depend on this
+            # step's firings: sweep until nothing changes (the spec has no zero-delay cycle).
+            changed = True
+            while changed:
+                changed, now = False, {}
+                for edge in firing:
+                    if edge.source == INPUT:
+                        reads = 0
+                    elif edge.delay == 0:
+                        reads = t if edge.source in now_before else timeline.version(edge.source, t)
+                    else:
+                        reads = timeline.version(edge.source, t - edge.delay)
+                    if reads is not None:  # a silent source contributes nothing
+                        now.setdefault(edge.target, []).append((edge, reads))
+                if set(now) != now_before:
+                    now_before, changed = set(now), True
             for area in now:
                 timeline.versions[area].append(t)
             timeline.updates.append(now)
+            now_before = set()
         return timeline
 
     # --- weights --------------------------------------------------------------------------------
@@ -388,10 +401,12 @@ class Oracle:
                         stack.append((edge.source, reads))
         values = {(INPUT, 0): self._prenet(x, training)}
         for t, now in enumerate(timeline.updates):
-            for a, firings in now.items():
-                if (a, t) in needed:
-                    terms = [self._call(edge, t, values[(edge.source, reads)], training) for edge, reads in firings]
-                    values[(a, t)] = sum(terms[1:], terms[0])
+            waiting = [(a, firings) for a, firings in now.items() if (a, t) in needed]
+            while waiting:  # an area once the values its firings read exist (zero-delay edges read this step's)
+                a, firings = next((a, f) for a, f in waiting if all((e.source, r) in values for e, r in f))
+                waiting.remove((a, firings))
+                terms = [self._call(edge, t, values[(edge.source, reads)], training) for edge, reads in firings]
+                values[(a, t)] = sum(terms[1:], terms[0])
         logits, by_value = {}, {}
         for r in wanted_steps:  # a readout at r uses the norm of the spec's first readout step at or after r
             norm_step = next((t for t in self.readout_steps if t >= r), self.readout_steps[-1])

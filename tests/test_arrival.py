@@ -75,7 +75,8 @@ def test_timeline_records_what_each_firing_reads():
 # --- against networkx: reachability in the explicit time-expanded graph ---------------------
 
 def shortest_paths(doc):
-    """(area, t) has signal iff reachable from the input; keep-edges hold a value from t-1 to t.
+    """(area, t) has signal iff reachable from the input; keep-edges hold a value from t-1 to t, and a
+    zero-delay edge joins two areas of one step.
 
     Read from the spec document (steps by tests/oracle.py's own reading of `at`), not from cortexgraph's
     parsed edges, so a misread rule cannot agree with itself."""
@@ -90,7 +91,7 @@ def shortest_paths(doc):
         for t in steps_of(rule, steps, first=0):
             graph.add_edge((INPUT, 0), (area, t))
     for edge in doc["edges"]:
-        for t in steps_of(edge["at"], steps, first=1):
+        for t in steps_of(edge["at"], steps, first=0 if edge["delay"] == 0 else 1):
             if t - edge["delay"] >= 0:
                 graph.add_edge((edge["from"], t - edge["delay"]), (edge["to"], t))
     reached = nx.descendants(graph, "source")
@@ -110,7 +111,7 @@ def random_specs(draw):
     edges = []
     for i in range(draw(st.integers(0, 7))):
         src, dst = draw(st.sampled_from(areas)), draw(st.sampled_from(areas))
-        at, delay = draw(step_sets), draw(st.integers(1, 3))
+        at, delay = draw(step_sets), draw(st.integers(0 if areas.index(src) < areas.index(dst) else 1, 3))
         edges.append({"from": src, "to": dst, "op": "conv", "at": at, "delay": delay, "name": f"e{i}"})
     inputs = {draw(st.sampled_from(areas)): draw(st.sampled_from(["once", "every", [0, 3], [2]]))}
     return {"cortexgraph": 1, "name": "random", "input": {"channels": 4, "size": 8},

@@ -1,7 +1,7 @@
 """Compiled models against the oracle (tests/oracle.py), an unroller written from the spec document alone.
 
 Hypothesis draws small specs that mix what the semantics have to get right
-together: delays, `at` rules (every step, single steps, lists that run past the
+together: delays (zero delay too), `at` rules (every step, single steps, lists that run past the
 spec's steps, ranges), inputs at step 0, at every step or late, edges straight
 from the input, share groups, per-step weights, ties, every norm policy, a
 horizon with `beyond`, readouts that only hold their value, several readout
@@ -52,8 +52,8 @@ def _rules(steps: int) -> st.SearchStrategy:
 
 
 @st.composite
-def _share(draw: st.DrawFn, rule: object, steps: int) -> object:
-    fires = steps_of(rule, steps, 1)
+def _share(draw: st.DrawFn, rule: object, steps: int, first: int = 1) -> object:
+    fires = steps_of(rule, steps, first)
     choices = ["time", "none"] + (["groups"] if fires else [])
     share = draw(st.sampled_from(choices))
     if share != "groups":
@@ -96,8 +96,10 @@ def specs(draw: st.DrawFn) -> dict:
             edge["name"] = f"{source}->{target}+{seen[(source, target)]}"
         if source != INPUT:
             edge["at"] = draw(_rules(steps))
-            edge["delay"] = draw(st.sampled_from([1, 1, 2, 3]))
-        edge["share"] = draw(_share(edge.get("at", "all") if source != INPUT else [], steps))
+            forward = names.index(source) < names.index(target)  # zero delay only down the chain: no cycle
+            edge["delay"] = draw(st.sampled_from([0, 1, 1, 2, 3] if forward else [1, 1, 2, 3]))
+        edge["share"] = draw(_share(edge.get("at", "all") if source != INPUT else [], steps,
+                                    0 if edge.get("delay") == 0 else 1))
         edge["norm"] = draw(st.sampled_from(["per_step", "shared", "none"]))
         edges.append(edge)
     _tie_some(draw, edges, shapes)
@@ -231,6 +233,14 @@ EXAMPLES = [  # the shapes a hand-written loop gets wrong first, kept whatever h
                {"from": "A", "to": "B", "name": "avg", "op": {"pool": {"kind": "avg"}}, "at": 2},
                {"from": "B", "to": "B", "op": "conv", "at": 2}],
      "readout": {"area": "B", "step": [1, 2], "head": {"classes": 3, "pool": "max"}}},
+    # a sweep within each step (zero delay, from step 0), with lateral and top-down edges of delay 1
+    {"cortexgraph": 1, "name": "sweep", "steps": 2, "input": {"channels": 2, "size": 4},
+     "areas": {"A": {"channels": 2, "size": 4}, "B": {"channels": 3, "size": 2}, "C": {"channels": 2, "size": 2}},
+     "inputs": {"A": "every"},
+     "edges": [{"from": "B", "to": "C", "op": "conv", "delay": 0, "share": "none"},
+               {"from": "A", "to": "B", "op": "down", "delay": 0},
+               {"from": "B", "to": "B", "op": "conv"}, {"from": "C", "to": "A", "op": "up", "at": [2]}],
+     "readout": {"area": "C", "step": [0, 1, 2], "head": {"classes": 3}}},
 ]
 
 
@@ -238,5 +248,6 @@ EXAMPLES = [  # the shapes a hand-written loop gets wrong first, kept whatever h
 @example(EXAMPLES[0])
 @example(EXAMPLES[1])
 @example(EXAMPLES[2])
+@example(EXAMPLES[3])
 def test_models_compute_what_the_oracle_reads_in_their_spec(doc):
     check_against_oracle(doc)
