@@ -160,7 +160,7 @@ def test_rescaling_keeps_an_areas_shape_and_names_what_cannot_scale():
     assert [(p.path, p.message) for p in caught.value.errors] == [("input.size", "only square inputs can be rescaled")]
 
 
-@pytest.mark.parametrize("share, hint", [([], ""), ([1, 2], ""), ([[1], []], ""), ([[0, 1]], ""),
+@pytest.mark.parametrize("share, hint", [([], ""), ([1, 2], ""), ([[1], []], ""), ([[-1, 1]], ""),
                                          ("tiem", "; did you mean 'time'?")])
 def test_a_share_that_is_not_one_is_one_message(share, hint):
     with pytest.raises(SpecError) as caught:
@@ -168,6 +168,18 @@ def test_a_share_that_is_not_one_is_one_message(share, hint):
     assert [(p.path, p.message) for p in caught.value.errors] == [(
         "edges[0].share", "share is 'time' (one set of weights for all steps), 'none' (a set per step) or a list of "
         f"step groups such as [[1, 2], [3, 4]]{hint}")]
+
+
+def test_step_0_in_a_share_group_is_for_zero_delay_edges_only():
+    with pytest.raises(SpecError) as caught:
+        analyze(load_spec(_changed(lambda s: s["edges"][0].update(share=[[0, 1], [2, 3]]))))
+    assert [(p.path, p.message) for p in caught.value.errors] == [
+        ("edges[0].share", "share group step 0 is not a step at which the edge fires")]
+
+    def into_b_at_zero_delay(s):
+        s["areas"]["B"] = {"channels": 2, "size": 4}
+        s["edges"][0].update(to="B", share=[[0, 1], [2, 3]], delay=0)
+    assert analyze(load_spec(_changed(into_b_at_zero_delay))).edges[1].steps == (0, 1, 2, 3)
 
 
 def test_load_spec_says_what_it_takes():
