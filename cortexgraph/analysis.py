@@ -25,7 +25,7 @@ import networkx as nx
 
 from .collector import collector_paused
 from .errors import Loc, Problem, did_you_mean, known_list
-from .lowering import INPUT, Edge, Reporter, every_step, lower_edges, resolve_op  # noqa: F401 (re-exported)
+from .lowering import INPUT, AreaCell, Edge, Reporter, every_step, lower_cells, lower_edges, resolve_op  # noqa: F401
 from .ops.registry import OpDef, Params, Shape, resampling
 from .spec import Spec
 
@@ -85,6 +85,7 @@ class Analysis:
     warnings: list[Problem]
     limits: Limits
     head_norm: str = "none"  # the post-net's norm policy, its default resolved (see `_Checker.head_norm`)
+    cells: dict[str, AreaCell] = field(default_factory=dict)  # each area's cell
     _by_name: dict[str, Edge] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -101,12 +102,23 @@ class Analysis:
     def edge(self, name: str) -> Edge:
         return self._by_name[name]
 
+    @property
+    def running(self) -> frozenset[str]:
+        """Areas whose cell runs at every step (every cell but `sum`)."""
+        return frozenset(a for a, c in self.cells.items() if c.runs_every_step)
+
+    @property
+    def stateful(self) -> frozenset[str]:
+        """Areas whose cell reads its previous value."""
+        return frozenset(a for a, c in self.cells.items() if c.reads_state)
+
     def timeline_for(self, steps: int) -> Timeline:
         """The timeline of a run of another number of steps (rules extend, listed steps stay)."""
         if steps == self.timeline.steps:
             return self.timeline
         with collector_paused():
-            return build_timeline(self.edges, list(self.spec.areas), steps)
+            return build_timeline(self.edges, list(self.spec.areas), steps, self.running,
+                                  self.spec.silence == "zeros")
 
 
 def analyze(spec: Spec, limits: Limits = Limits(), allow_imports: bool = False) -> Analysis:
@@ -189,17 +201,22 @@ def zero_delay_cycle(edges: tuple[Edge, ...]) -> list[Edge] | None:
     return [graph.edges[u, v, k]["edge"] for u, v, k in cycle]
 
 
-def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int) -> Timeline:
+def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int, running: frozenset[str] = frozenset(),
+                   zeros: bool = False) -> Timeline:
     """Sweep the steps in order: an edge contributes when its source has signal `delay` steps earlier.
 
     Within a step, edges of delay >= 1 read values of earlier steps; zero-delay edges then run in an
     order that puts each source before its targets (`same_step_order`), reading the source's value of
-    this step where it has one. This is the hot loop of validation (one pass per edge and step), so it
-    works on plain lists.
+    this step where it has one. Areas in `running` (cells other than `sum`) update at every step from
+    their arrival, or from step 0 where `zeros` (silence: zeros); an area updates only where a driving
+    edge fires or its cell runs (modulating edges alone change nothing). `arrival` is where signal first
+    reaches each area, whatever the silence policy. This is the hot loop of validation (one pass per edge
+    and step), so it works on plain lists.
     """
     versions: dict[str, list[int]] = {area: [] for area in areas}
     versions[INPUT] = [0]
     rank = same_step_order(edges, areas)
+    modulated = any(e.modulating for e in edges)
     always, fires_at = [], [[] for _ in range(steps + 1)]
     same_step: list[list[tuple]] = [[] for _ in range(steps + 1)]
     for edge in edges:
@@ -217,9 +234,11 @@ def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int) -> Tim
     if rank is not None:
         for rows in same_step:
             rows.sort(key=lambda row: rank[row[2]])
+    cells = [(area, versions[area]) for area in areas if area in running]
     updates: list[dict[str, list[Firing]]] = []
     for t in range(steps + 1):
-        now: dict[str, list[Firing]] = {}
+        now: dict[str, list[Firing]] = {area: [] for area, history in cells if history or zeros}
+        runs = set(now) if modulated else ()
         for edge, history, target, delay, from_input in (always + fires_at[t] if t else fires_at[t]):
             if not history:
                 continue
@@ -236,8 +255,15 @@ def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int) -> Tim
                 now[target].append((edge, reads))
             else:
                 now[target] = [(edge, reads)]
+        if modulated:  # settle each area before same-step edges read it
+            now = {a: f for a, f in now.items() if a in runs or any(not e.modulating for e, _ in f)}
         if same_step[t]:
+            last = None
             for edge, history, target, _, _ in same_step[t]:  # sources before targets
+                if modulated and target != last and last in now and last not in runs \
+                        and all(e.modulating for e, _ in now[last]):
+                    del now[last]
+                last = target
                 if edge.source in now:
                     reads = t
                 elif history:
@@ -245,24 +271,35 @@ def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int) -> Tim
                 else:
                     continue
                 now.setdefault(target, []).append((edge, reads))
+            if modulated and last in now and last not in runs and all(e.modulating for e, _ in now[last]):
+                del now[last]
             now = {area: now[area] for area in sorted(now, key=rank.__getitem__)}
         for area in now:
             versions[area].append(t)
         updates.append(now)
-    arrival = {area: (v[0] if v else None) for area, v in versions.items() if area != INPUT}
+    if zeros and running:  # where signal first reaches each area: as if silence were absent
+        arrival = build_timeline(edges, areas, steps, running).arrival
+    else:
+        arrival = {area: (v[0] if v else None) for area, v in versions.items() if area != INPUT}
     return Timeline(steps, updates, versions, arrival)
 
 
-def live(timeline: Timeline, wanted: set[tuple[str, int]]) -> set[tuple[str, int]]:
-    """Every (area, version) that the (area, version) pairs in `wanted` depend on, themselves included."""
+def live(timeline: Timeline, wanted: set[tuple[str, int]],
+         stateful: frozenset[str] = frozenset()) -> set[tuple[str, int]]:
+    """Every (area, version) that the (area, version) pairs in `wanted` depend on, themselves included: the
+    values its edges read and, for areas in `stateful` (cells that read their previous value), that value."""
     seen = set(wanted)
     stack = list(wanted)
     updates = timeline.updates
     while stack:
         area, step = stack.pop()
-        for edge, reads in updates[step].get(area, ()):
-            need = (edge.source, reads)
-            if need not in seen and edge.source != INPUT:
+        needs = [(edge.source, reads) for edge, reads in updates[step].get(area, ()) if edge.source != INPUT]
+        if area in stateful and step:
+            prev = timeline.version(area, step - 1)
+            if prev is not None:
+                needs.append((area, prev))
+        for need in needs:
+            if need not in seen:
                 seen.add(need)
                 stack.append(need)
     return seen
@@ -293,7 +330,9 @@ class _Checker(Reporter):
         if prenet is not None:  # else unknown: the pre-net's problems are reported already
             shapes[INPUT] = prenet[-1][2] if prenet else (spec.input.channels, *spec.input.size)
         edges, self.defs = lower_edges(self.spec, self, self.allow_imports)
+        cells = lower_cells(spec, self)
         self.check_edges(edges, shapes)
+        self.check_drive(edges, cells)
         self.check_ties(edges, shapes)
         self.check_same_step(edges)
         self.check_settings()
@@ -303,13 +342,15 @@ class _Checker(Reporter):
                        "raise the 'firings' limit if you mean it")
             self.stop_if_errors()
         graph = self.area_graph(edges)
-        timeline = build_timeline(edges, list(spec.areas), spec.steps)
-        self.check_time(edges, graph, timeline)
+        running = frozenset(a for a, c in cells.items() if c.runs_every_step)
+        timeline = build_timeline(edges, list(spec.areas), spec.steps, running, spec.silence == "zeros")
+        stateful = frozenset(a for a, c in cells.items() if c.reads_state)
+        self.check_time(edges, graph, timeline, stateful)
         self.stop_if_errors()
         warnings = [p for p in self.problems if p.severity == "warning"]
         levels, kinds = hierarchy(edges, shapes, timeline.arrival, list(spec.areas))
         return Analysis(spec, edges, shapes, prenet or [], levels, kinds, timeline, warnings, self.limits,
-                        self.head_norm(edges))
+                        self.head_norm(edges), cells)
 
     def head_norm(self, edges: tuple[Edge, ...]) -> str:
         """The post-net's norm: as the spec says, else per_step where a pre-activation op writes the readout
@@ -456,6 +497,17 @@ class _Checker(Reporter):
                                 f"({_describe(target, shapes)}): their weights differ in shape",
                            "tied edges need the same op, parameters and channels")
 
+    def check_drive(self, edges: tuple[Edge, ...], cells: dict[str, AreaCell]) -> None:
+        """Modulating edges scale a drive: an area they reach needs a driving edge too."""
+        driven = {e.target for e in edges if not e.modulating}
+        for edge in edges:
+            if edge.modulating and edge.target not in driven and edge.target in self.spec.areas:
+                cell = cells.get(edge.target)
+                what = f"its {cell.name} cell runs" if cell is not None and not cell.is_sum else "it is"
+                self.error(edge.loc + ("modulating",) if edge.loc[0] == "edges" else edge.loc,
+                           f"area {edge.target!r} is fed only by modulating edges, so {what} on a drive of 0",
+                           "add a driving edge into it, or drop 'modulating' from one of its edges")
+
     def check_same_step(self, edges: tuple[Edge, ...]) -> None:
         cycle = zero_delay_cycle(edges)
         if cycle is not None:
@@ -490,7 +542,8 @@ class _Checker(Reporter):
             graph.add_edge(edge.source, edge.target, key=edge.name, edge=edge)
         return graph
 
-    def check_time(self, edges: tuple[Edge, ...], graph: nx.MultiDiGraph, timeline: Timeline) -> None:
+    def check_time(self, edges: tuple[Edge, ...], graph: nx.MultiDiGraph, timeline: Timeline,
+                   stateful: frozenset[str]) -> None:
         spec = self.spec
         reachable = nx.descendants(graph, INPUT)
         for area in spec.areas:
@@ -503,7 +556,8 @@ class _Checker(Reporter):
         readout = spec.readout.area
         if readout not in spec.areas:
             return
-        first = timeline.arrival[readout]
+        held = timeline.versions[readout]  # under silence: zeros an area may hold a value before signal
+        first = held[0] if held else None
         for step in spec.readout_steps:
             if first is None or step < first:
                 when = f"first reaches it at step {first}" if first is not None else "never reaches it"
@@ -512,7 +566,7 @@ class _Checker(Reporter):
                            "read out later, or add a faster path to it")
                 return
         wanted = {(readout, timeline.version(readout, step)) for step in spec.readout_steps}
-        needed = live(timeline, wanted)
+        needed = live(timeline, wanted, stateful)
         fired = {edge.name for now in timeline.updates for firings in now.values() for edge, _ in firings}
         useful = {edge.name for area, t in needed for edge, _ in timeline.updates[t].get(area, ())}
         last = max(spec.readout_steps)

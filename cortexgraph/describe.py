@@ -3,6 +3,8 @@ form, both read from the Plan."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from .analysis import INPUT, Edge, every_step
 from .plan import Plan, WeightSet
 
@@ -28,9 +30,17 @@ def format_steps(steps: tuple[int, ...] | list[int]) -> str:
 
 
 def op_text(edge: Edge) -> str:
-    params = edge.params.model_dump(exclude_defaults=True) if edge.params is not None else {}
-    extra = ", ".join(f"{k}={v}" for k, v in params.items())
-    return (edge.written or edge.op) + (f"({extra})" if extra else "")
+    text = op_text_of(edge.written or edge.op, edge.params)
+    if edge.activation == "none" and not edge.is_input:
+        text += ", linear" if edge.norm == "none" else ", no activation"
+    return text + (", modulating" if edge.modulating else "")
+
+
+def op_text_of(name: str, params: Any) -> str:
+    """An op or a cell with the parameters the spec set: `down(kernel=5)`, `leaky(tau=4.0)`."""
+    given = params.model_dump(exclude_defaults=True) if params is not None else {}
+    extra = ", ".join(f"{k}={v}" for k, v in given.items())
+    return name + (f"({extra})" if extra else "")
 
 
 def weights_text(edge: Edge) -> str:

@@ -17,9 +17,9 @@ from .ops.norms import kept_statistics
 
 @dataclass(frozen=True)
 class Place:
-    """A place in the network: a step, an area and an edge (or the pre-net or head)."""
+    """A place in the network: a step, an area and an edge or the area's cell (or the pre-net or head)."""
 
-    what: str  # "pre-net", "edge", "head"
+    what: str  # "pre-net", "edge", "cell", "head"
     step: int | None = None
     area: str | None = None
     edge: str | None = None
@@ -27,10 +27,10 @@ class Place:
 
     def __str__(self) -> str:
         of = f" (the gradient of {self.parameter})" if self.parameter else ""
-        if self.what != "edge":
+        if self.what not in ("edge", "cell"):
             return self.what + of
         where = f"step {self.step}, " if self.step is not None else ""
-        return where + f"area {self.area}, edge {self.edge}" + of
+        return where + f"area {self.area}, " + (f"edge {self.edge}" if self.what == "edge" else "its cell") + of
 
 
 def _finite(t: Tensor) -> bool:
@@ -45,6 +45,8 @@ class _Found(Exception):
 def _place(site: Site) -> Place:
     if site.what == "call":
         return Place("edge", site.step, site.area, site.call.edge.name)
+    if site.what == "cell":
+        return Place("cell", site.step, site.area)
     return Place("pre-net" if site.what == "prenet" else "head")
 
 
@@ -111,8 +113,11 @@ def first_nonfinite_gradient(model: CortexNet, x: Tensor, loss_fn) -> Place | No
 
 
 def _place_of_parameter(model: CortexNet, name: str) -> Place:
-    """Where a parameter (by its state-dict name) belongs: an edge (its target area), the pre-net or the head."""
+    """Where a parameter (by its state-dict name) belongs: an edge (its target area), a cell, the pre-net or
+    the head."""
     part, _, rest = name.partition(".")
+    if part == "cells":
+        return Place("cell", area=rest.split(".")[0], parameter=name)
     if part != "edges":
         return Place("pre-net" if part == "prenet" else "head", parameter=name)
     edge = rest.split(".")[0]

@@ -16,7 +16,7 @@ import graphviz
 
 from .analysis import INPUT, Edge, every_step
 from .compiler import compile
-from .describe import edge_label, format_steps, head_text, op_text
+from .describe import edge_label, format_steps, head_text, op_text, op_text_of
 from .plan import Plan
 
 VIEWS = ("rolled", "unrolled", "matrix")
@@ -184,7 +184,7 @@ def _rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
                 if level[area] != lvl:
                     continue
                 first = plan.arrival[area]
-                label = (f"<<b>{html.escape(area)}</b><br/>{_shape(plan.shapes[area])}<br/>"
+                label = (f"<<b>{html.escape(area)}</b><br/>{_shape(plan.shapes[area])}<br/>{_cell_text(plan, area)}"
                          f"<font point-size='9'>{_count(params[area])} params, signal at step {first}</font>>")
                 border = "3" if area == plan.readout_area else "1.2"
                 same.node(f"area_{area}", label, shape="box", style="rounded,filled", fillcolor="#fbfbf4",
@@ -198,15 +198,52 @@ def _rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
         style = dict(KIND_STYLE[kinds[edge.name]], fontcolor=KIND_STYLE[kinds[edge.name]]["color"])
         if edge.name not in running:
             style.update(color="#bbbbbb", fontcolor="#999999")  # pruned: never computes for the readout
-        g.edge(source, f"area_{edge.target}", label=edge_label(edge, spec.steps), **style)
-    _legend(g, sorted({kinds[e.name] for e in plan.edges.values()}))
+        g.edge(source, f"area_{edge.target}", label=edge_label(edge, spec.steps), **(style | _edge_marks(edge)))
+    marks = {m for e in plan.edges.values() for m in MARKS if _marked(e, m)}
+    _legend(g, sorted({kinds[e.name] for e in plan.edges.values()}), [m for m in MARKS if m in marks])
     return g
 
 
-def _legend(g: graphviz.Digraph, kinds: list[str]) -> None:
+# How an edge's arrow shows what it does besides adding a non-negative contribution (existing drawings, whose
+# edges do only that, are unchanged).
+MARKS = {
+    "modulating": ({"arrowhead": "odot"}, "-o  modulating (scales the drive)"),
+    "signed": ({"arrowhead": "tee"}, "-|  linear (signed: can inhibit)"),
+    "same step": ({"penwidth": "2.6"}, "==  same step (delay 0)"),
+}
+
+
+def _marked(edge: Edge, mark: str) -> bool:
+    if mark == "modulating":
+        return edge.modulating
+    if mark == "signed":
+        return not edge.modulating and edge.activation == "none" and not edge.is_input
+    return edge.delay == 0 and not edge.is_input
+
+
+def _edge_marks(edge: Edge) -> dict[str, str]:
+    attrs: dict[str, str] = {}
+    for mark, (style, _) in MARKS.items():
+        if _marked(edge, mark):
+            attrs.update(style)
+    return attrs
+
+
+def _cell_text(plan: Plan, area: str) -> str:
+    """The area's cell where it is not `sum` (with its modulation's g where not the identity)."""
+    cell = plan.area_cells[area]
+    if cell.is_sum and cell.modulation == "identity":
+        return ""
+    text = "sum" if cell.is_sum else op_text_of(cell.name, cell.params)
+    gain = ", gain 1 + tanh(M)" if cell.modulation == "tanh" else ""
+    return f"<font point-size='10'>cell: {html.escape(text)}{gain}</font><br/>"
+
+
+def _legend(g: graphviz.Digraph, kinds: list[str], marks: list[str] = ()) -> None:
     dashes = {"dashed": "- - -", "dotted": ". . .", "solid": "----"}
     rows = "".join(f"<tr><td align='left'><font color='{KIND_STYLE[k]['color']}'>"
                    f"{dashes[KIND_STYLE[k]['style']]} {k}</font></td></tr>" for k in kinds)
+    rows += "".join(f"<tr><td align='left'>{html.escape(MARKS[m][1])}</td></tr>" for m in marks)
     with g.subgraph(name="cluster_legend") as legend:
         legend.attr(label="", style="invis")
         legend.node("legend", f"<<table border='0' cellspacing='0'>{rows}</table>>", shape="plaintext",
@@ -289,8 +326,9 @@ def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
                 if (src, dst, call.weights.path) not in drawn:
                     drawn.add((src, dst, call.weights.path))
                     kind = kinds[call.edge.name]
-                    g.edge(src, dst, color="#777777" if kind == "input" else colours[call.weights.path],
-                           style="dashed" if kind == "feedback" else "solid")
+                    g.edge(src, dst, **({"color": "#777777" if kind == "input" else colours[call.weights.path],
+                                         "style": "dashed" if kind == "feedback" else "solid"}
+                                        | _edge_marks(call.edge)))
     head_x = x(len(columns)) + 0.2
     g.node("head", f"<head<br/>{spec.readout.head.classes} classes>", shape="box", style="rounded",
            fixedsize="false", pos=at(head_x, y[plan.readout_area]))

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import Loc, Problem, SpecError, format_path
+from .ops.cell_registry import CellDef, lookup_cell
 from .ops.registry import OpDef, Params, UnknownOp, lookup
 from .source import SourceMap
 from .spec import Spec, located_errors
@@ -36,6 +37,8 @@ class Edge:
     rule: StepRule = field(compare=False)  # the written rule, to extend past the spec's steps
     loc: Loc = field(compare=False, default=())
     written: str = field(compare=False, default="")  # the op's name as the spec wrote it (maybe an alias)
+    activation: str = "relu"  # the op's nonlinearity (none, with norm none: a linear edge, which can inhibit)
+    modulating: bool = False  # its contributions scale the target's drive (1 + g(M)) instead of adding to it
 
     @property
     def is_input(self) -> bool:
@@ -48,6 +51,23 @@ class Edge:
 
     def fires_until(self, last: int) -> tuple[int, ...]:
         return tuple(self.rule.resolve(last, first=self.first_step))
+
+
+@dataclass(frozen=True)
+class AreaCell:
+    """An area's cell, looked up and its parameters validated (see `ops/cell_registry.py`)."""
+
+    area: str
+    name: str
+    params: Params
+    runs_every_step: bool  # False for `sum`, which updates where something fires
+    reads_state: bool  # its new value depends on its previous one
+    modulation: str  # g in the gain 1 + g(M) of modulating edges: identity or tanh
+    activation: str  # the spec's activation, for cells that take it as their default
+
+    @property
+    def is_sum(self) -> bool:
+        return self.name == "sum"
 
 
 def every_step(edge: Edge, steps: int) -> bool:
@@ -114,7 +134,9 @@ def lower_edges(spec: Spec, report: Reporter,
             steps=tuple(rule.resolve(spec.steps, first)), delay=delay,
             share=getattr(props, "share", None) or defaults.share,
             norm=getattr(props, "norm", None) or defaults.norm,
-            tie=getattr(props, "tie", None), rule=rule, loc=loc, written=props.op.name)
+            tie=getattr(props, "tie", None), rule=rule, loc=loc, written=props.op.name,
+            activation=getattr(props, "activation", None) or defaults.activation,
+            modulating=getattr(props, "modulating", False))
         found[name] = edge
 
     def op_loc(loc: Loc) -> Loc:
@@ -153,3 +175,23 @@ def lower_edges(spec: Spec, report: Reporter,
     for name, (cell, rules, loc, source, target) in merged.items():
         add(name, source, target, cell, StepRule.union(rules), loc, op_loc(loc))
     return tuple(found.values()), defs
+
+
+def lower_cells(spec: Spec, report: Reporter) -> dict[str, AreaCell]:
+    """Every area's cell, its parameters validated; problems go to `report` (an unknown cell, bad parameters)."""
+    cells = {}
+    for area, a in spec.areas.items():
+        loc = ("areas", area, "cell")
+        try:
+            cell: CellDef = lookup_cell(a.cell.name)
+        except UnknownOp as exc:
+            report.error(loc, exc.message, exc.hint)
+            continue
+        try:
+            params = cell.params.model_validate(a.cell.params)
+        except ValidationError as exc:
+            report.problems.extend(located_errors(exc, report.source, loc + (a.cell.name,), cell.params))
+            continue
+        act = getattr(params, "act", None) or spec.defaults.activation
+        cells[area] = AreaCell(area, cell.name, params, cell.runs_every_step, cell.reads_state, a.modulation, act)
+    return cells

@@ -22,10 +22,12 @@ from torch.utils.checkpoint import checkpoint
 
 from .analysis import INPUT, Analysis
 from .describe import model_text
+from .ops.cell_registry import lookup_cell
+from .ops.cells import CellContext
 from .ops.layers import ACTIVATIONS, OpContext, init_weights, tieable_parts
 from .ops.norms import kept_statistics, make_norm
 from .ops.registry import lookup
-from .plan import Call, Plan, Prune, Update, WeightSet, make_plan
+from .plan import Call, CellSet, Plan, Prune, Update, WeightSet, make_plan
 from .spec import Head as HeadSpec
 from .spec import Spec
 
@@ -61,11 +63,25 @@ class Head(nn.Module):
 Calls = tuple[tuple[nn.Module, int, int], ...]  # (module, slot read, norm step) summed into one value
 
 
+class _Cell(NamedTuple):
+    """What an update does besides summing its calls: modulation, and a cell other than `sum`."""
+
+    cell: nn.Module | None  # None: the `sum` cell (the update only has modulating calls)
+    modulating: tuple[bool, ...]  # per call: does it modulate the drive (else it drives)
+    gain: Callable[[Tensor], Tensor]  # g in the drive's gain 1 + g(M)
+    prev: int  # slot of the value the cell reads as its state; -1: none (zeros)
+    memory_in: int  # slot of the memory it returned last time; -1: none
+    memory_out: int  # slot for the memory it returns; -1: it keeps none
+    step: int  # the step whose norm it uses
+    shape: tuple[int, int, int]  # the area's, for a drive of zeros where nothing fires
+
+
 class Site(NamedTuple):
     """Where the runner is, as a hook (`around`) sees it: the pre-net, one edge call of the Plan (its
-    step, the area it updates and the `Call`), or the head reading the readout area out at a step."""
+    step, the area it updates and the `Call`), an area's cell on its drive (its step and area), or the head
+    reading the readout area out at a step."""
 
-    what: Literal["prenet", "call", "head"]
+    what: Literal["prenet", "call", "cell", "head"]
     step: int | None = None
     area: str | None = None
     call: Call | None = None
@@ -80,9 +96,10 @@ Around = Callable[[Site, Callable[[Tensor], Tensor], Tensor], Tensor]
 class _Step:
     """One step of a bound Plan: the values it makes from values made before it."""
 
-    updates: tuple[tuple[int, Calls], ...]  # (slot written, its calls)
-    reads: tuple[int, ...]  # slots its calls read that earlier steps made
+    updates: tuple[tuple[int, Calls, _Cell | None], ...]  # (slot written, its calls, its cell where not `sum`)
+    reads: tuple[int, ...]  # slots its calls and cells read that earlier steps made
     frees: tuple[int, ...]  # slots nobody reads after this step
+    made: tuple[int, ...]  # slots it writes: values, and memories cells keep
     norms: tuple[nn.Module, ...]  # its BatchNorms (frozen while a checkpoint recomputes the step)
     plan: tuple[Update, ...]  # the Plan's updates these are bound from, for hooks
 
@@ -114,6 +131,7 @@ class CortexNet(nn.Module):
         for wset in plan.weight_sets.values():
             if wset.tie:
                 _tie(self.weight_set(wset.path), self.weight_set(wset.tie))
+        self.cells = nn.ModuleDict({area: _cell_module(plan, cell) for area, cell in plan.cells.items()})
         area = spec.areas[spec.readout.area]
         self.head = Head(area.channels, area.size, spec.readout.head, plan.head_norm, plan.head_norm_steps,
                          spec.defaults.activation)
@@ -180,7 +198,7 @@ class CortexNet(nn.Module):
         key = self._key(steps, prune)
         if key not in self._programs:
             plan = (self.plan if key == (None, "final") else
-                    make_plan(self.analysis, steps, prune, self.plan.weight_sets))
+                    make_plan(self.analysis, steps, prune, self.plan.weight_sets, self.plan.cells))
             self._programs[key] = (self._bind(plan), plan)
         return self._programs[key]
 
@@ -188,8 +206,10 @@ class CortexNet(nn.Module):
         keep = plan.prune == "none"
         wanted = set(plan.readout_steps) if plan.prune == "final" else None  # None: every step
         slot_of: dict[tuple[str, int], int] = {(INPUT, 0): 0}
+        memory_of: dict[tuple[str, int], int] = {}  # (area, step) -> slot of the memory its cell returned
+        slots = 1
         latest: dict[str, int] = {}
-        steps: list[tuple[tuple[int, Calls], ...]] = []
+        steps: list[tuple[tuple[int, Calls, _Cell | None], ...]] = []
         readout, last_use = [], {}
         states: dict[tuple[str, int], int] = {}
         for step, updates in enumerate(plan.schedule):
@@ -200,9 +220,15 @@ class CortexNet(nn.Module):
                     src = slot_of[(call.source, call.reads)]
                     last_use[src] = step
                     calls.append((self.weight_set(call.weights.path), src, call.norm_step))
-                slot = len(slot_of)
-                slot_of[(update.area, step)] = latest[update.area] = slot
-                bound.append((slot, tuple(calls)))
+                cell = None
+                if update.cell is not None or any(c.edge.modulating for c in update.calls):
+                    cell, slots = self._bind_cell(plan, update, slot_of, memory_of, slots)
+                    for read in (cell.prev, cell.memory_in):
+                        if read >= 0:
+                            last_use[read] = step
+                slot_of[(update.area, step)] = latest[update.area] = slots
+                bound.append((slots, tuple(calls), cell))
+                slots += 1
             steps.append(tuple(bound))
             if plan.readout_area in latest and (wanted is None or step in wanted):
                 readout.append((step, latest[plan.readout_area], plan.head_norm_step(step)))
@@ -216,12 +242,34 @@ class CortexNet(nn.Module):
                     frees.setdefault(step, []).append(slot)
         program = []
         for step, updates in enumerate(steps):
-            modules = {id(m): m for _, calls in updates for m, _, _ in calls}.values()
-            norms = tuple(n for m in modules for n in m.modules() if isinstance(n, nn.BatchNorm2d))
-            made = {dst for dst, _ in updates}  # zero-delay edges read values made earlier in the step
-            reads = tuple(sorted({src for _, calls in updates for _, src, _ in calls} - made))
-            program.append(_Step(updates, reads, tuple(frees.get(step, ())), norms, plan.schedule[step]))
-        return _Program(len(slot_of), tuple(program), tuple(readout), plan.readout_steps, states)
+            modules = {id(m): m for _, calls, _ in updates for m, _, _ in calls}
+            modules.update({id(c.cell): c.cell for _, _, c in updates if c is not None and c.cell is not None})
+            norms = tuple(n for m in modules.values() for n in m.modules() if isinstance(n, nn.BatchNorm2d))
+            made = tuple(dst for dst, _, _ in updates) + tuple(
+                c.memory_out for _, _, c in updates if c is not None and c.memory_out >= 0)
+            read = {src for _, calls, _ in updates for _, src, _ in calls}
+            read |= {r for _, _, c in updates if c is not None for r in (c.prev, c.memory_in) if r >= 0}
+            if any(c is not None and c.cell is not None for _, _, c in updates):
+                read.add(0)  # a drive of zeros takes the batch size, device and type of the pre-net's output
+            reads = tuple(sorted(read - set(made)))  # zero-delay edges read values made earlier in the step
+            program.append(_Step(updates, reads, tuple(frees.get(step, ())), made, norms, plan.schedule[step]))
+        return _Program(slots, tuple(program), tuple(readout), plan.readout_steps, states)
+
+    def _bind_cell(self, plan: Plan, update: Update, slot_of: dict, memory_of: dict,
+                   slots: int) -> tuple[_Cell, int]:
+        """An update's modulation and cell, bound to slots; memory slots are taken from `slots` on."""
+        prev = memory_in = memory_out = -1
+        if update.prev is not None:
+            prev = slot_of[(update.area, update.prev)]
+            memory_in = memory_of.get((update.area, update.prev), -1)
+        if update.cell is not None and plan.area_cells[update.area].reads_state:
+            memory_out = memory_of[(update.area, update.step)] = slots
+            slots += 1
+        gain = torch.tanh if plan.area_cells[update.area].modulation == "tanh" else _identity
+        module = self.cells[update.area] if update.cell is not None else None
+        flags = tuple(c.edge.modulating for c in update.calls)
+        return _Cell(module, flags, gain, prev, memory_in, memory_out, update.cell_step,
+                     plan.shapes[update.area]), slots
 
     def forward(self, x: Tensor, steps: int | None = None, readout: str | None = None,
                 return_states: bool = False, around: Around | None = None) -> Any:
@@ -273,16 +321,16 @@ class CortexNet(nn.Module):
         recompute = self.checkpoint and self.training and torch.is_grad_enabled() and around is None
         for step in program.steps:
             if around is not None:
-                for (dst, calls), update in zip(step.updates, step.plan):
-                    values[dst] = _sum_hooked(calls, update, values, around)
+                for (dst, calls, cell), update in zip(step.updates, step.plan):
+                    values[dst] = _update_hooked(calls, cell, update, values, around)
             elif recompute and step.updates:
                 made = checkpoint(_make_values, step, *(values[s] for s in step.reads), use_reentrant=False,
                                   context_fn=partial(_recompute_contexts, step.norms))
-                for (dst, _), value in zip(step.updates, made):
-                    values[dst] = value
+                for slot, value in zip(step.made, made):
+                    values[slot] = value
             else:
-                for dst, calls in step.updates:
-                    values[dst] = _sum_calls(calls, values)
+                for dst, calls, cell in step.updates:
+                    values[dst] = _sum_calls(calls, values) if cell is None else _run_cell(cell, calls, values)
             for slot in step.frees:
                 values[slot] = None
         return values
@@ -307,12 +355,19 @@ class CortexNet(nn.Module):
         return f"CortexNet({model_text(self.plan)}\n)"
 
 
+def _cell_module(plan: Plan, cell: CellSet) -> nn.Module:
+    """The module of an area's cell, with norms for the steps it runs at."""
+    area = plan.area_cells[cell.area]
+    ctx = CellContext(cell.name, plan.shapes[cell.area], area.params, cell.steps or (0,), area.activation)
+    return lookup_cell(cell.name).load()(ctx)
+
+
 def _weight_set_module(plan: Plan, edge_name: str, steps: tuple[int, ...]) -> nn.Module:
     """The op module of one weight set of an edge, with norms for `steps`."""
     edge = plan.edges[edge_name]
     op = lookup("transition", edge.op)
     ctx = OpContext(op.name, plan.shapes[edge.source], plan.shapes[edge.target], edge.params,
-                    norm_policy=edge.norm, norm_steps=steps, activation_name=plan.spec.defaults.activation)
+                    norm_policy=edge.norm, norm_steps=steps, activation_name=edge.activation)
     return op.load()(ctx)
 
 
@@ -350,8 +405,49 @@ def _call(module: nn.Module, step: int, x: Tensor) -> Tensor:
     return module(x, step)
 
 
-def _sum_hooked(calls: Calls, update: Update, values: Any, around: Around) -> Tensor:
-    """`_sum_calls` with each call run through the hook `around`."""
+def _run_cell(cell: _Cell, calls: Calls, values: Any, around: Around | None = None,
+              update: Update | None = None) -> Tensor:
+    """An update with modulating calls or a cell: `D = (sum of driving calls) * (1 + g(sum of modulating
+    calls))`, then the cell on D (zeros where nothing drives) and the area's previous value and memory. With
+    a hook, each call and the cell run through `around`."""
+    drive = gain = None
+    for i, ((module, src, norm_step), modulating) in enumerate(zip(calls, cell.modulating)):
+        if around is None:
+            out = module(values[src], norm_step)
+        else:
+            site = Site("call", update.step, update.area, update.calls[i])
+            out = around(site, partial(_call, module, norm_step), values[src])
+        if modulating:
+            gain = out if gain is None else gain + out
+        else:
+            drive = out if drive is None else drive + out
+    if gain is not None and drive is not None:
+        drive = drive * (1 + cell.gain(gain))
+    if cell.cell is None:
+        return drive
+    if drive is None:
+        drive = values[0].new_zeros((values[0].shape[0], *cell.shape))
+    h = values[cell.prev] if cell.prev >= 0 else None
+    memory = values[cell.memory_in] if cell.memory_in >= 0 else None
+    run = partial(_cell_value, cell, h, memory, values)
+    return run(drive) if around is None else around(Site("cell", update.step, update.area), run, drive)
+
+
+def _cell_value(cell: _Cell, h: Tensor | None, memory: Any, values: Any, drive: Tensor) -> Tensor:
+    value, memory = cell.cell(drive, h, memory, cell.step)
+    if cell.memory_out >= 0:
+        values[cell.memory_out] = memory
+    return value
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+def _update_hooked(calls: Calls, cell: _Cell | None, update: Update, values: Any, around: Around) -> Tensor:
+    """One update with each call (and the cell) run through the hook `around`."""
+    if cell is not None:
+        return _run_cell(cell, calls, values, around, update)
     total = None
     for (module, src, norm_step), call in zip(calls, update.calls):
         out = around(Site("call", update.step, update.area, call), partial(_call, module, norm_step), values[src])
@@ -360,11 +456,12 @@ def _sum_hooked(calls: Calls, update: Update, values: Any, around: Around) -> Te
 
 
 def _make_values(step: _Step, *inputs: Tensor) -> tuple[Tensor, ...]:
-    """A step's new values from the values it reads: the unit that activation checkpointing recomputes."""
+    """A step's new values (and cells' memories) from the values it reads: the unit that activation
+    checkpointing recomputes."""
     values = dict(zip(step.reads, inputs))
-    for dst, calls in step.updates:
-        values[dst] = _sum_calls(calls, values)
-    return tuple(values[dst] for dst, _ in step.updates)
+    for dst, calls, cell in step.updates:
+        values[dst] = _sum_calls(calls, values) if cell is None else _run_cell(cell, calls, values)
+    return tuple(values[slot] for slot in step.made)
 
 
 def _recompute_contexts(norms: tuple[nn.Module, ...]) -> tuple[Any, Any]:

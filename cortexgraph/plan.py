@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal, NamedTuple
 
-from .analysis import INPUT, Analysis, Edge, live
+from .analysis import INPUT, Analysis, AreaCell, Edge, live
 from .collector import collector_paused
 from .errors import Problem
 from .ops.registry import Params, Shape
-from .sizes import Size, check_size, edge_weights, head_size, prenet_size, unshared_size, weight_set_size
+from .sizes import Size, cell_size, check_size, edge_weights, head_size, prenet_size, unshared_size, weight_set_size
 from .spec import Spec
 
 Prune = Literal["final", "anytime", "none"]
@@ -64,11 +64,28 @@ class Call(NamedTuple):
 
 
 class Update(NamedTuple):
-    """`area` gets a new value at `step`: the sum of its calls."""
+    """`area` gets a new value at `step`: the sum of its calls (the `sum` cell), or its cell's value."""
 
     area: str
     step: int
-    calls: tuple[Call, ...]
+    calls: tuple[Call, ...]  # driving and modulating (`call.edge.modulating`) contributions
+    cell: CellSet | None = None  # None: the `sum` cell
+    prev: int | None = None  # the step of the value the cell reads as its state (None: zeros)
+    cell_step: int = 0  # the step whose norm the cell uses
+
+
+@dataclass(frozen=True)
+class CellSet:
+    """An area's cell other than `sum`: one module in the model, its weights shared across time."""
+
+    area: str
+    name: str  # the registered cell
+    steps: tuple[int, ...]  # the steps at which it runs, up to the horizon: its per-step norms
+    size: Size = Size()
+
+    @property
+    def path(self) -> str:
+        return f"cells.{self.area}"
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,7 @@ class Plan:
     head_norm_steps: tuple[int, ...]  # the spec's readout steps: one post-net norm each where per_step
     size: Size  # the whole model's parameters and norm statistics
     analysis: Analysis = field(repr=False, compare=False)
+    cells: dict[str, CellSet] = field(default_factory=dict)  # by area: every cell but `sum`
 
     # What the module, the drawing and the summary read of the analysis, through the Plan only.
 
@@ -115,6 +133,11 @@ class Plan:
         return self.analysis.kinds
 
     @property
+    def area_cells(self) -> dict[str, AreaCell]:
+        """Each area's cell as the spec gives it (`sum` included): its name, parameters and modulation."""
+        return self.analysis.cells
+
+    @property
     def warnings(self) -> list[Problem]:
         return self.analysis.warnings
 
@@ -131,6 +154,8 @@ class Plan:
         for wset in self.weight_sets.values():
             target = self.edges[wset.edge].target
             sizes[target] = sizes[target] + wset.size
+        for area, cell in self.cells.items():
+            sizes[area] = sizes[area] + cell.size
         sizes["head"] = head_size(self.analysis)
         return sizes
 
@@ -145,8 +170,11 @@ class Plan:
 
     @property
     def unshared(self) -> Size:
-        """The size of this program with a fresh set of weights (and norm) for every call it makes."""
-        return unshared_size(self.analysis, (c.edge.name for u in self.updates for c in u.calls))
+        """The size of this program with a fresh set of weights (and norm) for every call it makes, and a fresh
+        cell for every update that runs one."""
+        edges = unshared_size(self.analysis, (c.edge.name for u in self.updates for c in u.calls))
+        cells = [cell_size(self.analysis, u.area, 1) for u in self.updates if u.cell is not None]
+        return sum(cells, edges)
 
     @property
     def updates(self) -> list[Update]:
@@ -160,9 +188,22 @@ class Plan:
                  f"{self.calls} of {self.naive_calls} edge calls run"]
         for step, updates in enumerate(self.schedule):
             for i, update in enumerate(updates):
-                terms = " + ".join(_term(c, step) for c in update.calls)
+                terms = _update_text(update, step)
                 lines.append(f"{f'step {step}:' if i == 0 else '':9s} {update.area} = {terms}")
         return "\n".join(lines)
+
+
+def _update_text(update: Update, step: int) -> str:
+    """`A->B(A@0) + C->B(C@1)`; with modulating edges `(...) * (1 + g(...))`; with a cell `gru(..., B@1)`."""
+    drive = " + ".join(_term(c, step) for c in update.calls if not c.edge.modulating)
+    gain = " + ".join(_term(c, step) for c in update.calls if c.edge.modulating)
+    if gain:
+        drive = f"({drive}) * (1 + g({gain}))"
+    if update.cell is None:
+        return drive
+    state = f", {update.area}@{update.prev}" if update.prev is not None else ""
+    reused = f" [norm of step {update.cell_step}]" if update.cell_step != step else ""
+    return f"{update.cell.name}({drive or '0'}{state}){reused}"
 
 
 def _term(call: Call, step: int) -> str:
@@ -184,7 +225,7 @@ def horizon(analysis: Analysis) -> int:
 
 
 def weight_sets(analysis: Analysis) -> dict[str, WeightSet]:
-    """The weights a model of this spec holds: one set per edge shared across time, per step, or per share wset."""
+    """The weights a model of this spec holds: one set per edge shared across time, per step, or per share group."""
     last = horizon(analysis)
     timeline = analysis.timeline_for(max(last, analysis.spec.steps))
     active: dict[str, list[int]] = {e.name: [] for e in analysis.edges}
@@ -253,8 +294,33 @@ class _WeightsAt:
 # --- plans ------------------------------------------------------------------------------------------------
 
 
+def cell_sets(analysis: Analysis) -> dict[str, CellSet]:
+    """The cells a model of this spec holds (every area whose cell is not `sum`), with the steps at which
+    each runs up to the horizon (its per-step norms; past it, `defaults.beyond`)."""
+    last = horizon(analysis)
+    timeline = analysis.timeline_for(max(last, analysis.spec.steps))
+    cells = {}
+    for area, cell in analysis.cells.items():
+        if cell.is_sum:
+            continue
+        ran = timeline.versions[area]
+        steps = tuple(t for t in ran if t <= last) or tuple(ran[:1])
+        cells[area] = CellSet(area, cell.name, steps, cell_size(analysis, area, len(steps)))
+    return cells
+
+
+def _cell_step(cell: CellSet, step: int, last: int, policy: str) -> int:
+    if step in cell.steps or not cell.steps:
+        return step
+    if step > last and policy == "reuse_last":
+        return cell.steps[-1]
+    raise BeyondHorizonError(f"area {cell.area!r}'s {cell.name} cell has per-step norms up to step "
+                             f"{cell.steps[-1]}, not for step {step} (defaults.beyond: error); run at most {last} "
+                             "steps, or set defaults.horizon or beyond: reuse_last")
+
+
 def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "final",
-              sets: dict[str, WeightSet] | None = None) -> Plan:
+              sets: dict[str, WeightSet] | None = None, cells: dict[str, CellSet] | None = None) -> Plan:
     """The program for a run of `steps` steps (the spec's by default), pruned to what `prune` asks for.
 
     `final` keeps what the readout needs at the readout step(s); `anytime` what it
@@ -264,13 +330,16 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
     total = spec.steps if steps is None else steps
     if total < 0:
         raise ValueError(f"steps must be >= 0, got {total}")
+    if cells is None:
+        cells = cell_sets(analysis)
     if sets is None:  # the model's own weights: refused here, before anything is built, if too many
         sets = weight_sets(analysis)
-        check_size(analysis, _model_size(analysis, sets), _by_edge(sets))
+        check_size(analysis, _model_size(analysis, sets, cells), _by_edge(sets))
     timeline = analysis.timeline_for(total)
     area = spec.readout.area
     readout_steps = spec.readout_steps if steps is None else (total,)
-    first = timeline.arrival[area]
+    held = timeline.versions[area]  # under silence: zeros an area may hold a value before signal reaches it
+    first = held[0] if held else None
     if first is None or min(readout_steps) < first:
         raise ValueError(f"signal reaches {area!r} at step {first}; a run of {total} steps reads it out at "
                          f"step {min(readout_steps)}, before it has any value" if first is not None else
@@ -278,11 +347,13 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
     if prune == "none":
         needed = None
     elif prune == "anytime":
-        needed = live(timeline, {(area, v) for v in timeline.versions[area]})
+        needed = live(timeline, {(area, v) for v in timeline.versions[area]}, analysis.stateful)
     else:
-        needed = live(timeline, {(area, timeline.version(area, r)) for r in readout_steps})
+        needed = live(timeline, {(area, timeline.version(area, r)) for r in readout_steps}, analysis.stateful)
 
-    weights_at = _WeightsAt(sets, horizon(analysis), spec.defaults.beyond)
+    last, policy = horizon(analysis), spec.defaults.beyond
+    weights_at = _WeightsAt(sets, last, policy)
+    stateful = analysis.stateful
     schedule = []
     with collector_paused():  # one small object per call, none in a cycle
         for step, now in enumerate(timeline.updates):
@@ -294,17 +365,23 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
                 for edge, reads in firings:
                     wset, norm_step = weights_at(edge, step)
                     calls.append(Call(edge, wset, edge.source, reads, norm_step))
-                updates.append(Update(target, step, tuple(calls)))
+                cell = cells.get(target)
+                if cell is None:
+                    updates.append(Update(target, step, tuple(calls)))
+                else:
+                    prev = timeline.version(target, step - 1) if step and target in stateful else None
+                    updates.append(Update(target, step, tuple(calls), cell, prev,
+                                          _cell_step(cell, step, last, policy)))
             schedule.append(tuple(updates))
     naive = sum(len(e.fires_until(total)) for e in analysis.edges)
     return Plan(total, prune, area, readout_steps, sets, tuple(schedule), naive, analysis.head_norm,
-                spec.readout_steps, _model_size(analysis, sets), analysis)
+                spec.readout_steps, _model_size(analysis, sets, cells), analysis, cells)
 
 
-def _model_size(analysis: Analysis, sets: dict[str, WeightSet]) -> Size:
+def _model_size(analysis: Analysis, sets: dict[str, WeightSet], cells: dict[str, CellSet]) -> Size:
     total = prenet_size(analysis) + head_size(analysis)
-    for wset in sets.values():
-        total = total + wset.size
+    for part in (*sets.values(), *cells.values()):
+        total = total + part.size
     return total
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from .analysis import Analysis, Edge
 from .errors import Problem, SpecError
+from .ops.cell_registry import CellDef, lookup_cell
 from .ops.registry import OpDef, Shape, Weights, lookup
 
 FLOAT_BYTES = 4  # weights and statistics are float32 when built
@@ -50,6 +51,33 @@ def weight_set_size(w: Weights, norm: str, steps: int, tied: bool) -> Size:
     """One weight set of an edge whose op holds `w`, its weights running at `steps` steps under the norm
     policy `norm`; a tied group's borrowed weights are not its own (they count under their owner)."""
     return Size(w.own + (0 if tied else w.tied)) + _norms(w.norm_channels, norm, steps)
+
+
+def cell_size(analysis: Analysis, area: str, steps: int) -> Size:
+    """An area's cell, its norms running at `steps` steps (one each under its `norm: per_step`)."""
+    cell = analysis.cells[area]
+    w = cell_weights(lookup_cell(cell.name), analysis.shapes[area], cell.params)
+    return weight_set_size(w, getattr(cell.params, "norm", "none"), steps, tied=False)
+
+
+def cell_weights(cell: CellDef, shape: Shape, params: Any) -> Weights:
+    return cell.count(shape, params) if cell.count is not None else _measured_cell(cell, shape, params)
+
+
+@lru_cache(maxsize=256)
+def _measured_cell(cell: CellDef, shape: Shape, params: Any) -> Weights:
+    """A cell without `count`, built on the meta device and counted (norms' channels at one step)."""
+    import torch
+    from torch import nn
+
+    from .ops.cells import CellContext
+
+    ctx = CellContext(cell.name, shape, params, norm_steps=(0,))
+    with torch.device("meta"):
+        module = cell.load()(ctx)
+    numel = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    norms = sum(numel(m) for m in module.modules() if isinstance(m, nn.BatchNorm2d))
+    return Weights(own=numel(module) - norms, norm_channels=norms // 2)
 
 
 def prenet_size(analysis: Analysis) -> Size:

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from .errors import Loc, Problem, SpecError, did_you_mean, known_list
+from .ops.registry import Activation, NormPolicy
 from .source import CHECKPOINT_SUFFIXES, SourceMap, TextLimits, parse_text, read_file
 from .step_rules import StepRule
 
@@ -150,8 +151,6 @@ Steps = Annotated[StepRule, PlainValidator(_parse_steps), PlainSerializer(lambda
                   WithJsonSchema(_STEPS_SCHEMA)]
 Share = Annotated[str | tuple, PlainValidator(_parse_share), PlainSerializer(_dump_share),
                   WithJsonSchema(_SHARE_SCHEMA)]
-NormPolicy = Literal["per_step", "shared", "none"]
-Activation = Literal["relu", "gelu", "silu", "tanh", "elu", "none"]
 ReadoutStep = Annotated[int | tuple, PlainValidator(_parse_readout_step),
                         PlainSerializer(lambda v: list(v) if isinstance(v, tuple) else v),
                         WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0},
@@ -212,6 +211,8 @@ class _EdgeProps(Model):
     share: Share | None = None
     norm: NormPolicy | None = None
     tie: EdgeName | None = None
+    activation: Activation | None = None  # default: defaults.activation; none (with norm: none): a linear edge
+    modulating: bool = False  # scales the target's drive by 1 + g(M) instead of adding to it
 
 
 class EdgeSpec(_EdgeProps):
@@ -279,9 +280,20 @@ class InputSpec(Model):
     size: Size
 
 
+class CellRef(OpRef):
+    """An area's cell: a bare name (`gru`) or one name with its parameters (`{leaky: {tau: 4}}`)."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict:
+        return {**super().__get_pydantic_json_schema__(core_schema, handler),
+                "description": "a cell name (sum, act, conv, leaky, gru, lstm), or {name: {param: value}}"}
+
+
 class AreaSpec(Model):
     channels: PositiveInt
     size: Size
+    cell: CellRef = CellRef(name="sum")  # what the area makes of its drive (docs/semantics.md, "Cells")
+    modulation: Literal["identity", "tanh"] = "identity"  # g in the gain 1 + g(M) of modulating edges
 
 
 class Defaults(Model):
@@ -327,6 +339,9 @@ class Spec(Model):
     transitions: Matrix = Field(default_factory=dict)
     schedule: list[Phase] = Field(default_factory=list)
     readout: Readout
+    # Before its first update an area is silent: `absent` (a silent source contributes nothing) or `zeros`
+    # (the convention of CORnet-R/RT, tnn and PyTorchTNN: every cell other than `sum` runs from step 0).
+    silence: Literal["absent", "zeros"] = "absent"
     checkpoint: bool = False  # activation checkpointing across steps: less memory in training, more time
 
     _source: SourceMap | None = PrivateAttr(default=None)

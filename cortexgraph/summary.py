@@ -26,13 +26,14 @@ def _meta_copy(model: CortexNet) -> CortexNet:
 def plan_flops(model: CortexNet, every_area: bool = False) -> dict[str, int]:
     """FLOPs of one image through each part of the model's Plan, counted by the runner on a meta-device copy:
     the pre-net (`prenet`), one call of each weight set that runs (by its path; all its calls cost the
-    same), and one reading of the head (`head`). `every_area`: of the unpruned run (every area at every
-    step), so that pruned weight sets are counted too."""
+    same), one run of each cell (`cells.<area>`) and one reading of the head (`head`). `every_area`: of the
+    unpruned run (every area at every step), so that pruned weight sets are counted too."""
     flops: dict[str, int] = {}
     made: dict[str, torch.Tensor] = {}  # each part's output: on the meta device, one stands for every call's
 
     def count(site: Site, run, value: torch.Tensor) -> torch.Tensor:
-        part = site.call.weights.path if site.call is not None else site.what
+        part = (site.call.weights.path if site.call is not None else
+                f"cells.{site.area}" if site.what == "cell" else site.what)
         if part not in made:
             with FlopCounterMode(display=False) as counter:
                 made[part] = run(value)
@@ -59,11 +60,16 @@ def summarize(model: CortexNet) -> dict[str, Any]:
                        "arrival": plan.arrival[name]}
     schedule = []
     for step, updates in enumerate(plan.schedule):
-        entry = {"step": step, "updates": {}, "flops": 0}
+        entry = {"step": step, "updates": {}, "cells": {}, "flops": 0}
         for update in updates:
             flops = sum(call_flops[c.weights.path] for c in update.calls)
+            if update.cell is not None:
+                flops += call_flops[update.cell.path]
             areas[update.area]["flops"][step] = flops
-            entry["updates"][update.area] = [c.edge.name for c in update.calls]
+            # A modulating edge is marked '*': it scales the drive (1 + g(M)) rather than adding to it.
+            entry["updates"][update.area] = [("*" if c.edge.modulating else "") + c.edge.name for c in update.calls]
+            if update.cell is not None:
+                entry["cells"][update.area] = update.cell.name
             entry["flops"] += flops
         schedule.append(entry)
     total_flops = prenet_flops + head_flops * len(plan.readout_steps) + sum(s["flops"] for s in schedule)
@@ -114,8 +120,12 @@ def format_summary(s: dict[str, Any]) -> str:
     for entry in s["schedule"]:
         if not entry["updates"]:
             continue
-        parts = "; ".join(f"{area} <- {', '.join(edges)}" for area, edges in entry["updates"].items())
+        cells = entry.get("cells", {})
+        parts = "; ".join(f"{area} <- {cells[area]}({', '.join(edges)})" if area in cells else
+                          f"{area} <- {', '.join(edges)}" for area, edges in entry["updates"].items())
         lines.append(f"  step {entry['step']:>3}: {parts}  [{_count(entry['flops'])} FLOPs]")
+    if any(e.startswith("*") for entry in s["schedule"] for edges in entry["updates"].values() for e in edges):
+        lines.append("  (*: a modulating edge, which scales the drive by 1 + g(M))")
     return "\n".join(lines)
 
 

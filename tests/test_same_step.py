@@ -1,4 +1,4 @@
-"""Zero-delay edges: a sweep inside one step (design.md section 6, 'Zero delay').
+"""Zero-delay edges: a sweep inside one step (docs/semantics.md, 'Time').
 
 The values themselves are checked against the oracle (tests/test_oracle.py draws zero-delay edges
 down its chains and keeps a BLT-like sweep as an example); here: the order within a step, arrival,

@@ -23,6 +23,8 @@ from ..errors import did_you_mean, known_list
 Shape = tuple[int, int, int]  # channels, height, width
 Kind = Literal["transition", "prenet"]
 Resample = Literal["same", "down", "up"]
+NormPolicy = Literal["per_step", "shared", "none"]  # one norm per step (TSBN), one for all steps, or none
+Activation = Literal["relu", "gelu", "silu", "tanh", "elu", "none"]
 
 _OP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _RESERVED = {"name", "params", "op"}  # words of the spec's op and cell notations

@@ -1,0 +1,165 @@
+"""The cell registry: what an area does with its drive (docs/semantics.md, "Cells"), without importing torch.
+
+An area's new value is its cell applied to the drive `D` (the sum of its
+driving edges' contributions, times `1 + g(M)` where modulating edges fire)
+and, for cells with state, to its previous value. `sum` (the default) is `D`
+itself and updates only where something fires; every other cell runs at every
+step from the area's arrival (from step 0 under `silence: zeros`), on a drive
+of 0 where nothing fires. As with ops, parameters and sizes live here; the
+module (`cortexgraph.ops.cells`) is loaded when a model is built.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from ..errors import did_you_mean, known_list
+from .registry import _OP_NAME, _RESERVED, Activation, NoParams, NormPolicy, Params, Shape, UnknownOp, Weights, _odd
+
+
+class ActParams(Params):
+    """`act`: the drive normalised, then activated: `act(norm_t(D))` (BLT's `relu(BN_t(b + l + t))`)."""
+
+    norm: NormPolicy = "per_step"
+    act: Activation | None = None  # default: the spec's activation
+
+
+class ConvCellParams(ActParams):
+    """`conv`: `act(norm_t(conv(D)))`, a conv that keeps the area's shape (CORnet-R/RT's cell)."""
+
+    kernel: int = 3
+    bias: bool = False
+
+    _kernel = field_validator("kernel")(_odd)
+
+
+class LeakyParams(Params):
+    """`leaky`: `h = (1 - a) h_prev + a act(D)`, `a = dt / tau` (a continuous-time area, Euler steps)."""
+
+    tau: float = Field(2.0, gt=0)
+    dt: float = Field(1.0, gt=0)
+    learn_tau: bool = False  # learned, kept above dt (tau = dt + softplus(raw))
+    per_channel: bool = False  # one tau per channel
+    act: Activation | None = None  # default: the spec's activation
+
+    @model_validator(mode="after")
+    def _tau_above_dt(self) -> LeakyParams:
+        if self.tau <= self.dt:
+            raise ValueError(f"tau ({self.tau:g}) must be above dt ({self.dt:g}): a leaky area with a <= 1 "
+                             "integrates; a >= 1 overshoots")
+        return self
+
+
+class GatedParams(Params):
+    """`gru`, `lstm`, `rgc`: gates are convs over the drive and the previous value."""
+
+    kernel: int = 3
+    bias: bool = True
+
+    _kernel = field_validator("kernel")(_odd)
+
+
+def _act_count(shape: Shape, p: ActParams) -> Weights:
+    return Weights(norm_channels=shape[0] if p.norm != "none" else 0)
+
+
+def _conv_count(shape: Shape, p: ConvCellParams) -> Weights:
+    c = shape[0]
+    return Weights(own=c * c * p.kernel**2 + (c if p.bias else 0), norm_channels=c if p.norm != "none" else 0)
+
+
+def _leaky_count(shape: Shape, p: LeakyParams) -> Weights:
+    return Weights(own=(shape[0] if p.per_channel else 1) if p.learn_tau else 0)
+
+
+def _gated_count(gates: int) -> Callable[[Shape, GatedParams], Weights]:
+    def count(shape: Shape, p: GatedParams) -> Weights:
+        c = shape[0]
+        return Weights(own=gates * (2 * c * c * p.kernel**2 + (c if p.bias else 0)))
+    return count
+
+
+def _no_count(shape: Shape, p: Params) -> Weights:
+    return Weights()
+
+
+@dataclass(frozen=True)
+class CellDef:
+    """What a cell name means."""
+
+    name: str
+    module: str | type | None  # "package.module:Class" or the class, built as Class(ctx); None for `sum`
+    params: type[Params] = NoParams
+    runs_every_step: bool = True  # False only for `sum`: it updates where something fires
+    reads_state: bool = False  # its new value depends on its previous one (and it keeps a memory, if it has one)
+    count: Callable[[Shape, Any], Weights] | None = _no_count  # None: measured on the meta device
+    doc: str = ""
+
+    def load(self) -> type:
+        if self.module is None:
+            raise ValueError(f"the {self.name} cell has no module: the runner sums the drive itself")
+        if isinstance(self.module, type):
+            return self.module
+        path, _, attr = self.module.partition(":")
+        return getattr(importlib.import_module(path), attr)
+
+
+_CELLS: dict[str, CellDef] = {}
+
+
+def register_cell(name: str, module: type, *, params: type[Params] = NoParams, reads_state: bool = True,
+                  count: Callable[[Shape, Any], Weights] | None = None, doc: str = "",
+                  replace: bool = False) -> CellDef:
+    """Register a cell so that areas can name it (`cell: name` or `cell: {name: {param: value}}`).
+
+    `module` is an `nn.Module` class built as `module(ctx)` (a `cortexgraph.ops.cells.CellContext`:
+    the area's shape, the steps the cell runs at, the validated parameters as `ctx.params`) and called
+    as `cell(drive, h, memory, step) -> (value, memory)`: `drive` and the previous value `h` are
+    tensors of the area's shape (`h` is None at the area's first update: zeros), `memory` is whatever the
+    cell returned last time besides its value (None at first; an LSTM's cell state). A registered cell
+    runs at every step from the area's arrival. `count(shape, params) -> Weights` sizes it without
+    building it; without it, a registered cell's parameters are counted when the model is built.
+    """
+    if not _OP_NAME.match(name) or name in _RESERVED:
+        raise ValueError(f"cell name {name!r}: use lower-case letters, digits and '_', starting with a letter")
+    if name in _CELLS and not replace:
+        raise ValueError(f"a cell named {name!r} is registered already (pass replace=True)")
+    cell = CellDef(name, module, params, True, reads_state, count, doc)
+    _CELLS[name] = cell
+    return cell
+
+
+def unregister_cell(name: str) -> None:
+    _CELLS.pop(name, None)
+
+
+def lookup_cell(name: str) -> CellDef:
+    if name in _CELLS:
+        return _CELLS[name]
+    known = sorted(_CELLS)
+    raise UnknownOp(f"unknown cell {name!r}", did_you_mean(name, known) or f"known: {known_list(known)}")
+
+
+def known_cells() -> list[str]:
+    return sorted(_CELLS)
+
+
+_MODULES = "cortexgraph.ops.cells"
+
+for _cell in (
+    CellDef("sum", None, runs_every_step=False, doc="the drive itself, where something fires"),
+    CellDef("act", f"{_MODULES}:ActCell", ActParams, count=_act_count, doc="act(norm_t(D))"),
+    CellDef("conv", f"{_MODULES}:ConvCell", ConvCellParams, count=_conv_count, doc="act(norm_t(conv(D)))"),
+    CellDef("leaky", f"{_MODULES}:LeakyCell", LeakyParams, reads_state=True, count=_leaky_count,
+            doc="(1 - dt/tau) h + dt/tau act(D)"),
+    CellDef("gru", f"{_MODULES}:GRUCell", GatedParams, reads_state=True, count=_gated_count(3),
+            doc="the ConvGRU equations, D as input"),
+    CellDef("lstm", f"{_MODULES}:LSTMCell", GatedParams, reads_state=True, count=_gated_count(4),
+            doc="the ConvLSTM equations, D as input, with a cell memory"),
+):
+    _CELLS[_cell.name] = _cell
