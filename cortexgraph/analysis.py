@@ -26,6 +26,7 @@ import networkx as nx
 from .collector import collector_paused
 from .errors import Loc, Problem, did_you_mean, known_list
 from .lowering import INPUT, AreaCell, Edge, Reporter, every_step, lower_cells, lower_edges, resolve_op  # noqa: F401
+from .ops.norm_spec import BATCH_PER_STEP, NO_NORM, NormSpec
 from .ops.registry import OpDef, Params, Shape, resampling
 from .spec import Spec
 
@@ -84,7 +85,7 @@ class Analysis:
     timeline: Timeline
     warnings: list[Problem]
     limits: Limits
-    head_norm: str = "none"  # the post-net's norm policy, its default resolved (see `_Checker.head_norm`)
+    head_norm: NormSpec = NO_NORM  # the post-net's norm, its default resolved (see `_Checker.head_norm`)
     cells: dict[str, AreaCell] = field(default_factory=dict)  # each area's cell
     _by_name: dict[str, Edge] = field(init=False, repr=False, compare=False)
 
@@ -336,6 +337,11 @@ class _Checker(Reporter):
         self.check_ties(edges, shapes)
         self.check_same_step(edges)
         self.check_settings()
+        head_norm = self.head_norm(edges)
+        for area, cell in cells.items():
+            norm = getattr(cell.params, "norm", None)
+            if norm is not None:
+                self.check_norm(norm, spec.areas[area].channels, ("areas", area, "cell"))
         self.stop_if_errors()
         if sum(len(e.steps) for e in edges) > self.limits.firings:
             self.error(("steps",), f"the unrolled graph has more than {self.limits.firings:,} edge firings",
@@ -350,17 +356,20 @@ class _Checker(Reporter):
         warnings = [p for p in self.problems if p.severity == "warning"]
         levels, kinds = hierarchy(edges, shapes, timeline.arrival, list(spec.areas))
         return Analysis(spec, edges, shapes, prenet or [], levels, kinds, timeline, warnings, self.limits,
-                        self.head_norm(edges), cells)
+                        head_norm, cells)
 
-    def head_norm(self, edges: tuple[Edge, ...]) -> str:
+    def head_norm(self, edges: tuple[Edge, ...]) -> NormSpec:
         """The post-net's norm: as the spec says, else per_step where a pre-activation op writes the readout
         area. Such ops leave their output unnormalised, and its scale grows with the steps (a pre-activation
         network ends in a BN-ReLU); one norm per readout step is time-specific normalisation for the head."""
         head = self.spec.readout.head
         if head.norm is not None:
+            if head.norm.kind == "group" and self.spec.readout.area in self.spec.areas:
+                self.check_norm(head.norm, self.spec.areas[self.spec.readout.area].channels,
+                                ("readout", "head", "norm"))
             return head.norm
         writers = [self.defs[e.name] for e in edges if e.target == self.spec.readout.area and e.name in self.defs]
-        return "per_step" if any(op.preactivation for op in writers) else "none"
+        return BATCH_PER_STEP if any(op.preactivation for op in writers) else NO_NORM
 
     # limits first: nothing expensive runs on a spec that exceeds them
     def check_limits(self) -> None:
@@ -438,6 +447,17 @@ class _Checker(Reporter):
                 why = op.check(src, dst)
                 if why:
                     self.error(loc, *why)
+                elif not edge.is_input or op.name != "identity":
+                    self.check_norm(edge.norm, dst[0], _norm_loc(edge, self.source), op)
+
+    def check_norm(self, norm: NormSpec, channels: int, loc: Loc, op: OpDef | None = None) -> None:
+        """A group norm's groups divide the channels; a layer norm needs an op whose norms sit at its output."""
+        if norm.kind == "group" and channels % norm.groups:
+            self.error(loc, f"a group norm of {norm.groups} groups cannot split {channels} channels",
+                       f"choose groups that divide {channels}")
+        if norm.kind == "layer" and op is not None and not op.layer_norm:
+            self.error(loc, f"op {op.name!r} has norms inside it at more than one size, so a layer norm (over "
+                            "channels, height and width) does not fit it", "use a batch, group or instance norm")
 
     def check_steps(self, edge: Edge) -> None:
         loc, rule = edge.loc, edge.rule
@@ -592,6 +612,12 @@ def _end(loc: Loc, name: str, matrix_index: int) -> Loc:
     if loc[0] == "transitions":
         return loc[: 1 + matrix_index]
     return loc[: 3 + matrix_index]  # schedule[i].transitions.<from>.<to>
+
+
+def _norm_loc(edge: Edge, source: Any) -> Loc:
+    """Where an edge's norm is written (its `norm` field), else the edge."""
+    where = edge.loc + ("norm",)
+    return where if where in source.values else edge.loc
 
 
 def _steps(steps: tuple[int, ...]) -> str:

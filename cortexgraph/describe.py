@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .analysis import INPUT, Edge, every_step
+from .ops.norm_spec import NormSpec
 from .plan import Plan, WeightSet
 
 
@@ -32,7 +33,7 @@ def format_steps(steps: tuple[int, ...] | list[int]) -> str:
 def op_text(edge: Edge) -> str:
     text = op_text_of(edge.written or edge.op, edge.params)
     if edge.activation == "none" and not edge.is_input:
-        text += ", linear" if edge.norm == "none" else ", no activation"
+        text += ", linear" if edge.norm.policy == "none" else ", no activation"
     return text + (", modulating" if edge.modulating else "")
 
 
@@ -58,14 +59,27 @@ def edge_label(edge: Edge, steps: int) -> str:
         when = "@ " + format_steps(edge.steps)
     lines.append(when + (f", delay {edge.delay}" if edge.delay != 1 else ""))
     if not edge.is_input or edge.op != "identity":
-        lines.append(weights_text(edge) + {"per_step": "", "shared": ", one norm", "none": ", no norm"}[edge.norm])
+        lines.append(weights_text(edge) + norm_text(edge.norm))
     return "\n".join(lines)
 
 
 def head_text(plan: Plan) -> str:
     head = plan.spec.readout.head
-    norm = {"per_step": "norm per step, act, ", "shared": "norm, act, ", "none": ""}[plan.head_norm]
-    return f"{norm}{head.pool} pool, linear"
+    norm = plan.head_norm
+    kind = "" if norm.kind == "batch" else f"{norm.kind} "
+    text = {"per_step": f"{kind}norm per step, act, ", "shared": f"{kind}norm, act, ", "none": ""}[norm.policy]
+    return f"{text}{head.pool} pool, linear"
+
+
+def norm_text(norm: NormSpec) -> str:
+    """', one norm', ', no norm', ', group norm (32 groups)', ...: nothing for time-specific batch norms."""
+    if norm.policy == "none":
+        return ", no norm"
+    kind = {"batch": "", "group": f"group norm ({norm.groups} groups)", "layer": "layer norm",
+            "instance": "instance norm"}[norm.kind]
+    if not kind:
+        return ", one norm" if norm.policy == "shared" else ""
+    return f", {kind}" + (" per step" if norm.policy == "per_step" else "")
 
 
 def model_text(plan: Plan) -> str:
@@ -82,13 +96,19 @@ def model_text(plan: Plan) -> str:
     for edge in plan.edges.values():
         sets = by_edge.get(edge.name, [])
         runs = sorted({t for g in sets for t in g.steps}) or list(edge.steps)
-        norm = {"per_step": ", norm per step", "shared": ", one norm", "none": ""}[edge.norm]
+        norm = ({"per_step": ", norm per step", "shared": ", one norm", "none": ""}[edge.norm.policy]
+                if edge.norm.kind in ("batch", "none") else norm_text(edge.norm))
         several = f" ({len(sets)} sets)" if len(sets) > 1 else ""
         text = f"{op_text(edge)} at {format_steps(runs) or 'no step'}"
         if not (edge.is_input and edge.op == "identity"):
             text += f"; weights {weights_text(edge)}{several}{norm}"
         rows.append((f"{edge.target} <- {edge.name}", text, "x".join(map(str, plan.shapes[edge.target])),
                      f"{sum(g.size.parameters for g in sets):,}"))
+    for area, cell in plan.cells.items():
+        given = plan.area_cells[area]
+        gain = ", gain 1 + tanh(M)" if given.modulation == "tanh" else ""
+        rows.append((f"{area} cell", f"{op_text_of(cell.name, given.params)} at {format_steps(cell.steps)}{gain}",
+                     "x".join(map(str, plan.shapes[area])), f"{cell.size.parameters:,}"))
     rows.append(("head", f"{head_text(plan)} to {spec.readout.head.classes} classes", "",
                  f"{plan.parts['head'].parameters:,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

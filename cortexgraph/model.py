@@ -25,6 +25,7 @@ from .describe import model_text
 from .ops.cell_registry import lookup_cell
 from .ops.cells import CellContext
 from .ops.layers import ACTIVATIONS, OpContext, init_weights, tieable_parts
+from .ops.norm_spec import NormSpec
 from .ops.norms import kept_statistics, make_norm
 from .ops.registry import lookup
 from .plan import Call, CellSet, Plan, Prune, Update, WeightSet, make_plan
@@ -42,11 +43,11 @@ class Head(nn.Module):
     Without a norm it ends as torchvision's ResNet does; with one, as a pre-activation ResNet
     does (BN-ReLU before pooling), one norm per readout step under `per_step`."""
 
-    def __init__(self, channels: int, size: tuple[int, int], spec: HeadSpec, norm: str, norm_steps: tuple[int, ...],
-                 activation: str):
+    def __init__(self, channels: int, size: tuple[int, int], spec: HeadSpec, norm: NormSpec,
+                 norm_steps: tuple[int, ...], activation: str):
         super().__init__()
-        self.norm = make_norm(norm, channels, norm_steps)
-        self.act = ACTIVATIONS[activation if norm != "none" else "none"](True)
+        self.norm = make_norm(norm.policy, channels, norm_steps, norm, size)
+        self.act = ACTIVATIONS[activation if norm.policy != "none" else "none"](True)
         pools = {"avg": nn.AdaptiveAvgPool2d(1), "max": nn.AdaptiveMaxPool2d(1), "none": nn.Identity()}
         self.pool = pools[spec.pool]
         features = channels if spec.pool != "none" else channels * size[0] * size[1]
@@ -367,7 +368,8 @@ def _weight_set_module(plan: Plan, edge_name: str, steps: tuple[int, ...]) -> nn
     edge = plan.edges[edge_name]
     op = lookup("transition", edge.op)
     ctx = OpContext(op.name, plan.shapes[edge.source], plan.shapes[edge.target], edge.params,
-                    norm_policy=edge.norm, norm_steps=steps, activation_name=edge.activation)
+                    norm_policy=edge.norm.policy, norm_steps=steps, activation_name=edge.activation,
+                    norm_kind=edge.norm)
     return op.load()(ctx)
 
 

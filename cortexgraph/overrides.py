@@ -8,12 +8,13 @@ with the spec's own source map, so a bad value is located as if written there.
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import Problem, SpecError
-from .spec import NormPolicy, Spec, parse_spec
+from .ops.norm_spec import KINDS
+from .spec import Spec, parse_spec
 
 
 class Overrides(BaseModel):
@@ -24,8 +25,9 @@ class Overrides(BaseModel):
     steps: int | None = Field(None, description="override the spec's steps")
     classes: int | None = Field(None, description="override the readout's classes")
     share: str | None = Field(None, description="override defaults.share (time or none)")
-    norm: str | None = Field(None, description="override defaults.norm", json_schema_extra={
-        "choices": list(get_args(NormPolicy))})
+    norm: str | None = Field(None, description="override defaults.norm: per_step, shared or none (batch norms), "
+                             "or a kind (batch, group, layer, instance)", json_schema_extra={
+        "choices": ["per_step", "shared", "none", *KINDS]})
     size: int | None = Field(None, description="rescale the input and every area (e.g. 32 for a 224-pixel spec)")
     # Called `activation_checkpointing` where `checkpoint` would mean a file (the train command, its settings).
     checkpoint: bool | None = Field(None, description="recompute each step's intermediate values in the backward "

@@ -21,8 +21,9 @@ from typing import Literal, NamedTuple
 from .analysis import INPUT, Analysis, AreaCell, Edge, live
 from .collector import collector_paused
 from .errors import Problem
+from .ops.norm_spec import NormSpec
 from .ops.registry import Params, Shape
-from .sizes import Size, cell_size, check_size, edge_weights, head_size, prenet_size, unshared_size, weight_set_size
+from .sizes import Size, cell_size, check_size, edge_set_size, head_size, prenet_size, unshared_size
 from .spec import Spec
 
 Prune = Literal["final", "anytime", "none"]
@@ -97,7 +98,7 @@ class Plan:
     weight_sets: dict[str, WeightSet]  # by path
     schedule: tuple[tuple[Update, ...], ...]  # [step] -> updates at that step
     naive_calls: int  # calls in the naive unrolling: every edge at every step it is listed
-    head_norm: str  # the post-net's norm before pooling: per_step, shared or none
+    head_norm: NormSpec  # the post-net's norm before pooling (kind none: no norm)
     head_norm_steps: tuple[int, ...]  # the spec's readout steps: one post-net norm each where per_step
     size: Size  # the whole model's parameters and norm statistics
     analysis: Analysis = field(repr=False, compare=False)
@@ -241,21 +242,20 @@ def weight_sets(analysis: Analysis) -> dict[str, WeightSet]:
     sets: list[WeightSet] = []
     for edge in analysis.edges:
         steps = tuple(active[edge.name])
-        held = edge_weights(analysis, edge)
         if edge.share == "time":
             if steps or edge.name in tie_targets:  # a tie target holds weights even if it never runs itself
                 tie = f"edges.{edge.tie}" if edge.tie else None
                 sets.append(WeightSet(edge.name, None, steps, tie,
-                                          weight_set_size(held, edge.norm, len(steps), tie is not None)))
+                                      edge_set_size(analysis, edge, len(steps), tie is not None)))
         elif edge.share == "none":
-            one = weight_set_size(held, edge.norm, 1, False)
+            one = edge_set_size(analysis, edge, 1, False)
             sets += [WeightSet(edge.name, f"t{t}", (t,), size=one) for t in steps]
         else:
             for declared in edge.share:
                 runs = tuple(t for t in declared if t in steps)
                 if runs:
                     sets.append(WeightSet(edge.name, f"t{declared[0]}", runs,
-                                              size=weight_set_size(held, edge.norm, len(runs), False)))
+                                          size=edge_set_size(analysis, edge, len(runs), False)))
     return {g.path: g for g in sets}
 
 

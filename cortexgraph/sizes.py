@@ -18,7 +18,10 @@ from typing import Any
 from .analysis import Analysis, Edge
 from .errors import Problem, SpecError
 from .ops.cell_registry import CellDef, lookup_cell
+from .ops.norm_spec import NO_NORM, NormSpec
 from .ops.registry import OpDef, Shape, Weights, lookup
+
+SHARED_BATCH = NormSpec(time="shared")  # the pre-net's norms
 
 FLOAT_BYTES = 4  # weights and statistics are float32 when built
 
@@ -36,10 +39,12 @@ class Size:
         return FLOAT_BYTES * (self.parameters + self.statistics)
 
 
-def _norms(channels: int, policy: str, steps: int) -> Size:
-    """`policy`'s norms over `channels`, for weights that run at `steps` steps (BatchNorm: 2 + 2 a channel)."""
-    count = {"per_step": max(steps, 1), "shared": 1, "none": 0}[policy] * channels
-    return Size(2 * count, 2 * count)
+def _norms(channels: int, norm: NormSpec, steps: int, spatial: int = 1) -> Size:
+    """`norm`'s norms over `channels`, for weights that run at `steps` steps: 2 parameters a channel (a layer
+    norm's are element-wise: a channel's `spatial` pixels each), and a batch norm's 2 running statistics."""
+    count = {"per_step": max(steps, 1), "shared": 1, "none": 0}[norm.policy] * channels
+    count *= spatial if norm.kind == "layer" else 1
+    return Size(2 * count, 2 * count if norm.keeps_statistics else 0)
 
 
 def edge_weights(analysis: Analysis, edge: Edge) -> Weights:
@@ -47,17 +52,25 @@ def edge_weights(analysis: Analysis, edge: Edge) -> Weights:
                    edge.params)
 
 
-def weight_set_size(w: Weights, norm: str, steps: int, tied: bool) -> Size:
-    """One weight set of an edge whose op holds `w`, its weights running at `steps` steps under the norm
-    policy `norm`; a tied group's borrowed weights are not its own (they count under their owner)."""
-    return Size(w.own + (0 if tied else w.tied)) + _norms(w.norm_channels, norm, steps)
+def weight_set_size(w: Weights, norm: NormSpec, steps: int, tied: bool, spatial: int = 1) -> Size:
+    """One weight set of an edge whose op holds `w`, its weights running at `steps` steps under `norm`
+    (`spatial`: the pixels of the output a layer norm normalises); a tied set's borrowed weights are not its
+    own (they count under their owner)."""
+    return Size(w.own + (0 if tied else w.tied)) + _norms(w.norm_channels, norm, steps, spatial)
+
+
+def edge_set_size(analysis: Analysis, edge: Edge, steps: int, tied: bool) -> Size:
+    """One weight set of `edge`, running at `steps` steps."""
+    _, height, width = analysis.shapes[edge.target]
+    return weight_set_size(edge_weights(analysis, edge), edge.norm, steps, tied, height * width)
 
 
 def cell_size(analysis: Analysis, area: str, steps: int) -> Size:
     """An area's cell, its norms running at `steps` steps (one each under its `norm: per_step`)."""
     cell = analysis.cells[area]
+    _, height, width = analysis.shapes[area]
     w = cell_weights(lookup_cell(cell.name), analysis.shapes[area], cell.params)
-    return weight_set_size(w, getattr(cell.params, "norm", "none"), steps, tied=False)
+    return weight_set_size(w, getattr(cell.params, "norm", None) or NO_NORM, steps, False, height * width)
 
 
 def cell_weights(cell: CellDef, shape: Shape, params: Any) -> Weights:
@@ -68,16 +81,18 @@ def cell_weights(cell: CellDef, shape: Shape, params: Any) -> Weights:
 def _measured_cell(cell: CellDef, shape: Shape, params: Any) -> Weights:
     """A cell without `count`, built on the meta device and counted (norms' channels at one step)."""
     import torch
-    from torch import nn
 
     from .ops.cells import CellContext
+    from .ops.norms import NORM_LAYERS
 
     ctx = CellContext(cell.name, shape, params, norm_steps=(0,))
     with torch.device("meta"):
         module = cell.load()(ctx)
     numel = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    norms = sum(numel(m) for m in module.modules() if isinstance(m, nn.BatchNorm2d))
-    return Weights(own=numel(module) - norms, norm_channels=norms // 2)
+    norms = sum(numel(m) for m in module.modules() if isinstance(m, NORM_LAYERS))
+    norm = getattr(params, "norm", None)
+    per_channel = 2 * (shape[1] * shape[2] if norm is not None and norm.kind == "layer" else 1)
+    return Weights(own=numel(module) - norms, norm_channels=norms // per_channel)
 
 
 def prenet_size(analysis: Analysis) -> Size:
@@ -86,7 +101,7 @@ def prenet_size(analysis: Analysis) -> Size:
     total = Size()
     for name, params, out in analysis.prenet:
         w = weights(lookup("prenet", name), shape, out, params)
-        total = total + Size(w.own + w.tied) + _norms(w.norm_channels, "shared", 1)
+        total = total + Size(w.own + w.tied) + _norms(w.norm_channels, SHARED_BATCH, 1)
         shape = out
     return total
 
@@ -97,7 +112,7 @@ def head_size(analysis: Analysis) -> Size:
     head = spec.readout.head
     features = channels if head.pool != "none" else channels * height * width
     return Size(features * head.classes + head.classes) + _norms(channels, analysis.head_norm,
-                                                                 len(spec.readout_steps))
+                                                                 len(spec.readout_steps), height * width)
 
 
 def unshared_size(analysis: Analysis, calls: Iterable[str]) -> Size:
@@ -108,7 +123,7 @@ def unshared_size(analysis: Analysis, calls: Iterable[str]) -> Size:
     for name in calls:
         if name not in per_edge:
             edge = analysis.edge(name)
-            per_edge[name] = weight_set_size(edge_weights(analysis, edge), edge.norm, 1, tied=False)
+            per_edge[name] = edge_set_size(analysis, edge, 1, tied=False)
         total = total + per_edge[name]
     return total
 

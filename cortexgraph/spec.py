@@ -31,7 +31,8 @@ from pydantic import (
 )
 
 from .errors import Loc, Problem, SpecError, did_you_mean, known_list
-from .ops.registry import Activation, NormPolicy
+from .ops.norm_spec import BATCH_PER_STEP, NormSetting
+from .ops.registry import Activation
 from .source import CHECKPOINT_SUFFIXES, SourceMap, TextLimits, parse_text, read_file
 from .step_rules import StepRule
 
@@ -209,7 +210,7 @@ class _EdgeProps(Model):
     at: Steps = StepRule(word="all")
     delay: NonNegativeInt = 1  # 0: the source's value of the same step (a sweep within one step)
     share: Share | None = None
-    norm: NormPolicy | None = None
+    norm: NormSetting | None = None
     tie: EdgeName | None = None
     activation: Activation | None = None  # default: defaults.activation; none (with norm: none): a linear edge
     modulating: bool = False  # scales the target's drive by 1 + g(M) instead of adding to it
@@ -298,7 +299,7 @@ class AreaSpec(Model):
 
 class Defaults(Model):
     share: Share = "time"
-    norm: NormPolicy = "per_step"
+    norm: NormSetting = BATCH_PER_STEP
     beyond: Literal["error", "reuse_last"] = "error"
     horizon: PositiveInt | None = None  # per-step weights and norms exist up to here; default: steps
     activation: Activation = "relu"
@@ -313,7 +314,7 @@ class Head(Model):
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     # A norm and the activation before pooling (a pre-activation network's final BN-ReLU).
     # Default: per_step where an edge into the readout area is a pre-activation op, else none.
-    norm: NormPolicy | None = None
+    norm: NormSetting | None = None
 
 
 class Readout(Model):

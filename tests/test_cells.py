@@ -271,7 +271,11 @@ def test_the_rolled_drawing_shows_cells_and_marks_edges():
     ("{leaky: {tau: 1.0}}", "areas.B.cell.leaky: tau (1) must be above dt (1): a leaky area with a <= 1 integrates"),
     ("gruu", "areas.B.cell: unknown cell 'gruu' (did you mean 'gru'?)"),
     ("{gru: {kernel: 2}}", "areas.B.cell.gru.kernel: the kernel must be an odd size"),
-    ("{act: {norm: sometimes}}", "areas.B.cell.act.norm: 'sometimes' is not allowed here"),
+    ("{act: {norm: sometimes}}", "areas.B.cell.act.norm: 'sometimes' is not a norm; expected per_step, shared"),
+    ("{act: {norm: {kind: grup}}}", "areas.B.cell.act.norm: norm kind: 'grup' is not allowed; expected 'batch', "
+                                    "'group', 'layer', 'instance' or 'none' (did you mean 'group'?)"),
+    ("{act: {norm: {kind: group, groups: 2}}}", "areas.B.cell: a group norm of 2 groups cannot split 3 channels "
+                                                "(choose groups that divide 3)"),
 ])
 def test_a_bad_cell_is_one_located_message(cell, message):
     with pytest.raises(SpecError) as caught:

@@ -30,25 +30,26 @@ def head_spec(op="residual", head="", readout=""):
 
 def test_a_readout_area_written_by_pre_activation_ops_is_normalised_and_activated_first():
     model = head_spec("residual")
-    assert model.plan.head_norm == "per_step"
+    assert model.plan.head_norm.policy == "per_step"
     assert {"head.norm.weight", "head.norm.running_mean"} <= set(model.state_dict())  # one readout step
 
 
 @pytest.mark.parametrize("op", ["basic", "conv", "bottleneck"])
 def test_other_ops_end_in_their_own_norm_and_get_no_head_norm(op):
     model = head_spec(op)
-    assert model.plan.head_norm == "none"
+    assert model.plan.head_norm.policy == "none"
     assert not [n for n in model.state_dict() if n.startswith("head.norm")]
 
 
 def test_a_spec_chooses_its_head_norm():
-    assert head_spec("residual", head="norm: none").plan.head_norm == "none"
+    assert head_spec("residual", head="norm: none").plan.head_norm.policy == "none"
     shared = head_spec("basic", head="norm: shared", readout="step: [2, 4],")
     assert [n for n in shared.state_dict() if n.startswith("head.norm") and n.endswith("weight")] == \
         ["head.norm.weight"]
-    with pytest.raises(SpecError, match=r"readout\.head\.norm: 'batch' is not allowed here; expected 'per_step', "
-                                        r"'shared' or 'none'"):
-        head_spec("residual", head="norm: batch")
+    with pytest.raises(SpecError, match=r"readout\.head\.norm: .batchnorm. is not a norm; expected per_step"):
+        head_spec("residual", head="norm: batchnorm")
+    layer = head_spec("basic", head="norm: {kind: layer, time: shared}")
+    assert layer.state_dict()["head.norm.weight"].shape == (4, 8, 8)
 
 
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
@@ -76,7 +77,7 @@ def test_each_readout_step_has_its_norm_and_other_steps_use_the_next_ones(train)
 def test_ops_registered_as_pre_activation_get_the_head_norm_too():
     register_op("bare", Identity, resample=("same",), keeps_channels=True, preactivation=True)
     try:
-        assert head_spec("bare").plan.head_norm == "per_step"
+        assert head_spec("bare").plan.head_norm.policy == "per_step"
     finally:
         unregister_op("bare")
 

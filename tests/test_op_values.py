@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from cortexgraph.model import Head
 from cortexgraph.ops.layers import OpContext
+from cortexgraph.ops.norm_spec import parse_norm
 from cortexgraph.ops.registry import lookup
 from cortexgraph.spec import Head as HeadSpec
 
@@ -99,7 +100,7 @@ def test_prenet_pools(x, name, reference, params):
 @pytest.mark.parametrize("pool", ["avg", "max", "none"])
 @pytest.mark.parametrize("head_norm", ["none", "shared"])
 def test_heads(x, pool, head_norm):
-    head = Head(4, (8, 8), HeadSpec(classes=3, pool=pool, dropout=0.5), head_norm, (1,), "relu")
+    head = Head(4, (8, 8), HeadSpec(classes=3, pool=pool, dropout=0.5), parse_norm(head_norm), (1,), "relu")
     randomize_norms(head)
     head.eval()  # dropout is the identity in eval mode
     h = F.relu(norm(x, head.norm)) if head_norm != "none" else x

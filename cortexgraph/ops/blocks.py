@@ -11,13 +11,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import OpContext, conv1x1, conv3x3
+from .norms import NORM_LAYERS
 
 
 def _zero_scale(norm: nn.Module) -> None:
     """Make a residual branch that ends in `norm` start at zero (the scale of every step's norm), so
     that the block starts as its shortcut. A branch without a norm (`norm: none`) keeps its init."""
     for m in norm.modules():
-        if isinstance(m, nn.BatchNorm2d):
+        if isinstance(m, NORM_LAYERS) and getattr(m, "weight", None) is not None:
             nn.init.zeros_(m.weight)
 
 

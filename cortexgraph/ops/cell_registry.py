@@ -19,13 +19,14 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from ..errors import did_you_mean, known_list
-from .registry import _OP_NAME, _RESERVED, Activation, NoParams, NormPolicy, Params, Shape, UnknownOp, Weights, _odd
+from .norm_spec import BATCH_PER_STEP, NormSetting
+from .registry import _OP_NAME, _RESERVED, Activation, NoParams, Params, Shape, UnknownOp, Weights, _odd
 
 
 class ActParams(Params):
     """`act`: the drive normalised, then activated: `act(norm_t(D))` (BLT's `relu(BN_t(b + l + t))`)."""
 
-    norm: NormPolicy = "per_step"
+    norm: NormSetting = BATCH_PER_STEP
     act: Activation | None = None  # default: the spec's activation
 
 
@@ -65,12 +66,12 @@ class GatedParams(Params):
 
 
 def _act_count(shape: Shape, p: ActParams) -> Weights:
-    return Weights(norm_channels=shape[0] if p.norm != "none" else 0)
+    return Weights(norm_channels=shape[0])
 
 
 def _conv_count(shape: Shape, p: ConvCellParams) -> Weights:
     c = shape[0]
-    return Weights(own=c * c * p.kernel**2 + (c if p.bias else 0), norm_channels=c if p.norm != "none" else 0)
+    return Weights(own=c * c * p.kernel**2 + (c if p.bias else 0), norm_channels=c)
 
 
 def _leaky_count(shape: Shape, p: LeakyParams) -> Weights:

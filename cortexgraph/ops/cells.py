@@ -37,8 +37,11 @@ class CellContext:
         return self.shape[0]
 
     def norm(self) -> nn.Module:
-        """The cell's norm over the area's channels, under its `norm` policy: call it as `norm(x, step)`."""
-        return make_norm(getattr(self.params, "norm", "none"), self.channels, self.norm_steps)
+        """The cell's norm over the area, following its `norm`: call it as `norm(x, step)`."""
+        norm = getattr(self.params, "norm", None)
+        if norm is None:
+            return make_norm("none", self.channels, self.norm_steps)
+        return make_norm(norm.policy, self.channels, self.norm_steps, norm, self.shape[1:])
 
     def activation(self) -> nn.Module:
         return ACTIVATIONS[self.activation_name](False)

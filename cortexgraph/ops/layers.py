@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from .norm_spec import NormSpec
 from .norms import NORMS, make_norm
 from .registry import Shape, resampling
 
@@ -36,6 +37,7 @@ class OpContext:
     norm_policy: str = "per_step"
     norm_steps: tuple[int, ...] = (1,)  # the steps at which these weights run
     activation_name: str = "relu"
+    norm_kind: NormSpec = NormSpec()  # batch, group, layer or instance (its groups and eps)
 
     @property
     def in_channels(self) -> int:
@@ -60,9 +62,10 @@ class OpContext:
         """Whether the op changes channels or size (and so needs a projection shortcut)."""
         return self.in_shape != self.out_shape
 
-    def norm(self, channels: int) -> nn.Module:
-        """A norm for `channels` following the edge's policy: call it as `norm(x, step)`."""
-        return make_norm(self.norm_policy, channels, self.norm_steps)
+    def norm(self, channels: int, size: tuple[int, int] | None = None) -> nn.Module:
+        """A norm for `channels` following the edge's policy and kind: call it as `norm(x, step)`. A layer
+        norm also normalises over height and width: `size`, the output's by default."""
+        return make_norm(self.norm_policy, channels, self.norm_steps, self.norm_kind, size or self.out_shape[1:])
 
     def activation(self, inplace: bool = True) -> nn.Module:
         """The spec's nonlinearity. In place by default (as torchvision's ReLUs), which is safe on a

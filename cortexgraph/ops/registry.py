@@ -23,7 +23,6 @@ from ..errors import did_you_mean, known_list
 Shape = tuple[int, int, int]  # channels, height, width
 Kind = Literal["transition", "prenet"]
 Resample = Literal["same", "down", "up"]
-NormPolicy = Literal["per_step", "shared", "none"]  # one norm per step (TSBN), one for all steps, or none
 Activation = Literal["relu", "gelu", "silu", "tanh", "elu", "none"]
 
 _OP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -205,6 +204,7 @@ class OpDef:
     aliases: tuple[str, ...] = field(default=())
     preactivation: bool = False  # its output is neither normalised nor activated (a pre-activation unit)
     count: Callable[[Shape, Shape, Any], Weights] | None = None  # its weights without building it
+    layer_norm: bool = True  # its norms sit at its output's size, so a layer norm (over C, H, W) fits
 
     def check(self, src: Shape, dst: Shape) -> tuple[str, str | None] | None:
         """Why this op cannot map `src` onto `dst` (message, hint), or None if it can."""
@@ -256,7 +256,8 @@ def register_op(name: str, module: type, *, kind: Kind = "transition", params: t
                 infer: Callable[[Shape, Any], Shape] | None = None,
                 tie_key: Callable[[OpDef, Shape, Shape, Any], Hashable] | None = None,
                 aliases: tuple[str, ...] = (), doc: str = "", preactivation: bool = False,
-                count: Callable[[Shape, Shape, Any], Weights] | None = None, replace: bool = False) -> OpDef:
+                count: Callable[[Shape, Shape, Any], Weights] | None = None, layer_norm: bool = True,
+                replace: bool = False) -> OpDef:
     """Register an op so that specs can name it.
 
     `module` is an `nn.Module` class built as `module(ctx)` (a
@@ -268,11 +269,13 @@ def register_op(name: str, module: type, *, kind: Kind = "transition", params: t
     unit): a readout of an area such ops write then normalises and activates first.
     `count(src_shape, dst_shape, params) -> Weights` says how many weights the module
     holds without building it; without it, sizes are measured on the meta device.
+    `layer_norm=False` says its norms sit at more than one size (a layer norm, over
+    channels, height and width, then does not fit it).
     """
     if kind == "prenet" and infer is None:
         raise ValueError("a pre-net op needs infer(shape, params) -> shape")
     op = OpDef(name, kind, module, params, tuple(resample), keeps_channels, infer,
-               tie_key or _default_tie_key, doc, tuple(aliases), preactivation, count)
+               tie_key or _default_tie_key, doc, tuple(aliases), preactivation, count, layer_norm)
     return _add(op, replace=replace)
 
 
@@ -341,14 +344,18 @@ for _op in (
           count=_no_weights,
           doc="max or average pooling into a smaller area with the same channels"),
     OpDef("basic", "transition", f"{_BLOCKS}:BasicBlock", count=_basic_weights,
+          layer_norm=False,
           doc="torchvision's BasicBlock: act(h + K(h)), projection shortcut where the shape changes"),
     OpDef("bottleneck", "transition", f"{_BLOCKS}:Bottleneck", BottleneckParams, count=_bottleneck_weights,
+          layer_norm=False,
           doc="torchvision's Bottleneck (1x1, 3x3, 1x1), projection shortcut where the shape changes"),
     OpDef("preact", "transition", f"{_BLOCKS}:PreActBlock", aliases=("residual",), preactivation=True,
           count=_preact_weights,
+          layer_norm=False,
           doc="pre-activation residual unit: h + K(h), K = conv(act(norm(conv(act(norm(h))))))"),
     OpDef("cornet", "transition", f"{_BLOCKS}:CornetBlock", CornetParams, tie_key=_cornet_tie_key,
           count=_cornet_weights,
+          layer_norm=False,
           doc="CORnet-S's recurrent bottleneck; an entry edge adds conv_input and a strided skip"),
     OpDef("conv", "prenet", f"{_LAYERS}:StemConv", StemConvParams, infer=_stem_conv_shape,
           count=_stem_conv_weights,

@@ -1,0 +1,95 @@
+"""Norm kinds (batch, group, layer, instance; per step or shared) for edges, cells and the head, against
+torch.nn.functional with the model's weights read by name."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cortexgraph import SpecError, build, compile, load_spec
+
+STEPS = 2
+
+
+def _spec(norm: str, op: str = "conv", channels: int = 4) -> str:
+    return f"""
+cortexgraph: 1
+name: norms
+input: {{channels: 2, size: 4}}
+areas:
+  A: {{channels: {channels}, size: 4, cell: {{act: {{norm: {norm}}}}}}}
+inputs: {{A: {{at: every, op: {op}}}}}
+steps: {STEPS}
+defaults: {{norm: {norm}}}
+readout: {{area: A, head: {{classes: 3, norm: {norm}}}}}
+"""
+
+
+KINDS = ["per_step", "shared", "{kind: group, groups: 2}", "{kind: group, groups: 4, time: shared}", "layer",
+         "{kind: layer, time: shared, eps: 0.001}", "instance", "{kind: instance, time: shared}"]
+
+
+def _norm(w: dict, prefix: str, x: torch.Tensor, kind: str, training: bool) -> torch.Tensor:
+    weight, bias = w[f"{prefix}.weight"], w[f"{prefix}.bias"]
+    if "group" in kind:
+        return F.group_norm(x, int(kind.split("groups: ")[1][0]), weight, bias, 1e-5)
+    if "layer" in kind:
+        return F.layer_norm(x, list(x.shape[1:]), weight, bias, 1e-3 if "0.001" in kind else 1e-5)
+    if "instance" in kind:
+        return F.instance_norm(x, weight=weight, bias=bias, eps=1e-5)
+    return F.batch_norm(x, w[f"{prefix}.running_mean"].clone(), w[f"{prefix}.running_var"].clone(), weight, bias,
+                        training=training, eps=1e-5)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_norm_kind_normalises_edges_cells_and_the_head(kind, training):
+    torch.manual_seed(0)
+    model = build(_spec(kind)).double().train(training)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.uniform_(0.5, 1.5) if name.endswith("weight") else p.uniform_(-0.5, 0.5)
+    w = dict(model.state_dict())
+    per_step = "shared" not in kind
+    x = torch.randn(3, 2, 4, 4, dtype=torch.float64)
+    got = model(x, readout="all")
+    for t in range(STEPS + 1):
+        at = f".t{t}" if per_step and STEPS else ""
+        drive = F.relu(_norm(w, f"edges.input->A.norm{at}", F.conv2d(x, w["edges.input->A.conv.weight"], padding=1),
+                             kind, training))
+        a = F.relu(_norm(w, f"cells.A.norm{at}", drive, kind, training))
+        head_at = ""  # one readout step: one head norm
+        pooled = F.relu(_norm(w, f"head.norm{head_at}", a, kind, training)).mean((2, 3))
+        want = F.linear(pooled, w["head.fc.weight"], w["head.fc.bias"])
+        torch.testing.assert_close(got[t], want, rtol=1e-9, atol=1e-10, msg=f"step {t}")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sizes_of_every_norm_kind_are_known_before_building(kind):
+    plan = compile(_spec(kind))
+    model = build(_spec(kind))
+    assert plan.size.parameters == sum(p.numel() for p in model.parameters())
+    assert plan.size.statistics == sum(b.numel() for n, b in model.named_buffers() if "running" in n)
+
+
+def test_a_norm_is_written_back_as_it_was_read():
+    spec = load_spec(_spec("{kind: group, groups: 2, time: shared}"))
+    assert spec.to_dict()["defaults"]["norm"] == {"kind": "group", "groups": 2, "time": "shared"}
+    assert load_spec(spec.to_dict()) == spec
+    assert load_spec(_spec("shared")).to_dict()["defaults"]["norm"] == "shared"
+
+
+def test_a_group_norm_must_split_the_channels():
+    with pytest.raises(SpecError) as caught:
+        compile(_spec("{kind: group, groups: 3}"))
+    messages = [str(p) for p in caught.value.errors]
+    assert any("inputs.A: a group norm of 3 groups cannot split 4 channels" in m for m in messages)
+    assert any("areas.A.cell: a group norm of 3 groups cannot split 4 channels" in m for m in messages)
+    assert any("readout.head.norm: a group norm of 3 groups cannot split 4 channels" in m for m in messages)
+
+
+def test_a_layer_norm_does_not_fit_ops_with_norms_at_several_sizes():
+    with pytest.raises(SpecError, match="inputs.A: op 'basic' has norms inside it at more than one size"):
+        compile(_spec("layer", op="basic", channels=2))
