@@ -444,7 +444,7 @@ class _Checker(Reporter):
                 self.error(loc, f"{edge.target!r} is {_shape(dst)} but the pre-net's output is {_shape(src)}",
                            "change the pre-net (e.g. a conv with the area's channels) or inject with an op")
             elif op is not None:
-                why = op.check(src, dst)
+                why = op.check(src, dst) or (op.fits(src, dst, edge.params) if op.fits and edge.params else None)
                 if why:
                     self.error(loc, *why)
                 elif not edge.is_input or op.name != "identity":

@@ -7,6 +7,7 @@ from typing import Any
 
 from .analysis import INPUT, Edge, every_step
 from .ops.norm_spec import NormSpec
+from .ops.registry import PoolAfter
 from .plan import Plan, WeightSet
 
 
@@ -40,8 +41,16 @@ def op_text(edge: Edge) -> str:
 def op_text_of(name: str, params: Any) -> str:
     """An op or a cell with the parameters the spec set: `down(kernel=5)`, `leaky(tau=4.0)`."""
     given = params.model_dump(exclude_defaults=True) if params is not None else {}
-    extra = ", ".join(f"{k}={v}" for k, v in given.items())
+    extra = ", ".join(_param_text(k, getattr(params, k), v) for k, v in given.items())
     return name + (f"({extra})" if extra else "")
+
+
+def _param_text(name: str, value: Any, dumped: Any) -> str:
+    if isinstance(value, NormSpec):  # `norm=group norm (32 groups)`, not its fields
+        return f"{name}={norm_text(value).removeprefix(', ') or 'per step'}"
+    if isinstance(value, PoolAfter):  # `pool=max 3/2 pad 1`
+        return f"{name}={value.kind} {value.kernel}/{value.stride}" + (f" pad {value.padding}" if value.padding else "")
+    return f"{name}={dumped}"
 
 
 def weights_text(edge: Edge) -> str:
@@ -59,7 +68,7 @@ def edge_label(edge: Edge, steps: int) -> str:
         when = "@ " + format_steps(edge.steps)
     lines.append(when + (f", delay {edge.delay}" if edge.delay != 1 else ""))
     if not edge.is_input or edge.op != "identity":
-        lines.append(weights_text(edge) + norm_text(edge.norm))
+        lines.append(weights_text(edge) + (norm_text(edge.norm) if edge.op != "identity" else ""))
     return "\n".join(lines)
 
 
@@ -96,7 +105,8 @@ def model_text(plan: Plan) -> str:
     for edge in plan.edges.values():
         sets = by_edge.get(edge.name, [])
         runs = sorted({t for g in sets for t in g.steps}) or list(edge.steps)
-        norm = ({"per_step": ", norm per step", "shared": ", one norm", "none": ""}[edge.norm.policy]
+        norm = ("" if edge.op == "identity" else
+                {"per_step": ", norm per step", "shared": ", one norm", "none": ""}[edge.norm.policy]
                 if edge.norm.kind in ("batch", "none") else norm_text(edge.norm))
         several = f" ({len(sets)} sets)" if len(sets) > 1 else ""
         text = f"{op_text(edge)} at {format_steps(runs) or 'no step'}"

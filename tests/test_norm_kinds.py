@@ -1,5 +1,6 @@
-"""Norm kinds (batch, group, layer, instance; per step or shared) for edges, cells and the head, against
-torch.nn.functional with the model's weights read by name."""
+"""Norm kinds (batch, group, layer, instance; per step or shared) for edges, cells and the head, and pools
+with a kernel and padding (alone, or after a conv), against torch.nn.functional with the model's weights
+read by name."""
 
 from __future__ import annotations
 
@@ -93,3 +94,56 @@ def test_a_group_norm_must_split_the_channels():
 def test_a_layer_norm_does_not_fit_ops_with_norms_at_several_sizes():
     with pytest.raises(SpecError, match="inputs.A: op 'basic' has norms inside it at more than one size"):
         compile(_spec("layer", op="basic", channels=2))
+
+
+# --- pooling with a kernel and padding, alone or after a conv (CORnet-Z) ----------------------------------
+
+POOLS = """
+cortexgraph: 1
+name: pools
+input: {channels: 2, size: 8}
+areas:
+  A: {channels: 2, size: 8}
+  B: {channels: 2, size: 4}
+  C: {channels: 3, size: 2}
+inputs: {A: once}
+steps: 1
+edges:
+  - {from: A, to: B, op: OP, delay: 0}
+  - {from: B, to: C, op: {conv: {bias: true, pool: {kernel: 3, stride: 2, padding: 1}}}, delay: 0, norm: none}
+readout: {area: C, step: 0, head: {classes: 3}}
+"""
+
+
+@pytest.mark.parametrize("op, pool", [
+    ("{maxpool: {kernel: 3, padding: 1}}", lambda x: F.max_pool2d(x, 3, 2, 1)),
+    ("{avgpool: {kernel: 4, padding: 1}}", lambda x: F.avg_pool2d(x, 4, 2, 1)),
+    ("{pool: {kind: avg}}", lambda x: F.avg_pool2d(x, 2, 2)),
+    ("pool", lambda x: F.max_pool2d(x, 2, 2)),
+])
+def test_pools_take_a_kernel_and_padding_and_a_conv_may_pool_after_itself(op, pool):
+    torch.manual_seed(0)
+    model = build(POOLS.replace("OP", op)).double().eval()
+    w = model.state_dict()
+    x = torch.randn(2, 2, 8, 8, dtype=torch.float64)
+    _, states = model(x, return_states=True)
+    b = pool(x)
+    torch.testing.assert_close(states[("B", 0)], b, rtol=1e-12, atol=1e-12)
+    c = F.max_pool2d(F.relu(F.conv2d(b, w["edges.B->C.conv.weight"], w["edges.B->C.conv.bias"], padding=1)), 3, 2, 1)
+    torch.testing.assert_close(states[("C", 0)], c, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("op, message", [
+    ("{maxpool: {kernel: 5}}", "edges[0]: pooling 8x8 with kernel 5, stride 2 (the size ratio) and padding 0 gives "
+                               "2x2, not 4x4 (adjust the kernel or the padding)"),
+    ("{maxpool: {kernel: 2, padding: 2}}", "edges[0]: padding 2 is more than half the kernel (2) (pad at most "
+                                           "kernel // 2)"),
+    ("{down: {pool: {stride: 4}}}", "edges[0]: the pool's stride 4 does not divide the size ratio 2 (8x8 -> 4x4) "
+                                    "(the conv strides by the ratio over the pool's stride)"),
+    ("{down: {pool: {kernel: 5}}}", "edges[0]: a conv of stride 1 then the pool give 2x2, not 4x4 (adjust the "
+                                    "pool's kernel, stride or padding)"),
+])
+def test_a_pool_that_does_not_give_the_target_size_is_refused(op, message):
+    with pytest.raises(SpecError) as caught:
+        compile(POOLS.replace("OP", op))
+    assert message in str(caught.value)

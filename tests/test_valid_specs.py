@@ -50,8 +50,8 @@ def test_every_field_of_the_edge_list_is_understood():
     edges = {e.name: e for e in analysis.edges}
     assert edges["V2->V2"].share == ((2, 3), (4, 5, 6))
     assert edges["V2->V4"].steps == (2, 4, 6)
-    assert edges["V2->V4"].norm == "none"
-    assert edges["V4->V2"].delay == 2 and edges["V4->V2"].norm == "shared"
+    assert edges["V2->V4"].norm.policy == "none"
+    assert edges["V4->V2"].delay == 2 and edges["V4->V2"].norm.policy == "shared"
     assert edges["V2-V4-conv"].share == "none"
     assert edges["V4->V4"].tie == "V4-self"
     assert edges["V4-self"].steps == (6,)

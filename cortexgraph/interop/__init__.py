@@ -12,7 +12,7 @@ from typing import Any
 
 from ..builder import build
 from ..model import CortexNet
-from .cornet import cornet_s_names
+from .cornet import cornet_r_names, cornet_s_names, cornet_z_names
 from .mapping import WeightMapError, load_mapped, read_state_dict
 from .torchvision import torchvision_names
 
@@ -24,11 +24,25 @@ def load_torchvision(spec: Any, weights: Any) -> CortexNet:
     return load_mapped(model, state_dict, torchvision_names(model, state_dict), "torchvision")
 
 
+_CORNETS = {"cornet-z": ("CORnet-Z", cornet_z_names), "cornet-r": ("CORnet-R", cornet_r_names),
+            "cornet-rt": ("CORnet-RT", cornet_r_names), "cornet-s": ("CORnet-S", cornet_s_names)}
+
+
+def load_cornet(name: str, weights: Any, spec: Any = None) -> CortexNet:
+    """A CORnet (`cornet-z`, `cornet-r`, `cornet-rt`, `cornet-s`) with weights in CORnet's published layout
+    (`module.V1.conv_input.weight`, ...: a state dict, a module or a checkpoint file, as CORnet saves them).
+    `spec` is the bundled `cornet/<name>` unless given (one that expresses the same model)."""
+    if name not in _CORNETS:
+        raise ValueError(f"unknown CORnet {name!r}; known: {', '.join(_CORNETS)}")
+    origin, names = _CORNETS[name]
+    model = build(spec if spec is not None else f"cornet/{name}")
+    state_dict = {k.removeprefix("module."): v for k, v in read_state_dict(weights).items()}
+    return load_mapped(model, state_dict, names(model), origin)
+
+
 def load_cornet_s(weights: Any, spec: Any = "cornet/cornet-s") -> CortexNet:
     """CORnet-S with weights in CORnet's published layout (`module.V2.conv1.weight`, ...)."""
-    model = build(spec)
-    state_dict = {k.removeprefix("module."): v for k, v in read_state_dict(weights).items()}
-    return load_mapped(model, state_dict, cornet_s_names(model), "CORnet-S")
+    return load_cornet("cornet-s", weights, spec)
 
 
-__all__ = ["WeightMapError", "load_cornet_s", "load_mapped", "load_torchvision", "read_state_dict"]
+__all__ = ["WeightMapError", "load_cornet", "load_cornet_s", "load_mapped", "load_torchvision", "read_state_dict"]

@@ -1,4 +1,8 @@
-"""CORnet-S's published names -> the names of `specs/cornet/cornet-s.yaml`.
+"""CORnet's published names -> the names of the specs under `specs/cornet/`.
+
+CORnet-Z (`cornet_z.py`): area A's `conv` is the edge into A (`input->V1` for V1). CORnet-R and
+CORnet-RT (`cornet_r.py`, `cornet_rt.py`): area A's `conv_input` and `norm_input` are the edge into A,
+`conv1` and `norm1` A's cell. Every model's `decoder.linear` is the head's `fc`.
 
 CORnet-S (github.com/dicarlolab/CORnet, `cornet_s.py`) names its modules
 V1 (the pre-net here), V2, V4, IT (`CORblock_S`) and decoder. In each block,
@@ -17,6 +21,27 @@ from .mapping import norm_name
 _PRENET = {"V1.conv1": "prenet.0.conv", "V1.norm1": "prenet.0.norm",
            "V1.conv2": "prenet.2.conv", "V1.norm2": "prenet.2.norm", "decoder.linear": "head.fc"}
 _BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+_ENTRY = {"V1": "input->V1", "V2": "V1->V2", "V4": "V2->V4", "IT": "V4->IT"}  # the edge into each area
+_HEAD = {f"decoder.linear.{p}": f"head.fc.{p}" for p in ("weight", "bias")}
+
+
+def cornet_z_names(model: CortexNet) -> dict[str, str]:
+    return _HEAD | {f"{area}.conv.{p}": f"edges.{edge}.conv.{p}" for area, edge in _ENTRY.items()
+                    for p in ("weight", "bias")}
+
+
+def cornet_r_names(model: CortexNet) -> dict[str, str]:
+    """CORnet-R's and CORnet-RT's (one layout)."""
+    mapping = dict(_HEAD)
+    for area, edge in _ENTRY.items():
+        for p in ("weight", "bias"):
+            mapping[f"{area}.conv_input.{p}"] = f"edges.{edge}.conv.{p}"
+            mapping[f"{area}.norm_input.{p}"] = f"edges.{edge}.norm.{p}"
+            mapping[f"{area}.norm1.{p}"] = f"cells.{area}.norm.{p}"
+        mapping[f"{area}.conv1.weight"] = f"cells.{area}.conv.weight"
+    return mapping
 
 
 def cornet_s_names(model: CortexNet) -> dict[str, str]:

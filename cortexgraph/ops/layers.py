@@ -105,14 +105,17 @@ class ConvNormAct(nn.Module):
 
     def __init__(self, ctx: OpContext):
         super().__init__()
-        k = ctx.params.kernel
-        self.conv = nn.Conv2d(ctx.in_channels, ctx.out_channels, k, stride=ctx.stride, padding=k // 2,
+        k, pool = ctx.params.kernel, ctx.params.pool
+        stride = ctx.stride // pool.stride if pool is not None else ctx.stride
+        self.conv = nn.Conv2d(ctx.in_channels, ctx.out_channels, k, stride=stride, padding=k // 2,
                               bias=ctx.params.bias)
-        self.norm = ctx.norm(ctx.out_channels)
+        conv_size = tuple(-(-s // stride) for s in ctx.in_shape[1:])
+        self.norm = ctx.norm(ctx.out_channels, conv_size)
         self.act = ctx.activation()
+        self.pool = _pool(pool.kind, pool.kernel, pool.stride, pool.padding) if pool is not None else nn.Identity()
 
     def forward(self, x: Tensor, step: int) -> Tensor:
-        return self.act(self.norm(self.conv(x), step))
+        return self.pool(self.act(self.norm(self.conv(x), step)))
 
 
 class UpConv(nn.Module):
@@ -136,11 +139,19 @@ class UpConv(nn.Module):
         return self.act(self.norm(self.conv(self.resize(x)), step))
 
 
+def _pool(kind: str, kernel: int, stride: int, padding: int) -> nn.Module:
+    # Average pooling counts padded zeros (torch's default, count_include_pad=True), as CORnet's code does.
+    return (nn.MaxPool2d if kind == "max" else nn.AvgPool2d)(kernel, stride, padding)
+
+
 class Pool(nn.Module):
+    """`pool`, `maxpool` and `avgpool`: stride the size ratio, kernel the stride unless given."""
+
     def __init__(self, ctx: OpContext):
         super().__init__()
         _, factor = ctx.scale
-        self.pool = (nn.MaxPool2d if ctx.params.kind == "max" else nn.AvgPool2d)(factor, factor)
+        kind = {"maxpool": "max", "avgpool": "avg"}.get(ctx.op) or ctx.params.kind
+        self.pool = _pool(kind, ctx.params.kernel or factor, factor, ctx.params.padding)
 
     def forward(self, x: Tensor, step: int) -> Tensor:
         return self.pool(x)

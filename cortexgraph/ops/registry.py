@@ -65,9 +65,19 @@ def _odd(value: int) -> int:
     return value
 
 
+class PoolAfter(Params):
+    """Pooling after a conv (CORnet-Z's max-pool 3/2/1): the conv's stride is the size ratio over `stride`."""
+
+    kind: Literal["max", "avg"] = "max"
+    kernel: PositiveInt = 2
+    stride: PositiveInt = 2
+    padding: int = Field(default=0, ge=0)
+
+
 class ConvParams(Params):
     kernel: int = 3
     bias: bool = False
+    pool: PoolAfter | None = None  # pool after norm and activation
 
     _kernel = field_validator("kernel")(_odd)
 
@@ -79,8 +89,52 @@ class UpParams(Params):
     _kernel = field_validator("kernel")(_odd)
 
 
-class PoolParams(Params):
+class PoolShape(Params):
+    """`maxpool`, `avgpool`: the stride is the size ratio; the kernel is the stride unless given, with
+    `padding` on each side (CORnet-Z's 3x3 max-pool of stride 2: kernel 3, padding 1)."""
+
+    kernel: PositiveInt | None = None
+    padding: int = Field(default=0, ge=0)
+
+
+class PoolParams(PoolShape):
+    """`pool`: max or average pooling, as `maxpool` and `avgpool`."""
+
     kind: Literal["max", "avg"] = "max"
+
+
+def _pooled(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _pool_fits(src: Shape, dst: Shape, p: PoolShape) -> tuple[str, str | None] | None:
+    how = resampling(src, dst)
+    stride = how[1] if how and how[0] == "down" else 1
+    kernel = p.kernel or stride
+    if 2 * p.padding > kernel:
+        return f"padding {p.padding} is more than half the kernel ({kernel})", "pad at most kernel // 2"
+    got = (_pooled(src[1], kernel, stride, p.padding), _pooled(src[2], kernel, stride, p.padding))
+    if got != dst[1:]:
+        return (f"pooling {_size(src)} with kernel {kernel}, stride {stride} (the size ratio) and padding "
+                f"{p.padding} gives {got[0]}x{got[1]}, not {_size(dst)}", "adjust the kernel or the padding")
+    return None
+
+
+def _conv_fits(src: Shape, dst: Shape, p: ConvParams) -> tuple[str, str | None] | None:
+    """A conv followed by a pool: the conv takes the part of the size ratio the pool does not."""
+    if p.pool is None:
+        return None
+    how = resampling(src, dst)
+    factor = how[1] if how and how[0] == "down" else 1
+    if factor % p.pool.stride:
+        return (f"the pool's stride {p.pool.stride} does not divide the size ratio {factor} "
+                f"({_size(src)} -> {_size(dst)})", "the conv strides by the ratio over the pool's stride")
+    conv = [-(-s // (factor // p.pool.stride)) for s in src[1:]]
+    got = tuple(_pooled(s, p.pool.kernel, p.pool.stride, p.pool.padding) for s in conv)
+    if got != dst[1:]:
+        return (f"a conv of stride {factor // p.pool.stride} then the pool give {got[0]}x{got[1]}, not {_size(dst)}",
+                "adjust the pool's kernel, stride or padding")
+    return None
 
 
 class BottleneckParams(Params):
@@ -205,6 +259,7 @@ class OpDef:
     preactivation: bool = False  # its output is neither normalised nor activated (a pre-activation unit)
     count: Callable[[Shape, Shape, Any], Weights] | None = None  # its weights without building it
     layer_norm: bool = True  # its norms sit at its output's size, so a layer norm (over C, H, W) fits
+    fits: Callable[[Shape, Shape, Any], tuple[str, str | None] | None] | None = None  # checks of its parameters
 
     def check(self, src: Shape, dst: Shape) -> tuple[str, str | None] | None:
         """Why this op cannot map `src` onto `dst` (message, hint), or None if it can."""
@@ -334,15 +389,19 @@ _BLOCKS = "cortexgraph.ops.blocks"
 for _op in (
     OpDef("identity", "transition", f"{_LAYERS}:Identity", resample=("same",), keeps_channels=True, count=_no_weights,
           doc="passes the source through unchanged"),
-    OpDef("conv", "transition", f"{_LAYERS}:ConvNormAct", ConvParams, count=_conv_weights,
-          doc="conv-norm-activation; strided when the target is smaller"),
+    OpDef("conv", "transition", f"{_LAYERS}:ConvNormAct", ConvParams, count=_conv_weights, fits=_conv_fits,
+          doc="conv-norm-activation; strided when the target is smaller (then pooled, with `pool`)"),
     OpDef("down", "transition", f"{_LAYERS}:ConvNormAct", ConvParams, resample=("down",), count=_conv_weights,
-          doc="strided conv-norm-activation into a smaller area"),
+          fits=_conv_fits, doc="strided conv-norm-activation into a smaller area (then pooled, with `pool`)"),
     OpDef("up", "transition", f"{_LAYERS}:UpConv", UpParams, resample=("up",), count=_up_weights,
           doc="upsampling (nearest, bilinear or transposed conv) then norm-activation, into a larger area"),
     OpDef("pool", "transition", f"{_LAYERS}:Pool", PoolParams, resample=("down",), keeps_channels=True,
-          count=_no_weights,
+          count=_no_weights, fits=_pool_fits,
           doc="max or average pooling into a smaller area with the same channels"),
+    OpDef("maxpool", "transition", f"{_LAYERS}:Pool", PoolShape, resample=("down",), keeps_channels=True,
+          count=_no_weights, fits=_pool_fits, doc="max pooling (`pool` of kind max)"),
+    OpDef("avgpool", "transition", f"{_LAYERS}:Pool", PoolShape, resample=("down",), keeps_channels=True,
+          count=_no_weights, fits=_pool_fits, doc="average pooling (`pool` of kind avg)"),
     OpDef("basic", "transition", f"{_BLOCKS}:BasicBlock", count=_basic_weights,
           layer_norm=False,
           doc="torchvision's BasicBlock: act(h + K(h)), projection shortcut where the shape changes"),
