@@ -79,6 +79,8 @@ def _rescale(spec: Spec, data: dict, size: int) -> None:
     if height != width:
         raise SpecError([spec.source.place(Problem(("input", "size"), "only square inputs can be rescaled"))])
     for name, area in spec.areas.items():
+        if area.size == (1, 1):
+            continue  # a pooled area (one pixel) stays one pixel: it pools whatever size it reads
         scaled = [s * size // height for s in area.size]
         if any(s * size % height or not n for s, n in zip(area.size, scaled)):
             raise SpecError([spec.source.place(Problem(

@@ -138,10 +138,12 @@ def test_pools_take_a_kernel_and_padding_and_a_conv_may_pool_after_itself(op, po
                                "2x2, not 4x4 (adjust the kernel or the padding)"),
     ("{maxpool: {kernel: 2, padding: 2}}", "edges[0]: padding 2 is more than half the kernel (2) (pad at most "
                                            "kernel // 2)"),
-    ("{down: {pool: {stride: 4}}}", "edges[0]: the pool's stride 4 does not divide the size ratio 2 (8x8 -> 4x4) "
-                                    "(the conv strides by the ratio over the pool's stride)"),
-    ("{down: {pool: {kernel: 5}}}", "edges[0]: a conv of stride 1 then the pool give 2x2, not 4x4 (adjust the "
-                                    "pool's kernel, stride or padding)"),
+    ("{down: {pool: {stride: 4}}}", "edges[0]: the pools' stride 4 does not divide the size ratio 2 (8x8 -> 4x4) "
+                                    "(the conv strides by the ratio over the pools' strides)"),
+    ("{down: {pool: {kernel: 5}}}", "edges[0]: the pools and a conv of stride 1 give 2x2, not 4x4 (adjust the "
+                                    "pools' kernel, stride or padding)"),
+    ("{down: {pool_input: {kernel: 2}, pool: {kernel: 2}}}", "edges[0]: the pools' stride 4 does not divide the "
+                                                             "size ratio 2"),
 ])
 def test_a_pool_that_does_not_give_the_target_size_is_refused(op, message):
     with pytest.raises(SpecError) as caught:

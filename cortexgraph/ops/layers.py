@@ -105,17 +105,19 @@ class ConvNormAct(nn.Module):
 
     def __init__(self, ctx: OpContext):
         super().__init__()
-        k, pool = ctx.params.kernel, ctx.params.pool
-        stride = ctx.stride // pool.stride if pool is not None else ctx.stride
+        k, pool, first = ctx.params.kernel, ctx.params.pool, ctx.params.pool_input
+        stride = ctx.stride // (pool.stride if pool else 1) // (first.stride if first else 1)
+        self.pool_input = _pool(first.kind, first.kernel, first.stride, first.padding) if first else nn.Identity()
         self.conv = nn.Conv2d(ctx.in_channels, ctx.out_channels, k, stride=stride, padding=k // 2,
                               bias=ctx.params.bias)
-        conv_size = tuple(-(-s // stride) for s in ctx.in_shape[1:])
+        pooled = [(s + 2 * first.padding - first.kernel) // first.stride + 1 if first else s for s in ctx.in_shape[1:]]
+        conv_size = tuple(-(-s // stride) for s in pooled)
         self.norm = ctx.norm(ctx.out_channels, conv_size)
         self.act = ctx.activation()
         self.pool = _pool(pool.kind, pool.kernel, pool.stride, pool.padding) if pool is not None else nn.Identity()
 
     def forward(self, x: Tensor, step: int) -> Tensor:
-        return self.pool(self.act(self.norm(self.conv(x), step)))
+        return self.pool(self.act(self.norm(self.conv(self.pool_input(x)), step)))
 
 
 class UpConv(nn.Module):
@@ -126,8 +128,12 @@ class UpConv(nn.Module):
         _, factor = ctx.scale
         p = ctx.params
         if p.mode == "transpose":
+            # Output (H - 1) s - 2 pad + k + extra = H s: exactly the ratio, whatever the kernel.
+            k = p.transpose_kernel(factor)
+            pad = (k - factor + 1) // 2
             self.resize = nn.Identity()
-            self.conv = nn.ConvTranspose2d(ctx.in_channels, ctx.out_channels, factor, stride=factor, bias=False)
+            self.conv = nn.ConvTranspose2d(ctx.in_channels, ctx.out_channels, k, stride=factor, padding=pad,
+                                           output_padding=factor - k + 2 * pad, bias=False)
         else:
             align = False if p.mode == "bilinear" else None
             self.resize = nn.Upsample(scale_factor=factor, mode=p.mode, align_corners=align)
@@ -166,7 +172,8 @@ class StemConv(nn.Module):
         padding = p.kernel // 2 if p.padding is None else p.padding
         self.conv = nn.Conv2d(ctx.in_channels, p.out, p.kernel, stride=p.stride, padding=padding, bias=p.bias)
         self.norm = nn.BatchNorm2d(p.out) if p.norm else nn.Identity()
-        self.act = ctx.activation() if p.act else nn.Identity()
+        self.act = (ACTIVATIONS[p.act](True) if isinstance(p.act, str) else
+                    ctx.activation() if p.act else nn.Identity())
 
     def forward(self, x: Tensor) -> Tensor:
         return self.act(self.norm(self.conv(x)))

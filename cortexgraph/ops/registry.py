@@ -78,15 +78,22 @@ class ConvParams(Params):
     kernel: int = 3
     bias: bool = False
     pool: PoolAfter | None = None  # pool after norm and activation
+    pool_input: PoolAfter | None = None  # pool the source first (BLT's bottom-up: max-pool 2x2, then the conv)
 
     _kernel = field_validator("kernel")(_odd)
 
 
 class UpParams(Params):
+    """`up`: resize then a conv of `kernel`, or one transposed conv of stride the size ratio (its kernel the
+    ratio, or `kernel` where given, padded to give exactly the target's size, as BLT's top-down convs)."""
+
     mode: Literal["nearest", "bilinear", "transpose"] = "nearest"
     kernel: int = 3
 
     _kernel = field_validator("kernel")(_odd)
+
+    def transpose_kernel(self, factor: int) -> int:
+        return self.kernel if "kernel" in self.model_fields_set else factor
 
 
 class PoolShape(Params):
@@ -122,18 +129,24 @@ def _pool_fits(src: Shape, dst: Shape, p: PoolShape) -> tuple[str, str | None] |
 
 def _conv_fits(src: Shape, dst: Shape, p: ConvParams) -> tuple[str, str | None] | None:
     """A conv followed by a pool: the conv takes the part of the size ratio the pool does not."""
-    if p.pool is None:
+    if p.pool is None and p.pool_input is None:
         return None
     how = resampling(src, dst)
     factor = how[1] if how and how[0] == "down" else 1
-    if factor % p.pool.stride:
-        return (f"the pool's stride {p.pool.stride} does not divide the size ratio {factor} "
-                f"({_size(src)} -> {_size(dst)})", "the conv strides by the ratio over the pool's stride")
-    conv = [-(-s // (factor // p.pool.stride)) for s in src[1:]]
-    got = tuple(_pooled(s, p.pool.kernel, p.pool.stride, p.pool.padding) for s in conv)
-    if got != dst[1:]:
-        return (f"a conv of stride {factor // p.pool.stride} then the pool give {got[0]}x{got[1]}, not {_size(dst)}",
-                "adjust the pool's kernel, stride or padding")
+    pools = p.pool_input.stride if p.pool_input else 1
+    pools *= p.pool.stride if p.pool else 1
+    if factor % pools:
+        return (f"the pools' stride {pools} does not divide the size ratio {factor} "
+                f"({_size(src)} -> {_size(dst)})", "the conv strides by the ratio over the pools' strides")
+    size = list(src[1:])
+    if p.pool_input:
+        size = [_pooled(s, p.pool_input.kernel, p.pool_input.stride, p.pool_input.padding) for s in size]
+    size = [-(-s // (factor // pools)) for s in size]
+    if p.pool:
+        size = [_pooled(s, p.pool.kernel, p.pool.stride, p.pool.padding) for s in size]
+    if tuple(size) != dst[1:]:
+        return (f"the pools and a conv of stride {factor // pools} give {size[0]}x{size[1]}, not {_size(dst)}",
+                "adjust the pools' kernel, stride or padding")
     return None
 
 
@@ -153,7 +166,7 @@ class StemConvParams(Params):
     padding: int | None = Field(default=None, ge=0)  # default: kernel // 2
     bias: bool = False
     norm: bool = True
-    act: bool = True
+    act: bool | Activation = True  # true: the spec's activation; or one by name (`relu` where the spec's is none)
 
 
 class StemPoolParams(Params):
@@ -188,7 +201,7 @@ def _conv_weights(src: Shape, dst: Shape, p: ConvParams) -> Weights:
 
 
 def _up_weights(src: Shape, dst: Shape, p: UpParams) -> Weights:
-    kernel = dst[1] // src[1] if p.mode == "transpose" else p.kernel
+    kernel = p.transpose_kernel(dst[1] // src[1]) if p.mode == "transpose" else p.kernel
     return Weights(src[0] * dst[0] * kernel**2, norm_channels=dst[0])
 
 
