@@ -287,7 +287,7 @@ class CellRef(OpRef):
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict:
         return {**super().__get_pydantic_json_schema__(core_schema, handler),
-                "description": "a cell name (sum, act, conv, leaky, gru, lstm), or {name: {param: value}}"}
+                "description": "a cell name (sum, act, conv, leaky, gru, lstm, rgc), or {name: {param: value}}"}
 
 
 class AreaSpec(Model):

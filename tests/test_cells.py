@@ -83,8 +83,16 @@ class Reference:
             r = torch.sigmoid(conv("reset", torch.cat([d, h], 1)))
             n = torch.tanh(conv("candidate", torch.cat([d, r * h], 1)))
             return (1 - z) * n + z * h, None
-        assert self.cell == "lstm"
         c = torch.zeros_like(d) if c is None else c
+        if self.cell == "rgc":
+            def conv(name, x):
+                return F.conv2d(x, w[f"cells.B.{name}.weight"], w[f"cells.B.{name}.bias"], padding=1)
+            new_c = F.elu((1 - torch.sigmoid(conv("memory_tau", c))) * c
+                          + (1 - torch.sigmoid(conv("memory_gate", h))) * conv("input_to_memory", d))
+            new_h = F.elu((1 - torch.sigmoid(conv("value_tau", h))) * h
+                          + (1 - torch.sigmoid(conv("value_gate", c))) * d)
+            return new_h, new_c
+        assert self.cell == "lstm"
         i, f, g, o = F.conv2d(torch.cat([d, h], 1), w["cells.B.gates.weight"], w["cells.B.gates.bias"],
                               padding=1).chunk(4, 1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
@@ -115,7 +123,7 @@ class Reference:
 
 CELLS = [("act", {}), ("conv", {}), ("{leaky: {tau: 3.0, dt: 0.5}}", {"tau": 3.0, "dt": 0.5}),
          ("{leaky: {tau: 2.5, learn_tau: true, per_channel: true}}", {"tau": 2.5, "dt": 1.0, "learn_tau": True}),
-         ("gru", {}), ("lstm", {})]
+         ("gru", {}), ("lstm", {}), ("rgc", {})]
 
 
 def _compare(model, reference: Reference, x, gain=None):
@@ -143,7 +151,7 @@ def _compare(model, reference: Reference, x, gain=None):
 
 @pytest.mark.parametrize("silence", ["absent", "zeros"])
 @pytest.mark.parametrize("training", [True, False])
-@pytest.mark.parametrize("cell, params", CELLS, ids=["act", "conv", "leaky", "leaky-learned", "gru", "lstm"])
+@pytest.mark.parametrize("cell, params", CELLS, ids=["act", "conv", "leaky", "leaky-learned", "gru", "lstm", "rgc"])
 def test_each_cell_computes_its_equations(cell, params, silence, training):
     torch.manual_seed(0)
     model = build(_spec(cell, silence)).double().train(training)

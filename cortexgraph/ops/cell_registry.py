@@ -57,7 +57,7 @@ class LeakyParams(Params):
 
 
 class GatedParams(Params):
-    """`gru`, `lstm`, `rgc`: gates are convs over the drive and the previous value."""
+    """`gru`, `lstm`, `rgc`: gates are convs of the drive, the previous value and (rgc) the memory."""
 
     kernel: int = 3
     bias: bool = True
@@ -83,6 +83,11 @@ def _gated_count(gates: int) -> Callable[[Shape, GatedParams], Weights]:
         c = shape[0]
         return Weights(own=gates * (2 * c * c * p.kernel**2 + (c if p.bias else 0)))
     return count
+
+
+def _rgc_count(shape: Shape, p: GatedParams) -> Weights:
+    c = shape[0]
+    return Weights(own=5 * (c * c * p.kernel**2 + (c if p.bias else 0)))
 
 
 def _no_count(shape: Shape, p: Params) -> Weights:
@@ -162,5 +167,7 @@ for _cell in (
             doc="the ConvGRU equations, D as input"),
     CellDef("lstm", f"{_MODULES}:LSTMCell", GatedParams, reads_state=True, count=_gated_count(4),
             doc="the ConvLSTM equations, D as input, with a cell memory"),
+    CellDef("rgc", f"{_MODULES}:RGCCell", GatedParams, reads_state=True, count=_rgc_count,
+            doc="the reciprocal gated cell (Nayebi et al. 2018), D as input, with a memory"),
 ):
     _CELLS[_cell.name] = _cell

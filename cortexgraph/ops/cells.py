@@ -133,3 +133,24 @@ class LSTMCell(nn.Module):
         if memory is not None:
             c = c + torch.sigmoid(f) * memory
         return torch.sigmoid(o) * torch.tanh(c), c
+
+
+class RGCCell(nn.Module):
+    """The reciprocal gated cell (Nayebi et al. 2018; convrnns' `rgc_shallow` form): a memory `c` and the
+    value `h` gate each other. With `s` the sigmoid and E the ELU:
+    c' = E((1 - s(conv_cc c)) c + (1 - s(conv_hc h)) conv_xc D),
+    h' = E((1 - s(conv_hh h)) h + (1 - s(conv_ch c)) D)."""
+
+    def __init__(self, ctx: CellContext):
+        super().__init__()
+        k, c, bias = ctx.params.kernel, ctx.channels, ctx.params.bias
+        for name in ("input_to_memory", "memory_tau", "memory_gate", "value_tau", "value_gate"):
+            self.add_module(name, nn.Conv2d(c, c, k, padding=k // 2, bias=bias))
+
+    def forward(self, drive: Tensor, h: Tensor | None, memory: Tensor | None, step: int) -> tuple[Tensor, Tensor]:
+        h = torch.zeros_like(drive) if h is None else h
+        c = torch.zeros_like(drive) if memory is None else memory
+        new_c = F.elu((1 - torch.sigmoid(self.memory_tau(c))) * c
+                      + (1 - torch.sigmoid(self.memory_gate(h))) * self.input_to_memory(drive))
+        new_h = F.elu((1 - torch.sigmoid(self.value_tau(h))) * h + (1 - torch.sigmoid(self.value_gate(c))) * drive)
+        return new_h, new_c
