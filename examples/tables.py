@@ -69,8 +69,23 @@ def frnn_shared_vs_unshared() -> str:
                     _pct(r["best_test_accuracy"])] for r in _rows("frnn_shared_vs_unshared")])
 
 
+def _by_step(name: str, label: str) -> str:
+    rows = _rows(name)
+    steps = [k for k in rows[0] if k.startswith("step_")]
+    return _table([label, "parameters", *(f"step {k.removeprefix('step_')}" for k in steps)],
+                  [[r[label], f"{int(r['parameters']):,}", *(_pct(r[k]) for k in steps)] for r in rows])
+
+
+def blt_variants() -> str:
+    return _by_step("blt_variants", "network")
+
+
+def inhibitory_feedback() -> str:
+    return _by_step("inhibitory_feedback", "feedback")
+
+
 TABLES = {f.__name__: f for f in (shared_vs_unshared, time_specific_norms, readout_time, states,
-                                  frnn_shared_vs_unshared)}
+                                  frnn_shared_vs_unshared, blt_variants, inhibitory_feedback)}
 
 
 def render(text: str) -> str:

@@ -71,6 +71,8 @@ class Edge:
     norm: str
     tie: str | None
     first: int  # 0 for inputs and zero-delay edges, 1 for other edges
+    modulating: bool = False  # scales the target's drive by 1 + g(M) instead of adding to it
+    activation: str | None = None  # the op's nonlinearity where not the spec's
 
 
 @dataclass
@@ -110,8 +112,14 @@ class Oracle:
         for i, layer in enumerate(doc.get("prenet", [])):
             shape = self._make_prenet_layer(i, layer, shape)
         self.shapes[INPUT] = shape
+        # Each area's cell (docs/semantics.md, 'Cells'): its name and parameters, and g of its modulation.
+        self.cells = {name: _op(a.get("cell", "sum")) for name, a in doc["areas"].items()}
+        self.gain = {name: torch.tanh if a.get("modulation") == "tanh" else (lambda m: m)
+                     for name, a in doc["areas"].items()}
+        self.zeros = doc.get("silence", "absent") == "zeros"
         self.edges = self._read_edges(defaults)
         self.groups = self._make_groups()
+        self.cell_steps = self._make_cells()
         readout = doc["readout"]
         self.readout_area = readout["area"]
         step = readout.get("step", self.steps)
@@ -132,7 +140,8 @@ class Oracle:
             edges.append(Edge(e.get("name", f"{e['from']}->{e['to']}"), e["from"], e["to"], name, params,
                               e.get("at", "all"), e.get("delay", 1), e.get("share", defaults.get("share", "time")),
                               e.get("norm", defaults.get("norm", "per_step")), e.get("tie"),
-                              0 if e["from"] == INPUT or e.get("delay", 1) == 0 else 1))
+                              0 if e["from"] == INPUT or e.get("delay", 1) == 0 else 1,
+                              e.get("modulating", False), e.get("activation")))
         return edges
 
     def fires(self, edge: Edge, last: int) -> list[int]:
@@ -159,6 +168,12 @@ class Oracle:
                         reads = timeline.version(edge.source, t - edge.delay)
                     if reads is not None:  # a silent source contributes nothing
                         now.setdefault(edge.target, []).append((edge, reads))
+                # A cell other than `sum` runs at every step from its arrival (from step 0 under zeros);
+                # otherwise an area updates only where a driving (not modulating) edge fires.
+                for area, (cell, _) in self.cells.items():
+                    if cell != "sum" and (timeline.versions[area] or self.zeros):
+                        now.setdefault(area, [])
+                now = {a: f for a, f in now.items() if self._runs(a, timeline) or any(not e.modulating for e, _ in f)}
                 if set(now) != now_before:
                     now_before, changed = set(now), True
             for area in now:
@@ -166,6 +181,13 @@ class Oracle:
             timeline.updates.append(now)
             now_before = set()
         return timeline
+
+    def _runs(self, area: str, timeline: Timeline) -> bool:
+        return self.cells[area][0] != "sum" and bool(timeline.versions[area] or self.zeros)
+
+    def stateful(self, area: str) -> bool:
+        """Whether the area's cell reads its own previous value."""
+        return self.cells[area][0] in ("leaky", "gru", "lstm", "rgc")
 
     # --- weights --------------------------------------------------------------------------------
 
@@ -230,6 +252,35 @@ class Oracle:
                 group.weights = f"edges.{edge.tie}" if edge.tie else group.prefix
                 self._make_op(edge, group, tied=edge.tie is not None)
         return groups
+
+    def _make_cells(self) -> dict[str, list[int]]:
+        """Each cell's weights (named `cells.<area>.*`), and the steps it runs at up to the horizon."""
+        versions = self.timeline(max(self.horizon, self.steps)).versions
+        steps = {}
+        for area, (cell, p) in self.cells.items():
+            if cell == "sum":
+                continue
+            c, k = self.shapes[area][0], p.get("kernel", 3)
+            steps[area] = [t for t in versions[area] if t <= self.horizon] or versions[area][:1]
+            prefix = f"cells.{area}"
+            if cell in ("act", "conv"):
+                if cell == "conv":
+                    self._conv(f"{prefix}.conv", c, c, k, p.get("bias", False))
+                self._norm(f"{prefix}.norm", c, p.get("norm", "per_step"), steps[area])
+            elif cell == "leaky":
+                if p.get("learn_tau"):
+                    shape = (1, c, 1, 1) if p.get("per_channel") else ()
+                    self.tensors[f"{prefix}.raw_tau"] = self._random(*shape, low=-1.0, high=1.0)
+            elif cell == "gru":
+                for gate in ("update", "reset", "candidate"):
+                    self._conv(f"{prefix}.{gate}", c, 2 * c, k, p.get("bias", True))
+            elif cell == "lstm":
+                self._conv(f"{prefix}.gates", 4 * c, 2 * c, k, p.get("bias", True))
+            else:
+                assert cell == "rgc", f"the oracle does not know cell {cell!r}"
+                for part in ("input_to_memory", "memory_tau", "memory_gate", "value_tau", "value_gate"):
+                    self._conv(f"{prefix}.{part}", c, c, k, p.get("bias", True))
+        return steps
 
     def _make_op(self, edge: Edge, group: Group, tied: bool) -> None:
         (cin, hin, _), (cout, hout, _) = self.shapes[edge.source], self.shapes[edge.target]
@@ -314,9 +365,53 @@ class Oracle:
             return last, last.steps[-1] if last.steps else step
         raise Refused(f"edge {edge.name} has no weights for step {step}")
 
+    def _cell(self, area: str, step: int, d: Tensor, h: Tensor | None, c: Tensor | None,
+              training: bool) -> tuple[Tensor, Tensor | None]:
+        """The area's cell on drive d, previous value h and memory c (None: zeros)."""
+        cell, p = self.cells[area]
+        w, prefix = self.tensors, f"cells.{area}"
+        act = ACTIVATIONS[p.get("act") or self.doc.get("defaults", {}).get("activation", "relu")]
+        steps = self.cell_steps[area]
+        norm_step = step  # past the horizon, as for edges: the last step's norm, or refused
+        if step not in steps and steps:
+            if step > self.horizon and self.beyond == "reuse_last":
+                norm_step = steps[-1]
+            else:
+                raise Refused(f"the {cell} cell of {area} runs past the horizon at step {step}")
+
+        def conv(part: str, x: Tensor) -> Tensor:
+            return F.conv2d(x, w[f"{prefix}.{part}.weight"], w.get(f"{prefix}.{part}.bias"),
+                            padding=p.get("kernel", 3) // 2)
+
+        if cell in ("act", "conv"):
+            x = conv("conv", d) if cell == "conv" else d
+            return act(self._apply_norm(f"{prefix}.norm", x, p.get("norm", "per_step"), steps, norm_step,
+                                        training)), None
+        if cell == "leaky":
+            dt = p.get("dt", 1.0)
+            tau = dt + F.softplus(w[f"{prefix}.raw_tau"]) if p.get("learn_tau") else p.get("tau", 2.0)
+            a = dt / tau
+            return a * act(d) + ((1 - a) * h if h is not None else 0), None
+        h = torch.zeros_like(d) if h is None else h
+        c = torch.zeros_like(d) if c is None else c
+        if cell == "gru":
+            z = torch.sigmoid(conv("update", torch.cat([d, h], 1)))
+            r = torch.sigmoid(conv("reset", torch.cat([d, h], 1)))
+            n = torch.tanh(conv("candidate", torch.cat([d, r * h], 1)))
+            return (1 - z) * n + z * h, None
+        if cell == "lstm":
+            i, f, g, o = conv("gates", torch.cat([d, h], 1)).chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            return torch.sigmoid(o) * torch.tanh(c), c
+        new_c = F.elu((1 - torch.sigmoid(conv("memory_tau", c))) * c
+                      + (1 - torch.sigmoid(conv("memory_gate", h))) * conv("input_to_memory", d))
+        return F.elu((1 - torch.sigmoid(conv("value_tau", h))) * h + (1 - torch.sigmoid(conv("value_gate", c))) * d), \
+            new_c
+
     def _call(self, edge: Edge, step: int, x: Tensor, training: bool) -> Tensor:
         group, norm_step = self._group_at(edge, step)
-        p, act = edge.params, self.act
+        p = edge.params
+        act = ACTIVATIONS[edge.activation] if edge.activation else self.act
         hin, hout = self.shapes[edge.source][1], self.shapes[edge.target][1]
         down = hin // hout if hin >= hout else 1
         w = self.tensors
@@ -395,18 +490,33 @@ class Oracle:
             stack = list(needed)
             while stack:
                 a, v = stack.pop()
-                for edge, reads in timeline.updates[v][a]:
-                    if edge.source != INPUT and (edge.source, reads) not in needed:
-                        needed.add((edge.source, reads))
-                        stack.append((edge.source, reads))
+                reads_of = [(e.source, r) for e, r in timeline.updates[v][a] if e.source != INPUT]
+                if self.stateful(a) and v and timeline.version(a, v - 1) is not None:
+                    reads_of.append((a, timeline.version(a, v - 1)))  # the cell's state
+                for need in reads_of:
+                    if need not in needed:
+                        needed.add(need)
+                        stack.append(need)
         values = {(INPUT, 0): self._prenet(x, training)}
+        memory: dict[tuple[str, int], Tensor | None] = {}  # cells' memories (an LSTM's c), by (area, step)
         for t, now in enumerate(timeline.updates):
             waiting = [(a, firings) for a, firings in now.items() if (a, t) in needed]
             while waiting:  # an area once the values its firings read exist (zero-delay edges read this step's)
                 a, firings = next((a, f) for a, f in waiting if all((e.source, r) in values for e, r in f))
                 waiting.remove((a, firings))
-                terms = [self._call(edge, t, values[(edge.source, reads)], training) for edge, reads in firings]
-                values[(a, t)] = sum(terms[1:], terms[0])
+                drive = [self._call(e, t, values[(e.source, r)], training) for e, r in firings if not e.modulating]
+                gain = [self._call(e, t, values[(e.source, r)], training) for e, r in firings if e.modulating]
+                d = sum(drive[1:], drive[0]) if drive else None
+                if d is not None and gain:
+                    d = d * (1 + self.gain[a](sum(gain[1:], gain[0])))
+                if self.cells[a][0] == "sum":
+                    values[(a, t)] = d
+                    continue
+                if d is None:
+                    d = torch.zeros(x.shape[0], *self.shapes[a], dtype=self.dtype)
+                prev = timeline.version(a, t - 1) if t else None
+                h = values[(a, prev)] if prev is not None and self.stateful(a) else None
+                values[(a, t)], memory[(a, t)] = self._cell(a, t, d, h, memory.get((a, prev)), training)
         logits, by_value = {}, {}
         for r in wanted_steps:  # a readout at r uses the norm of the spec's first readout step at or after r
             norm_step = next((t for t in self.readout_steps if t >= r), self.readout_steps[-1])

@@ -346,3 +346,39 @@ def test_op_and_cell_names_are_checked_alike():
             compile(_spec("twice"))
     finally:
         unregister_op("twice")
+
+
+# --- compiled and exported ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call", [{}, {"readout": "all"}, {"return_states": True}], ids=["final", "anytime", "states"])
+def test_a_model_with_cells_compiles_with_no_graph_break(call):
+    torch._dynamo.reset()
+    extra = "  - {from: B, to: A, op: up, modulating: true}\n  - {from: A, to: A, op: conv, delay: 1}"
+    model = build(_spec("lstm", "zeros", extra, modulation="tanh")).train()
+    x = torch.randn(2, 2, 4, 4)
+    expected = copy.deepcopy(model)(x, **call)
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(x, **call), expected)
+
+
+def test_a_model_with_cells_exports(tmp_path):
+    from cortexgraph.export import export_program
+
+    model = build(_spec("gru", "zeros", "  - {from: A, to: B, op: down, name: gain, modulating: true}")).eval()
+    export_program(model, tmp_path / "cells.pt2")  # checked against the module after reloading
+    reloaded = torch.export.load(tmp_path / "cells.pt2").module()
+    x = torch.randn(2, 2, 4, 4)
+    torch.testing.assert_close(reloaded(x), model(x))
+
+
+def test_the_diagnosis_points_at_a_cell_that_makes_a_non_finite_value():
+    from cortexgraph.diagnose import _place_of_parameter, first_nonfinite_value
+
+    model = build(_spec("gru")).eval()
+    with torch.no_grad():
+        model.cells["B"].candidate.weight.fill_(float("inf"))
+    place = first_nonfinite_value(model, torch.randn(2, 2, 4, 4))
+    assert str(place) == "step 1, area B, its cell"
+    assert str(_place_of_parameter(model, "cells.B.candidate.weight")) == \
+        "area B, its cell (the gradient of cells.B.candidate.weight)"

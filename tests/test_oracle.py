@@ -77,6 +77,18 @@ def specs(draw: st.DrawFn) -> dict:
     shapes = {n: (draw(st.sampled_from([2, 3])), s) for n, s in zip(names, sizes)}
     doc: dict = {"cortexgraph": 1, "name": "drawn", "steps": steps,
                  "areas": {n: {"channels": c, "size": s} for n, (c, s) in shapes.items()}}
+    for area in doc["areas"].values():  # cells (docs/semantics.md, 'Cells'), sum most often
+        cell = draw(st.sampled_from(["sum", "sum", "sum", "act", "conv", "leaky", "gru", "lstm", "rgc"]))
+        if cell != "sum":
+            area["cell"] = {"act": {"norm": draw(st.sampled_from(["per_step", "shared", "none"]))},
+                            "conv": {"kernel": 1, "bias": True}, "gru": {"kernel": 1},
+                            "leaky": {"tau": 3.0, "learn_tau": draw(st.booleans()), "per_channel": True},
+                            "lstm": {"kernel": 1}, "rgc": {"kernel": 1}}[cell]
+            area["cell"] = {cell: area["cell"]}
+        if draw(st.integers(0, 3)) == 0:
+            area["modulation"] = "tanh"
+    if draw(st.integers(0, 2)) == 0:
+        doc["silence"] = "zeros"
     if draw(st.booleans()):
         doc["input"] = {"channels": 1, "size": 4}
         doc["prenet"] = [{"conv": {"out": shapes["A"][0]}}]
@@ -98,6 +110,10 @@ def specs(draw: st.DrawFn) -> dict:
             edge["at"] = draw(_rules(steps))
             forward = names.index(source) < names.index(target)  # zero delay only down the chain: no cycle
             edge["delay"] = draw(st.sampled_from([0, 1, 1, 2, 3] if forward else [1, 1, 2, 3]))
+        if source != INPUT and seen[(source, target)] == 1 and (source, target) not in zip(names, names[1:]):
+            edge["modulating"] = draw(st.integers(0, 2)) == 0  # never the chain's: every area keeps a drive
+        if source != INPUT and draw(st.integers(0, 3)) == 0:
+            edge["activation"] = "none"  # a signed contribution
         edge["share"] = draw(_share(edge.get("at", "all") if source != INPUT else [], steps,
                                     0 if edge.get("delay") == 0 else 1))
         edge["norm"] = draw(st.sampled_from(["per_step", "shared", "none"]))
@@ -207,7 +223,10 @@ def check_against_oracle(doc: dict) -> None:
             assert param.grad is None or not param.grad.any(), f"{name}: a gradient the oracle has not"
         else:
             _same(param.grad, weights[name].grad, f"gradient of {name}")
+    kept = model.state_dict()
     for name, buffer in model.named_buffers():
+        if name not in kept:
+            continue  # not part of the model's state (a leaky cell's fixed time constant, from the spec)
         _same(buffer, oracle.tensors[name], f"buffer {name}")
 
 
