@@ -105,3 +105,33 @@ class HandWrittenLoop(nn.Module):
         for bn1, bn2 in zip(self.bn1, self.bn2):
             h = h + self.conv2(F.relu(bn2(self.conv1(F.relu(bn1(h))))))
         return self.head(h)
+
+
+class StreamLoop(nn.Module):
+    """What a researcher would write by hand for a bundled ConvRNN stream (`convrnn/*-stream`, tnn's
+    convention): every area's cell runs from step 0 on the strided conv of the area below at the previous
+    step (zeros where it has no value yet). Built from a compiled model's modules: the same weights."""
+
+    AREAS = ("V1", "V2", "V4", "IT")
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model, self.steps = model, model.spec.steps
+        self.shapes = {a: model.plan.shapes[a] for a in self.AREAS}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        h: dict[str, Any] = {}
+        memory: dict[str, Any] = {}
+        for t in range(self.steps + 1):
+            new = {}
+            for i, area in enumerate(self.AREAS):
+                if i == 0:
+                    d = m.edges["input->V1"](x, t)
+                elif self.AREAS[i - 1] in h:
+                    d = m.edges[f"{self.AREAS[i - 1]}->{area}"](h[self.AREAS[i - 1]], t)
+                else:
+                    d = x.new_zeros((x.shape[0], *self.shapes[area]))
+                new[area], memory[area] = m.cells[area](d, h.get(area), memory.get(area), t)
+            h = new
+        return m.head(h["IT"])

@@ -11,7 +11,11 @@ of per-repeat ratios (cortexgraph / reference; 1.00 = no overhead):
 - the ResNet-18 and ResNet-50 specs against torchvision's resnet18/50
   (weights loaded through cortexgraph.interop), at 224 and 32 pixels;
 - the 1-state shared residual spec (liao2016/srn1-cifar) against the loop a
-  researcher would write by hand (common.HandWrittenLoop).
+  researcher would write by hand (common.HandWrittenLoop);
+- the ConvGRU, ConvLSTM and RGC streams (convrnn/*) against a loop over the
+  same modules (common.StreamLoop);
+- CORnet-R and CORnet-RT against the published code's structure
+  (tests/test_cornet_family.py's references), with the same weights.
 
 Forward: eval mode under no_grad. Forward+backward: train mode, sum().backward().
 """
@@ -19,19 +23,34 @@ Forward: eval mode under no_grad. Forward+backward: train mode, sum().backward()
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torchvision
-from common import HandWrittenLoop, forward, forward_backward, interleaved, machine, median_ratio, ms, write_json
+from common import (
+    HandWrittenLoop,
+    StreamLoop,
+    forward,
+    forward_backward,
+    interleaved,
+    machine,
+    median_ratio,
+    ms,
+    write_json,
+)
 
 from cortexgraph import analyze, build, load_spec
 from cortexgraph.bundled import bundled_specs
 from cortexgraph.construct import construct
-from cortexgraph.interop import load_torchvision
+from cortexgraph.interop import load_cornet, load_torchvision
 from cortexgraph.model import CortexNet
 from cortexgraph.overrides import override
 from cortexgraph.plan import make_plan
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the references the tests check against
+from tests.test_cornet_family import CORnetR  # noqa: E402
 
 
 def pairs(quick: bool) -> list[tuple[str, str, torch.nn.Module, torch.nn.Module, torch.Tensor]]:
@@ -50,6 +69,17 @@ def pairs(quick: bool) -> list[tuple[str, str, torch.nn.Module, torch.nn.Module,
     ours = build("liao2016/srn1-cifar", size=size)
     out.append(("srn1 vs hand-written loop", f"{batch}x3x{size}x{size}", HandWrittenLoop(ours), ours,
                 torch.randn(batch, 3, size, size)))
+    for cell in ("gru", "lstm", "rgc"):  # cells: the runner against a loop over the same modules
+        ours = build(f"convrnn/{cell}-stream")
+        out.append((f"{cell} stream vs loop", "16x3x32x32", StreamLoop(ours), ours, torch.randn(16, 3, 32, 32)))
+    size = 64 if quick else 224
+    for name, same_step in (("cornet-r", True), ("cornet-rt", False)):  # against CORnet's published structure
+        torch.manual_seed(0)
+        reference = CORnetR(same_step)
+        ours = load_cornet(name, {f"module.{k}": v for k, v in reference.state_dict().items()},
+                           spec=override(load_spec(f"cornet/{name}"), size=size))
+        out.append((f"{name} vs its published code", f"4x3x{size}x{size}", reference, ours,
+                    torch.randn(4, 3, size, size)))
     return out
 
 

@@ -232,14 +232,12 @@ def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int, runnin
         else:
             for t in when:
                 fires_at[t].append(row)
-    if rank is not None:
-        for rows in same_step:
-            rows.sort(key=lambda row: rank[row[2]])
     cells = [(area, versions[area]) for area in areas if area in running]
+    order = sorted(areas, key=rank.__getitem__) if rank is not None else areas
     updates: list[dict[str, list[Firing]]] = []
     for t in range(steps + 1):
         now: dict[str, list[Firing]] = {area: [] for area, history in cells if history or zeros}
-        runs = set(now) if modulated else ()
+        runs = set(now)
         for edge, history, target, delay, from_input in (always + fires_at[t] if t else fires_at[t]):
             if not history:
                 continue
@@ -256,25 +254,26 @@ def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int, runnin
                 now[target].append((edge, reads))
             else:
                 now[target] = [(edge, reads)]
-        if modulated:  # settle each area before same-step edges read it
+        if same_step[t]:  # areas in an order that puts zero-delay sources first, each settled before it is read
+            into: dict[str, list[tuple]] = {}
+            for row in same_step[t]:
+                into.setdefault(row[2], []).append(row)
+            settled: dict[str, list[Firing]] = {}
+            for area in order:
+                firings = now.get(area, [])
+                for edge, history, _, _, _ in into.get(area, ()):
+                    if edge.source in settled:
+                        reads = t
+                    elif history:
+                        reads = history[-1]
+                    else:
+                        continue
+                    firings = firings + [(edge, reads)]
+                if area in runs or any(not e.modulating for e, _ in firings):
+                    settled[area] = firings
+            now = settled
+        elif modulated:  # modulating edges alone change nothing
             now = {a: f for a, f in now.items() if a in runs or any(not e.modulating for e, _ in f)}
-        if same_step[t]:
-            last = None
-            for edge, history, target, _, _ in same_step[t]:  # sources before targets
-                if modulated and target != last and last in now and last not in runs \
-                        and all(e.modulating for e, _ in now[last]):
-                    del now[last]
-                last = target
-                if edge.source in now:
-                    reads = t
-                elif history:
-                    reads = history[-1]
-                else:
-                    continue
-                now.setdefault(target, []).append((edge, reads))
-            if modulated and last in now and last not in runs and all(e.modulating for e, _ in now[last]):
-                del now[last]
-            now = {area: now[area] for area in sorted(now, key=rank.__getitem__)}
         for area in now:
             versions[area].append(t)
         updates.append(now)

@@ -382,3 +382,14 @@ def test_the_diagnosis_points_at_a_cell_that_makes_a_non_finite_value():
     assert str(place) == "step 1, area B, its cell"
     assert str(_place_of_parameter(model, "cells.B.candidate.weight")) == \
         "area B, its cell (the gradient of cells.B.candidate.weight)"
+
+
+def test_a_modulating_edge_joins_a_drive_that_arrives_within_the_step():
+    # B's drive comes through a zero-delay edge, its gain through a delayed self edge: at step 1 the gain
+    # must not be dropped for lack of a drive before the zero-delay edge has run (found by the oracle).
+    text = _spec("sum").replace("{from: A, to: B, op: down}", "{from: A, to: B, op: down, delay: 0}")
+    text = text.replace("{from: B, to: B, op: conv, activation: none, norm: none}",
+                        "{from: B, to: B, op: conv, modulating: true}")
+    plan = compile(text)
+    assert [sorted(c.edge.name for c in u.calls) for u in plan.updates if u.area == "B"] == [
+        ["A->B"], ["A->B", "B->B"], ["A->B", "B->B"], ["A->B", "B->B"]]

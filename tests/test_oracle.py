@@ -218,11 +218,17 @@ def check_against_oracle(doc: dict) -> None:
         loss, expected_loss = loss + _loss(got), expected_loss + _loss(expected)
     loss.backward()
     expected_loss.backward()
+    scale = max([1.0] + [float(w.grad.abs().max()) for w in weights.values() if w.grad is not None])
     for name, param in model.named_parameters():
         if weights[name].grad is None:
             assert param.grad is None or not param.grad.any(), f"{name}: a gradient the oracle has not"
         else:
-            _same(param.grad, weights[name].grad, f"gradient of {name}")
+            # Where a batch norm in training sees a constant map (a cell's drive of zeros under silence: zeros)
+            # its backward pass divides rounding errors by sqrt(eps), and a bias just before a norm has a
+            # gradient that is 0 only in exact arithmetic: gradients agree to 1e-7 (float64), semantic errors
+            # are of order 1.
+            torch.testing.assert_close(param.grad, weights[name].grad, rtol=1e-7, atol=1e-8 * scale,
+                                       msg=lambda m, name=name: f"gradient of {name}: {m}")
     kept = model.state_dict()
     for name, buffer in model.named_buffers():
         if name not in kept:
