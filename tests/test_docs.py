@@ -32,6 +32,10 @@ def test_python_blocks_run_as_written(code, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     if "cornet_s-1d3f7974.pth" in code:  # the published checkpoint, in its layout, with random weights
         torch.save({"state_dict": published_state_dict(reference_cornet_s())}, "cornet_s-1d3f7974.pth")
+    if "cornet_rt-933c001c.pth" in code:
+        from tests.test_cornet_family import CORnetR, _published
+
+        torch.save({"state_dict": _published(CORnetR(same_step=False))}, "cornet_rt-933c001c.pth")
     with contextlib.redirect_stdout(io.StringIO()):
         exec(compile(code, "<README>", "exec"), {})
 
