@@ -393,3 +393,17 @@ def test_a_modulating_edge_joins_a_drive_that_arrives_within_the_step():
     plan = compile(text)
     assert [sorted(c.edge.name for c in u.calls) for u in plan.updates if u.area == "B"] == [
         ["A->B"], ["A->B", "B->B"], ["A->B", "B->B"], ["A->B", "B->B"]]
+
+
+def test_a_cell_past_its_horizon_follows_beyond():
+    from cortexgraph.plan import BeyondHorizonError
+
+    text = _spec("act").replace("inputs: {A: every}", "inputs: {A: once}").replace(
+        "{from: A, to: B, op: down}", "{from: A, to: B, op: down, at: [1]}").replace(
+        "  - {from: B, to: B, op: conv, activation: none, norm: none}\n", "")
+    model = build(text).eval()  # horizon = steps = 3, beyond: error; at step 4 only B's cell runs
+    with pytest.raises(BeyondHorizonError, match=r"area 'B''s act cell has per-step norms up to step 3, not for "
+                                                 r"step 4 \(defaults.beyond: error\)"):
+        model(torch.randn(1, 2, 4, 4), steps=4)
+    reuse = build(text.replace("readout:", "defaults: {beyond: reuse_last}\nreadout:")).eval()
+    assert [u.cell_step for u in reuse.plan_for(steps=5, readout="all").updates if u.area == "B"] == [1, 2, 3, 3, 3]

@@ -149,3 +149,14 @@ def test_a_pool_that_does_not_give_the_target_size_is_refused(op, message):
     with pytest.raises(SpecError) as caught:
         compile(POOLS.replace("OP", op))
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("norm, message", [
+    ("{kind: group, group: 2}", "norm: unknown field 'group'; a norm has kind, time, groups and eps"),
+    ("{kind: group, groups: 0}", "norm groups: input should be greater than 0"),
+    ("{kind: batch, time: always}", "norm time: 'always' is not allowed; expected 'per_step' or 'shared'"),
+])
+def test_a_norm_mapping_that_is_not_one_is_one_message(norm, message):
+    with pytest.raises(SpecError) as caught:
+        compile(_spec(norm))
+    assert message in str(caught.value)
