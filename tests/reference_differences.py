@@ -1,0 +1,73 @@
+"""The largest difference between each bundled model and the reference its test checks it against, in
+float32 at the bundled sizes: outputs and gradients (`python tests/reference_differences.py`).
+
+The tests check the same models in float64 to 1e-9; this prints what a user sees in float32.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cortexgraph import build  # noqa: E402
+from cortexgraph.interop import load_cornet  # noqa: E402
+from tests import test_convrnns  # noqa: E402
+from tests.test_blt import VARIANTS, BLTNet, our_names  # noqa: E402
+from tests.test_convrnns import gated_stream, leaky_stream  # noqa: E402
+from tests.test_cornet_family import REFERENCES, _names, _published  # noqa: E402
+
+
+def largest(pairs) -> float:
+    return max(float((a - b).abs().max()) for a, b in pairs)
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    for name, make in REFERENCES.items():
+        reference = make().train()
+        ours = load_cornet(name, _published(reference)).train()
+        x = torch.randn(2, 3, 224, 224)
+        got, want = ours(x), reference(x)
+        got.square().sum().backward()
+        want.square().sum().backward()
+        mine, names = dict(ours.named_parameters()), _names(name, ours)
+        grads = largest((mine[names[k]].grad, p.grad) for k, p in reference.named_parameters())
+        report(f"cornet/{name}", ours, largest([(got.detach(), want.detach())]), grads,
+               "224 px, " + ("one sweep" if name == "cornet-z" else "5 steps"))
+    for name, flags in VARIANTS.items():
+        reference = BLTNet(*flags, size=64).train()
+        model = build(name).train()
+        names, ours = our_names(reference), model.state_dict()
+        model.load_state_dict({names[k]: v.reshape(ours[names[k]].shape) for k, v in reference.state_dict().items()})
+        x = torch.randn(2, 3, 64, 64)
+        got, want = model(x, readout="all"), reference(x, 10)
+        outs = largest((got[t].detach(), want[t].detach()) for t in got)
+        sum(v.square().sum() for v in got.values()).backward()
+        sum(v.square().sum() for v in want).backward()
+        mine = dict(model.named_parameters())
+        grads = largest((mine[names[k]].grad, p.grad.reshape(mine[names[k]].grad.shape))
+                        for k, p in reference.named_parameters())
+        report(name, model, outs, grads, "64 px, 10 steps, every step's logits")
+    test_convrnns.STEPS = 8  # the bundled specs' own steps
+    for name in ["gru-stream", "lstm-stream", "rgc-stream", "leaky-stream"]:
+        model = build(f"convrnn/{name}").train()
+        params = dict(model.named_parameters())
+        w = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+        x = torch.randn(2, 3, 32, 32)
+        got = model(x)
+        want = leaky_stream(w, x) if name == "leaky-stream" else gated_stream(name.split("-")[0], w, x)
+        got.square().sum().backward()
+        want.square().sum().backward()
+        report(f"convrnn/{name}", model, largest([(got.detach(), want.detach())]),
+               largest((p.grad, w[k].grad) for k, p in params.items()), "32 px, 8 steps")
+
+
+def report(name: str, model: torch.nn.Module, outputs: float, grads: float, how: str) -> None:
+    print(f"{name:24s} {sum(p.numel() for p in model.parameters()):>10,} parameters  outputs {outputs:.1e}  "
+          f"gradients {grads:.1e}  ({how})")
+
+
+if __name__ == "__main__":
+    main()
