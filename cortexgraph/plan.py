@@ -149,8 +149,8 @@ class Plan:
 
     @cached_property
     def parts(self) -> dict[str, Size]:
-        """The size of each part of the model: `prenet`, each area (the weight sets of the edges into it),
-        and `head`."""
+        """The size of each part of the model: `prenet`, each area (the weight sets of the edges into it, and
+        its cell), and `head`."""
         sizes = {"prenet": prenet_size(self.analysis), **{area: Size() for area in self.spec.areas}}
         for wset in self.weight_sets.values():
             target = self.edges[wset.edge].target
