@@ -84,6 +84,29 @@ def compare(args: argparse.Namespace, name: str, title: str, contenders: dict[st
     return rows
 
 
+def by_step(result: dict[str, Any]) -> dict[str, float]:
+    """A run's test accuracy at every readout step, as CSV columns `step_<t>`."""
+    return {f"step_{t}": result["anytime"][t] for t in sorted(result["anytime"])}
+
+
+def report_by_step(args: argparse.Namespace, name: str, title: str, column: str, rows: list[dict[str, Any]],
+                   last: int) -> None:
+    """Write `name`.csv and `name`.png (accuracy by readout step, one line per row) and print each row."""
+    from cortexgraph.train.report import plot_lines
+
+    write_csv(f"{args.results}/{name}.csv", rows)
+    curves = {}
+    for r in rows:
+        steps = sorted(int(k.removeprefix("step_")) for k in r if k.startswith("step_"))
+        curves[f"{r[column]} ({r['parameters'] / 1e3:.0f}k)"] = (steps, [100 * r[f"step_{t}"] for t in steps])
+    plot = plot_lines(f"{args.results}/{name}.png", curves, "readout step", "test accuracy (%)", title,
+                      marks=(last,), chance=10)
+    print(f"wrote {plot}")
+    for r in rows:
+        steps = ", ".join(f"{100 * v:.1f}" for k, v in r.items() if k.startswith("step_"))
+        print(f"{r[column]} ({r['parameters']:,} parameters): accuracy by step {steps}")
+
+
 def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -8,10 +8,9 @@ read out at its last step and read out at every step in one pass (`model(x, read
     python examples/blt_variants.py --data cifar10 --epochs 60 --batch-size 128
 """
 
-from _common import machine, options, run, spec_file, write_csv
+from _common import by_step, machine, options, report_by_step, run, spec_file
 
 from cortexgraph import compile
-from cortexgraph.train.report import plot_lines
 
 AREAS = ["V1", "V2", "IT"]
 STEPS = 5
@@ -48,25 +47,16 @@ def main() -> None:
     args.size = None
     budget = compile(blt(16 if args.data == "digits" else 32, True, True, size, channels)).size.parameters
     print(f"B, BL, BT, BLT at about {budget:,} parameters on {args.data}, {args.epochs} epochs ({machine()})")
-    rows, curves = [], {}
+    rows = []
     for label, lateral, topdown in (("B", False, False), ("BL", True, False), ("BT", False, True),
                                     ("BLT", True, True)):
         spec = matched(lateral, topdown, budget, size, channels)
-        params = compile(spec).size.parameters
         result = run(spec_file(spec, args.out), args, label)
-        anytime = result["anytime"]
-        rows.append({"network": label, "width": spec["prenet"][0]["conv"]["out"], "parameters": params,
-                     **{f"step_{t}": anytime[t] for t in sorted(anytime)}, "seconds": round(result["wall_seconds"], 1)})
-        curves[f"{label} ({params / 1e3:.0f}k)"] = (sorted(anytime), [100 * anytime[t] for t in sorted(anytime)])
-    write_csv(f"{args.results}/blt_variants.csv", rows)
-    plot = plot_lines(f"{args.results}/blt_variants.png", curves, "readout step", "test accuracy (%)",
-                      f"B, BL, BT, BLT at about {budget / 1e3:.0f}k parameters (trained at step {STEPS})",
-                      marks=(STEPS,), chance=10)
-    print(f"wrote {plot}")
-    for r in rows:
-        steps = ", ".join(f"{100 * v:.1f}" for k, v in r.items() if k.startswith("step_"))
-        print(f"{r['network']:>4} (width {r['width']}, {r['parameters']:,} parameters): accuracy by step {steps}")
-
+        rows.append({"network": label, "width": spec["prenet"][0]["conv"]["out"],
+                     "parameters": compile(spec).size.parameters, **by_step(result),
+                     "seconds": round(result["wall_seconds"], 1)})
+    report_by_step(args, "blt_variants", f"B, BL, BT, BLT at about {budget / 1e3:.0f}k parameters (trained at "
+                   f"step {STEPS})", "network", rows, STEPS)
 
 if __name__ == "__main__":
     main()

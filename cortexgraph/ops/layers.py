@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from .norm_spec import NormSpec
 from .norms import NORMS, make_norm
-from .registry import Shape, resampling
+from .registry import Shape, _pooled, resampling
 
 ACTIVATIONS = {  # name -> (inplace -> module)
     "relu": lambda inplace: nn.ReLU(inplace=inplace),
@@ -110,7 +110,7 @@ class ConvNormAct(nn.Module):
         self.pool_input = _pool(first.kind, first.kernel, first.stride, first.padding) if first else nn.Identity()
         self.conv = nn.Conv2d(ctx.in_channels, ctx.out_channels, k, stride=stride, padding=k // 2,
                               bias=ctx.params.bias)
-        pooled = [(s + 2 * first.padding - first.kernel) // first.stride + 1 if first else s for s in ctx.in_shape[1:]]
+        pooled = [_pooled(s, first.kernel, first.stride, first.padding) if first else s for s in ctx.in_shape[1:]]
         conv_size = tuple(-(-s // stride) for s in pooled)
         self.norm = ctx.norm(ctx.out_channels, conv_size)
         self.act = ctx.activation()
