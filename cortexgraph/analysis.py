@@ -361,13 +361,14 @@ class _Checker(Reporter):
         """The post-net's norm: as the spec says, else per_step where a pre-activation op writes the readout
         area. Such ops leave their output unnormalised, and its scale grows with the steps (a pre-activation
         network ends in a BN-ReLU); one norm per readout step is time-specific normalisation for the head."""
-        head = self.spec.readout.head
-        if head.norm is not None:
-            if head.norm.kind == "group" and self.spec.readout.area in self.spec.areas:
-                self.check_norm(head.norm, self.spec.areas[self.spec.readout.area].channels,
-                                ("readout", "head", "norm"))
-            return head.norm
-        writers = [self.defs[e.name] for e in edges if e.target == self.spec.readout.area and e.name in self.defs]
+        readout = self.spec.readout
+        areas = [area for area in readout.areas if area in self.spec.areas]
+        if readout.head.norm is not None:
+            if readout.head.norm.kind == "group":
+                for channels in sorted({self.spec.areas[area].channels for area in areas}):
+                    self.check_norm(readout.head.norm, channels, ("readout", "head", "norm"))
+            return readout.head.norm
+        writers = [self.defs[e.name] for e in edges if e.target in areas and e.name in self.defs]
         return BATCH_PER_STEP if any(op.preactivation for op in writers) else NO_NORM
 
     # limits first: nothing expensive runs on a spec that exceeds them
@@ -545,9 +546,10 @@ class _Checker(Reporter):
             self.error(("defaults", "horizon"),
                        f"the norm horizon ({horizon}) is shorter than the {spec.steps} steps asked",
                        "set defaults.beyond: reuse_last to reuse the last step's norm, or raise the horizon")
-        if spec.readout.area not in spec.areas:
-            self.error(("readout", "area"), f"unknown area {spec.readout.area!r}",
-                       did_you_mean(spec.readout.area, spec.areas) or f"known: {known_list(spec.areas)}")
+        for i, area in enumerate(spec.readout.areas):
+            if area not in spec.areas:
+                self.error(spec.readout.area_loc(i), f"unknown area {area!r}",
+                           did_you_mean(area, spec.areas) or f"known: {known_list(spec.areas)}")
         for step in spec.readout_steps:
             if step > spec.steps:
                 self.error(("readout", "step"), f"readout step {step} is beyond the spec's {spec.steps} steps",
@@ -572,19 +574,20 @@ class _Checker(Reporter):
             elif timeline.arrival[area] is None:
                 self.warn(("areas", area), f"signal never reaches {area!r} within the {spec.steps} steps",
                           "its edges fire before their sources have signal; check 'at' and 'delay'")
-        readout = spec.readout.area
-        if readout not in spec.areas:
+        if any(area not in spec.areas for area in spec.readout.areas):
             return
-        held = timeline.versions[readout]  # under silence: zeros an area may hold a value before signal
-        first = held[0] if held else None
-        for step in spec.readout_steps:
+        for i, readout in enumerate(spec.readout.areas):
+            held = timeline.versions[readout]  # under silence: zeros an area may hold a value before signal
+            first = held[0] if held else None
+            step = min(spec.readout_steps)
             if first is None or step < first:
                 when = f"first reaches it at step {first}" if first is not None else "never reaches it"
-                self.error(("readout", "step") if spec.readout.step is not None else ("readout", "area"),
+                self.error(("readout", "step") if spec.readout.step is not None else spec.readout.area_loc(i),
                            f"{readout!r} is read out at step {step}, but signal {when}",
                            "read out later, or add a faster path to it")
                 return
-        wanted = {(readout, timeline.version(readout, step)) for step in spec.readout_steps}
+        wanted = {(area, timeline.version(area, step)) for area in spec.readout.areas
+                  for step in spec.readout_steps}
         needed = live(timeline, wanted, stateful)
         fired = {edge.name for now in timeline.updates for firings in now.values() for edge, _ in firings}
         useful = {edge.name for area, t in needed for edge, _ in timeline.updates[t].get(area, ())}
@@ -600,7 +603,7 @@ class _Checker(Reporter):
                           "it computes nothing; check 'at' and 'delay'")
             elif edge.name not in useful:
                 self.warn(edge.loc, f"edge {edge.name!r} feeds nothing that reaches the readout "
-                                    f"({readout} at step {last})",
+                                    f"({spec.readout.label} at step {last})",
                           "its work is pruned; remove it or read out later")
 
 

@@ -104,7 +104,7 @@ def _summary(plan) -> dict:
     spec = plan.spec
     return {"name": spec.name, "areas": {a: list(plan.shapes[a]) for a in spec.areas},
             "edges": list(plan.edges), "steps": spec.steps, "arrival": plan.arrival,
-            "readout": {"area": spec.readout.area, "steps": list(spec.readout_steps)},
+            "readout": {"area": spec.readout.written, "steps": list(spec.readout_steps)},
             "parameters": plan.size.parameters, "bytes": plan.size.bytes}
 
 

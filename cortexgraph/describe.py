@@ -96,7 +96,7 @@ def model_text(plan: Plan) -> str:
     spec = plan.spec
     shape = "x".join(map(str, (spec.input.channels, *spec.input.size)))
     title = (f"{spec.name}: input {shape}, {len(spec.areas)} areas, {spec.steps} steps, readout "
-             f"{plan.readout_area} at step {format_steps(plan.readout_steps)}, {plan.size.parameters:,} parameters")
+             f"{spec.readout.label} at step {format_steps(plan.readout_steps)}, {plan.size.parameters:,} parameters")
     rows = [("prenet", " -> ".join(name for name, _, _ in plan.prenet) or "(none)",
              "x".join(map(str, plan.shapes[INPUT])), f"{plan.parts['prenet'].parameters:,}")]
     by_edge: dict[str, list[WeightSet]] = {}

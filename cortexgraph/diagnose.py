@@ -90,12 +90,14 @@ def first_nonfinite_gradient(model: CortexNet, x: Tensor, loss_fn) -> Place | No
     parameter's own gradient (one summed over a large batch can overflow): the first such parameter."""
     probes: list[tuple[Site, list, list]] = []  # (site, gradient reaching its output, passed to its input)
 
-    def probed(site: Site, run, value: Tensor) -> Tensor:
+    def probed(site: Site, run, value: Tensor | tuple[Tensor, ...]) -> Tensor:
         if site.what == "prenet":  # its input is the images: no gradient to follow
             return run(value)
         passed, reaching = [], []
         probes.append((site, reaching, passed))
-        return _Probe.apply(run(_Probe.apply(value, passed)), reaching)
+        probed_value = (tuple(_Probe.apply(v, passed) for v in value) if isinstance(value, tuple)  # several areas
+                        else _Probe.apply(value, passed))
+        return _Probe.apply(run(probed_value), reaching)
 
     try:
         with kept_statistics(model.modules()):  # after the backward pass, which needs them as they were

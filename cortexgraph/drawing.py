@@ -170,7 +170,7 @@ def _rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
     spec = plan.spec
     level, kinds = plan.levels, plan.kinds
     g = _base(f"{spec.name}-rolled", "BT")
-    g.attr(label=f"{spec.name}: {plan.steps} steps, readout {plan.readout_area} at step "
+    g.attr(label=f"{spec.name}: {plan.steps} steps, readout {spec.readout.label} at step "
                  f"{format_steps(plan.readout_steps)}", labelloc="t", fontsize="13")
     image = f"image<br/>{_shape((spec.input.channels, *spec.input.size))}"
     g.node("image", f"<{image}>", shape="plaintext")
@@ -186,12 +186,13 @@ def _rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
                 first = plan.arrival[area]
                 label = (f"<<b>{html.escape(area)}</b><br/>{_shape(plan.shapes[area])}<br/>{_cell_text(plan, area)}"
                          f"<font point-size='9'>{_count(params[area])} params, signal at step {first}</font>>")
-                border = "3" if area == plan.readout_area else "1.2"
+                border = "3" if area in plan.readout_areas else "1.2"
                 same.node(f"area_{area}", label, shape="box", style="rounded,filled", fillcolor="#fbfbf4",
                           penwidth=border)
     g.node("head", f"<<b>head</b><br/>{head_text(plan)}<br/>{spec.readout.head.classes} classes>", shape="box",
            style="rounded,filled", fillcolor="#f0f0f0")
-    g.edge(f"area_{plan.readout_area}", "head", label=f"step {format_steps(plan.readout_steps)}", penwidth="2")
+    for area in plan.readout_areas:
+        g.edge(f"area_{area}", "head", label=f"step {format_steps(plan.readout_steps)}", penwidth="2")
     running = {c.edge.name for u in plan.updates for c in u.calls}
     for edge in sorted(plan.edges.values(), key=lambda e: e.name):
         source = INPUT if edge.is_input else f"area_{edge.source}"
@@ -312,7 +313,7 @@ def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
         title = f"t={first}" if first == last else f"t={first}-{last}<br/>x{last - first + 1}"
         g.node(f"col_{i}", f"<{title}>", shape="plaintext", width="0.7", pos=at(x(i), top))
     for update in [u for first, _ in columns for u in plan.schedule[first]]:
-        readout = update.area == plan.readout_area and any(
+        readout = update.area in plan.readout_areas and any(
             columns[column_of[update.step]][0] <= r <= columns[column_of[update.step]][1] for r in plan.readout_steps)
         g.node(f"{update.area}@{column_of[update.step]}", style="filled", fillcolor="#333333", color="#333333",
                peripheries="2" if readout else "1", pos=at(x(column_of[update.step]), y[update.area]))
@@ -331,9 +332,10 @@ def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
                                         | _edge_marks(call.edge)))
     head_x = x(len(columns)) + 0.2
     g.node("head", f"<head<br/>{spec.readout.head.classes} classes>", shape="box", style="rounded",
-           fixedsize="false", pos=at(head_x, y[plan.readout_area]))
+           fixedsize="false", pos=at(head_x, y[plan.readout_areas[-1]]))
     for step in plan.readout_steps:
-        g.edge(f"{plan.readout_area}@{column_of[_held(plan, plan.readout_area, step)]}", "head", penwidth="2")
+        for area in plan.readout_areas:
+            g.edge(f"{area}@{column_of[_held(plan, area, step)]}", "head", penwidth="2")
     legend = _colour_legend(plan, colours)
     if legend:
         g.node("colours", legend, shape="plaintext", fixedsize="false", pos=at(head_x + 1.6, y[rows[len(rows) // 2]]))

@@ -27,7 +27,7 @@ from .ops.cells import CellContext
 from .ops.layers import ACTIVATIONS, OpContext, init_weights, tieable_parts
 from .ops.norm_spec import NormSpec
 from .ops.norms import kept_statistics, make_norm
-from .ops.registry import lookup
+from .ops.registry import Shape, lookup
 from .plan import Call, CellSet, Plan, Prune, Update, WeightSet, make_plan
 from .spec import Head as HeadSpec
 from .spec import Spec
@@ -41,24 +41,35 @@ class Head(nn.Module):
     """The post-net: norm and activation (where the plan has a head norm), pool, flatten, dropout, linear.
 
     Without a norm it ends as torchvision's ResNet does; with one, as a pre-activation ResNet
-    does (BN-ReLU before pooling), one norm per readout step under `per_step`."""
+    does (BN-ReLU before pooling), one norm per readout step under `per_step`. Reading several
+    areas, each has its own norm (`norm.<area>`) and is pooled; the linear layer reads their
+    features concatenated in the order the spec lists the areas."""
 
-    def __init__(self, channels: int, size: tuple[int, int], spec: HeadSpec, norm: NormSpec,
+    def __init__(self, shapes: dict[str, Shape], spec: HeadSpec, norm: NormSpec,
                  norm_steps: tuple[int, ...], activation: str):
         super().__init__()
-        self.norm = make_norm(norm.policy, channels, norm_steps, norm, size)
+        norms = {area: make_norm(norm.policy, c, norm_steps, norm, (h, w)) for area, (c, h, w) in shapes.items()}
+        self.norm = next(iter(norms.values())) if len(norms) == 1 else nn.ModuleDict(norms)
         self.act = ACTIVATIONS[activation if norm.policy != "none" else "none"](True)
         pools = {"avg": nn.AdaptiveAvgPool2d(1), "max": nn.AdaptiveMaxPool2d(1), "none": nn.Identity()}
         self.pool = pools[spec.pool]
-        features = channels if spec.pool != "none" else channels * size[0] * size[1]
+        features = sum(c if spec.pool != "none" else c * h * w for c, h, w in shapes.values())
         self.dropout = nn.Dropout(spec.dropout) if spec.dropout else nn.Identity()
         self.fc = nn.Linear(features, spec.classes)
         self.last_step = norm_steps[-1]
 
-    def forward(self, x: Tensor, step: int | None = None) -> Tensor:
-        """Logits of an area's value; `step` picks the norm (the Plan's `head_norm_step`; default the last)."""
-        x = self.act(self.norm(x, self.last_step if step is None else step))
-        return self.fc(self.dropout(torch.flatten(self.pool(x), 1)))
+    def forward(self, x: Tensor | tuple[Tensor, ...], step: int | None = None) -> Tensor:
+        """Logits of an area's value (a tuple of values, one per area, where the head reads several); `step`
+        picks the norm (the Plan's `head_norm_step`; default the last)."""
+        step = self.last_step if step is None else step
+        if isinstance(x, Tensor):
+            features = self._features(self.norm, x, step)
+        else:
+            features = torch.cat([self._features(n, v, step) for n, v in zip(self.norm.values(), x)], 1)
+        return self.fc(self.dropout(features))
+
+    def _features(self, norm: nn.Module, x: Tensor, step: int) -> Tensor:
+        return torch.flatten(self.pool(self.act(norm(x, step))), 1)
 
 
 Calls = tuple[tuple[nn.Module, int, int], ...]  # (module, slot read, norm step) summed into one value
@@ -111,7 +122,8 @@ class _Program:
 
     slots: int
     steps: tuple[_Step, ...]
-    readout: tuple[tuple[int, int, int], ...]  # (step, slot, head norm step) of the readout area, where computed
+    # (step, slots of the readout areas, head norm step), at each step where every readout area has a value
+    readout: tuple[tuple[int, tuple[int, ...], int], ...]
     final: tuple[int, ...]  # the steps `model(x)` reads out at
     states: dict[tuple[str, int], int]  # (area, step) -> slot, for return_states
 
@@ -133,9 +145,8 @@ class CortexNet(nn.Module):
             if wset.tie:
                 _tie(self.weight_set(wset.path), self.weight_set(wset.tie))
         self.cells = nn.ModuleDict({area: _cell_module(plan, cell) for area, cell in plan.cells.items()})
-        area = spec.areas[spec.readout.area]
-        self.head = Head(area.channels, area.size, spec.readout.head, plan.head_norm, plan.head_norm_steps,
-                         spec.defaults.activation)
+        self.head = Head({area: plan.shapes[area] for area in plan.readout_areas}, spec.readout.head,
+                         plan.head_norm, plan.head_norm_steps, spec.defaults.activation)
         self._programs: dict[tuple[int | None, Prune], tuple[_Program, Plan]] = {}
         _LIVE[id(self)] = self
         # Recompute each step's intermediate values in the backward pass instead of keeping them.
@@ -231,13 +242,13 @@ class CortexNet(nn.Module):
                 bound.append((slots, tuple(calls), cell))
                 slots += 1
             steps.append(tuple(bound))
-            if plan.readout_area in latest and (wanted is None or step in wanted):
-                readout.append((step, latest[plan.readout_area], plan.head_norm_step(step)))
+            if all(a in latest for a in plan.readout_areas) and (wanted is None or step in wanted):
+                readout.append((step, tuple(latest[a] for a in plan.readout_areas), plan.head_norm_step(step)))
             if keep:
                 states.update({(area, step): slot for area, slot in latest.items()})
         frees: dict[int, list[int]] = {}
         if not keep:
-            kept = {slot for _, slot, _ in readout} | {0}
+            kept = {slot for _, read, _ in readout for slot in read} | {0}
             for slot, step in last_use.items():
                 if slot not in kept:
                     frees.setdefault(step, []).append(slot)
@@ -296,15 +307,16 @@ class CortexNet(nn.Module):
         self._check_input(x)
         values = self._run(program, x, around)
         logits: dict[int, Tensor] = {}
-        by_value: dict[tuple[int, int], Tensor] = {}  # the head runs once per value and norm
-        for step, slot, norm_step in program.readout:
+        by_value: dict[tuple[tuple[int, ...], int], Tensor] = {}  # the head runs once per value and norm
+        for step, slots, norm_step in program.readout:
             if readout == "all" or step in program.final:
-                if (slot, norm_step) not in by_value:
-                    by_value[(slot, norm_step)] = (
-                        self.head(values[slot], norm_step) if around is None else
-                        around(Site("head", step, self.plan.readout_area), partial(_call, self.head, norm_step),
-                               values[slot]))
-                logits[step] = by_value[(slot, norm_step)]
+                if (slots, norm_step) not in by_value:
+                    read = values[slots[0]] if len(slots) == 1 else tuple(values[s] for s in slots)
+                    by_value[(slots, norm_step)] = (
+                        self.head(read, norm_step) if around is None else
+                        around(Site("head", step, self.spec.readout.label), partial(_call, self.head, norm_step),
+                               read))
+                logits[step] = by_value[(slots, norm_step)]
         if readout == "all":
             result: Any = logits
         elif len(logits) == 1:

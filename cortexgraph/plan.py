@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal, NamedTuple
 
-from .analysis import INPUT, Analysis, AreaCell, Edge, live
+from .analysis import INPUT, Analysis, AreaCell, Edge, Timeline, live
 from .collector import collector_paused
 from .errors import Problem
 from .ops.norm_spec import NormSpec
@@ -93,7 +93,7 @@ class CellSet:
 class Plan:
     steps: int
     prune: Prune
-    readout_area: str
+    readout_areas: tuple[str, ...]  # read at each readout step, pooled and concatenated
     readout_steps: tuple[int, ...]
     weight_sets: dict[str, WeightSet]  # by path
     schedule: tuple[tuple[Update, ...], ...]  # [step] -> updates at that step
@@ -183,8 +183,8 @@ class Plan:
 
     def __str__(self) -> str:
         spec = self.analysis.spec
-        what = {"final": f"readout {self.readout_area} at {_steps(self.readout_steps)}",
-                "anytime": f"readout {self.readout_area} at every step", "none": "every area at every step"}
+        what = {"final": f"readout {self.spec.readout.label} at {_steps(self.readout_steps)}",
+                "anytime": f"readout {self.spec.readout.label} at every step", "none": "every area at every step"}
         lines = [f"Plan for {spec.name}: {self.steps} steps, {what[self.prune]}; "
                  f"{self.calls} of {self.naive_calls} edge calls run"]
         for step, updates in enumerate(self.schedule):
@@ -319,6 +319,11 @@ def _cell_step(cell: CellSet, step: int, last: int, policy: str) -> int:
                              "steps, or set defaults.horizon or beyond: reuse_last")
 
 
+def first_readout(timeline: Timeline, areas: tuple[str, ...]) -> int:
+    """The first step at which every readout area holds a value (each does within the run)."""
+    return max(timeline.versions[area][0] for area in areas)
+
+
 def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "final",
               sets: dict[str, WeightSet] | None = None, cells: dict[str, CellSet] | None = None) -> Plan:
     """The program for a run of `steps` steps (the spec's by default), pruned to what `prune` asks for.
@@ -336,20 +341,21 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
         sets = weight_sets(analysis)
         check_size(analysis, _model_size(analysis, sets, cells), _by_edge(sets))
     timeline = analysis.timeline_for(total)
-    area = spec.readout.area
+    areas = spec.readout.areas
     readout_steps = spec.readout_steps if steps is None else (total,)
-    held = timeline.versions[area]  # under silence: zeros an area may hold a value before signal reaches it
-    first = held[0] if held else None
-    if first is None or min(readout_steps) < first:
-        raise ValueError(f"signal reaches {area!r} at step {first}; a run of {total} steps reads it out at "
-                         f"step {min(readout_steps)}, before it has any value" if first is not None else
-                         f"signal never reaches {area!r} within {total} steps")
+    for area in areas:
+        held = timeline.versions[area]  # under silence: zeros an area may hold a value before signal reaches it
+        first = held[0] if held else None
+        if first is None or min(readout_steps) < first:
+            raise ValueError(f"signal reaches {area!r} at step {first}; a run of {total} steps reads it out at "
+                             f"step {min(readout_steps)}, before it has any value" if first is not None else
+                             f"signal never reaches {area!r} within {total} steps")
     if prune == "none":
         needed = None
-    elif prune == "anytime":
-        needed = live(timeline, {(area, v) for v in timeline.versions[area]}, analysis.stateful)
-    else:
-        needed = live(timeline, {(area, timeline.version(area, r)) for r in readout_steps}, analysis.stateful)
+    else:  # anytime: from the first step at which every readout area holds a value
+        read = range(first_readout(timeline, areas), total + 1) if prune == "anytime" else readout_steps
+        needed = live(timeline, {(area, timeline.version(area, r)) for area in areas for r in read},
+                      analysis.stateful)
 
     last, policy = horizon(analysis), spec.defaults.beyond
     weights_at = _WeightsAt(sets, last, policy)
@@ -374,7 +380,7 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
                                           _cell_step(cell, step, last, policy)))
             schedule.append(tuple(updates))
     naive = sum(len(e.fires_until(total)) for e in analysis.edges)
-    return Plan(total, prune, area, readout_steps, sets, tuple(schedule), naive, analysis.head_norm,
+    return Plan(total, prune, areas, readout_steps, sets, tuple(schedule), naive, analysis.head_norm,
                 spec.readout_steps, _model_size(analysis, sets, cells), analysis, cells)
 
 

@@ -108,11 +108,14 @@ def prenet_size(analysis: Analysis) -> Size:
 
 def head_size(analysis: Analysis) -> Size:
     spec = analysis.spec
-    channels, height, width = analysis.shapes[spec.readout.area]
     head = spec.readout.head
-    features = channels if head.pool != "none" else channels * height * width
-    return Size(features * head.classes + head.classes) + _norms(channels, analysis.head_norm,
-                                                                 len(spec.readout_steps), height * width)
+    total = Size()
+    for area in spec.readout.areas:
+        channels, height, width = analysis.shapes[area]
+        features = channels if head.pool != "none" else channels * height * width
+        total = total + Size(features * head.classes) + _norms(channels, analysis.head_norm,
+                                                               len(spec.readout_steps), height * width)
+    return total + Size(head.classes)
 
 
 def unshared_size(analysis: Analysis, calls: Iterable[str]) -> Size:

@@ -120,6 +120,18 @@ def _parse_readout_step(value: Any) -> int | tuple[int, ...]:
     raise ValueError(f"expected a step (a whole number from 0) or a list of steps; got {_kind(value)}")
 
 
+def _parse_readout_area(value: Any) -> str | tuple[str, ...]:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        if not value:
+            raise ValueError("list at least one readout area")
+        if len(set(value)) < len(value):
+            raise ValueError("list each readout area once")
+        return tuple(value)
+    raise ValueError(f"expected an area's name or a list of names; got {_kind(value)}")
+
+
 def _parse_version(value: Any) -> int:
     if value != VERSION or not _is_int(value):
         raise ValueError(f"unsupported spec version {value!r}; this cortexgraph reads version {VERSION}")
@@ -152,6 +164,10 @@ Steps = Annotated[StepRule, PlainValidator(_parse_steps), PlainSerializer(lambda
                   WithJsonSchema(_STEPS_SCHEMA)]
 Share = Annotated[str | tuple, PlainValidator(_parse_share), PlainSerializer(_dump_share),
                   WithJsonSchema(_SHARE_SCHEMA)]
+ReadoutArea = Annotated[str | tuple, PlainValidator(_parse_readout_area),
+                        PlainSerializer(lambda v: list(v) if isinstance(v, tuple) else v),
+                        WithJsonSchema({"anyOf": [{"type": "string"},
+                                                  {"type": "array", "items": {"type": "string"}, "minItems": 1}]})]
 ReadoutStep = Annotated[int | tuple, PlainValidator(_parse_readout_step),
                         PlainSerializer(lambda v: list(v) if isinstance(v, tuple) else v),
                         WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0},
@@ -318,9 +334,28 @@ class Head(Model):
 
 
 class Readout(Model):
-    area: str
+    # One area, or several: each normalised (where the head has a norm) and pooled, then concatenated.
+    area: ReadoutArea
     step: ReadoutStep | None = None  # default: the last step
     head: Head
+
+    @property
+    def areas(self) -> tuple[str, ...]:
+        return (self.area,) if isinstance(self.area, str) else self.area
+
+    @property
+    def written(self) -> str | list[str]:
+        """The area, or the list of areas, as the spec writes it (for JSON)."""
+        return self.area if isinstance(self.area, str) else list(self.area)
+
+    @property
+    def label(self) -> str:
+        """`IT`, or `V4+IT` where the readout reads several areas."""
+        return "+".join(self.areas)
+
+    def area_loc(self, i: int) -> tuple:
+        """Where the spec names its i-th readout area."""
+        return ("readout", "area") if isinstance(self.area, str) else ("readout", "area", i)
 
 
 class Spec(Model):

@@ -77,7 +77,7 @@ def summarize(model: CortexNet) -> dict[str, Any]:
         "name": spec.name,
         "input": [spec.input.channels, *spec.input.size],
         "steps": plan.steps,
-        "readout": {"area": plan.readout_area, "steps": list(plan.readout_steps)},
+        "readout": {"area": spec.readout.written, "steps": list(plan.readout_steps)},
         "prenet": {"shape": list(plan.shapes[INPUT]), "params": plan.parts["prenet"].parameters,
                    "flops": prenet_flops},
         "head": {"classes": spec.readout.head.classes, "params": plan.parts["head"].parameters, "flops": head_flops},
@@ -98,6 +98,10 @@ def _count(n: float) -> str:
     return str(int(n))
 
 
+def _areas(area: str | list[str]) -> str:
+    return area if isinstance(area, str) else "+".join(area)
+
+
 def format_summary(s: dict[str, Any]) -> str:
     rows = [("", "shape", "params", "FLOPs/update", "updates", "arrival")]
     rows.append(("pre-net", "x".join(map(str, s["prenet"]["shape"])), _count(s["prenet"]["params"]),
@@ -113,7 +117,7 @@ def format_summary(s: dict[str, Any]) -> str:
     table = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     readout = ", ".join(map(str, s["readout"]["steps"]))
     lines = [f"{s['name']}: input {'x'.join(map(str, s['input']))}, {s['steps']} steps, "
-             f"readout {s['readout']['area']} at step {readout}", "", *table, "",
+             f"readout {_areas(s['readout']['area'])} at step {readout}", "", *table, "",
              f"parameters: {s['params']:,} ({s['params_unshared']:,} if no weights were shared)",
              f"FLOPs per image: {_count(s['flops'])} ({s['calls']} of {s['naive_calls']} edge calls run; "
              "silent and unread work is pruned)", "", "schedule:"]

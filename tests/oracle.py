@@ -121,7 +121,7 @@ class Oracle:
         self.groups = self._make_groups()
         self.cell_steps = self._make_cells()
         readout = doc["readout"]
-        self.readout_area = readout["area"]
+        self.readout_areas = readout["area"] if isinstance(readout["area"], list) else [readout["area"]]
         step = readout.get("step", self.steps)
         self.readout_steps = step if isinstance(step, list) else [step]
         self._make_head(readout["head"])
@@ -319,12 +319,17 @@ class Oracle:
             assert edge.op in WEIGHTLESS, f"the oracle does not know op {edge.op!r}"
 
     def _make_head(self, head: dict) -> None:
-        channels, h, w = self.shapes[self.readout_area]
-        preactivated = any(e.op in PREACTIVATION for e in self.edges if e.target == self.readout_area)
+        areas = self.readout_areas
+        preactivated = any(e.op in PREACTIVATION for e in self.edges if e.target in areas)
         self.head_norm = head.get("norm") or ("per_step" if preactivated else "none")
         self.head_pool = head.get("pool", "avg")
-        self._norm("head.norm", channels, self.head_norm, self.readout_steps)
-        features = channels if self.head_pool != "none" else channels * h * w
+        # Reading several areas: a norm each (head.norm.<area>), features concatenated in the listed order.
+        self.head_norms = ["head.norm"] if len(areas) == 1 else [f"head.norm.{a}" for a in areas]
+        features = 0
+        for name, area in zip(self.head_norms, areas):
+            channels, h, w = self.shapes[area]
+            self._norm(name, channels, self.head_norm, self.readout_steps)
+            features += channels if self.head_pool != "none" else channels * h * w
         self.tensors["head.fc.weight"] = self._random(head["classes"], features)
         self.tensors["head.fc.bias"] = self._random(head["classes"], low=-0.1, high=0.1)
 
@@ -462,14 +467,17 @@ class Oracle:
             x = self.act(self._bn(f"prenet.{i}.norm", x, training))
         return x
 
-    def _head(self, x: Tensor, norm_step: int, training: bool) -> Tensor:
-        if self.head_norm != "none":
-            x = self.act(self._apply_norm("head.norm", x, self.head_norm, self.readout_steps, norm_step, training))
-        if self.head_pool == "avg":
-            x = x.mean((2, 3))
-        elif self.head_pool == "max":
-            x = x.amax((2, 3))
-        return F.linear(x.flatten(1), self.tensors["head.fc.weight"], self.tensors["head.fc.bias"])
+    def _head(self, xs: list[Tensor], norm_step: int, training: bool) -> Tensor:
+        features = []
+        for name, x in zip(self.head_norms, xs):
+            if self.head_norm != "none":
+                x = self.act(self._apply_norm(name, x, self.head_norm, self.readout_steps, norm_step, training))
+            if self.head_pool == "avg":
+                x = x.mean((2, 3))
+            elif self.head_pool == "max":
+                x = x.amax((2, 3))
+            features.append(x.flatten(1))
+        return F.linear(torch.cat(features, 1), self.tensors["head.fc.weight"], self.tensors["head.fc.bias"])
 
     def run(self, x: Tensor, steps: int | None = None, readout: str | None = None, return_states: bool = False,
             training: bool = False) -> Any:
@@ -477,16 +485,18 @@ class Oracle:
         last = self.steps if steps is None else steps
         readout_steps = self.readout_steps if steps is None else [last]
         timeline = self.timeline(last)
-        area = self.readout_area
+        areas = self.readout_areas
         arrival = {a: (v[0] if v else None) for a, v in timeline.versions.items()}
-        if arrival[area] is None or min(readout_steps) < arrival[area]:
-            raise Refused(f"{area} has no value at step {min(readout_steps)}")
-        wanted_steps = range(arrival[area], last + 1) if readout == "all" else readout_steps
+        for area in areas:
+            if arrival[area] is None or min(readout_steps) < arrival[area]:
+                raise Refused(f"{area} has no value at step {min(readout_steps)}")
+        first = max(arrival[area] for area in areas)  # every readout area holds a value from here on
+        wanted_steps = range(first, last + 1) if readout == "all" else readout_steps
         # What was asked for, and everything it depends on.
         if return_states:
             needed = {(a, v) for a, versions in timeline.versions.items() for v in versions if a != INPUT}
         else:
-            needed = {(area, timeline.version(area, r)) for r in wanted_steps}
+            needed = {(area, timeline.version(area, r)) for area in areas for r in wanted_steps}
             stack = list(needed)
             while stack:
                 a, v = stack.pop()
@@ -520,9 +530,9 @@ class Oracle:
         logits, by_value = {}, {}
         for r in wanted_steps:  # a readout at r uses the norm of the spec's first readout step at or after r
             norm_step = next((t for t in self.readout_steps if t >= r), self.readout_steps[-1])
-            held = (timeline.version(area, r), norm_step)
+            held = (tuple(timeline.version(area, r) for area in areas), norm_step)
             if held not in by_value:  # the head runs once per value and norm
-                by_value[held] = self._head(values[(area, held[0])], norm_step, training)
+                by_value[held] = self._head([values[(a, v)] for a, v in zip(areas, held[0])], norm_step, training)
             logits[r] = by_value[held]
         if readout == "all":
             result = logits

@@ -140,6 +140,10 @@ def specs(draw: st.DrawFn) -> dict:
     if norm:
         head["norm"] = norm
     doc["readout"] = {"area": area, "head": head}
+    if len(reached) > 1 and draw(st.integers(0, 3)) == 0:  # several areas, pooled and concatenated
+        areas = draw(st.lists(st.sampled_from(reached), min_size=2, max_size=len(reached), unique=True))
+        doc["readout"]["area"] = areas
+        first = max(versions[a][0] for a in areas)
     when = draw(st.sampled_from(["default", "one", "several"]))
     if when == "one":
         doc["readout"]["step"] = draw(st.integers(first, steps))
