@@ -27,7 +27,7 @@ from .collector import collector_paused
 from .errors import Loc, Problem, did_you_mean, known_list
 from .lowering import INPUT, AreaCell, Edge, Reporter, every_step, lower_cells, lower_edges, resolve_op  # noqa: F401
 from .ops.norm_spec import BATCH_PER_STEP, NO_NORM, NormSpec
-from .ops.registry import OpDef, Params, Shape, resampling
+from .ops.registry import OpDef, Params, Shape, StemConvParams, resampling
 from .spec import Spec
 
 
@@ -410,6 +410,8 @@ class _Checker(Reporter):
                 self.error(("prenet", i), f"layer {i} ({ref.name}) shrinks the image to nothing",
                            "use a larger input or smaller strides")
                 return None
+            if isinstance(params, StemConvParams):
+                self.check_norm(params.norm_kind, shape[0], ("prenet", i, ref.name, "norm"))
             layers.append((op.name, params, shape))
         return layers
 

@@ -19,7 +19,7 @@ from .analysis import Analysis, Edge
 from .errors import Problem, SpecError
 from .ops.cell_registry import CellDef, lookup_cell
 from .ops.norm_spec import NO_NORM, NormSpec
-from .ops.registry import OpDef, Shape, Weights, lookup
+from .ops.registry import OpDef, Shape, StemConvParams, Weights, lookup
 
 SHARED_BATCH = NormSpec(time="shared")  # the pre-net's norms
 
@@ -101,7 +101,8 @@ def prenet_size(analysis: Analysis) -> Size:
     total = Size()
     for name, params, out in analysis.prenet:
         w = weights(lookup("prenet", name), shape, out, params)
-        total = total + Size(w.own + w.tied) + _norms(w.norm_channels, SHARED_BATCH, 1)
+        kind = params.norm_kind if isinstance(params, StemConvParams) else SHARED_BATCH
+        total = total + Size(w.own + w.tied) + _norms(w.norm_channels, kind, 1, out[1] * out[2])
         shape = out
     return total
 

@@ -1,4 +1,4 @@
-"""Norm kinds (batch, group, layer, instance; per step or shared) for edges, cells and the head, and pools
+"""Norm kinds (batch, group, layer, instance; per step or shared) for the pre-net, edges, cells and the head, and pools
 with a kernel and padding (alone, or after a conv), against torch.nn.functional with the model's weights
 read by name."""
 
@@ -18,6 +18,7 @@ def _spec(norm: str, op: str = "conv", channels: int = 4) -> str:
 cortexgraph: 1
 name: norms
 input: {{channels: 2, size: 4}}
+prenet: [{{conv: {{out: 4, norm: {norm}}}}}]
 areas:
   A: {{channels: {channels}, size: 4, cell: {{act: {{norm: {norm}}}}}}}
 inputs: {{A: {{at: every, op: {op}}}}}
@@ -45,7 +46,7 @@ def _norm(w: dict, prefix: str, x: torch.Tensor, kind: str, training: bool) -> t
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_each_norm_kind_normalises_edges_cells_and_the_head(kind, training):
+def test_each_norm_kind_normalises_the_prenet_edges_cells_and_the_head(kind, training):
     torch.manual_seed(0)
     model = build(_spec(kind)).double().train(training)
     with torch.no_grad():
@@ -56,10 +57,11 @@ def test_each_norm_kind_normalises_edges_cells_and_the_head(kind, training):
     per_step = "shared" not in kind
     x = torch.randn(3, 2, 4, 4, dtype=torch.float64)
     got = model(x, readout="all")
+    stem = F.relu(_norm(w, "prenet.0.norm", F.conv2d(x, w["prenet.0.conv.weight"], padding=1), kind, training))
     for t in range(STEPS + 1):
         at = f".t{t}" if per_step and STEPS else ""
-        drive = F.relu(_norm(w, f"edges.input->A.norm{at}", F.conv2d(x, w["edges.input->A.conv.weight"], padding=1),
-                             kind, training))
+        drive = F.relu(_norm(w, f"edges.input->A.norm{at}", F.conv2d(stem, w["edges.input->A.conv.weight"],
+                                                                     padding=1), kind, training))
         a = F.relu(_norm(w, f"cells.A.norm{at}", drive, kind, training))
         head_at = ""  # one readout step: one head norm
         pooled = F.relu(_norm(w, f"head.norm{head_at}", a, kind, training)).mean((2, 3))
@@ -152,11 +154,38 @@ def test_a_pool_that_does_not_give_the_target_size_is_refused(op, message):
 
 
 @pytest.mark.parametrize("norm, message", [
-    ("{kind: group, group: 2}", "norm: unknown field 'group'; a norm has kind, time, groups and eps"),
+    ("{kind: group, group: 2}", "norm: unknown field 'group'; a norm has kind, time, groups, eps and momentum"),
     ("{kind: group, groups: 0}", "norm groups: input should be greater than 0"),
     ("{kind: batch, time: always}", "norm time: 'always' is not allowed; expected 'per_step' or 'shared'"),
+    ("{kind: group, groups: 2, momentum: 0.01}", "norm: a group norm keeps no running statistics: momentum "
+                                                 "applies to batch norms"),
+    ("{kind: batch, momentum: 0}", "norm momentum: input should be greater than 0"),
 ])
 def test_a_norm_mapping_that_is_not_one_is_one_message(norm, message):
     with pytest.raises(SpecError) as caught:
         compile(_spec(norm))
+    assert message in str(caught.value)
+
+
+def test_a_batch_norm_s_momentum_and_eps_are_its_own():
+    # Keras's BatchNormalization (momentum 0.99, eps 1e-3) as published TensorFlow models use it.
+    norm = "{kind: batch, eps: 0.001, momentum: 0.01}"
+    model = build(_spec(norm)).double().train()
+    x = torch.randn(3, 2, 4, 4, dtype=torch.float64)
+    model(x)
+    stem = F.conv2d(x, model.state_dict()["prenet.0.conv.weight"], padding=1)
+    norm_layer = model.prenet[0].norm
+    assert (norm_layer.eps, norm_layer.momentum) == (1e-3, 0.01)
+    torch.testing.assert_close(norm_layer.running_mean, 0.01 * stem.mean((0, 2, 3)), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(norm_layer.running_var, 0.99 + 0.01 * stem.var((0, 2, 3)), rtol=1e-12, atol=1e-14)
+    assert {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.01}
+
+
+@pytest.mark.parametrize("norm, message", [
+    ("{kind: group, groups: 3}", "prenet[0].conv.norm: a group norm of 3 groups cannot split 4 channels"),
+    ("{kind: layer, momentum: 0.5}", "a layer norm keeps no running statistics: momentum applies to batch norms"),
+])
+def test_a_prenet_norm_that_cannot_be_is_located(norm, message):
+    with pytest.raises(SpecError) as caught:
+        compile(_spec("none").replace("norm: none}}]", f"norm: {norm}}}}}]"))
     assert message in str(caught.value)

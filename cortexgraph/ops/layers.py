@@ -171,7 +171,7 @@ class StemConv(nn.Module):
         p = ctx.params
         padding = p.kernel // 2 if p.padding is None else p.padding
         self.conv = nn.Conv2d(ctx.in_channels, p.out, p.kernel, stride=p.stride, padding=padding, bias=p.bias)
-        self.norm = nn.BatchNorm2d(p.out) if p.norm else nn.Identity()
+        self.norm = make_norm("shared", p.out, (0,), p.norm_kind, ctx.out_shape[1:])  # it runs once
         self.act = (ACTIVATIONS[p.act](True) if isinstance(p.act, str) else
                     ctx.activation() if p.act else nn.Identity())
 

@@ -14,12 +14,14 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     PlainSerializer,
     PlainValidator,
     PositiveFloat,
     PositiveInt,
     ValidationError,
     WithJsonSchema,
+    model_validator,
 )
 
 from ..errors import did_you_mean
@@ -35,6 +37,15 @@ class NormSpec(BaseModel):
     time: Literal["per_step", "shared"] = "per_step"  # one norm per step (time-specific), or one for all
     groups: PositiveInt = 32  # a group norm's
     eps: PositiveFloat = 1e-5
+    # A batch norm's running statistics: new = (1 - momentum) old + momentum batch, torch's convention
+    # (Keras's momentum 0.99 is 0.01 here).
+    momentum: Annotated[float, Field(gt=0, le=1)] = 0.1
+
+    @model_validator(mode="after")
+    def _momentum_of_a_batch_norm(self) -> NormSpec:
+        if self.momentum != 0.1 and self.kind != "batch":
+            raise ValueError(f"a {self.kind} norm keeps no running statistics: momentum applies to batch norms")
+        return self
 
     @property
     def policy(self) -> str:
@@ -70,9 +81,10 @@ def parse_norm(value: Any) -> NormSpec:
                 raise ValueError(f"norm {where}: {err['input']!r} is not allowed; expected {expected}"
                                  + (f" ({hint})" if hint else "")) from None
             if err["type"] == "extra_forbidden":
-                raise ValueError(f"norm: unknown field {where!r}; a norm has kind, time, groups and eps") from None
+                raise ValueError(f"norm: unknown field {where!r}; a norm has kind, time, groups, eps and "
+                                 "momentum") from None
             raise ValueError(f"norm {where}: {err['msg'][0].lower()}{err['msg'][1:]}" if where
-                             else err["msg"]) from None
+                             else "norm: " + err["msg"].removeprefix("Value error, ")) from None
     if isinstance(value, str):
         hint = did_you_mean(value, list(_WORDS))
         raise ValueError(f"{value!r} is not a norm; expected per_step, shared or none (batch norms), a kind (batch, "
@@ -80,6 +92,13 @@ def parse_norm(value: Any) -> NormSpec:
                          + (f" ({hint})" if hint else ""))
     raise ValueError("a norm is per_step, shared or none (batch norms), a kind (batch, group, layer, instance: "
                      "one per step), or a mapping such as {kind: group, groups: 32, time: shared}")
+
+
+def stem_norm(norm: bool | NormSpec) -> NormSpec:
+    """A pre-net layer's norm: `true` a batch norm, `false` none, else the kind given (one: it runs once)."""
+    if isinstance(norm, bool):
+        return _WORDS["shared"] if norm else NO_NORM
+    return norm.model_copy(update={"time": "shared"})
 
 
 def dump_norm(norm: NormSpec) -> Any:
@@ -90,11 +109,12 @@ def dump_norm(norm: NormSpec) -> Any:
 
 
 NORM_SCHEMA = {
-    "description": "per_step, shared, none, batch, group, layer, instance, or {kind, time, groups, eps}",
+    "description": "per_step, shared, none, batch, group, layer, instance, or {kind, time, groups, eps, momentum}",
     "anyOf": [{"enum": list(_WORDS)},
               {"type": "object", "additionalProperties": False, "properties": {
                   "kind": {"enum": [*KINDS, "none"]}, "time": {"enum": ["per_step", "shared"]},
-                  "groups": {"type": "integer", "minimum": 1}, "eps": {"type": "number", "exclusiveMinimum": 0}}}],
+                  "groups": {"type": "integer", "minimum": 1}, "eps": {"type": "number", "exclusiveMinimum": 0},
+                  "momentum": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}}}],
 }
 
 # A field that takes any of the notations above.

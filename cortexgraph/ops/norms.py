@@ -50,7 +50,7 @@ class InstanceNorm(nn.InstanceNorm2d):
 def _one_norm(kind: NormSpec, channels: int, size: tuple[int, int] | None, shared: bool) -> nn.Module:
     """A norm of `kind`: the step-free classes above where `shared`, torch's own inside a StepNorm."""
     if kind.kind == "batch":
-        return (Norm if shared else nn.BatchNorm2d)(channels, eps=kind.eps)
+        return (Norm if shared else nn.BatchNorm2d)(channels, eps=kind.eps, momentum=kind.momentum)
     if kind.kind == "group":
         return (GroupNorm if shared else nn.GroupNorm)(kind.groups, channels, eps=kind.eps)
     if kind.kind == "instance":

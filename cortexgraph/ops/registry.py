@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from ..errors import did_you_mean, known_list
+from .norm_spec import NormSetting, NormSpec, stem_norm
 
 Shape = tuple[int, int, int]  # channels, height, width
 Kind = Literal["transition", "prenet"]
@@ -165,8 +166,14 @@ class StemConvParams(Params):
     stride: PositiveInt = 1
     padding: int | None = Field(default=None, ge=0)  # default: kernel // 2
     bias: bool = False
-    norm: bool = True
+    # true: a batch norm; false: none; or a kind (`group`, `layer`, `instance`) or a mapping (its groups, eps,
+    # momentum). The pre-net runs once, so a norm's `time` is moot.
+    norm: bool | NormSetting = True
     act: bool | Activation = True  # true: the spec's activation; or one by name (`relu` where the spec's is none)
+
+    @property
+    def norm_kind(self) -> NormSpec:
+        return stem_norm(self.norm)
 
 
 class StemPoolParams(Params):
@@ -229,7 +236,8 @@ def _cornet_weights(src: Shape, dst: Shape, p: CornetParams) -> Weights:
 
 
 def _stem_conv_weights(src: Shape, dst: Shape, p: StemConvParams) -> Weights:
-    return Weights(own=src[0] * p.out * p.kernel**2 + (p.out if p.bias else 0), norm_channels=p.out if p.norm else 0)
+    return Weights(own=src[0] * p.out * p.kernel**2 + (p.out if p.bias else 0),
+                   norm_channels=p.out if p.norm_kind.kind != "none" else 0)
 
 
 def _no_weights(src: Shape, dst: Shape, p: Params) -> Weights:
