@@ -117,6 +117,7 @@ class Oracle:
         self.gain = {name: torch.tanh if a.get("modulation") == "tanh" else (lambda m: m)
                      for name, a in doc["areas"].items()}
         self.zeros = doc.get("silence", "absent") == "zeros"
+        self.ill_conditioned = False  # a batch norm in training has seen a constant map (see _bn)
         self.edges = self._read_edges(defaults)
         self.groups = self._make_groups()
         self.cell_steps = self._make_cells()
@@ -351,6 +352,9 @@ class Oracle:
         t = self.tensors
         if training:
             t[f"{name}.num_batches_tracked"] += 1
+            # A constant map (a cell's drive of zeros under silence: zeros): its backward pass divides
+            # rounding errors by sqrt(eps), so gradients that are 0 in exact arithmetic come out as noise.
+            self.ill_conditioned |= bool((x.var((0, 2, 3)) < 1e-20).any())
         return F.batch_norm(x, t[f"{name}.running_mean"], t[f"{name}.running_var"], t[f"{name}.weight"],
                             t[f"{name}.bias"], training, 0.1, 1e-5)
 

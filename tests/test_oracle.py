@@ -227,11 +227,12 @@ def check_against_oracle(doc: dict) -> None:
         if weights[name].grad is None:
             assert param.grad is None or not param.grad.any(), f"{name}: a gradient the oracle has not"
         else:
-            # Where a batch norm in training sees a constant map (a cell's drive of zeros under silence: zeros)
-            # its backward pass divides rounding errors by sqrt(eps), and a bias just before a norm has a
-            # gradient that is 0 only in exact arithmetic: gradients agree to 1e-7 (float64), semantic errors
-            # are of order 1.
-            torch.testing.assert_close(param.grad, weights[name].grad, rtol=1e-7, atol=1e-8 * scale,
+            # A bias just before a norm has a gradient that is 0 only in exact arithmetic: gradients agree to
+            # 1e-8 of the largest (float64). Where a batch norm in training sees a constant map (a cell's drive
+            # of zeros under silence: zeros) its backward pass divides rounding errors by sqrt(eps), once per
+            # such norm a gradient passes: there, 1e-3 of the largest. Semantic errors are of order 1.
+            atol = (1e-3 if oracle.ill_conditioned else 1e-8) * scale
+            torch.testing.assert_close(param.grad, weights[name].grad, rtol=1e-7, atol=atol,
                                        msg=lambda m, name=name: f"gradient of {name}: {m}")
     kept = model.state_dict()
     for name, buffer in model.named_buffers():
@@ -270,6 +271,18 @@ EXAMPLES = [  # the shapes a hand-written loop gets wrong first, kept whatever h
                {"from": "A", "to": "B", "op": "down", "delay": 0},
                {"from": "B", "to": "B", "op": "conv"}, {"from": "C", "to": "A", "op": "up", "at": [2]}],
      "readout": {"area": "C", "step": [0, 1, 2], "head": {"classes": 3}}},
+    # under silence: zeros, batch norms in training see constant maps for three steps before the input comes
+    # (their backward passes amplify rounding: see check_against_oracle); read out at every step
+    {"cortexgraph": 1, "name": "constant", "steps": 3, "silence": "zeros", "input": {"channels": 2, "size": 4},
+     "areas": {"A": {"channels": 2, "size": 4, "cell": {"act": {"norm": "per_step"}}, "modulation": "tanh"}},
+     "inputs": {"A": 3}, "defaults": {"activation": "relu"},
+     "edges": [{"from": "A", "to": "A", "op": {"conv": {"kernel": 1}}, "activation": "none"}],
+     "readout": {"area": "A", "head": {"classes": 3, "pool": "max"}}},
+    # two readout areas, pooled and concatenated, one of them reached late
+    {"cortexgraph": 1, "name": "two", "steps": 3, "input": {"channels": 2, "size": 4},
+     "areas": {"A": {"channels": 2, "size": 4}, "B": {"channels": 3, "size": 2}}, "inputs": {"A": "every"},
+     "edges": [{"from": "A", "to": "B", "op": "down", "at": [2, 3]}, {"from": "A", "to": "A", "op": "conv"}],
+     "readout": {"area": ["B", "A"], "step": [2, 3], "head": {"classes": 3, "norm": "per_step"}}},
 ]
 
 
@@ -278,5 +291,7 @@ EXAMPLES = [  # the shapes a hand-written loop gets wrong first, kept whatever h
 @example(EXAMPLES[1])
 @example(EXAMPLES[2])
 @example(EXAMPLES[3])
+@example(EXAMPLES[4])
+@example(EXAMPLES[5])
 def test_models_compute_what_the_oracle_reads_in_their_spec(doc):
     check_against_oracle(doc)
