@@ -17,6 +17,8 @@ from tests import test_convrnns  # noqa: E402
 from tests.test_blt import VARIANTS, BLTNet, our_names  # noqa: E402
 from tests.test_convrnns import gated_stream, leaky_stream  # noqa: E402
 from tests.test_cornet_family import REFERENCES, _names, _published  # noqa: E402
+from tests.test_spoerer import BLNet  # noqa: E402
+from tests.test_spoerer import our_names as spoerer_names  # noqa: E402
 
 
 def largest(pairs) -> float:
@@ -50,6 +52,19 @@ def main() -> None:
         grads = largest((mine[names[k]].grad, p.grad.reshape(mine[names[k]].grad.shape))
                         for k, p in reference.named_parameters())
         report(name, model, outs, grads, "64 px, 10 steps, every step's logits")
+    reference = BLNet().train()
+    model = build("blt/spoerer2020-bl", size=64).train()  # 128 px costs 167 GFLOPs an image
+    names = spoerer_names(reference)
+    model.load_state_dict({names[k]: v for k, v in reference.state_dict().items()})
+    x = torch.randn(2, 3, 64, 64)
+    got, want = model(x, readout="all"), reference(x, 8)
+    outs = largest((got[t].detach(), want[t].detach()) for t in got)
+    sum(v.square().sum() for v in got.values()).backward()
+    sum(v.square().sum() for v in want).backward()
+    mine = dict(model.named_parameters())
+    report("blt/spoerer2020-bl", model, outs, largest((mine[names[k]].grad, p.grad)
+                                                      for k, p in reference.named_parameters()),
+           "64 px, 8 steps, every step's logits")
     test_convrnns.STEPS = 8  # the bundled specs' own steps
     for name in ["gru-stream", "lstm-stream", "rgc-stream", "leaky-stream"]:
         model = build(f"convrnn/{name}").train()
