@@ -17,7 +17,7 @@ from tests import test_convrnns  # noqa: E402
 from tests.test_blt import VARIANTS, BLTNet, our_names  # noqa: E402
 from tests.test_convrnns import gated_stream, leaky_stream  # noqa: E402
 from tests.test_cornet_family import REFERENCES, _names, _published  # noqa: E402
-from tests.test_spoerer import BLNet  # noqa: E402
+from tests.test_spoerer import SPOERER_2017, SPOERER_2017_NAMES, BLNet, Spoerer2017  # noqa: E402
 from tests.test_spoerer import our_names as spoerer_names  # noqa: E402
 
 
@@ -65,6 +65,20 @@ def main() -> None:
     report("blt/spoerer2020-bl", model, outs, largest((mine[names[k]].grad, p.grad)
                                                       for k, p in reference.named_parameters()),
            "64 px, 8 steps, every step's logits")
+    for variant, (lateral, topdown, _) in SPOERER_2017.items():
+        reference = Spoerer2017(lateral, topdown)
+        model = build(f"blt/spoerer2017-{variant}")
+        names = SPOERER_2017_NAMES
+        model.load_state_dict({names[k]: v for k, v in reference.state_dict().items()})
+        x = torch.rand(2, 1, 32, 32) * 40
+        got, want = model(x, readout="all"), reference(x, 4)
+        outs = largest((got[t].detach(), want[t].detach()) for t in got)
+        sum(v.square().sum() for v in got.values()).backward()
+        sum(v.square().sum() for v in want).backward()
+        mine = dict(model.named_parameters())
+        report(f"blt/spoerer2017-{variant}", model, outs,
+               largest((mine[names[k]].grad, p.grad) for k, p in reference.named_parameters()),
+               "32 px, 4 steps, every step's logits")
     test_convrnns.STEPS = 8  # the bundled specs' own steps
     for name in ["gru-stream", "lstm-stream", "rgc-stream", "leaky-stream"]:
         model = build(f"convrnn/{name}").train()

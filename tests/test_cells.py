@@ -284,6 +284,9 @@ def test_the_rolled_drawing_shows_cells_and_marks_edges():
                                     "'group', 'layer', 'instance' or 'none' (did you mean 'group'?)"),
     ("{act: {norm: {kind: group, groups: 2}}}", "areas.B.cell: a group norm of 2 groups cannot split 3 channels "
                                                 "(choose groups that divide 3)"),
+    ("{act: {lrn: {size: 0}}}", "areas.B.cell.act.lrn.size: must be > 0, got 0"),
+    ("{act: {lrn: {beta: -1}}}", "areas.B.cell.act.lrn.beta: must be > 0.0, got -1"),
+    ("{act: {lrn: {window: 5}}}", "areas.B.cell.act.lrn.window"),
 ])
 def test_a_bad_cell_is_one_located_message(cell, message):
     with pytest.raises(SpecError) as caught:

@@ -16,18 +16,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from ..errors import did_you_mean, known_list
 from .norm_spec import BATCH_PER_STEP, NormSetting
 from .registry import _OP_NAME, _RESERVED, Activation, NoParams, Params, Shape, UnknownOp, Weights, _odd
 
 
+class LRNParams(Params):
+    """A local response normalisation across channels (torch.nn.LocalResponseNorm's convention):
+    `a_c / (k + alpha / size * sum of a_c'^2 over the size channels around c) ** beta`. TensorFlow's and
+    Spoerer et al.'s alpha (no division by the window) is torch's alpha / size."""
+
+    size: PositiveInt = 5
+    alpha: float = Field(1e-4, gt=0)
+    beta: float = Field(0.75, gt=0)
+    k: float = Field(1.0, gt=0)
+
+
 class ActParams(Params):
-    """`act`: the drive normalised, then activated: `act(norm_t(D))` (BLT's `relu(BN_t(b + l + t))`)."""
+    """`act`: the drive normalised, then activated: `act(norm_t(D))` (BLT's `relu(BN_t(b + l + t))`); with
+    `lrn`, a local response normalisation after the activation: `lrn(act(norm_t(D)))` (Spoerer et al. 2017)."""
 
     norm: NormSetting = BATCH_PER_STEP
     act: Activation | None = None  # default: the spec's activation
+    lrn: LRNParams | None = None
 
 
 class ConvCellParams(ActParams):

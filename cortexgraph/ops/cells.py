@@ -46,21 +46,27 @@ class CellContext:
     def activation(self) -> nn.Module:
         return ACTIVATIONS[self.activation_name](False)
 
+    def lrn(self) -> nn.Module:
+        """The local response normalisation after the activation, where the cell has one."""
+        p = getattr(self.params, "lrn", None)
+        return nn.LocalResponseNorm(p.size, p.alpha, p.beta, p.k) if p is not None else nn.Identity()
+
 
 class ActCell(nn.Module):
-    """`act(norm_t(D))`."""
+    """`act(norm_t(D))`, then the local response normalisation where there is one."""
 
     def __init__(self, ctx: CellContext):
         super().__init__()
         self.norm = ctx.norm()
         self.act = ctx.activation()
+        self.lrn = ctx.lrn()
 
     def forward(self, drive: Tensor, h: Tensor | None, memory: Any, step: int) -> tuple[Tensor, None]:
-        return self.act(self.norm(drive, step)), None
+        return self.lrn(self.act(self.norm(drive, step))), None
 
 
 class ConvCell(nn.Module):
-    """`act(norm_t(conv(D)))`, the conv keeping the area's shape."""
+    """`act(norm_t(conv(D)))`, the conv keeping the area's shape (then the local response normalisation)."""
 
     def __init__(self, ctx: CellContext):
         super().__init__()
@@ -68,9 +74,10 @@ class ConvCell(nn.Module):
         self.conv = nn.Conv2d(c, c, k, padding=k // 2, bias=ctx.params.bias)
         self.norm = ctx.norm()
         self.act = ctx.activation()
+        self.lrn = ctx.lrn()
 
     def forward(self, drive: Tensor, h: Tensor | None, memory: Any, step: int) -> tuple[Tensor, None]:
-        return self.act(self.norm(self.conv(drive), step)), None
+        return self.lrn(self.act(self.norm(self.conv(drive), step))), None
 
 
 class LeakyCell(nn.Module):
