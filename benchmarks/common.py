@@ -108,9 +108,11 @@ class HandWrittenLoop(nn.Module):
 
 
 class StreamLoop(nn.Module):
-    """What a researcher would write by hand for a bundled ConvRNN stream (`convrnn/*-stream`, tnn's
-    convention): every area's cell runs from step 0 on the strided conv of the area below at the previous
-    step (zeros where it has no value yet). Built from a compiled model's modules: the same weights."""
+    """What a researcher would write by hand for a bundled ConvRNN stream (`convrnn/*-stream`): every area's
+    cell runs at every step on the conv of the area below (at the previous step, tnn's convention, zeros
+    where it has no value yet; or at the same step: the leaky stream's sweep) plus, where the spec has one,
+    the area's lateral conv of its previous value. It skips the updates the model's Plan prunes (nothing
+    reads them), so both do the same work. Built from a compiled model's modules: the same weights."""
 
     AREAS = ("V1", "V2", "V4", "IT")
 
@@ -118,20 +120,27 @@ class StreamLoop(nn.Module):
         super().__init__()
         self.model, self.steps = model, model.spec.steps
         self.shapes = {a: model.plan.shapes[a] for a in self.AREAS}
+        self.same_step = model.plan.edges["V1->V2"].delay == 0
+        self.lateral = "V1->V1" in model.plan.edges
+        self.updates = {(u.area, u.step) for u in model.plan.updates}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.model
         h: dict[str, Any] = {}
         memory: dict[str, Any] = {}
         for t in range(self.steps + 1):
-            new = {}
+            new: dict[str, Any] = {}
             for i, area in enumerate(self.AREAS):
-                if i == 0:
-                    d = m.edges["input->V1"](x, t)
-                elif self.AREAS[i - 1] in h:
-                    d = m.edges[f"{self.AREAS[i - 1]}->{area}"](h[self.AREAS[i - 1]], t)
-                else:
+                if (area, t) not in self.updates:
+                    continue
+                below = self.AREAS[i - 1] if i else None
+                source = x if below is None else (new if self.same_step else h).get(below)
+                if source is None:
                     d = x.new_zeros((x.shape[0], *self.shapes[area]))
+                else:
+                    d = m.edges[f"{below or 'input'}->{area}"](source, t)
+                if self.lateral and area in h:
+                    d = d + m.edges[f"{area}->{area}"](h[area], t)
                 new[area], memory[area] = m.cells[area](d, h.get(area), memory.get(area), t)
-            h = new
+            h.update(new)
         return m.head(h["IT"])

@@ -8,7 +8,9 @@ Each model is compiled with inductor (the default backend) and fullgraph=True,
 which fails on any graph break. The compile time is the first call's; the
 timed runs come after. Pairs hold the same weights: the srn1 spec and the
 hand-written loop (common.HandWrittenLoop), the ResNet-18 spec and
-torchvision's resnet18. Inductor starts with an empty cache and is warmed up
+torchvision's resnet18, each ConvRNN stream (convrnn/*: a GRU, LSTM, RGC or
+leaky cell in every area) and a loop over the same modules (common.StreamLoop).
+`--only NAME` runs the cases whose name contains NAME. Inductor starts with an empty cache and is warmed up
 on a small function first, so the first model does not pay for its start; a
 reference compiled after ours may reuse kernels ours generated.
 """
@@ -25,7 +27,17 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="cortex
 
 import torch  # noqa: E402
 import torchvision  # noqa: E402
-from common import HandWrittenLoop, forward, forward_backward, interleaved, machine, median_ratio, ms, write_json  # noqa: E402
+from common import (  # noqa: E402
+    HandWrittenLoop,
+    StreamLoop,
+    forward,
+    forward_backward,
+    interleaved,
+    machine,
+    median_ratio,
+    ms,
+    write_json,
+)
 
 from cortexgraph import build  # noqa: E402
 from cortexgraph.interop import load_torchvision  # noqa: E402
@@ -52,6 +64,9 @@ def cases(quick: bool) -> list[tuple[str, torch.nn.Module, torch.nn.Module | Non
         ours = load_torchvision(override(load_spec("torchvision/resnet18"), size=32), reference)
         out.append(("resnet18 @32", ours, reference, "torchvision resnet18", torch.randn(64, 3, 32, 32)))
         out.append(("frnn4-cifar @32", build("liao2016/frnn4-cifar"), None, "", torch.randn(32, 3, 32, 32)))
+        for cell in ("gru", "lstm", "rgc", "leaky"):
+            stream = build(f"convrnn/{cell}-stream")
+            out.append((f"{cell}-stream", stream, StreamLoop(stream), "loop", torch.randn(16, 3, 32, 32)))
     return out
 
 
@@ -59,6 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--only", metavar="NAME", help="only the cases whose name contains NAME")
     args = parser.parse_args()
     repeats, warmup = (5, 1) if args.quick else (11, 2)
     info = machine()
@@ -69,6 +85,8 @@ def main() -> None:
     print(f"{'model':>20} {'pass':>17} {'compile':>8} {'eager':>9} {'compiled':>9} {'speed-up':>8}   "
           f"compiled vs hand-written")
     for name, ours, reference, reference_name, x in cases(args.quick):
+        if args.only and args.only not in name:
+            continue
         for train in passes:
             label = "forward+backward" if train else "forward"
             fast, seconds = compiled(ours, x, train)

@@ -12,8 +12,8 @@ of per-repeat ratios (cortexgraph / reference; 1.00 = no overhead):
   (weights loaded through cortexgraph.interop), at 224 and 32 pixels;
 - the 1-state shared residual spec (liao2016/srn1-cifar) against the loop a
   researcher would write by hand (common.HandWrittenLoop);
-- the ConvGRU, ConvLSTM and RGC streams (convrnn/*) against a loop over the
-  same modules (common.StreamLoop);
+- the ConvGRU, ConvLSTM, RGC and leaky streams (convrnn/*) against a loop
+  over the same modules doing the same updates (common.StreamLoop);
 - CORnet-R and CORnet-RT against the published code's structure
   (tests/test_cornet_family.py's references), with the same weights.
 
@@ -69,7 +69,7 @@ def pairs(quick: bool) -> list[tuple[str, str, torch.nn.Module, torch.nn.Module,
     ours = build("liao2016/srn1-cifar", size=size)
     out.append(("srn1 vs hand-written loop", f"{batch}x3x{size}x{size}", HandWrittenLoop(ours), ours,
                 torch.randn(batch, 3, size, size)))
-    for cell in ("gru", "lstm", "rgc"):  # cells: the runner against a loop over the same modules
+    for cell in ("gru", "lstm", "rgc", "leaky"):  # cells: the runner against a loop over the same modules
         ours = build(f"convrnn/{cell}-stream")
         out.append((f"{cell} stream vs loop", "16x3x32x32", StreamLoop(ours), ours, torch.randn(16, 3, 32, 32)))
     size = 64 if quick else 224

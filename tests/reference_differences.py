@@ -1,5 +1,6 @@
 """The largest difference between each bundled model and the reference its test checks it against, in
-float32 at the bundled sizes: outputs and gradients (`python tests/reference_differences.py`).
+float32 at the bundled sizes (Spoerer et al. 2020 at 64 px): outputs and gradients, each with the largest
+magnitude among the reference's values (`python tests/reference_differences.py`).
 
 The tests check the same models in float64 to 1e-9; this prints what a user sees in float32.
 """
@@ -21,8 +22,10 @@ from tests.test_spoerer import SPOERER_2017, SPOERER_2017_NAMES, BLNet, Spoerer2
 from tests.test_spoerer import our_names as spoerer_names  # noqa: E402
 
 
-def largest(pairs) -> float:
-    return max(float((a - b).abs().max()) for a, b in pairs)
+def largest(pairs) -> tuple[float, float]:
+    """The largest absolute difference, and the largest magnitude of the reference's values it is among."""
+    pairs = list(pairs)
+    return max(float((a - b).abs().max()) for a, b in pairs), max(float(b.abs().max()) for _, b in pairs)
 
 
 def main() -> None:
@@ -93,9 +96,10 @@ def main() -> None:
                largest((p.grad, w[k].grad) for k, p in params.items()), "32 px, 8 steps")
 
 
-def report(name: str, model: torch.nn.Module, outputs: float, grads: float, how: str) -> None:
-    print(f"{name:24s} {sum(p.numel() for p in model.parameters()):>10,} parameters  outputs {outputs:.1e}  "
-          f"gradients {grads:.1e}  ({how})")
+def report(name: str, model: torch.nn.Module, outputs: tuple[float, float], grads: tuple[float, float],
+           how: str) -> None:
+    print(f"{name:24s} {sum(p.numel() for p in model.parameters()):>10,} parameters  outputs {outputs[0]:.1e} "
+          f"(of {outputs[1]:.0e})  gradients {grads[0]:.1e} (of {grads[1]:.0e})  ({how})")
 
 
 if __name__ == "__main__":
