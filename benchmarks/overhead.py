@@ -3,6 +3,7 @@
     python benchmarks/overhead.py --quick          # part of `make bench`
     python benchmarks/overhead.py                  # more sizes, more repeats
     python benchmarks/overhead.py --json out.json
+    python benchmarks/overhead.py --only stream    # the comparisons whose name has "stream"
 
 Contenders, each pair holding the same weights and run in one process,
 interleaved after warm-up (see common.interleaved); the ratio is the median
@@ -83,10 +84,12 @@ def pairs(quick: bool) -> list[tuple[str, str, torch.nn.Module, torch.nn.Module,
     return out
 
 
-def compare(quick: bool) -> list[dict]:
+def compare(quick: bool, only: str | None = None) -> list[dict]:
     repeats, warmup = (5, 1) if quick else (21, 3)
     rows = []
     for name, shape, reference, ours, x in pairs(quick):
+        if only and only not in name:
+            continue
         for label, make in (("forward", forward), ("forward+backward", forward_backward)):
             times = interleaved({"reference": make(reference, x), "cortexgraph": make(ours, x)}, repeats, warmup)
             rows.append({"comparison": name, "input": shape, "pass": label, "reference_ms": ms(times["reference"]),
@@ -127,11 +130,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats (for make bench)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--only", metavar="NAME", help="only the comparisons whose name contains NAME (no build times)")
     args = parser.parse_args()
     info = machine()
     print(f"machine: {info['cpu']}, {info['threads']} threads, torch {info['torch']}")
     print(f"{'comparison':>26} {'input':>13} {'pass':>17} {'reference':>11} {'cortexgraph':>11} {'ratio':>7}")
-    rows = compare(args.quick)
+    rows = compare(args.quick, args.only)
+    if args.only:
+        write_json(args.json, {"overhead": rows})
+        return
     builds = build_times(3 if args.quick else 7)
     print(f"\n{'bundled spec':30s} {'validate':>9} {'plan':>7} {'modules':>9} {'+weights':>9} {'total':>9}")
     for b in builds:
