@@ -556,6 +556,16 @@ class _Checker(Reporter):
             if step > spec.steps:
                 self.error(("readout", "step"), f"readout step {step} is beyond the spec's {spec.steps} steps",
                            "read out at a step from 0 to 'steps'")
+        loss, n = spec.readout.loss, len(spec.readout_steps)
+        if isinstance(loss, list) and len(loss) != n:
+            self.error(("readout", "loss"), f"{len(loss)} loss weights for {n} readout step{'s' * (n > 1)}",
+                       "give one weight for each step in readout.step, in its order")
+        elif isinstance(loss, list) and not sum(loss):
+            self.error(("readout", "loss"), "every loss weight is 0", "weigh at least one readout step")
+        if spec.readout.decoder == "weighted" and loss != "prediction":
+            self.error(("readout", "decoder"), "a learned weighted mean is trained by the loss of the prediction, "
+                       f"but readout.loss weighs the steps' own losses ({loss}), so its weights would never learn",
+                       "use loss: prediction with decoder: weighted, or another decoder")
 
     def area_graph(self, edges: tuple[Edge, ...]) -> nx.MultiDiGraph:
         graph = nx.MultiDiGraph()

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any, Literal, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
@@ -46,7 +47,7 @@ class Head(nn.Module):
     features concatenated in the order the spec lists the areas."""
 
     def __init__(self, shapes: dict[str, Shape], spec: HeadSpec, norm: NormSpec,
-                 norm_steps: tuple[int, ...], activation: str):
+                 norm_steps: tuple[int, ...], activation: str, decoder: str = "mean"):
         super().__init__()
         norms = {area: make_norm(norm.policy, c, norm_steps, norm, (h, w)) for area, (c, h, w) in shapes.items()}
         self.norm = next(iter(norms.values())) if len(norms) == 1 else nn.ModuleDict(norms)
@@ -57,6 +58,9 @@ class Head(nn.Module):
         self.dropout = nn.Dropout(spec.dropout) if spec.dropout else nn.Identity()
         self.fc = nn.Linear(features, spec.classes)
         self.last_step = norm_steps[-1]
+        self.decoder = decoder
+        if decoder == "weighted":  # softmax(step_weights): a mean at first
+            self.step_weights = nn.Parameter(torch.zeros(len(norm_steps)))
 
     def forward(self, x: Tensor | tuple[Tensor, ...], step: int | None = None) -> Tensor:
         """Logits of an area's value (a tuple of values, one per area, where the head reads several); `step`
@@ -67,6 +71,19 @@ class Head(nn.Module):
         else:
             features = torch.cat([self._features(n, v, step) for n, v in zip(self.norm.values(), x)], 1)
         return self.fc(self.dropout(features))
+
+    def decode(self, logits: list[Tensor]) -> Tensor:
+        """One prediction of the logits at each of the spec's readout steps (in order), as the decoder says:
+        their mean, the last, a learned weighted mean, or per sample the most confident step's."""
+        if len(logits) == 1 or self.decoder == "last":
+            return logits[-1]
+        stacked = torch.stack(logits)  # (steps, batch, classes)
+        if self.decoder == "weighted":
+            return torch.einsum("s,sbc->bc", self.step_weights.softmax(0), stacked)
+        if self.decoder == "confident":
+            best = stacked.softmax(-1).amax(-1).argmax(0)  # per sample, the step of highest confidence
+            return stacked[best, torch.arange(stacked.shape[1], device=best.device)]
+        return stacked.mean(0)
 
     def _features(self, norm: nn.Module, x: Tensor, step: int) -> Tensor:
         return torch.flatten(self.pool(self.act(norm(x, step))), 1)
@@ -146,7 +163,7 @@ class CortexNet(nn.Module):
                 _tie(self.weight_set(wset.path), self.weight_set(wset.tie))
         self.cells = nn.ModuleDict({area: _cell_module(plan, cell) for area, cell in plan.cells.items()})
         self.head = Head({area: plan.shapes[area] for area in plan.readout_areas}, spec.readout.head,
-                         plan.head_norm, plan.head_norm_steps, spec.defaults.activation)
+                         plan.head_norm, plan.head_norm_steps, spec.defaults.activation, spec.readout.decoder)
         self._programs: dict[tuple[int | None, Prune], tuple[_Program, Plan]] = {}
         _LIVE[id(self)] = self
         # Recompute each step's intermediate values in the backward pass instead of keeping them.
@@ -197,8 +214,9 @@ class CortexNet(nn.Module):
 
     @staticmethod
     def _prune(readout: str | None, states: bool) -> Prune:
-        if readout not in (None, "all"):
-            raise ValueError(f"readout is None (the spec's readout) or 'all' (every step); got {readout!r}")
+        if readout not in (None, "all", "steps"):
+            raise ValueError(f"readout is None (the spec's readout), 'steps' (each of its steps) or 'all' (every "
+                             f"step); got {readout!r}")
         return "none" if states else ("anytime" if readout == "all" else "final")
 
     def _key(self, steps: int | None, prune: Prune) -> tuple[int | None, Prune]:
@@ -287,8 +305,10 @@ class CortexNet(nn.Module):
                 return_states: bool = False, around: Around | None = None) -> Any:
         """Run the network on images `x` of shape (batch, channels, height, width).
 
-        - `model(x)`: the logits at the readout step (the mean over the steps,
-          where the spec lists several).
+        - `model(x)`: the logits at the readout step (where the spec lists
+          several steps, one prediction of theirs: `readout.decoder`).
+        - `readout="steps"`: a dict {step: logits} for each of the spec's
+          readout steps (what a loss over steps weighs, `readout.loss`).
         - `steps=T`: run T steps and read out at step T (past the spec's steps,
           per-step weights and norms follow `defaults.beyond`).
         - `readout="all"`: a dict {step: logits} for every step from the first
@@ -317,15 +337,35 @@ class CortexNet(nn.Module):
                         around(Site("head", step, self.spec.readout.label), partial(_call, self.head, norm_step),
                                read))
                 logits[step] = by_value[(slots, norm_step)]
-        if readout == "all":
+        if readout in ("all", "steps"):
             result: Any = logits
-        elif len(logits) == 1:
-            result = next(iter(logits.values()))
         else:
-            result = torch.stack(list(logits.values())).mean(0)
+            result = self.head.decode(list(logits.values()))
         if return_states:
             return result, {key: values[slot] for key, slot in program.states.items()}
         return result
+
+    # --- training objective (readout.loss) --------------------------------------------------------
+
+    @property
+    def loss_readout(self) -> str | None:
+        """The `readout` a training step calls the model with: "steps" where the loss weighs each readout
+        step's own loss, else None (the prediction)."""
+        return None if self.spec.loss_weights is None else "steps"
+
+    def loss(self, output: Tensor | dict[int, Tensor], target: Tensor,
+             criterion: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy) -> Tensor:
+        """The training loss of `model(x, readout=model.loss_readout)`: the criterion on the prediction, or
+        the mean of its values at the readout steps weighed as `readout.loss` says (float32 under autocast)."""
+        weights = self.spec.loss_weights
+        if weights is None or not isinstance(output, dict):
+            return criterion(_at_least_float32(output), target)
+        return torch.stack([w * criterion(_at_least_float32(output[t]), target)
+                            for t, w in zip(self.spec.readout_steps, weights) if w]).sum()
+
+    def prediction(self, output: Tensor | dict[int, Tensor]) -> Tensor:
+        """The logits `model(x)` gives, from what `model(x, readout=model.loss_readout)` gave."""
+        return self.head.decode(list(output.values())) if isinstance(output, dict) else output
 
     def _run(self, program: _Program, x: Tensor, around: Around | None) -> list[Tensor | None]:
         """The interpreter: the values of one bound Plan on images `x`, slot by slot (freed after last use)."""
@@ -413,6 +453,11 @@ def _sum_calls(calls: Calls, values: Any) -> Tensor:
         out = module(values[src], norm_step)
         total = out if total is None else total + out
     return total
+
+
+def _at_least_float32(t: Tensor) -> Tensor:
+    """Logits made under autocast (float16, bfloat16) in float32 for the loss; others as they are."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 def _call(module: nn.Module, step: int, x: Tensor) -> Tensor:

@@ -116,7 +116,8 @@ def head_size(analysis: Analysis) -> Size:
         features = channels if head.pool != "none" else channels * height * width
         total = total + Size(features * head.classes) + _norms(channels, analysis.head_norm,
                                                                len(spec.readout_steps), height * width)
-    return total + Size(head.classes)
+    weighted = len(spec.readout_steps) if spec.readout.decoder == "weighted" else 0  # the decoder's weights
+    return total + Size(head.classes + weighted)
 
 
 def unshared_size(analysis: Analysis, calls: Iterable[str]) -> Size:

@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
     PlainSerializer,
     PlainValidator,
@@ -338,6 +339,12 @@ class Readout(Model):
     area: ReadoutArea
     step: ReadoutStep | None = None  # default: the last step
     head: Head
+    # How `model(x)` makes one prediction of the logits at several readout steps: their mean, the last step's,
+    # a learned weighted mean (softmax of one weight a step), or per sample the most confident step's.
+    decoder: Literal["mean", "last", "weighted", "confident"] = "mean"
+    # What training minimises: the loss of that prediction, or a weighted mean of the loss at each readout
+    # step: the last only, all alike, growing with the step (1, 2, ..., n), or one weight a step.
+    loss: Literal["prediction", "last", "uniform", "increasing"] | list[NonNegativeFloat] = "prediction"
 
     @property
     def areas(self) -> tuple[str, ...]:
@@ -398,6 +405,17 @@ class Spec(Model):
         if step is None:
             return (self.steps,)
         return step if isinstance(step, tuple) else (step,)
+
+    @property
+    def loss_weights(self) -> tuple[float, ...] | None:
+        """The weight of each readout step's loss in training (they sum to 1), or None: the loss of the
+        prediction `model(x)` makes (`readout.loss: prediction`, the default)."""
+        loss, n = self.readout.loss, len(self.readout_steps)
+        if loss == "prediction":
+            return None
+        raw = loss if isinstance(loss, list) else {"last": [0] * (n - 1) + [1], "uniform": [1] * n,
+                                                    "increasing": list(range(1, n + 1))}[loss]
+        return tuple(w / sum(raw) for w in raw)
 
     def to_dict(self) -> dict:
         """The canonical dict: what a YAML or JSON dump holds; parses back to an equal spec."""

@@ -333,8 +333,9 @@ class _Run:
             if backup is not None:
                 torch._foreach_copy_(backup, buffers)
             with self._autocast():
-                logits = self.net(x)
-                loss = self.criterion(logits.float(), y)
+                output = self.net(x, readout=self.model.loss_readout)  # per step where the loss weighs steps
+                loss = self.model.loss(output, y, self.criterion)
+                logits = self.model.prediction(output)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             # Decided on the gradients, which DDP has made equal everywhere, so that every process
@@ -409,8 +410,12 @@ class _Run:
             x, y = self._inputs(x), y.to(self.device)
             with self._autocast():
                 anytime = model(x, readout="all") if self.config.anytime else {}
-                final = anytime[self.spec.readout_steps[0]] if single and anytime else model(x)
-            loss_sum += float(self.criterion(final.float(), y)) * len(y)
+                if single and anytime:
+                    output = final = anytime[self.spec.readout_steps[0]]
+                else:
+                    output = model(x, readout=model.loss_readout)
+                    final = model.prediction(output)
+            loss_sum += float(model.loss(output, y, self.criterion)) * len(y)
             correct += float((final.argmax(1) == y).sum())
             seen += len(y)
             for step, logits in anytime.items():
