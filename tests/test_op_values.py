@@ -20,7 +20,9 @@ from .helpers import randomize_norms
 
 def built(where: str, name: str, src, dst, **params):
     op = lookup(where, name)
-    module = op.load()(OpContext(name, src, dst, op.params(**params), norm_policy="shared", norm_steps=(1,)))
+    params = op.params(**params)
+    dst = op.infer(src, params) if dst is None else dst  # a pre-net layer's shape follows from its input
+    module = op.load()(OpContext(name, src, dst, params, norm_policy="shared", norm_steps=(1,)))
     randomize_norms(module)
     return module.eval()
 
@@ -100,7 +102,7 @@ def test_prenet_pools(x, name, reference, params):
 @pytest.mark.parametrize("pool", ["avg", "max", "none"])
 @pytest.mark.parametrize("head_norm", ["none", "shared"])
 def test_heads(x, pool, head_norm):
-    head = Head(4, (8, 8), HeadSpec(classes=3, pool=pool, dropout=0.5), parse_norm(head_norm), (1,), "relu")
+    head = Head({"A": (4, 8, 8)}, HeadSpec(classes=3, pool=pool, dropout=0.5), parse_norm(head_norm), (1,), "relu")
     randomize_norms(head)
     head.eval()  # dropout is the identity in eval mode
     h = F.relu(norm(x, head.norm)) if head_norm != "none" else x
