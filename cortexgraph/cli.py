@@ -199,6 +199,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .builder import build
+    from .checkpoint import CheckpointError, is_checkpoint_path, read_checkpoint
+    from .evaluate import evaluate_exits, exit_table, rows_as_dicts
+    from .train import DataError
+    from .train.data import make_data
+
+    try:
+        model = build(args.spec, allow_imports=args.allow_imports)
+        settings = read_checkpoint(args.spec).get("settings", {}) if is_checkpoint_path(args.spec) else {}
+        data = make_data(args.data or settings.get("data", "digits"), model.spec,
+                         args.data_dir or settings.get("data_dir", "data"), settings.get("seed", 0))
+        rows = evaluate_exits(model, data.test, args.exit_threshold, args.batch_size, args.device)
+    except (DataError, CheckpointError, ValueError) as exc:
+        print(f"cortexgraph: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    print(f"{model.spec.name} on {data.name} (test split, {len(data.test):,} images)")
+    print(exit_table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows_as_dicts(rows), indent=2) + "\n")
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from .schema import json_schema
 
@@ -276,6 +301,22 @@ def build_parser() -> argparse.ArgumentParser:
                                    "train ...) it runs DistributedDataParallel.")
     add_flags(p, TrainConfig)
     p.set_defaults(run=cmd_train, parser=p)
+
+    p = sub.add_parser("evaluate", help="accuracy, mean exit step and FLOPs of early exit at confidence thresholds",
+                       description="Evaluate a trained model (a checkpoint of cortexgraph train) or a spec on a "
+                                   "test split: the full run, then early exit at each --exit-threshold (each "
+                                   "sample stops at the first step whose softmax confidence reaches it).")
+    p.add_argument("spec", help="a checkpoint (.pt) or a spec")
+    p.add_argument("--exit-threshold", type=float, nargs="+", default=[0.5, 0.9, 0.99], metavar="P",
+                   help="confidence thresholds in (0, 1] (default: 0.5 0.9 0.99)")
+    p.add_argument("--data", help="digits, synthetic, cifar10 or imagefolder:DIR (default: the checkpoint's, "
+                   "else digits)")
+    p.add_argument("--data-dir", help="where CIFAR-10 is (default: the checkpoint's, else data)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu", help="cpu, cuda:N (default: cpu)")
+    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    p.set_defaults(run=cmd_evaluate, parser=p)
+    allow_imports(p)
 
     p = sub.add_parser("schema", help="print the JSON Schema of specs (for editors)")
     p.set_defaults(run=cmd_schema, parser=p)

@@ -105,6 +105,13 @@ class _Cell(NamedTuple):
     shape: tuple[int, int, int]  # the area's, for a drive of zeros where nothing fires
 
 
+class EarlyExit(NamedTuple):
+    """What `model(x, exit_threshold=p)` returns: each sample's logits at its exit step, and that step."""
+
+    logits: Tensor  # (batch, classes)
+    steps: Tensor  # (batch,) the step at which each sample exited
+
+
 class Site(NamedTuple):
     """Where the runner is, as a hook (`around`) sees it: the pre-net, one edge call of the Plan (its
     step, the area it updates and the `Call`), an area's cell on its drive (its step and area), or the head
@@ -302,7 +309,8 @@ class CortexNet(nn.Module):
                      plan.shapes[update.area]), slots
 
     def forward(self, x: Tensor, steps: int | None = None, readout: str | None = None,
-                return_states: bool = False, around: Around | None = None) -> Any:
+                return_states: bool = False, around: Around | None = None,
+                exit_threshold: float | None = None) -> Any:
         """Run the network on images `x` of shape (batch, channels, height, width).
 
         - `model(x)`: the logits at the readout step (where the spec lists
@@ -318,7 +326,15 @@ class CortexNet(nn.Module):
         - `around(site, run, value)`: a hook around the pre-net, every edge
           call and every head reading (see `Site`); it returns what `run(value)`
           would. With a hook each call runs on its own (no recomputation).
+        - `exit_threshold=p` (inference): each sample stops at the first step
+          whose softmax confidence reaches p; an `EarlyExit` of each sample's
+          logits and exit step (see `early_exit`).
         """
+        if exit_threshold is not None:
+            if readout is not None or return_states or around is not None:
+                raise ValueError("exit_threshold gives each sample's logits at its exit step; it does not go "
+                                 "with readout, return_states or around")
+            return self.early_exit(x, exit_threshold, steps)
         prune = self._prune(readout, return_states)
         key = self._key(steps, prune)
         if key != (None, "final"):  # bound at construction; other call forms are made on first use, for real
@@ -344,6 +360,53 @@ class CortexNet(nn.Module):
         if return_states:
             return result, {key: values[slot] for key, slot in program.states.items()}
         return result
+
+    # --- early exit ------------------------------------------------------------------------------------
+
+    def early_exit(self, x: Tensor, threshold: float, steps: int | None = None) -> EarlyExit:
+        """Each sample's logits at the first step at which its softmax confidence (the largest probability)
+        reaches `threshold`, and that step; samples that never do exit at the last step (`steps`, by default
+        the spec's last readout step). The candidate steps are those of `readout="all"`: every step from the
+        first at which signal reaches the readout area. Once samples exit the rest run on without them (every
+        value is cut to the samples still running), and nothing is computed once all have: a batch costs
+        what its slowest sample needs. Inference only: in training, batch norms would see a shrinking batch."""
+        if not 0 < threshold <= 1:
+            raise ValueError(f"exit_threshold is a probability in (0, 1]; got {threshold}")
+        if self.training:
+            raise ValueError("early exit is for inference: call model.eval() first (in training, batch "
+                             "statistics would change as samples exit)")
+        last = steps if steps is not None else max(self.spec.readout_steps)
+        key = self._key(last, "anytime")
+        _prepare(id(self), last, "anytime")
+        program, _ = self._programs[key]
+        self._check_input(x)
+        readout_at = {step: (slots, norm_step) for step, slots, norm_step in program.readout}
+        values: list[Tensor | None] = [None] * program.slots
+        values[0] = self.prenet(x)
+        running = torch.arange(x.shape[0], device=x.device)  # the samples not yet exited
+        logits = exits = None
+        for t, step in enumerate(program.steps):
+            for dst, calls, cell in step.updates:
+                values[dst] = _sum_calls(calls, values) if cell is None else _run_cell(cell, calls, values)
+            for slot in step.frees:
+                values[slot] = None
+            if t not in readout_at:
+                continue
+            slots, norm_step = readout_at[t]
+            now = self.head(values[slots[0]] if len(slots) == 1 else tuple(values[s] for s in slots), norm_step)
+            if logits is None:
+                logits = now.new_empty((x.shape[0], now.shape[1]))
+                exits = torch.full((x.shape[0],), last, dtype=torch.long, device=x.device)
+            done = now.softmax(1).amax(1) >= threshold if t < last else torch.ones_like(running, dtype=torch.bool)
+            logits[running[done]] = now[done]
+            exits[running[done]] = t
+            if bool(done.all()):
+                break
+            if bool(done.any()):
+                keep = ~done
+                running = running[keep]
+                values = [v[keep] if v is not None else None for v in values]
+        return EarlyExit(logits, exits)
 
     # --- training objective (readout.loss) --------------------------------------------------------
 

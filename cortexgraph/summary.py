@@ -9,6 +9,7 @@ counter does.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .analysis import INPUT
 from .model import CortexNet, Site
+from .plan import Update
 
 
 def _meta_copy(model: CortexNet) -> CortexNet:
@@ -89,6 +91,28 @@ def summarize(model: CortexNet) -> dict[str, Any]:
         "naive_calls": plan.naive_calls,
         "schedule": schedule,
     }
+
+
+def exit_flops(model: CortexNet, steps: int | None = None) -> tuple[dict[int, int], int]:
+    """FLOPs of one image that exits early (`model(x, exit_threshold=p)`) at each step it may exit at: the
+    pre-net, every update of the anytime Plan up to that step, and the head at each step read so far; and
+    those of the full run, `model(x, steps=steps)` (the whole unroll, read out at its readout steps)."""
+    flops = plan_flops(model, every_area=True)
+    last = steps if steps is not None else max(model.spec.readout_steps)
+    anytime, full = model.plan_for(last, "all"), model.plan_for(steps)
+
+    def cost(updates: Iterable[Update]) -> int:
+        return sum(sum(flops[c.weights.path] for c in u.calls) + (flops[u.cell.path] if u.cell is not None else 0)
+                   for u in updates)
+
+    total, made, by_step = flops["prenet"], set(), {}
+    for step, updates in enumerate(anytime.schedule):
+        total += cost(updates)
+        made |= {u.area for u in updates}
+        if made >= set(anytime.readout_areas):  # the head reads out from here on, as the module does
+            total += flops["head"]
+            by_step[step] = total
+    return by_step, flops["prenet"] + flops["head"] * len(full.readout_steps) + cost(full.updates)
 
 
 def _count(n: float) -> str:

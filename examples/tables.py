@@ -84,8 +84,18 @@ def inhibitory_feedback() -> str:
     return _by_step("inhibitory_feedback", "feedback")
 
 
+def early_exit() -> str:
+    def name(threshold: str) -> str:
+        return "full run" if threshold == "full" else f"p = {float(threshold):g}"
+
+    return _table(["training", "exit", "test accuracy", "mean exit step", "MFLOPs per image", "saved"],
+                  [[r["training"], name(r["threshold"]), _pct(r["accuracy"]), f"{float(r['mean_exit_step']):.2f}",
+                    f"{float(r['mflops_per_image']):.1f}", f"{100 * float(r['flops_saved']):.1f}%"]
+                   for r in _rows("early_exit")], right=2)
+
+
 TABLES = {f.__name__: f for f in (shared_vs_unshared, time_specific_norms, readout_time, states,
-                                  frnn_shared_vs_unshared, blt_variants, inhibitory_feedback)}
+                                  frnn_shared_vs_unshared, blt_variants, inhibitory_feedback, early_exit)}
 
 
 def render(text: str) -> str:
