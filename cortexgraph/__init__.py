@@ -32,6 +32,7 @@ _LAZY = {  # name -> module that defines it, imported on first use (these need t
     "OpContext": "ops.layers",
     "summarize": "summary",
     "draw": "drawing",
+    "features": "extract",
 }
 
 

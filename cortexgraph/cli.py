@@ -224,6 +224,40 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_features(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from torch.utils.data import Subset
+
+    from .builder import build
+    from .checkpoint import CheckpointError, is_checkpoint_path, read_checkpoint
+    from .extract import write_features
+    from .train import DataError
+    from .train.data import make_data
+
+    try:
+        model = build(args.spec, allow_imports=args.allow_imports)
+        about: dict = {"model": args.spec}
+        settings = {}
+        if is_checkpoint_path(args.spec):
+            settings = read_checkpoint(args.spec).get("settings", {})
+            with open(args.spec, "rb") as f:
+                about["checkpoint_sha256"] = hashlib.file_digest(f, "sha256").hexdigest()
+        data = make_data(args.data or settings.get("data", "digits"), model.spec,
+                         args.data_dir or settings.get("data_dir", "data"), settings.get("seed", 0))
+        split = data.test if args.split == "test" else data.train
+        if args.limit is not None:
+            split = Subset(split, range(min(args.limit, len(split))))
+        about["stimuli"] = {"data": data.name, "split": args.split, "images": len(split)}
+        out = write_features(model, split, args.at, args.out, None if args.pool == "none" else args.pool,
+                             args.batch_size, args.device, about)
+    except (DataError, CheckpointError, ValueError) as exc:
+        print(f"cortexgraph: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    print(f"wrote the features of {len(split):,} images ({data.name}, {args.split} split) to {out}")
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from .schema import json_schema
 
@@ -316,6 +350,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda:N (default: cpu)")
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     p.set_defaults(run=cmd_evaluate, parser=p)
+    allow_imports(p)
+
+    p = sub.add_parser("features", help="write areas' values at steps for a data set (for brain benchmarks)",
+                       description="Write the value of each named area at each named step (AREA.tSTEP, such as "
+                                   "V4.t3, or AREA.all: every step it holds a value) for every image of a data "
+                                   "split, in chunks: to a folder of .npy files (with labels.npy and "
+                                   "features.json: names, shapes, the spec, the checkpoint's SHA-256, the "
+                                   "stimuli) or to an .h5 file (needs h5py).")
+    p.add_argument("spec", help="a checkpoint (.pt) or a spec")
+    p.add_argument("--at", nargs="+", required=True, metavar="AREA.tSTEP", help="V4.t3, IT.all, ...")
+    p.add_argument("--out", required=True, help="a folder, or a file ending in .h5")
+    p.add_argument("--pool", choices=["none", "avg", "max"], default="none",
+                   help="whole maps, or averaged or maxed over space (default: none)")
+    p.add_argument("--data", help="digits, synthetic, cifar10 or imagefolder:DIR (default: the checkpoint's, "
+                   "else digits)")
+    p.add_argument("--data-dir", help="where CIFAR-10 is (default: the checkpoint's, else data)")
+    p.add_argument("--split", choices=["test", "train"], default="test")
+    p.add_argument("--limit", type=int, help="only the first N images of the split")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu", help="cpu, cuda:N (default: cpu)")
+    p.set_defaults(run=cmd_features, parser=p)
     allow_imports(p)
 
     p = sub.add_parser("schema", help="print the JSON Schema of specs (for editors)")

@@ -10,7 +10,7 @@ time), `edges.S1->S1.t3.conv1.weight` (weights of step 3), `...bn1.t3.weight`
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -171,7 +171,7 @@ class CortexNet(nn.Module):
         self.cells = nn.ModuleDict({area: _cell_module(plan, cell) for area, cell in plan.cells.items()})
         self.head = Head({area: plan.shapes[area] for area in plan.readout_areas}, spec.readout.head,
                          plan.head_norm, plan.head_norm_steps, spec.defaults.activation, spec.readout.decoder)
-        self._programs: dict[tuple[int | None, Prune], tuple[_Program, Plan]] = {}
+        self._programs: dict[tuple, tuple[_Program, Plan]] = {}  # by call form: (steps, prune[, targets])
         _LIVE[id(self)] = self
         # Recompute each step's intermediate values in the backward pass instead of keeping them.
         self.checkpoint: bool = spec.checkpoint
@@ -242,6 +242,7 @@ class CortexNet(nn.Module):
     def _bind(self, plan: Plan) -> _Program:
         keep = plan.prune == "none"
         wanted = set(plan.readout_steps) if plan.prune == "final" else None  # None: every step
+        reads_out = plan.prune != "features"  # a features Plan keeps its targets' values instead
         slot_of: dict[tuple[str, int], int] = {(INPUT, 0): 0}
         memory_of: dict[tuple[str, int], int] = {}  # (area, step) -> slot of the memory its cell returned
         slots = 1
@@ -267,13 +268,14 @@ class CortexNet(nn.Module):
                 bound.append((slots, tuple(calls), cell))
                 slots += 1
             steps.append(tuple(bound))
-            if all(a in latest for a in plan.readout_areas) and (wanted is None or step in wanted):
+            if reads_out and all(a in latest for a in plan.readout_areas) and (wanted is None or step in wanted):
                 readout.append((step, tuple(latest[a] for a in plan.readout_areas), plan.head_norm_step(step)))
             if keep:
                 states.update({(area, step): slot for area, slot in latest.items()})
+            states.update({(area, t): latest[area] for area, t in plan.targets if t == step})
         frees: dict[int, list[int]] = {}
         if not keep:
-            kept = {slot for _, read, _ in readout for slot in read} | {0}
+            kept = {slot for _, read, _ in readout for slot in read} | {0} | set(states.values())
             for slot, step in last_use.items():
                 if slot not in kept:
                     frees.setdefault(step, []).append(slot)
@@ -360,6 +362,24 @@ class CortexNet(nn.Module):
         if return_states:
             return result, {key: values[slot] for key, slot in program.states.items()}
         return result
+
+    # --- features --------------------------------------------------------------------------------------
+
+    def features(self, x: Tensor, at: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Tensor]:
+        """The value of each (area, step) in `at`, in one pass of a Plan pruned to them: nothing else is
+        computed (not the readout). Equal to `model(x, return_states=True)`'s, which computes everything.
+        `cortexgraph.features` takes names (`V4.t3`, `IT.all`) and pools."""
+        targets = frozenset(at)
+        if not targets:
+            raise ValueError("ask for at least one (area, step) value")
+        key = (max(t for _, t in targets), "features", targets)
+        if key not in self._programs:
+            plan = make_plan(self.analysis, key[0], "features", self.plan.weight_sets, self.plan.cells, targets)
+            self._programs[key] = (self._bind(plan), plan)
+        program, _ = self._programs[key]
+        self._check_input(x)
+        values = self._run(program, x, None)
+        return {target: values[slot] for target, slot in program.states.items()}
 
     # --- early exit ------------------------------------------------------------------------------------
 

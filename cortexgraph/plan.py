@@ -26,7 +26,7 @@ from .ops.registry import Params, Shape
 from .sizes import Size, cell_size, check_size, edge_set_size, head_size, prenet_size, unshared_size
 from .spec import Spec
 
-Prune = Literal["final", "anytime", "none"]
+Prune = Literal["final", "anytime", "none", "features"]
 
 
 class BeyondHorizonError(ValueError):
@@ -103,6 +103,7 @@ class Plan:
     size: Size  # the whole model's parameters and norm statistics
     analysis: Analysis = field(repr=False, compare=False)
     cells: dict[str, CellSet] = field(default_factory=dict)  # by area: every cell but `sum`
+    targets: frozenset[tuple[str, int]] = frozenset()  # what a `features` Plan computes: (area, step) values
 
     # What the module, the drawing and the summary read of the analysis, through the Plan only.
 
@@ -184,7 +185,8 @@ class Plan:
     def __str__(self) -> str:
         spec = self.analysis.spec
         what = {"final": f"readout {self.spec.readout.label} at {_steps(self.readout_steps)}",
-                "anytime": f"readout {self.spec.readout.label} at every step", "none": "every area at every step"}
+                "anytime": f"readout {self.spec.readout.label} at every step", "none": "every area at every step",
+                "features": f"features {', '.join(f'{a}.t{t}' for a, t in sorted(self.targets))}"}
         lines = [f"Plan for {spec.name}: {self.steps} steps, {what[self.prune]}; "
                  f"{self.calls} of {self.naive_calls} edge calls run"]
         for step, updates in enumerate(self.schedule):
@@ -325,11 +327,13 @@ def first_readout(timeline: Timeline, areas: tuple[str, ...]) -> int:
 
 
 def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "final",
-              sets: dict[str, WeightSet] | None = None, cells: dict[str, CellSet] | None = None) -> Plan:
+              sets: dict[str, WeightSet] | None = None, cells: dict[str, CellSet] | None = None,
+              targets: frozenset[tuple[str, int]] = frozenset()) -> Plan:
     """The program for a run of `steps` steps (the spec's by default), pruned to what `prune` asks for.
 
     `final` keeps what the readout needs at the readout step(s); `anytime` what it
-    needs at every step; `none` keeps every area's value at every step.
+    needs at every step; `none` keeps every area's value at every step; `features`
+    what the `targets` need, the (area, step) values asked for (no readout).
     """
     spec = analysis.spec
     total = spec.steps if steps is None else steps
@@ -343,6 +347,8 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
     timeline = analysis.timeline_for(total)
     areas = spec.readout.areas
     readout_steps = spec.readout_steps if steps is None else (total,)
+    if prune == "features":
+        return _features_plan(analysis, total, sets, cells, targets)
     for area in areas:
         held = timeline.versions[area]  # under silence: zeros an area may hold a value before signal reaches it
         first = held[0] if held else None
@@ -357,7 +363,36 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
         needed = live(timeline, {(area, timeline.version(area, r)) for area in areas for r in read},
                       analysis.stateful)
 
-    last, policy = horizon(analysis), spec.defaults.beyond
+    schedule = _schedule(analysis, timeline, needed, sets, cells)
+    naive = sum(len(e.fires_until(total)) for e in analysis.edges)
+    return Plan(total, prune, areas, readout_steps, sets, schedule, naive, analysis.head_norm,
+                spec.readout_steps, _model_size(analysis, sets, cells), analysis, cells)
+
+
+def _features_plan(analysis: Analysis, total: int, sets: dict[str, WeightSet], cells: dict[str, CellSet],
+                   targets: frozenset[tuple[str, int]]) -> Plan:
+    """A Plan that computes the (area, step) values asked for, and what they need; it reads nothing out."""
+    spec = analysis.spec
+    timeline = analysis.timeline_for(total)
+    for area, step in sorted(targets):
+        if area not in spec.areas:
+            raise ValueError(f"unknown area {area!r}; the areas are {', '.join(spec.areas)}")
+        if not 0 <= step <= total or timeline.version(area, step) is None:
+            first = analysis.timeline_for(max(total, spec.steps)).versions[area]
+            raise ValueError(f"{area} holds no value at step {step}" + (
+                f" (it does from step {first[0]} on)" if first else " (signal never reaches it)"))
+    needed = live(timeline, {(a, timeline.version(a, t)) for a, t in targets}, analysis.stateful)
+    schedule = _schedule(analysis, timeline, needed, sets, cells)
+    naive = sum(len(e.fires_until(total)) for e in analysis.edges)
+    return Plan(total, "features", spec.readout.areas, spec.readout_steps, sets, schedule, naive,
+                analysis.head_norm, spec.readout_steps, _model_size(analysis, sets, cells), analysis, cells, targets)
+
+
+def _schedule(analysis: Analysis, timeline: Timeline, needed: set | None, sets: dict[str, WeightSet],
+              cells: dict[str, CellSet]) -> tuple[tuple[Update, ...], ...]:
+    """Each step's updates: every firing of the timeline (only those `needed` where not None), bound to the
+    weight sets and cells that compute it."""
+    last, policy = horizon(analysis), analysis.spec.defaults.beyond
     weights_at = _WeightsAt(sets, last, policy)
     stateful = analysis.stateful
     schedule = []
@@ -379,9 +414,7 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
                     updates.append(Update(target, step, tuple(calls), cell, prev,
                                           _cell_step(cell, step, last, policy)))
             schedule.append(tuple(updates))
-    naive = sum(len(e.fires_until(total)) for e in analysis.edges)
-    return Plan(total, prune, areas, readout_steps, sets, tuple(schedule), naive, analysis.head_norm,
-                spec.readout_steps, _model_size(analysis, sets, cells), analysis, cells)
+    return tuple(schedule)
 
 
 def _model_size(analysis: Analysis, sets: dict[str, WeightSet], cells: dict[str, CellSet]) -> Size:

@@ -1,0 +1,118 @@
+"""Features for brain benchmarks: `model.features` and `cortexgraph.features` equal `return_states` and run
+only what the values asked for need; `write_features` and `cortexgraph features` stream them to disk."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import cortexgraph
+from cortexgraph import build
+from cortexgraph.cli import main
+from cortexgraph.extract import parse_at, write_features
+from cortexgraph.train.data import make_data
+
+from .helpers import randomize_norms
+
+SPECS = {"frnn3-digits": ("demo/frnn3-digits", {}), "gru-stream": ("convrnn/gru-stream", {"size": 8}),
+         "blt": ("blt/spoerer2017-blt", {}), "cornet-rt": ("cornet/cornet-rt", {"size": 32})}
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("train", [False, True])
+def test_features_are_the_states_of_a_full_run(name, train):
+    spec, overrides = SPECS[name]
+    torch.manual_seed(0)
+    model = build(spec, **overrides).double()
+    randomize_norms(model)
+    model.train(train)
+    x = torch.randn(3, model.spec.input.channels, *model.spec.input.size, dtype=torch.float64)
+    _, states = model(x, return_states=True)
+    got = model.features(x, list(states))
+    assert set(got) == set(states)
+    for key, value in states.items():
+        torch.testing.assert_close(got[key], value, rtol=1e-12, atol=1e-12, msg=str(key))
+
+
+def test_only_what_the_values_asked_for_need_runs():
+    model = build("demo/frnn3-digits")
+    x = torch.randn(2, 1, 16, 16)
+    model.features(x, [("V1", 0)])
+    plans = [plan for key, (_, plan) in model._programs.items() if "features" in key]
+    assert [u.area for u in plans[0].updates] == ["V1"] and plans[0].calls == 1
+    model.features(x, [("V4", 3)])
+    plan = model._programs[(3, "features", frozenset({("V4", 3)}))][1]
+    assert all(u.step <= 3 for u in plan.updates) and ("V4", 3) in {(u.area, u.step) for u in plan.updates}
+    assert plan.calls < model.plan_for(3, states=True).calls
+    assert "features V4.t3" in str(plan)
+
+
+def test_names_and_pooling():
+    model = build("demo/frnn3-digits").eval()
+    assert parse_at(model, ["V4.t3", "V4.all", "V1.t0"]) == [("V4", 3), ("V4", 2), ("V4", 4), ("V4", 5),
+                                                              ("V4", 6), ("V1", 0)]
+    x = torch.randn(2, 1, 16, 16)
+    whole = cortexgraph.features(model, x, ["V2.t4"])[("V2", 4)]
+    assert whole.shape == (2, 32, 8, 8)
+    torch.testing.assert_close(cortexgraph.features(model, x, ["V2.t4"], pool="avg")[("V2", 4)], whole.mean((2, 3)))
+    torch.testing.assert_close(cortexgraph.features(model, x, ["V2.t4"], pool="max")[("V2", 4)], whole.amax((2, 3)))
+
+
+@pytest.mark.parametrize("at, message", [
+    (["V4"], "'V4' is not a feature name; write AREA.tSTEP (V4.t3) or AREA.all"),
+    (["V5.t2"], "'V5.t2': unknown area 'V5'; the areas are V1, V2, V4"),
+    (["V4.t1"], "V4 holds no value at step 1 (it does from step 2 on)"),
+])
+def test_bad_feature_names_are_one_message(at, message):
+    model = build("demo/frnn3-digits")
+    with pytest.raises(ValueError) as caught:
+        cortexgraph.features(model, torch.randn(1, 1, 16, 16), at)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("out", ["folder", "features.h5"])
+def test_features_stream_to_disk_in_chunks(tmp_path, out):
+    model = build("demo/frnn3-digits").eval()
+    data = make_data("digits", model.spec).test
+    path = write_features(model, data, ["V4.t3", "V1.t0"], tmp_path / out, pool="avg", batch_size=100,
+                          about={"stimuli": "digits"})
+    x = torch.stack([image for image, _ in data])
+    with torch.no_grad():
+        want = cortexgraph.features(model, x, ["V4.t3", "V1.t0"], pool="avg")
+    labels = np.array([int(y) for _, y in data])
+    if out == "folder":
+        stored = {name: np.load(path / f"{name}.npy") for name in ("V4.t3", "V1.t0", "labels")}
+        meta = json.loads((path / "features.json").read_text())
+        assert meta["shapes"]["V4.t3"] == [360, 64]
+    else:
+        import h5py
+
+        with h5py.File(path) as f:
+            stored = {name: f[name][:] for name in ("V4.t3", "V1.t0", "labels")}
+            meta = json.loads(f.attrs["features"])
+    assert meta["names"] == ["V4.t3", "V1.t0"] and meta["images"] == 360 and meta["stimuli"] == "digits"
+    assert meta["spec"]["name"] == "frnn3-digits" and meta["pool"] == "avg"
+    np.testing.assert_allclose(stored["V4.t3"], want[("V4", 3)].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(stored["V1.t0"], want[("V1", 0)].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(stored["labels"], labels)
+
+
+def test_the_features_command_records_the_checkpoint_and_the_stimuli(tmp_path, capsys):
+    from cortexgraph.train import TrainConfig, train
+
+    train(TrainConfig(spec="demo/frnn3-digits", data="digits", out=str(tmp_path / "run"), epochs=1,
+                      batch_size=64, progress=False, limit_batches=2))
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    out = tmp_path / "features"
+    assert main(["features", str(checkpoint), "--at", "V4.all", "--pool", "max", "--limit", "50",
+                 "--out", str(out)]) == 0
+    meta = json.loads((out / "features.json").read_text())
+    import hashlib
+
+    assert meta["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert meta["stimuli"] == {"data": "digits", "split": "test", "images": 50}
+    assert meta["names"] == [f"V4.t{t}" for t in range(2, 7)] and np.load(out / "V4.t2.npy").shape == (50, 64)
+    assert "wrote the features of 50 images (digits, test split)" in capsys.readouterr().out
+    assert main(["features", str(checkpoint), "--at", "V4.t0", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == "cortexgraph: V4 holds no value at step 0 (it does from step 2 on)"
