@@ -33,6 +33,7 @@ _LAZY = {  # name -> module that defines it, imported on first use (these need t
     "summarize": "summary",
     "draw": "drawing",
     "features": "extract",
+    "AreaLayers": "extract",
 }
 
 

@@ -6,6 +6,8 @@ step), whole or pooled over space; `write_features` streams a data set's
 features to disk in chunks: one `.npy` file per name in a folder (memory-mapped,
 so nothing is held whole) or one HDF5 file (`h5py`, the `hdf5` extra), with the
 labels and what made them (the spec, the checkpoint, the stimuli) beside them.
+`AreaLayers` names the values as layers, for extractors that hook submodules
+(Brain-Score's model helpers).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from .model import CortexNet
@@ -83,6 +85,40 @@ def write_features(model: CortexNet, dataset: Dataset, at: Sequence[str], out: s
             done += len(y)
     sink.close(meta)
     return out
+
+
+class AreaLayers(nn.Module):
+    """A model whose (area, step) values are layers named `AREA.tSTEP`, as layer-based extractors find them
+    (Brain-Score's `PytorchWrapper`, any tool that puts forward hooks on submodules by dotted name).
+
+    `layers.V4.t3` is an identity module; a call runs the model once, on a Plan pruned to the layers that
+    have forward hooks (every layer where none has), and passes each value through its layer, so a hook on
+    it sees the value. The call returns the values by (area, step). The model is `layers.cortexnet`.
+
+        from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper, load_preprocess_images
+        layers = AreaLayers(build("runs/x/checkpoint.pt").eval())
+        wrapper = PytorchWrapper(layers, functools.partial(load_preprocess_images, image_size=224),
+                                 identifier="my-model")
+        activations = wrapper(image_paths, layers=["V4.t3", "IT.t8"])
+    """
+
+    def __init__(self, model: CortexNet, at: Iterable[str] | None = None):
+        super().__init__()
+        if "cortexnet" in model.spec.areas:
+            raise ValueError("an area named 'cortexnet' would hide the model in AreaLayers; rename it")
+        self.cortexnet = model
+        names = at if at is not None else [f"{area}.all" for area in model.spec.areas]
+        for area, step in parse_at(model, names):
+            if area not in self._modules:
+                self.add_module(area, nn.Module())
+            self._modules[area].add_module(f"t{step}", nn.Identity())
+
+    def forward(self, x: Tensor) -> dict[tuple[str, int], Tensor]:
+        layers = {(area, int(name[1:])): layer for area in self.cortexnet.spec.areas if area in self._modules
+                  for name, layer in self._modules[area].named_children()}
+        hooked = [key for key, layer in layers.items() if layer._forward_hooks]
+        values = self.cortexnet.features(x, hooked or list(layers))
+        return {key: layers[key](value) for key, value in values.items()}
 
 
 def _pooled(v: Tensor, pool: Pool) -> Tensor:

@@ -10,7 +10,7 @@ import torch
 import cortexgraph
 from cortexgraph import build
 from cortexgraph.cli import main
-from cortexgraph.extract import parse_at, write_features
+from cortexgraph.extract import AreaLayers, parse_at, write_features
 from cortexgraph.train.data import make_data
 
 from .helpers import randomize_norms
@@ -116,3 +116,55 @@ def test_the_features_command_records_the_checkpoint_and_the_stimuli(tmp_path, c
     assert "wrote the features of 50 images (digits, test split)" in capsys.readouterr().out
     assert main(["features", str(checkpoint), "--at", "V4.t0", "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip() == "cortexgraph: V4 holds no value at step 0 (it does from step 2 on)"
+
+
+def _layer(model: torch.nn.Module, name: str) -> torch.nn.Module:
+    """A layer found as Brain-Score's PytorchWrapper.get_layer finds it: submodules by dotted name."""
+    for part in name.split("."):
+        model = model._modules.get(part)
+        assert model is not None, name
+    return model
+
+
+def test_area_layers_are_found_and_hooked_as_layer_extractors_do():
+    model = build("demo/frnn3-digits").eval()
+    layers = AreaLayers(model)
+    got = {}
+    for name in ("V4.t3", "V2.t5"):
+        _layer(layers, name).register_forward_hook(lambda m, i, out, name=name: got.__setitem__(name, out))
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        returned = layers(x)
+        _, states = model(x, return_states=True)
+    assert set(returned) == {("V4", 3), ("V2", 5)}  # only the hooked layers were computed
+    torch.testing.assert_close(got["V4.t3"], states[("V4", 3)])
+    torch.testing.assert_close(got["V2.t5"], states[("V2", 5)])
+    assert {n for n, m in layers.named_modules() if isinstance(m, torch.nn.Identity) and "." in n
+            and not n.startswith("cortexnet.")} == {
+        f"{a}.t{t}" for a, t in parse_at(model, ["V1.all", "V2.all", "V4.all"])}
+
+
+def test_brain_score_s_activations_extractor_reads_the_area_layers(tmp_path, monkeypatch):
+    """Brain-Score's own extractor (brainscore-vision, the `brainscore` extra), on images made here."""
+    pytorch = pytest.importorskip("brainscore_vision.model_helpers.activations.pytorch")
+    from functools import partial
+
+    from PIL import Image
+
+    monkeypatch.setenv("RESULTCACHING_DISABLE", "1")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(6):
+        paths.append(str(tmp_path / f"image{i}.png"))
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(paths[-1])
+    model = build("convrnn/gru-stream", size=16).eval()
+    wrapper = pytorch.PytorchWrapper(AreaLayers(model), partial(pytorch.load_preprocess_images, image_size=16),
+                                     identifier="gru-stream-test")
+    names = ["V4.t3", "IT.t8"]
+    activations = wrapper(paths, layers=names)
+    images = torch.from_numpy(pytorch.load_preprocess_images(paths, image_size=16))
+    with torch.no_grad():
+        want = cortexgraph.features(model, images, names)
+    flat = np.concatenate([want[(n.split(".")[0], int(n.split(".t")[1]))].reshape(6, -1).numpy() for n in names], 1)
+    assert list(dict.fromkeys(activations["layer"].values)) == names
+    np.testing.assert_allclose(activations.values, flat, rtol=1e-5, atol=1e-6)
