@@ -336,6 +336,7 @@ class _Checker(Reporter):
         self.check_ties(edges, shapes)
         self.check_same_step(edges)
         self.check_settings()
+        self.check_stimulus(edges)
         head_norm = self.head_norm(edges)
         for area, cell in cells.items():
             norm = getattr(cell.params, "norm", None)
@@ -540,6 +541,19 @@ class _Checker(Reporter):
                        f"zero-delay edges form a cycle: {loop} (edges {names}); within one step no area can be "
                        "computed first",
                        "give one of these edges delay: 1, so that it reads the previous step")
+
+    def check_stimulus(self, edges: tuple[Edge, ...]) -> None:
+        """An image shown only at steps no input edge fires at is never seen."""
+        stimulus = self.spec.input.stimulus
+        if stimulus is None or stimulus.show is None:
+            return
+        shown = set(stimulus.show.resolve(self.spec.steps, first=0))
+        entering = {t for e in edges if e.is_input for t in e.steps}
+        if not shown & entering:
+            self.warn(("input", "stimulus", "show"), f"the image is never shown at a step an input edge fires "
+                      f"(shown at {_steps(tuple(sorted(shown))) or 'no step'}, entering at "
+                      f"{_steps(tuple(sorted(entering))) or 'no step'}): the network sees only the {stimulus.then}",
+                      "show it at a step its input edges fire ('inputs')")
 
     def check_settings(self) -> None:
         spec = self.spec

@@ -113,9 +113,10 @@ class EarlyExit(NamedTuple):
 
 
 class Site(NamedTuple):
-    """Where the runner is, as a hook (`around`) sees it: the pre-net, one edge call of the Plan (its
-    step, the area it updates and the `Call`), an area's cell on its drive (its step and area), or the head
-    reading the readout area out at a step."""
+    """Where the runner is, as a hook (`around`) sees it: the pre-net on a frame (the step at which the frame
+    is first shown: once per distinct frame), one edge call of the Plan (its step, the area it updates and
+    the `Call`), an area's cell on its drive (its step and area), or the head reading the readout area out at
+    a step."""
 
     what: Literal["prenet", "call", "cell", "head"]
     step: int | None = None
@@ -312,8 +313,10 @@ class CortexNet(nn.Module):
 
     def forward(self, x: Tensor, steps: int | None = None, readout: str | None = None,
                 return_states: bool = False, around: Around | None = None,
-                exit_threshold: float | None = None) -> Any:
-        """Run the network on images `x` of shape (batch, channels, height, width).
+                exit_threshold: float | None = None, mask: Tensor | None = None) -> Any:
+        """Run the network on images `x` of shape (batch, channels, height, width), or on sequences
+        (batch, frames, channels, height, width) where the spec's `input.stimulus` has frames; `mask` is the
+        image shown after it where the stimulus says `then: mask`.
 
         - `model(x)`: the logits at the readout step (where the spec lists
           several steps, one prediction of theirs: `readout.decoder`).
@@ -336,14 +339,14 @@ class CortexNet(nn.Module):
             if readout is not None or return_states or around is not None:
                 raise ValueError("exit_threshold gives each sample's logits at its exit step; it does not go "
                                  "with readout, return_states or around")
-            return self.early_exit(x, exit_threshold, steps)
+            return self.early_exit(x, exit_threshold, steps, mask)
         prune = self._prune(readout, return_states)
         key = self._key(steps, prune)
         if key != (None, "final"):  # bound at construction; other call forms are made on first use, for real
             _prepare(id(self), steps, prune)  # (outside the graph torch.compile traces)
         program, _ = self._programs[key]
-        self._check_input(x)
-        values = self._run(program, x, around)
+        self._check_input(x, mask)
+        values = self._run(program, x, around, mask)
         logits: dict[int, Tensor] = {}
         by_value: dict[tuple[tuple[int, ...], int], Tensor] = {}  # the head runs once per value and norm
         for step, slots, norm_step in program.readout:
@@ -365,7 +368,8 @@ class CortexNet(nn.Module):
 
     # --- features --------------------------------------------------------------------------------------
 
-    def features(self, x: Tensor, at: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Tensor]:
+    def features(self, x: Tensor, at: Iterable[tuple[str, int]],
+                 mask: Tensor | None = None) -> dict[tuple[str, int], Tensor]:
         """The value of each (area, step) in `at`, in one pass of a Plan pruned to them: nothing else is
         computed (not the readout). Equal to `model(x, return_states=True)`'s, which computes everything.
         `cortexgraph.features` takes names (`V4.t3`, `IT.all`) and pools."""
@@ -377,13 +381,14 @@ class CortexNet(nn.Module):
             plan = make_plan(self.analysis, key[0], "features", self.plan.weight_sets, self.plan.cells, targets)
             self._programs[key] = (self._bind(plan), plan)
         program, _ = self._programs[key]
-        self._check_input(x)
-        values = self._run(program, x, None)
+        self._check_input(x, mask)
+        values = self._run(program, x, None, mask)
         return {target: values[slot] for target, slot in program.states.items()}
 
     # --- early exit ------------------------------------------------------------------------------------
 
-    def early_exit(self, x: Tensor, threshold: float, steps: int | None = None) -> EarlyExit:
+    def early_exit(self, x: Tensor, threshold: float, steps: int | None = None,
+                   mask: Tensor | None = None) -> EarlyExit:
         """Each sample's logits at the first step at which its softmax confidence (the largest probability)
         reaches `threshold`, and that step; samples that never do exit at the last step (`steps`, by default
         the spec's last readout step). The candidate steps are those of `readout="all"`: every step from the
@@ -399,13 +404,14 @@ class CortexNet(nn.Module):
         key = self._key(last, "anytime")
         _prepare(id(self), last, "anytime")
         program, _ = self._programs[key]
-        self._check_input(x)
+        self._check_input(x, mask)
         readout_at = {step: (slots, norm_step) for step, slots, norm_step in program.readout}
         values: list[Tensor | None] = [None] * program.slots
-        values[0] = self.prenet(x)
+        shown = _Shown(self, x, mask, None)
         running = torch.arange(x.shape[0], device=x.device)  # the samples not yet exited
         logits = exits = None
         for t, step in enumerate(program.steps):
+            values[0] = shown.at(t)
             for dst, calls, cell in step.updates:
                 values[dst] = _sum_calls(calls, values) if cell is None else _run_cell(cell, calls, values)
             for slot in step.frees:
@@ -426,6 +432,7 @@ class CortexNet(nn.Module):
                 keep = ~done
                 running = running[keep]
                 values = [v[keep] if v is not None else None for v in values]
+                shown.keep(keep)
         return EarlyExit(logits, exits)
 
     # --- training objective (readout.loss) --------------------------------------------------------
@@ -450,12 +457,15 @@ class CortexNet(nn.Module):
         """The logits `model(x)` gives, from what `model(x, readout=model.loss_readout)` gave."""
         return self.head.decode(list(output.values())) if isinstance(output, dict) else output
 
-    def _run(self, program: _Program, x: Tensor, around: Around | None) -> list[Tensor | None]:
-        """The interpreter: the values of one bound Plan on images `x`, slot by slot (freed after last use)."""
+    def _run(self, program: _Program, x: Tensor, around: Around | None,
+             mask: Tensor | None = None) -> list[Tensor | None]:
+        """The interpreter: the values of one bound Plan on images `x`, slot by slot (freed after last use).
+        Slot 0 holds what enters at the current step: the pre-net's output of the frame shown then."""
         values: list[Tensor | None] = [None] * program.slots
-        values[0] = self.prenet(x) if around is None else around(Site("prenet"), self.prenet, x)
+        shown = _Shown(self, x, mask, around)
         recompute = self.checkpoint and self.training and torch.is_grad_enabled() and around is None
-        for step in program.steps:
+        for t, step in enumerate(program.steps):
+            values[0] = shown.at(t)
             if around is not None:
                 for (dst, calls, cell), update in zip(step.updates, step.plan):
                     values[dst] = _update_hooked(calls, cell, update, values, around)
@@ -471,15 +481,27 @@ class CortexNet(nn.Module):
                 values[slot] = None
         return values
 
-    def _check_input(self, x: Any) -> None:
+    def _check_input(self, x: Any, mask: Any = None) -> None:
         spec = self.spec
         expected = (spec.input.channels, *spec.input.size)
-        want = f"(batch, {expected[0]}, {expected[1]}, {expected[2]})"
+        stimulus = spec.input.stimulus
+        sequence = stimulus is not None and stimulus.frames is not None
+        want = f"(batch, {'frames, ' if sequence else ''}{expected[0]}, {expected[1]}, {expected[2]})"
         if not isinstance(x, Tensor):
             raise InputError(f"{spec.name} expects a tensor of shape {want}; got {type(x).__name__}")
-        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+        if x.dim() != 4 + sequence or tuple(x.shape[1 + sequence:]) != expected or (sequence and not x.shape[1]):
             raise InputError(f"{spec.name} expects input of shape {want} (input: channels {expected[0]}, "
-                             f"size {expected[1]}x{expected[2]}); got {tuple(x.shape)}")
+                             f"size {expected[1]}x{expected[2]}" + (", a sequence of frames" if sequence else "")
+                             + f"); got {tuple(x.shape)}")
+        masked = stimulus is not None and stimulus.show is not None and stimulus.then == "mask"
+        if masked != (mask is not None):
+            raise InputError(f"{spec.name} shows a mask after its image: call model(x, mask=m)" if masked else
+                             f"{spec.name} shows no mask (input.stimulus has no then: mask); drop mask=")
+        if mask is not None and (not isinstance(mask, Tensor) or tuple(mask.shape[-3:]) != expected
+                                 or mask.dim() not in (3, 4) or (mask.dim() == 4 and mask.shape[0] != x.shape[0])):
+            raise InputError(f"{spec.name} expects a mask of shape ({expected[0]}, {expected[1]}, {expected[2]}) "
+                             f"or (batch, {expected[0]}, {expected[1]}, {expected[2]}); got "
+                             f"{tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__}")
         param = next(self.parameters(), None)
         if param is not None and (x.dtype != param.dtype or x.device != param.device):
             raise InputError(f"{spec.name} expects {param.dtype} input on {param.device} (where its weights are);"
@@ -489,6 +511,38 @@ class CortexNet(nn.Module):
         """A page, not nn.Module's tree of every per-step norm (232 lines for a 5-area spec): each edge
         with its op, weights, steps and parameters. `nn.Module.__repr__(model)` prints the tree."""
         return f"CortexNet({model_text(self.plan)}\n)"
+
+
+class _Shown:
+    """What enters at each step (`input.stimulus`): the pre-net's output of the frame shown then, computed
+    once per distinct frame (an image, a sequence's frames, a blank, a mask)."""
+
+    def __init__(self, model: CortexNet, x: Tensor, mask: Tensor | None, around: Around | None):
+        self.model, self.x, self.around = model, x, around
+        self.stimulus = model.spec.input.stimulus
+        self.frames = x.shape[1] if self.stimulus is not None and self.stimulus.frames else 1
+        self.mask = mask.expand_as(x) if mask is not None else None
+        self.made: dict[int | str, Tensor] = {}
+
+    def at(self, step: int) -> Tensor:
+        frame = self.stimulus.frame(step, self.frames) if self.stimulus is not None else 0
+        if frame not in self.made:
+            if frame == "mask":
+                image = self.mask
+            elif frame == "blank":
+                image = self.x.new_full(self.x.shape, self.stimulus.blank)
+            else:
+                image = self.x[:, frame] if self.x.dim() == 5 else self.x  # a sequence's frame, or the image
+            prenet = self.model.prenet
+            self.made[frame] = (prenet(image) if self.around is None else
+                                self.around(Site("prenet", step), prenet, image))
+        return self.made[frame]
+
+    def keep(self, rows: Tensor) -> None:
+        """Only these samples run on (early exit)."""
+        self.x = self.x[rows]
+        self.mask = self.mask[rows] if self.mask is not None else None
+        self.made = {frame: value[rows] for frame, value in self.made.items()}
 
 
 def _cell_module(plan: Plan, cell: CellSet) -> nn.Module:

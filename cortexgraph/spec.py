@@ -293,9 +293,39 @@ class InputRule(Model):
 # --- the rest ---------------------------------------------------------------------------------
 
 
+class Stimulus(Model):
+    """What the network sees at each step (docs/semantics.md, 'Stimuli'): the frames of a sequence
+    `x[:, k]`, frame k at step k and past the last frame held or cycled; or one image shown at the steps
+    `show` selects and, at the others, a blank (a constant: 0, grey in normalised input, by default) or a
+    mask (`model(x, mask=m)`): backward masking."""
+
+    frames: Literal["hold", "cycle"] | None = None
+    show: Steps | None = None
+    then: Literal["blank", "mask"] = "blank"
+    blank: float = 0.0
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Stimulus:
+        if (self.frames is None) == (self.show is None):
+            raise ValueError("give one of frames (hold or cycle: a sequence, frame k at step k) and show (the "
+                             "steps at which the image is shown)")
+        if self.frames is not None and {"then", "blank"} & self.model_fields_set:
+            raise ValueError("then and blank go with show (an image shown at some steps), not with frames")
+        return self
+
+    def frame(self, step: int, frames: int = 1) -> int | str:
+        """What is shown at `step`: a frame's index, "blank" or "mask" (`frames`: the sequence's length)."""
+        if self.frames == "hold":
+            return min(step, frames - 1)
+        if self.frames == "cycle":
+            return step % frames
+        return 0 if step in self.show.resolve(step, first=0) else self.then
+
+
 class InputSpec(Model):
     channels: PositiveInt
     size: Size
+    stimulus: Stimulus | None = None  # default: one image, the same at every step
 
 
 class CellRef(OpRef):

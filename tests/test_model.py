@@ -498,7 +498,7 @@ def test_a_hook_sees_the_pre_net_every_call_of_the_plan_in_order_and_the_head_an
     plan = model.plan_for(readout="all")
     calls = [Site("call", u.step, u.area, c) for u in plan.updates for c in u.calls]
     heads = [Site("head", t, "V4") for t in sorted(plain)]
-    assert seen == [Site("prenet"), *calls, *heads]
+    assert seen == [Site("prenet", 0), *calls, *heads]
 
 
 def test_a_hook_can_replace_what_a_call_makes():

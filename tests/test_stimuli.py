@@ -1,0 +1,147 @@
+"""Stimuli in time (`input.stimulus`): a sequence's frames (held or cycled past the last), or an image shown
+at some steps and then a blank or a mask; against a loop written here over the model's own modules, with
+the pre-net run once per distinct frame."""
+
+import pytest
+import torch
+
+from cortexgraph import SpecError, build, compile
+from cortexgraph.model import InputError
+
+from .helpers import randomize_norms
+
+STEPS = 5
+
+
+def spec(stimulus: dict | None) -> dict:
+    return {"cortexgraph": 1, "name": "seen", "steps": STEPS,
+            "input": {"channels": 2, "size": 8, **({"stimulus": stimulus} if stimulus is not None else {})},
+            "prenet": [{"conv": {"out": 3}}],
+            "areas": {"A": {"channels": 4, "size": 8}, "B": {"channels": 6, "size": 4}},
+            "inputs": {"A": {"at": "every", "op": "conv"}},
+            "edges": [{"from": "A", "to": "A", "op": "conv"}, {"from": "A", "to": "B", "op": "down"}],
+            "readout": {"area": "B", "head": {"classes": 3}}}
+
+
+def hand_loop(model, shown):
+    """Logits of B at the last step, `shown(t)` the image entering at step t; the pre-net once per image."""
+    made, h = {}, {}
+    for t in range(STEPS + 1):
+        image = shown(t)
+        if id(image) not in made:
+            made[id(image)] = model.prenet(image)
+        a = model.edges["input->A"](made[id(image)], t)
+        if "A" in h:
+            a = a + model.edges["A->A"](h["A"], t)
+        new = {"A": a}
+        if "A" in h:
+            new["B"] = model.edges["A->B"](h["A"], t)
+        h.update(new)
+    return model.head(h["B"])
+
+
+def frames_of(x):
+    return [x[:, k] for k in range(x.shape[1])]
+
+
+CASES = {
+    "frames held": ({"frames": "hold"}, (2, 3, 2, 8, 8),
+                    lambda x, m: lambda t, f=frames_of(x): f[min(t, 2)]),
+    "frames cycled": ({"frames": "cycle"}, (2, 3, 2, 8, 8), lambda x, m: lambda t, f=frames_of(x): f[t % 3]),
+    "shown, then a blank": ({"show": {"to": 1}, "blank": 0.5}, (2, 2, 8, 8),
+                            lambda x, m: lambda t, blank=torch.full_like(x, 0.5): x if t <= 1 else blank),
+    "shown, then a mask": ({"show": [0, 2], "then": "mask"}, (2, 2, 8, 8),
+                           lambda x, m: lambda t: x if t in (0, 2) else m),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("train", [False, True])
+def test_what_enters_at_each_step_is_what_the_stimulus_says(name, train):
+    stimulus, shape, shown = CASES[name]
+    torch.manual_seed(0)
+    model = build(spec(stimulus)).double()
+    randomize_norms(model)
+    model.train(train)
+    x = torch.randn(*shape, dtype=torch.float64)
+    mask = torch.randn(2, 2, 8, 8, dtype=torch.float64) if stimulus.get("then") == "mask" else None
+    prenet_calls = []
+    model.prenet.register_forward_hook(lambda m, i, o: prenet_calls.append(1))
+    got = model(x, mask=mask)
+    distinct = len(prenet_calls)
+    prenet_calls.clear()
+    want = hand_loop(model, shown(x, mask))
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert distinct == len(prenet_calls) == {"frames held": 3, "frames cycled": 3}.get(name, 2)
+
+
+def test_one_image_still_enters_once_through_the_pre_net():
+    model = build(spec(None)).eval()
+    calls = []
+    model.prenet.register_forward_hook(lambda m, i, o: calls.append(1))
+    x = torch.randn(2, 2, 8, 8)
+    model(x)
+    assert calls == [1]
+    torch.testing.assert_close(model(x), hand_loop(model, lambda t: x))
+
+
+def test_a_mask_of_one_image_is_shown_to_every_sample():
+    model = build(spec({"show": "once", "then": "mask"})).eval()
+    x, mask = torch.randn(3, 2, 8, 8), torch.randn(2, 8, 8)
+    torch.testing.assert_close(model(x, mask=mask), model(x, mask=mask.expand(3, -1, -1, -1)))
+
+
+def test_sequences_work_with_early_exit_features_and_every_step():
+    model = build(spec({"frames": "hold"})).eval()
+    x = torch.randn(4, 3, 2, 8, 8)
+    with torch.no_grad():
+        full = model(x, readout="all")
+        early = model(x, exit_threshold=0.4)
+        _, states = model(x, return_states=True)
+        features = model.features(x, [("A", 4)])
+    for i, t in enumerate(early.steps.tolist()):
+        torch.testing.assert_close(early.logits[i], full[t][i])
+    torch.testing.assert_close(features[("A", 4)], states[("A", 4)])
+
+
+@pytest.mark.parametrize("stimulus, x, mask, message", [
+    ({"frames": "hold"}, (2, 2, 8, 8), None, "seen expects input of shape (batch, frames, 2, 8, 8) (input: "
+                                              "channels 2, size 8x8, a sequence of frames); got (2, 2, 8, 8)"),
+    (None, (2, 3, 2, 8, 8), None, "seen expects input of shape (batch, 2, 8, 8) (input: channels 2, size 8x8); "
+                                  "got (2, 3, 2, 8, 8)"),
+    ({"show": "once", "then": "mask"}, (2, 2, 8, 8), None, "seen shows a mask after its image: call "
+                                                           "model(x, mask=m)"),
+    (None, (2, 2, 8, 8), (2, 8, 8), "seen shows no mask (input.stimulus has no then: mask); drop mask="),
+    ({"show": "once", "then": "mask"}, (2, 2, 8, 8), (3, 2, 8, 8), "seen expects a mask of shape (2, 8, 8) or "
+                                                                   "(batch, 2, 8, 8); got (3, 2, 8, 8)"),
+])
+def test_inputs_that_do_not_fit_the_stimulus_are_one_message(stimulus, x, mask, message):
+    model = build(spec(stimulus))
+    with pytest.raises(InputError) as caught:
+        model(torch.randn(*x), mask=None if mask is None else torch.randn(*mask))
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("stimulus, message", [
+    ({}, "input.stimulus: give one of frames (hold or cycle: a sequence, frame k at step k) and show"),
+    ({"frames": "hold", "show": "once"}, "input.stimulus: give one of frames"),
+    ({"frames": "hold", "blank": 0.5}, "input.stimulus: then and blank go with show"),
+    ({"frames": "loop"}, "input.stimulus.frames"),
+    ({"show": "sometimes"}, "input.stimulus.show"),
+])
+def test_bad_stimuli_are_located(stimulus, message):
+    with pytest.raises(SpecError) as caught:
+        compile(spec(stimulus))
+    assert message in str(caught.value)
+
+
+def test_an_image_shown_only_when_no_input_edge_fires_is_warned_of():
+    from cortexgraph import analyze, load_spec
+
+    doc = spec({"show": {"from": 2}})
+    doc["inputs"] = {"A": {"at": "once", "op": "conv"}}
+    assert [str(w) for w in analyze(load_spec(doc)).warnings] == [
+        "<spec>:1:1: input.stimulus.show: warning: the image is never shown at a step an input edge fires (shown "
+        "at 2, 3, 4, 5, entering at 0): the network sees only the blank (show it at a step its input edges fire "
+        "('inputs'))"]
+    assert analyze(load_spec(spec({"show": {"from": 2}}))).warnings == []
