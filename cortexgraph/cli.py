@@ -343,8 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="a checkpoint (.pt) or a spec")
     p.add_argument("--exit-threshold", type=float, nargs="+", default=[0.5, 0.9, 0.99], metavar="P",
                    help="confidence thresholds in (0, 1] (default: 0.5 0.9 0.99)")
-    p.add_argument("--data", help="digits, synthetic, cifar10 or imagefolder:DIR (default: the checkpoint's, "
-                   "else digits)")
+    p.add_argument("--data", help="digits, digits-moving, synthetic, cifar10 or imagefolder:DIR (default: the "
+                   "checkpoint's, else digits)")
     p.add_argument("--data-dir", help="where CIFAR-10 is (default: the checkpoint's, else data)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu", help="cpu, cuda:N (default: cpu)")
@@ -363,8 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="a folder, or a file ending in .h5")
     p.add_argument("--pool", choices=["none", "avg", "max"], default="none",
                    help="whole maps, or averaged or maxed over space (default: none)")
-    p.add_argument("--data", help="digits, synthetic, cifar10 or imagefolder:DIR (default: the checkpoint's, "
-                   "else digits)")
+    p.add_argument("--data", help="digits, digits-moving, synthetic, cifar10 or imagefolder:DIR (default: the "
+                   "checkpoint's, else digits)")
     p.add_argument("--data-dir", help="where CIFAR-10 is (default: the checkpoint's, else data)")
     p.add_argument("--split", choices=["test", "train"], default="test")
     p.add_argument("--limit", type=int, help="only the first N images of the split")

@@ -145,3 +145,30 @@ def test_an_image_shown_only_when_no_input_edge_fires_is_warned_of():
         "at 2, 3, 4, 5, entering at 0): the network sees only the blank (show it at a step its input edges fire "
         "('inputs'))"]
     assert analyze(load_spec(spec({"show": {"from": 2}}))).warnings == []
+
+
+def test_moving_digits_slide_across_one_frame_per_step(tmp_path):
+    from cortexgraph import load_spec
+    from cortexgraph.train import DataError, TrainConfig, train
+    from cortexgraph.train.data import make_data
+
+    doc = load_spec("demo/frnn3-digits").to_dict()  # 6 steps: 7 frames
+    doc |= {"name": "moving", "input": {**doc["input"], "stimulus": {"frames": "hold"}}, "inputs": {"V1": "every"}}
+    data = make_data("digits-moving", load_spec(doc))
+    still = make_data("digits", load_spec("demo/frnn3-digits"))
+    x, y = data.test.tensors
+    image, label = still.test.tensors
+    assert x.shape == (360, 7, 1, 16, 16) and torch.equal(y, label)
+    torch.testing.assert_close(x[:, 3], image)  # the middle frame is the digit where it was
+    shift = 3  # a fifth of 16 pixels: frames shifted -3, -2, -1, 0, 1, 2, 3
+    torch.testing.assert_close(x[:, 6, ..., shift:], image[..., :-shift])
+    torch.testing.assert_close(x[:, 0, ..., :-shift], image[..., shift:])
+    with pytest.raises(DataError, match="moving takes sequences .* use --data digits-moving"):
+        make_data("digits", load_spec(doc))
+    with pytest.raises(DataError, match="digits-moving gives sequences, one frame per step, but frnn3-digits"):
+        make_data("digits-moving", load_spec("demo/frnn3-digits"))
+    spec = tmp_path / "moving.yaml"
+    spec.write_text(load_spec(doc).to_yaml())
+    result = train(TrainConfig(spec=str(spec), data="digits-moving", out=str(tmp_path / "run"), epochs=1,
+                               batch_size=64, progress=False, limit_batches=3))
+    assert result["epochs"][0]["train_loss"] > 0

@@ -18,7 +18,8 @@ class TrainConfig(Overrides):
     model_config = ConfigDict(extra="forbid", strict=False, frozen=False, validate_assignment=False)
 
     spec: str = Field(description="a spec file or a bundled spec name", json_schema_extra={"positional": True})
-    data: str = Field("synthetic", description="digits, synthetic, cifar10 or imagefolder:DIR (default: synthetic)")
+    data: str = Field("synthetic", description="digits, digits-moving, synthetic, cifar10 or imagefolder:DIR "
+                      "(default: synthetic)")
     data_dir: str = Field("data", description="where CIFAR-10 is (or is downloaded to)")
     out: str | None = Field(None, description="output folder (default: runs/<spec name>)")
     epochs: int = Field(10, description="default: %(default)s")

@@ -3,6 +3,9 @@
 - `digits`: scikit-learn's 1,797 handwritten 8x8 digits (shipped inside the
   wheel: real and offline), resized to the spec's input size and repeated to
   its channels; a fixed, stratified 80/20 split.
+- `digits-moving`: the same digits as sequences, one frame per step, each digit
+  sliding from left to right across its frames: for specs whose input is a
+  sequence (`input.stimulus: {frames: ...}`).
 - `synthetic`: class prototypes plus noise at the spec's shape; for checks.
 - `cifar10`: torchvision's CIFAR-10 (downloaded where the network allows),
   standard augmentation (4-pixel padded crops, flips).
@@ -28,7 +31,7 @@ from ..spec import Spec
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-KINDS = ("digits", "synthetic", "cifar10", "imagefolder:DIR")
+KINDS = ("digits", "digits-moving", "synthetic", "cifar10", "imagefolder:DIR")
 
 
 class DataError(ValueError):
@@ -84,8 +87,15 @@ class CheckedImages(Dataset):
 
 def make_data(kind: str, spec: Spec, root: str | Path = "data", seed: int = 0) -> Data:
     channels, size = spec.input.channels, spec.input.size
+    sequences = spec.input.stimulus is not None and spec.input.stimulus.frames is not None
+    if sequences != (kind == "digits-moving"):
+        raise DataError(f"{spec.name} takes sequences (input.stimulus has frames): use --data digits-moving"
+                        if sequences else f"{kind} gives sequences, one frame per step, but {spec.name} takes one "
+                        "image: give its input a stimulus with frames ({frames: hold})")
     if kind == "digits":
         return _digits(channels, size, seed)
+    if kind == "digits-moving":
+        return _moving(_digits(channels, size, seed), spec.steps + 1)
     if kind == "synthetic":
         return _synthetic(channels, size, spec.readout.head.classes, seed)
     if kind == "cifar10":
@@ -108,6 +118,30 @@ def _digits(channels: int, size: tuple[int, int], seed: int) -> Data:
                                            stratify=digits.target)
     return Data("digits", TensorDataset(images[train_idx], labels[train_idx]),
                 TensorDataset(images[test_idx], labels[test_idx]), 10)
+
+
+def _moving(digits: Data, frames: int) -> Data:
+    """Each digit sliding from left to right, one frame per step: shifted by -s to s pixels (s a fifth of
+    the width), the uncovered columns filled with the background (each image's smallest value)."""
+
+    def slide(images: torch.Tensor) -> torch.Tensor:
+        width = images.shape[-1]
+        span = max(width // 5, 1)
+        shifts = torch.linspace(-span, span, frames).round().long().tolist()
+        background = images.amin((1, 2, 3), keepdim=True).expand_as(images)
+        out = []
+        for shift in shifts:
+            moved = torch.roll(images, shift, dims=-1)
+            if shift > 0:
+                moved[..., :shift] = background[..., :shift]
+            elif shift < 0:
+                moved[..., shift:] = background[..., shift:]
+            out.append(moved)
+        return torch.stack(out, 1)  # (images, frames, C, H, W)
+
+    train, test = digits.train.tensors, digits.test.tensors
+    return Data("digits-moving", TensorDataset(slide(train[0]), train[1]), TensorDataset(slide(test[0]), test[1]),
+                digits.classes)
 
 
 def _synthetic(channels: int, size: tuple[int, int], classes: int, seed: int, train: int = 1024,

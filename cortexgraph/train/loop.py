@@ -294,7 +294,7 @@ class _Run:
 
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         from tqdm import tqdm
