@@ -94,8 +94,19 @@ def early_exit() -> str:
                    for r in _rows("early_exit")], right=2)
 
 
+def backward_masking() -> str:
+    rows = _rows("backward_masking")
+    shown = list(dict.fromkeys(r["steps_shown"] for r in rows))
+    names = list(dict.fromkeys(r["network"] for r in rows))
+    by = {(r["network"], r["steps_shown"]): r["accuracy"] for r in rows}
+    last = shown[-1]
+    return _table(["steps shown, then the mask", *(f"{k}" if k != last else f"{k} (no mask)" for k in shown)],
+                  [[n, *(_pct(by[(n, k)]) for k in shown)] for n in names])
+
+
 TABLES = {f.__name__: f for f in (shared_vs_unshared, time_specific_norms, readout_time, states,
-                                  frnn_shared_vs_unshared, blt_variants, inhibitory_feedback, early_exit)}
+                                  frnn_shared_vs_unshared, blt_variants, inhibitory_feedback, early_exit,
+                                  backward_masking)}
 
 
 def render(text: str) -> str:
