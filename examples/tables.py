@@ -104,9 +104,23 @@ def backward_masking() -> str:
                   [[n, *(_pct(by[(n, k)]) for k in shown)] for n in names])
 
 
+def rsa() -> str:
+    readout = "V4.t6"  # what the head reads
+    with_readout = {}
+    for r in _rows("rsa"):
+        if readout in (r["a"], r["b"]):
+            with_readout[r["a"] if r["b"] == readout else r["b"]] = float(r["spearman"])
+    with_readout[readout] = 1.0
+    areas = list(dict.fromkeys(name.split(".")[0] for name in with_readout))
+    steps = sorted({int(name.split(".t")[1]) for name in with_readout})
+    return _table(["area", *(f"step {t}" for t in steps)],
+                  [[area, *(f"{with_readout[f'{area}.t{t}']:+.2f}" if f"{area}.t{t}" in with_readout else ""
+                            for t in steps)] for area in areas])
+
+
 TABLES = {f.__name__: f for f in (shared_vs_unshared, time_specific_norms, readout_time, states,
                                   frnn_shared_vs_unshared, blt_variants, inhibitory_feedback, early_exit,
-                                  backward_masking)}
+                                  backward_masking, rsa)}
 
 
 def render(text: str) -> str:
