@@ -18,6 +18,7 @@ from .analysis import INPUT, Edge, every_step
 from .compiler import compile
 from .describe import edge_label, format_steps, head_text, op_text, op_text_of
 from .plan import Plan
+from .spec import Stimulus
 
 VIEWS = ("rolled", "unrolled", "matrix")
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -173,6 +174,8 @@ def _rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
     g.attr(label=f"{spec.name}: {plan.steps} steps, readout {spec.readout.label} at step "
                  f"{format_steps(plan.readout_steps)}", labelloc="t", fontsize="13")
     image = f"image<br/>{_shape((spec.input.channels, *spec.input.size))}"
+    if spec.input.stimulus is not None:
+        image += f"<br/><font point-size='9'>{html.escape(_stimulus_text(spec.input.stimulus, plan.steps))}</font>"
     g.node("image", f"<{image}>", shape="plaintext")
     g.node(INPUT, f"<<b>pre-net</b><br/>{_prenet_text(plan)}<br/>{_shape(plan.shapes[INPUT])}>",
            shape="box", style="rounded,filled", fillcolor="#f0f0f0")
@@ -317,12 +320,20 @@ def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
             columns[column_of[update.step]][0] <= r <= columns[column_of[update.step]][1] for r in plan.readout_steps)
         g.node(f"{update.area}@{column_of[update.step]}", style="filled", fillcolor="#333333", color="#333333",
                peripheries="2" if readout else "1", pos=at(x(column_of[update.step]), y[update.area]))
-    g.node(f"{INPUT}@0", style="filled", fillcolor="#999999", color="#555555", pos=at(x(0), y[INPUT]))
+    stimulus = spec.input.stimulus
+    entering = {0} if stimulus is None else {column_of[u.step] for u in plan.updates if any(
+        c.edge.is_input for c in u.calls) and u.step in column_of}  # where a stimulus changes, an input a column
+    for i in sorted(entering):
+        g.node(f"{INPUT}@{i}", style="filled", fillcolor="#999999", color="#555555", pos=at(x(i), y[INPUT]))
+        if stimulus is not None:  # what is shown, under it
+            g.node(f"shown_{i}", f"<{html.escape(_shown(stimulus, columns[i][0]))}>", shape="plaintext",
+                   fixedsize="false", fontsize="8", pos=at(x(i), y[INPUT] - 0.35))
     drawn = set()
     for first, _ in columns:
         for update in plan.schedule[first]:
             for call in update.calls:
-                src = f"{call.source}@{column_of[call.reads]}"
+                reads = column_of[first] if stimulus is not None and call.edge.is_input else column_of[call.reads]
+                src = f"{call.source}@{reads}"
                 dst = f"{update.area}@{column_of[first]}"
                 if (src, dst, call.weights.path) not in drawn:
                     drawn.add((src, dst, call.weights.path))
@@ -340,6 +351,20 @@ def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
     if legend:
         g.node("colours", legend, shape="plaintext", fixedsize="false", pos=at(head_x + 1.6, y[rows[len(rows) // 2]]))
     return g
+
+
+def _shown(stimulus: Stimulus, step: int) -> str:
+    """What enters at `step`, in a word: the image, frame k (of a sequence), a blank or the mask."""
+    frame = stimulus.frame(step, step + 1)  # for a sequence: frame `step`, however long it is
+    return frame if isinstance(frame, str) else ("image" if stimulus.show is not None else f"frame {frame}")
+
+
+def _stimulus_text(stimulus: Stimulus, steps: int) -> str:
+    if stimulus.frames is not None:
+        return f"a sequence: frame t at step t, the last {'held' if stimulus.frames == 'hold' else 'cycled'}"
+    shown = tuple(stimulus.show.resolve(steps, first=0))
+    other = "a mask" if stimulus.then == "mask" else f"a blank ({stimulus.blank:g})"
+    return f"shown at steps {format_steps(shown) if shown else 'none'}, then {other}"
 
 
 def _colour_legend(plan: Plan, colours: dict[str, str]) -> str | None:

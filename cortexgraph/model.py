@@ -139,6 +139,7 @@ class _Step:
     made: tuple[int, ...]  # slots it writes: values, and memories cells keep
     norms: tuple[nn.Module, ...]  # its BatchNorms (frozen while a checkpoint recomputes the step)
     plan: tuple[Update, ...]  # the Plan's updates these are bound from, for hooks
+    enters: bool  # an input edge fires: slot 0 must hold what is shown at this step
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,11 @@ class _Program:
     readout: tuple[tuple[int, tuple[int, ...], int], ...]
     final: tuple[int, ...]  # the steps `model(x)` reads out at
     states: dict[tuple[str, int], int]  # (area, step) -> slot, for return_states
+
+    @property
+    def first_entry(self) -> int:
+        """The first step at which an input edge fires (0 where none does)."""
+        return next((t for t, step in enumerate(self.steps) if step.enters), 0)
 
 
 class CortexNet(nn.Module):
@@ -292,7 +298,9 @@ class CortexNet(nn.Module):
             if any(c is not None and c.cell is not None for _, _, c in updates):
                 read.add(0)  # a drive of zeros takes the batch size, device and type of the pre-net's output
             reads = tuple(sorted(read - set(made)))  # zero-delay edges read values made earlier in the step
-            program.append(_Step(updates, reads, tuple(frees.get(step, ())), made, norms, plan.schedule[step]))
+            enters = any(src == 0 for _, calls, _ in updates for _, src, _ in calls)
+            program.append(_Step(updates, reads, tuple(frees.get(step, ())), made, norms, plan.schedule[step],
+                                 enters))
         return _Program(slots, tuple(program), tuple(readout), plan.readout_steps, states)
 
     def _bind_cell(self, plan: Plan, update: Update, slot_of: dict, memory_of: dict,
@@ -408,10 +416,12 @@ class CortexNet(nn.Module):
         readout_at = {step: (slots, norm_step) for step, slots, norm_step in program.readout}
         values: list[Tensor | None] = [None] * program.slots
         shown = _Shown(self, x, mask, None)
+        values[0] = shown.at(program.first_entry)
         running = torch.arange(x.shape[0], device=x.device)  # the samples not yet exited
         logits = exits = None
         for t, step in enumerate(program.steps):
-            values[0] = shown.at(t)
+            if step.enters:
+                values[0] = shown.at(t)
             for dst, calls, cell in step.updates:
                 values[dst] = _sum_calls(calls, values) if cell is None else _run_cell(cell, calls, values)
             for slot in step.frees:
@@ -463,9 +473,11 @@ class CortexNet(nn.Module):
         Slot 0 holds what enters at the current step: the pre-net's output of the frame shown then."""
         values: list[Tensor | None] = [None] * program.slots
         shown = _Shown(self, x, mask, around)
+        values[0] = shown.at(program.first_entry)  # (at steps nothing enters, its shape serves drives of zeros)
         recompute = self.checkpoint and self.training and torch.is_grad_enabled() and around is None
         for t, step in enumerate(program.steps):
-            values[0] = shown.at(t)
+            if step.enters:
+                values[0] = shown.at(t)
             if around is not None:
                 for (dst, calls, cell), update in zip(step.updates, step.plan):
                     values[dst] = _update_hooked(calls, cell, update, values, around)

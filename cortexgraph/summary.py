@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .analysis import INPUT
 from .model import CortexNet, Site
-from .plan import Update
+from .plan import Plan, Update
 
 
 def _meta_copy(model: CortexNet) -> CortexNet:
@@ -42,11 +42,22 @@ def plan_flops(model: CortexNet, every_area: bool = False) -> dict[str, int]:
             flops[part] = counter.get_total_flops()
         return made[part]
 
-    spec = model.spec
+    x, mask = example_input(model, "meta")
     with torch.no_grad():
-        _meta_copy(model)(torch.empty(1, spec.input.channels, *spec.input.size, device="meta"),
-                          return_states=every_area, around=count)
+        _meta_copy(model)(x, return_states=every_area, around=count, mask=mask)
     return flops
+
+
+def example_input(model: CortexNet, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One input of the shape the model takes (a sequence of one frame per step where its stimulus has frames),
+    and a mask where its stimulus shows one; empty tensors."""
+    spec = model.spec
+    image = (spec.input.channels, *spec.input.size)
+    stimulus = spec.input.stimulus
+    frames = (spec.steps + 1,) if stimulus is not None and stimulus.frames is not None else ()
+    mask = (torch.empty(image, device=device) if stimulus is not None and stimulus.show is not None
+            and stimulus.then == "mask" else None)
+    return torch.empty(1, *frames, *image, device=device), mask
 
 
 def summarize(model: CortexNet) -> dict[str, Any]:
@@ -74,7 +85,8 @@ def summarize(model: CortexNet) -> dict[str, Any]:
                 entry["cells"][update.area] = update.cell.name
             entry["flops"] += flops
         schedule.append(entry)
-    total_flops = prenet_flops + head_flops * len(plan.readout_steps) + sum(s["flops"] for s in schedule)
+    total_flops = (prenet_flops * len(frames_entering(plan)) + head_flops * len(plan.readout_steps)
+                   + sum(s["flops"] for s in schedule))
     return {
         "name": spec.name,
         "input": [spec.input.channels, *spec.input.size],
@@ -105,14 +117,30 @@ def exit_flops(model: CortexNet, steps: int | None = None) -> tuple[dict[int, in
         return sum(sum(flops[c.weights.path] for c in u.calls) + (flops[u.cell.path] if u.cell is not None else 0)
                    for u in updates)
 
-    total, made, by_step = flops["prenet"], set(), {}
+    total, made, by_step, seen = 0, set(), {}, set()
     for step, updates in enumerate(anytime.schedule):
         total += cost(updates)
+        shown = frames_entering(anytime, step) - seen  # the pre-net runs once per distinct frame
+        total += flops["prenet"] * len(shown)
+        seen |= shown
         made |= {u.area for u in updates}
         if made >= set(anytime.readout_areas):  # the head reads out from here on, as the module does
             total += flops["head"]
             by_step[step] = total
-    return by_step, flops["prenet"] + flops["head"] * len(full.readout_steps) + cost(full.updates)
+    whole = flops["prenet"] * len(frames_entering(full)) + flops["head"] * len(full.readout_steps)
+    return by_step, whole + cost(full.updates)
+
+
+def frames_entering(plan: Plan, until: int | None = None) -> set:
+    """The distinct frames the pre-net runs on in a run of `plan` (up to step `until`): those shown at steps an
+    input edge fires (`input.stimulus`; a sequence taken to have one frame per step); at least one (a run in
+    which nothing enters still runs the pre-net on the first frame)."""
+    stimulus = plan.spec.input.stimulus
+    last = plan.steps if until is None else until
+    steps = [u.step for u in plan.updates if u.step <= last and any(c.edge.is_input for c in u.calls)]
+    if stimulus is None:
+        return {0}
+    return {stimulus.frame(t, plan.steps + 1) for t in steps} or {stimulus.frame(0, plan.steps + 1)}
 
 
 def _count(n: float) -> str:

@@ -167,8 +167,42 @@ def test_moving_digits_slide_across_one_frame_per_step(tmp_path):
         make_data("digits", load_spec(doc))
     with pytest.raises(DataError, match="digits-moving gives sequences, one frame per step, but frnn3-digits"):
         make_data("digits-moving", load_spec("demo/frnn3-digits"))
-    spec = tmp_path / "moving.yaml"
-    spec.write_text(load_spec(doc).to_yaml())
-    result = train(TrainConfig(spec=str(spec), data="digits-moving", out=str(tmp_path / "run"), epochs=1,
+    with pytest.raises(DataError, match="seen shows a mask after its image .* no data set here gives masks"):
+        make_data("digits", load_spec(spec({"show": "once", "then": "mask"})))
+    path = tmp_path / "moving.yaml"
+    path.write_text(load_spec(doc).to_yaml())
+    result = train(TrainConfig(spec=str(path), data="digits-moving", out=str(tmp_path / "run"), epochs=1,
                                batch_size=64, progress=False, limit_batches=3))
     assert result["epochs"][0]["train_loss"] > 0
+
+
+def test_drawings_show_what_enters_when():
+    from cortexgraph import draw
+
+    masked = spec({"show": {"to": 1}, "then": "mask"})
+    assert "shown at steps 0-1, then a mask" in draw(masked).source
+    unrolled = draw(masked, "unrolled").source
+    shown = [line.split("label=<")[1].split(">")[0] for line in unrolled.splitlines() if "shown_" in line]
+    assert shown == ["image", "image", "mask", "mask", "mask"]  # A at step 5 feeds nothing read: pruned
+    assert '"input@3" -> "A@3"' in unrolled  # each step's input comes from what is shown then
+    frames = draw(spec({"frames": "cycle"}), "unrolled").source
+    assert "label=<frame 4>" in frames
+    assert "a sequence: frame t at step t, the last cycled" in draw(spec({"frames": "cycle"})).source
+    assert "shown_" not in draw(spec(None), "unrolled").source  # one image: drawn as it always was
+
+
+def test_the_pre_net_runs_only_on_frames_that_enter_and_is_counted_so():
+    from cortexgraph.summary import summarize
+
+    doc = spec({"show": {"to": 1}, "then": "mask"})
+    doc["inputs"] = {"A": {"at": [0, 1], "op": "conv"}}  # the mask is shown from step 2, when nothing enters
+    model = build(doc).eval()
+    calls = []
+    model.prenet.register_forward_hook(lambda m, i, o: calls.append(1))
+    model(torch.randn(2, 2, 8, 8), mask=torch.randn(2, 8, 8))
+    assert calls == [1]
+    plain, masked = summarize(build(spec(None))), summarize(build(spec({"show": {"to": 1}, "then": "mask"})))
+    assert masked["flops"] - plain["flops"] == plain["prenet"]["flops"]  # the mask through the pre-net once
+    held = summarize(build(spec({"frames": "hold"})))
+    # A takes a frame at steps 0-4 (A at step 5 feeds nothing read): five frames, four more than one image
+    assert held["flops"] - plain["flops"] == 4 * plain["prenet"]["flops"]

@@ -87,7 +87,12 @@ class CheckedImages(Dataset):
 
 def make_data(kind: str, spec: Spec, root: str | Path = "data", seed: int = 0) -> Data:
     channels, size = spec.input.channels, spec.input.size
-    sequences = spec.input.stimulus is not None and spec.input.stimulus.frames is not None
+    stimulus = spec.input.stimulus
+    if stimulus is not None and stimulus.show is not None and stimulus.then == "mask":
+        raise DataError(f"{spec.name} shows a mask after its image (model(x, mask=m)), and no data set here gives "
+                        "masks: train it without the stimulus and load the weights into it "
+                        "(examples/backward_masking.py does)")
+    sequences = stimulus is not None and stimulus.frames is not None
     if sequences != (kind == "digits-moving"):
         raise DataError(f"{spec.name} takes sequences (input.stimulus has frames): use --data digits-moving"
                         if sequences else f"{kind} gives sequences, one frame per step, but {spec.name} takes one "
