@@ -206,3 +206,13 @@ def test_the_pre_net_runs_only_on_frames_that_enter_and_is_counted_so():
     held = summarize(build(spec({"frames": "hold"})))
     # A takes a frame at steps 0-4 (A at step 5 feeds nothing read): five frames, four more than one image
     assert held["flops"] - plain["flops"] == 4 * plain["prenet"]["flops"]
+
+
+@pytest.mark.parametrize("stimulus", [{"frames": "hold"}, {"show": {"to": 1}, "then": "mask"}])
+def test_stimuli_trace_as_one_graph(stimulus):
+    model = build(spec(stimulus)).eval()
+    x = torch.randn(2, 3, 2, 8, 8) if "frames" in stimulus else torch.randn(2, 2, 8, 8)
+    kwargs = {"mask": torch.randn(2, 8, 8)} if "then" in stimulus else {}
+    compiled = torch.compile(model, fullgraph=True, backend="eager")  # fails on any graph break
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x, **kwargs), model(x, **kwargs))
