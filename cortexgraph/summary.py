@@ -93,7 +93,7 @@ def summarize(model: CortexNet) -> dict[str, Any]:
         "steps": plan.steps,
         "readout": {"area": spec.readout.written, "steps": list(plan.readout_steps)},
         "prenet": {"shape": list(plan.shapes[INPUT]), "params": plan.parts["prenet"].parameters,
-                   "flops": prenet_flops},
+                   "flops": prenet_flops, "runs": len(frames_entering(plan))},  # once per distinct frame
         "head": {"classes": spec.readout.head.classes, "params": plan.parts["head"].parameters, "flops": head_flops},
         "areas": areas,
         "params": plan.size.parameters,
@@ -157,7 +157,7 @@ def _areas(area: str | list[str]) -> str:
 def format_summary(s: dict[str, Any]) -> str:
     rows = [("", "shape", "params", "FLOPs/update", "updates", "arrival")]
     rows.append(("pre-net", "x".join(map(str, s["prenet"]["shape"])), _count(s["prenet"]["params"]),
-                 _count(s["prenet"]["flops"]), "1", "0"))
+                 _count(s["prenet"]["flops"]), str(s["prenet"]["runs"]), "0"))
     for name, a in s["areas"].items():
         n = len(a["flops"])
         per = sum(a["flops"].values()) / n if n else 0

@@ -203,6 +203,7 @@ def test_the_pre_net_runs_only_on_frames_that_enter_and_is_counted_so():
     assert calls == [1]
     plain, masked = summarize(build(spec(None))), summarize(build(spec({"show": {"to": 1}, "then": "mask"})))
     assert masked["flops"] - plain["flops"] == plain["prenet"]["flops"]  # the mask through the pre-net once
+    assert (plain["prenet"]["runs"], masked["prenet"]["runs"]) == (1, 2)
     held = summarize(build(spec({"frames": "hold"})))
     # A takes a frame at steps 0-4 (A at step 5 feeds nothing read): five frames, four more than one image
     assert held["flops"] - plain["flops"] == 4 * plain["prenet"]["flops"]
