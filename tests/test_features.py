@@ -168,3 +168,31 @@ def test_brain_score_s_activations_extractor_reads_the_area_layers(tmp_path, mon
     flat = np.concatenate([want[(n.split(".")[0], int(n.split(".t")[1]))].reshape(6, -1).numpy() for n in names], 1)
     assert list(dict.fromkeys(activations["layer"].values)) == names
     np.testing.assert_allclose(activations.values, flat, rtol=1e-5, atol=1e-6)
+
+
+def test_the_rest_of_the_feature_errors_are_one_message(tmp_path, monkeypatch):
+    import builtins
+
+    model = build("demo/frnn3-digits").eval()
+    x = torch.randn(1, 1, 16, 16)
+    with pytest.raises(ValueError, match=r"ask for at least one \(area, step\) value"):
+        model.features(x, [])
+    with pytest.raises(ValueError, match="pool is None \\(whole maps\\), 'avg' or 'max'; got 'sum'"):
+        cortexgraph.features(model, x, ["V1.t0"], pool="sum")
+    doc = {"cortexgraph": 1, "name": "named", "input": {"channels": 1, "size": 4},
+           "areas": {"cortexnet": {"channels": 2, "size": 4}}, "inputs": {"cortexnet": {"at": "once", "op": "conv"}},
+           "steps": 1, "readout": {"area": "cortexnet", "head": {"classes": 2}}}
+    with pytest.raises(ValueError, match="an area named 'cortexnet' would hide the model in AreaLayers; rename it"):
+        AreaLayers(build(doc))
+    real_import = builtins.__import__
+
+    def no_h5py(name, *args, **kwargs):
+        if name == "h5py":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_h5py)
+    data = torch.utils.data.TensorDataset(torch.randn(4, 1, 16, 16), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"writing f.h5 needs h5py: pip install 'cortexgraph\[hdf5\]' \(or write "
+                                         r"to a folder of .npy files\)"):
+        write_features(model, data, ["V1.t0"], tmp_path / "f.h5")
