@@ -12,6 +12,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Sequence
+from typing import Any
 
 from .errors import Problem, SpecError
 
@@ -199,20 +200,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _model_and_data(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The model of `args.spec` (a checkpoint or a spec) and its data: `--data` and `--data-dir` where given,
+    else the checkpoint's (its split seed too), else digits."""
+    from .builder import build
+    from .checkpoint import is_checkpoint_path, read_checkpoint
+    from .train.data import make_data
+
+    model = build(args.spec, allow_imports=args.allow_imports)
+    settings = read_checkpoint(args.spec).get("settings", {}) if is_checkpoint_path(args.spec) else {}
+    data = make_data(args.data or settings.get("data", "digits"), model.spec,
+                     args.data_dir or settings.get("data_dir", "data"), settings.get("seed", 0))
+    return model, data
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .builder import build
-    from .checkpoint import CheckpointError, is_checkpoint_path, read_checkpoint
+    from .checkpoint import CheckpointError
     from .evaluate import evaluate_exits, exit_table, rows_as_dicts
     from .train import DataError
-    from .train.data import make_data
 
     try:
-        model = build(args.spec, allow_imports=args.allow_imports)
-        settings = read_checkpoint(args.spec).get("settings", {}) if is_checkpoint_path(args.spec) else {}
-        data = make_data(args.data or settings.get("data", "digits"), model.spec,
-                         args.data_dir or settings.get("data_dir", "data"), settings.get("seed", 0))
+        model, data = _model_and_data(args)
         rows = evaluate_exits(model, data.test, args.exit_threshold, args.batch_size, args.device)
     except (DataError, CheckpointError, ValueError) as exc:
         print(f"cortexgraph: {exc}", file=sys.stderr)
@@ -229,22 +239,19 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     from torch.utils.data import Subset
 
-    from .builder import build
-    from .checkpoint import CheckpointError, is_checkpoint_path, read_checkpoint
+    from .checkpoint import CheckpointError, is_checkpoint_path
     from .extract import write_features
     from .train import DataError
-    from .train.data import make_data
 
     try:
-        model = build(args.spec, allow_imports=args.allow_imports)
+        model, data = _model_and_data(args)
         about: dict = {"model": args.spec}
-        settings = {}
         if is_checkpoint_path(args.spec):
-            settings = read_checkpoint(args.spec).get("settings", {})
+            digest = hashlib.sha256()
             with open(args.spec, "rb") as f:
-                about["checkpoint_sha256"] = hashlib.file_digest(f, "sha256").hexdigest()
-        data = make_data(args.data or settings.get("data", "digits"), model.spec,
-                         args.data_dir or settings.get("data_dir", "data"), settings.get("seed", 0))
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            about["checkpoint_sha256"] = digest.hexdigest()
         split = data.test if args.split == "test" else data.train
         if args.limit is not None:
             split = Subset(split, range(min(args.limit, len(split))))

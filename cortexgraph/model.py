@@ -414,35 +414,32 @@ class CortexNet(nn.Module):
         program, _ = self._programs[key]
         self._check_input(x, mask)
         readout_at = {step: (slots, norm_step) for step, slots, norm_step in program.readout}
-        values: list[Tensor | None] = [None] * program.slots
-        shown = _Shown(self, x, mask, None)
-        values[0] = shown.at(program.first_entry)
         running = torch.arange(x.shape[0], device=x.device)  # the samples not yet exited
-        logits = exits = None
-        for t, step in enumerate(program.steps):
-            if step.enters:
-                values[0] = shown.at(t)
-            for dst, calls, cell in step.updates:
-                values[dst] = _sum_calls(calls, values) if cell is None else _run_cell(cell, calls, values)
-            for slot in step.frees:
-                values[slot] = None
+        logits = torch.empty(0)
+        exits = torch.full((x.shape[0],), last, dtype=torch.long, device=x.device)
+
+        def exit_some(t: int, values: list[Tensor | None], shown: _Shown) -> bool:
+            """After step t: the samples confident enough exit; the rest run on without them."""
+            nonlocal running, logits
             if t not in readout_at:
-                continue
+                return False
             slots, norm_step = readout_at[t]
             now = self.head(values[slots[0]] if len(slots) == 1 else tuple(values[s] for s in slots), norm_step)
-            if logits is None:
+            if not logits.numel():
                 logits = now.new_empty((x.shape[0], now.shape[1]))
-                exits = torch.full((x.shape[0],), last, dtype=torch.long, device=x.device)
             done = now.softmax(1).amax(1) >= threshold if t < last else torch.ones_like(running, dtype=torch.bool)
             logits[running[done]] = now[done]
             exits[running[done]] = t
             if bool(done.all()):
-                break
+                return True
             if bool(done.any()):
                 keep = ~done
                 running = running[keep]
-                values = [v[keep] if v is not None else None for v in values]
+                values[:] = [v[keep] if v is not None else None for v in values]
                 shown.keep(keep)
+            return False
+
+        self._run(program, x, None, mask, after_step=exit_some)
         return EarlyExit(logits, exits)
 
     # --- training objective (readout.loss) --------------------------------------------------------
@@ -467,10 +464,12 @@ class CortexNet(nn.Module):
         """The logits `model(x)` gives, from what `model(x, readout=model.loss_readout)` gave."""
         return self.head.decode(list(output.values())) if isinstance(output, dict) else output
 
-    def _run(self, program: _Program, x: Tensor, around: Around | None,
-             mask: Tensor | None = None) -> list[Tensor | None]:
+    def _run(self, program: _Program, x: Tensor, around: Around | None, mask: Tensor | None = None,
+             after_step: Callable[[int, list, _Shown], bool] | None = None) -> list[Tensor | None]:
         """The interpreter: the values of one bound Plan on images `x`, slot by slot (freed after last use).
-        Slot 0 holds what enters at the current step: the pre-net's output of the frame shown then."""
+        Slot 0 holds what enters at the current step: the pre-net's output of the frame shown then.
+        `after_step(t, values, shown)` runs after each step and may change the values (early exit cuts the
+        batch); it returns True to stop."""
         values: list[Tensor | None] = [None] * program.slots
         shown = _Shown(self, x, mask, around)
         values[0] = shown.at(program.first_entry)  # (at steps nothing enters, its shape serves drives of zeros)
@@ -491,6 +490,8 @@ class CortexNet(nn.Module):
                     values[dst] = _sum_calls(calls, values) if cell is None else _run_cell(cell, calls, values)
             for slot in step.frees:
                 values[slot] = None
+            if after_step is not None and after_step(t, values, shown):
+                break
         return values
 
     def _check_input(self, x: Any, mask: Any = None) -> None:
