@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .model import CortexNet, Site
-from .ops.norms import kept_statistics
+from .ops.norms import BATCH_NORMS, frozen_statistics
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def first_nonfinite_value(model: CortexNet, x: Tensor) -> Place | None:
         return out
 
     try:
-        with kept_statistics(model.modules()):
+        with frozen_statistics(_batch_norms(model)):
             model(x, return_states=True, around=checked)
         return None
     except _Found as found:
@@ -100,7 +100,7 @@ def first_nonfinite_gradient(model: CortexNet, x: Tensor, loss_fn) -> Place | No
         return _Probe.apply(run(probed_value), reaching)
 
     try:
-        with kept_statistics(model.modules()):  # after the backward pass, which needs them as they were
+        with frozen_statistics(_batch_norms(model)):
             model.zero_grad(set_to_none=True)
             loss_fn(model(x, around=probed)).backward()
         bad = [name for name, p in model.named_parameters() if p.grad is not None and not _finite(p.grad)]
@@ -124,3 +124,7 @@ def _place_of_parameter(model: CortexNet, name: str) -> Place:
         return Place("pre-net" if part == "prenet" else "head", parameter=name)
     edge = rest.split(".")[0]
     return Place("edge", area=model.plan.edges[edge].target, edge=edge, parameter=name)
+
+
+def _batch_norms(model: CortexNet) -> list[torch.nn.Module]:
+    return [m for m in model.modules() if isinstance(m, BATCH_NORMS)]

@@ -27,7 +27,7 @@ from .ops.cell_registry import lookup_cell
 from .ops.cells import CellContext
 from .ops.layers import ACTIVATIONS, OpContext, init_weights, tieable_parts
 from .ops.norm_spec import NormSpec
-from .ops.norms import kept_statistics, make_norm
+from .ops.norms import batch_norms_at, frozen_statistics, make_norm
 from .ops.registry import Shape, lookup
 from .plan import Call, CellSet, Plan, Prune, Update, WeightSet, make_plan
 from .spec import Head as HeadSpec
@@ -137,7 +137,7 @@ class _Step:
     reads: tuple[int, ...]  # slots its calls and cells read that earlier steps made
     frees: tuple[int, ...]  # slots nobody reads after this step
     made: tuple[int, ...]  # slots it writes: values, and memories cells keep
-    norms: tuple[nn.Module, ...]  # its BatchNorms (frozen while a checkpoint recomputes the step)
+    norms: tuple[nn.Module, ...]  # the batch norms it runs (frozen while a checkpoint recomputes the step)
     plan: tuple[Update, ...]  # the Plan's updates these are bound from, for hooks
     enters: bool  # an input edge fires: slot 0 must hold what is shown at this step
 
@@ -288,9 +288,9 @@ class CortexNet(nn.Module):
                     frees.setdefault(step, []).append(slot)
         program = []
         for step, updates in enumerate(steps):
-            modules = {id(m): m for _, calls, _ in updates for m, _, _ in calls}
-            modules.update({id(c.cell): c.cell for _, _, c in updates if c is not None and c.cell is not None})
-            norms = tuple(n for m in modules.values() for n in m.modules() if isinstance(n, nn.BatchNorm2d))
+            runs = [(m, norm_step) for _, calls, _ in updates for m, _, norm_step in calls]
+            runs += [(c.cell, c.step) for _, _, c in updates if c is not None and c.cell is not None]
+            norms = tuple({id(n): n for m, t in runs for n in batch_norms_at(m, t)}.values())
             made = tuple(dst for dst, _, _ in updates) + tuple(
                 c.memory_out for _, _, c in updates if c is not None and c.memory_out >= 0)
             read = {src for _, calls, _ in updates for _, src, _ in calls}
@@ -674,7 +674,7 @@ def _make_values(step: _Step, *inputs: Tensor) -> tuple[Tensor, ...]:
 
 
 def _recompute_contexts(norms: tuple[nn.Module, ...]) -> tuple[Any, Any]:
-    return nullcontext(), kept_statistics(norms)
+    return nullcontext(), frozen_statistics(norms)
 
 
 def _tie(module: nn.Module, target: nn.Module) -> None:

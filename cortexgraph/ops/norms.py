@@ -100,18 +100,42 @@ def make_norm(policy: str, channels: int, steps: tuple[int, ...], kind: NormSpec
     return _one_norm(kind, channels, size, shared=True)
 
 
+BATCH_NORMS = (nn.BatchNorm2d, nn.SyncBatchNorm)  # the norms with running statistics
+
+
+def batch_norms_at(module: nn.Module, step: int) -> list[nn.Module]:
+    """The batch norms a call of `module` at `step` runs: inside a StepNorm, only that step's."""
+    if isinstance(module, BATCH_NORMS):
+        return [module]
+    if isinstance(module, StepNorm) and step in module.steps:
+        return batch_norms_at(module._modules[module._names[step]], step)
+    return [n for child in module.children() for n in batch_norms_at(child, step)]
+
+
+_SCRATCH: dict[tuple, Tensor] = {}  # by (shape, dtype, device): statistics written but never read
+
+
+def _scratch(buffer: Tensor) -> Tensor:
+    key = (buffer.shape, buffer.dtype, buffer.device)
+    if key not in _SCRATCH:
+        _SCRATCH[key] = torch.ones_like(buffer)  # ones: a batch count (momentum None divides by it) is never 0
+    return _SCRATCH[key]
+
+
 @contextmanager
-def kept_statistics(modules: Any) -> Iterator[None]:
-    """Run modules (BatchNorms among them) in training mode without their running statistics moving:
-    they are put back as they were. Activation checkpointing recomputes a step this way (its
-    BatchNorms must run exactly as before, so autograd finds the same saved tensors, but must not
-    count the batch twice), and so do the diagnoses of non-finite values."""
-    norms = [m for m in modules if isinstance(m, nn.BatchNorm2d)]
-    saved = [[b.clone() for b in n.buffers()] for n in norms]
+def frozen_statistics(norms: Any) -> Iterator[None]:
+    """Run batch norms in training mode without their running statistics or batch counts moving, at no cost:
+    while it lasts each norm updates scratch tensors in their place, which nobody reads. The output is the
+    training step's (it uses the batch's statistics), and autograd saves tensors of the same shapes.
+    Activation checkpointing recomputes a step this way (its norms must compute exactly what they did but
+    not count the batch twice), and so do the diagnoses of non-finite values. Copying each statistic aside
+    and back instead cost two operations per buffer, each a kernel launch on a GPU: in one checkpointed
+    training step of liao2016/frnn4-cifar, 5,016 of its 7,841."""
+    swapped = [(n, name, buffer) for n in norms for name, buffer in n._buffers.items() if buffer is not None]
+    for n, name, buffer in swapped:
+        n._buffers[name] = _scratch(buffer)
     try:
         yield
     finally:
-        with torch.no_grad():
-            for n, buffers in zip(norms, saved):
-                for b, before in zip(n.buffers(), buffers):
-                    b.copy_(before)
+        for n, name, buffer in swapped:
+            n._buffers[name] = buffer
