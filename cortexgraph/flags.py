@@ -35,9 +35,10 @@ def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel], names: It
             parser.add_argument(flag, dest=name, action="store_true", help=field.description)
         else:
             literal = typing.get_origin(kind) is Literal
+            optional = {"nargs": "?", "const": extra["const"]} if "const" in extra else {}
             parser.add_argument(flag, dest=name, type=None if literal else kind, default=field.default,
                                 choices=typing.get_args(kind) if literal else extra.get("choices"),
-                                metavar=extra.get("metavar"), help=field.description)
+                                metavar=extra.get("metavar"), help=field.description, **optional)
 
 
 def given(args: argparse.Namespace, model: type[BaseModel], names: Iterable[str] | None = None) -> dict[str, Any]:

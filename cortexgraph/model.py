@@ -481,8 +481,12 @@ class CortexNet(nn.Module):
                 for (dst, calls, cell), update in zip(step.updates, step.plan):
                     values[dst] = _update_hooked(calls, cell, update, values, around)
             elif recompute and step.updates:
+                # Compiled, the recomputation is AOTAutograd's, of a functional graph whose statistics are
+                # updated once, in the forward graph; eagerly, the norms must be told not to count twice.
+                contexts = {} if torch.compiler.is_compiling() else {
+                    "context_fn": partial(_recompute_contexts, step.norms)}
                 made = checkpoint(_make_values, step, *(values[s] for s in step.reads), use_reentrant=False,
-                                  context_fn=partial(_recompute_contexts, step.norms))
+                                  **contexts)
                 for slot, value in zip(step.made, made):
                     values[slot] = value
             else:

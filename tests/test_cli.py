@@ -147,6 +147,26 @@ def test_the_train_flags_are_the_fields_of_train_config():
     assert defaults == TrainConfig(spec="s.yaml")  # each flag's default is its field's
 
 
+@pytest.mark.parametrize("flags, mode", [([], None), (["--compile"], "default"),
+                                         (["--compile", "reduce-overhead"], "reduce-overhead"),
+                                         (["--compile", "max-autotune"], "max-autotune")])
+def test_compile_takes_a_mode_or_none(flags, mode):
+    from cortexgraph.cli import build_parser
+
+    assert build_parser().parse_args(["train", "s.yaml", *flags]).compile == mode
+
+
+def test_an_unknown_compile_mode_is_one_line(capsys):
+    from cortexgraph.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "s.yaml", "--compile", "fast"])
+    assert exited.value.code == 2
+    line = capsys.readouterr().err.splitlines()[-1].replace("'", "")  # Python 3.12 stopped quoting choices
+    assert line == ("cortexgraph train: error: argument --compile: invalid choice: fast (choose from default, "
+                    "reduce-overhead, max-autotune)")
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"optimizer": "adam"}, "optimizer: input should be 'sgd' or 'adamw'"),
     ({"epochs": 0}, "epochs must be at least 1"),

@@ -479,6 +479,24 @@ def test_activation_checkpointing_recomputes_each_step_once_and_nothing_more(spe
     assert plain < checkpointed <= plain + forward, counts
 
 
+def test_a_compiled_checkpointed_step_computes_what_the_eager_plain_step_does():
+    """Compiled, recomputation is AOTAutograd's (of a graph whose statistics move once, in its forward): the
+    gradients and running statistics are those of the plain step, exactly."""
+    torch.manual_seed(0)
+    plain = frnn()
+    randomize_norms(plain)
+    saving = copy.deepcopy(plain)
+    saving.checkpoint = True
+    x = torch.randn(4, 3, 16, 16)
+    for model, run in ((plain, plain), (saving, torch.compile(saving, backend="aot_eager", fullgraph=True))):
+        model.train()
+        run(x).square().sum().backward()
+    for (name, p), q in zip(plain.named_parameters(), saving.parameters()):
+        assert (p.grad is None and q.grad is None) or torch.equal(p.grad, q.grad), name
+    for (name, a), b in zip(plain.named_buffers(), saving.buffers()):
+        assert torch.equal(a, b), name
+
+
 def test_checkpointing_is_a_spec_field_and_a_build_option():
     text = FRNN.replace("HORIZON", "5").replace("BEYOND", "error") + "checkpoint: true\n"
     assert build(text).checkpoint and not build(text, checkpoint=False).checkpoint

@@ -11,10 +11,12 @@ import pytest
 import torch
 
 from cortexgraph import build, load_spec
-from cortexgraph.checkpoint import CheckpointError, read_checkpoint
+from cortexgraph.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from cortexgraph.cli import main
 from cortexgraph.train import DataError, TrainConfig, TrainingError, result_lines, train
+from cortexgraph.train import distributed as dist
 from cortexgraph.train.data import CIFAR_MEAN, CIFAR_STD, make_data
+from cortexgraph.train.loop import _Run, optimizer_kernels
 
 from .helpers import train_until_the_first_checkpoint
 
@@ -385,3 +387,53 @@ def test_ranks_whose_weights_differ_below_float32_resolution_disagree(two_proces
     assert checksums_agree(model, world, torch.device("cpu"))[0]
     other["checksum"] = total * (1 + 1e-8)  # the same in float32; a weight that drifted, in float64
     assert not checksums_agree(model, world, torch.device("cpu"))[0]
+
+
+def test_compiled_training_runs_full_batches_compiled_and_a_smaller_last_batch_eagerly(tiny, tmp_path,
+                                                                                        monkeypatch):
+    """--compile MODE hands the mode to torch.compile (here with Dynamo's AOT eager backend: Inductor takes
+    minutes on the CPU) once, for the whole training step; the result is the eager run's."""
+    compiled_calls, modes, marks = [], [], []
+    real_compile = torch.compile
+
+    class Counted(torch.nn.Module):
+        def __init__(self, compiled):
+            super().__init__()
+            self.compiled = compiled
+
+        def forward(self, x, **kwargs):
+            compiled_calls.append(len(x))
+            return self.compiled(x, **kwargs)
+
+    def compile_(net, mode=None, fullgraph=False):
+        modes.append((mode, fullgraph))
+        return Counted(real_compile(net, backend="aot_eager", fullgraph=fullgraph))
+
+    monkeypatch.setattr(torch, "compile", compile_)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    runs = {}
+    for mode in (None, "reduce-overhead"):  # 1,024 images in batches of 300: 3 full ones and one of 124
+        runs[mode] = train(config(tiny, tmp_path / str(mode), epochs=1, batch_size=300, limit_batches=None,
+                                  compile=mode))
+    assert modes == [("reduce-overhead", True)] and compiled_calls == [300, 300, 300] and len(marks) == 3
+    eager, compiled = (read_checkpoint(runs[m]["checkpoint"]) for m in (None, "reduce-overhead"))
+    torch.testing.assert_close(compiled["model"], eager["model"], rtol=1e-5, atol=1e-6)
+    assert compiled["metrics"][0]["settings"]["compile"] == "reduce-overhead"
+
+
+def test_the_optimizer_runs_fused_on_cuda_and_as_torch_chooses_elsewhere(tiny, tmp_path):
+    assert optimizer_kernels(torch.device("cuda", 0)) == {"fused": True}
+    assert optimizer_kernels(torch.device("cpu")) == {}
+    # A run resumed elsewhere takes this device's kernels, not those its checkpoint's optimizer ran with.
+    first = train(config(tiny, tmp_path / "run", epochs=2, limit_batches=1))
+    payload = {k: v for k, v in read_checkpoint(first["checkpoint"]).items() if k not in ("format", "version")}
+    payload["optimizer"]["param_groups"][0]["fused"] = True  # as a GPU run saves it
+    save_checkpoint(first["checkpoint"], **payload)  # (a new file: the one read is mapped)
+
+    run = _Run(config(tiny, tmp_path / "run", epochs=2, limit_batches=1, resume=True), dist.world_from_env(),
+               torch.device("cpu"))
+    try:
+        run.prepare()
+        assert all(g["fused"] is None and g["foreach"] is None for g in run.optimizer.param_groups)
+    finally:
+        run.folder.release()

@@ -112,6 +112,8 @@ class _Run:
             # that the file is never written through and its space is freed when the next one replaces it.
             for state in self.optimizer.state.values():
                 state.update({k: v.clone() for k, v in state.items() if torch.is_tensor(v)})
+            for group in self.optimizer.param_groups:  # the saved groups carry the kernels of the run's device
+                group.update(fused=None, foreach=None, **optimizer_kernels(self.device))
             self.start_epoch = int(self.payload["epoch"])
             self.epochs = list(self.payload.get("metrics", []))
             self.payload = None
@@ -121,6 +123,11 @@ class _Run:
             # The Plan runs the same calls every iteration (a static graph); some parameters, such
             # as the norms of steps the readout never needs, get no gradient, which DDP allows then.
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids, static_graph=True)
+        self.eager_net = self.net
+        if config.compile:
+            # One call form and, for full batches, one shape: one graph (a smaller last batch runs eagerly
+            # rather than compile a second). DDP splits the graph at its gradient buckets.
+            self.net = torch.compile(self.net, mode=config.compile, fullgraph=not self.world.distributed)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
     def _take_folder(self) -> None:
@@ -184,10 +191,11 @@ class _Run:
                                 f"about {need / 1e6:.1f} MB")
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        c = self.config
+        c, kernels = self.config, optimizer_kernels(self.device)
         if c.optimizer == "sgd":
-            return torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
-        return torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+            return torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
+                                   **kernels)
+        return torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay, **kernels)
 
     def _set_lr(self, epoch: int) -> None:
         """The learning rate of an epoch, in closed form (what CosineAnnealingLR and StepLR compute).
@@ -332,8 +340,11 @@ class _Run:
             x, y = self._inputs(x), y.to(self.device, non_blocking=True)
             if backup is not None:
                 torch._foreach_copy_(backup, buffers)
+            net = self.net if len(y) == config.batch_size else self.eager_net
+            if net is not self.eager_net:  # compiled: under reduce-overhead, the last iteration's outputs are done
+                torch.compiler.cudagraph_mark_step_begin()
             with self._autocast():
-                output = self.net(x, readout=self.model.loss_readout)  # per step where the loss weighs steps
+                output = net(x, readout=self.model.loss_readout)  # per step where the loss weighs steps
                 loss = self.model.loss(output, y, self.criterion)
                 logits = self.model.prediction(output)
             self.optimizer.zero_grad(set_to_none=True)
@@ -478,6 +489,12 @@ class _Run:
         for line in result_lines(result):
             self.say(line)
         return result
+
+
+def optimizer_kernels(device: torch.device) -> dict[str, bool]:
+    """How the optimizer runs on `device`: on CUDA its fused kernels (every parameter updated in one
+    launch, not one per tensor, for hundreds of per-step norm parameters); elsewhere torch's default."""
+    return {"fused": True} if device.type == "cuda" else {}
 
 
 def _unreadable_record(items: list[Unreadable], named: int = 20) -> dict[str, Any]:

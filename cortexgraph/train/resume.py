@@ -5,7 +5,7 @@ the same number of processes: the global batch is the batch size times
 them), seed, optimizer, learning-rate schedule and model (the spec, with its
 overrides, is compared on its own), so that it ends where an uninterrupted
 run would have ended. Settings of how the run is carried out may change (the
-device and its number formats, data-loading worker processes, recomputation,
+device and its number formats, data-loading worker processes, recomputation, compilation,
 what is printed, what happens on a non-finite step), and every epoch records
 the ones it ran under. Everything else is refused, in one line that names
 each setting, the run's value and the flag that gives it back.
@@ -21,9 +21,10 @@ from __future__ import annotations
 from typing import Any
 
 # Settings of how the run is carried out: free on resume, recorded per epoch.
-PER_EPOCH = ("device", "amp", "channels_last", "processes", "workers", "activation_checkpointing", "on_nonfinite")
-FREE = ("device", "amp", "channels_last", "workers", "activation_checkpointing", "on_nonfinite", "data_dir", "out",
-        "resume", "overwrite", "progress", "anytime", "allow_imports", "spec",
+PER_EPOCH = ("device", "amp", "channels_last", "processes", "workers", "activation_checkpointing", "compile",
+             "on_nonfinite")
+FREE = ("device", "amp", "channels_last", "workers", "activation_checkpointing", "compile", "on_nonfinite",
+        "data_dir", "out", "resume", "overwrite", "progress", "anytime", "allow_imports", "spec",
         "steps", "classes", "size", "share", "norm")  # the spec they make is compared on its own
 
 # Settings of what is trained: fixed for a run's life (epochs has its own rule below).
