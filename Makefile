@@ -67,6 +67,12 @@ bench-full: setup
 	$(BENCH) draw.py --json results/draw.json
 	$(BENCH) gpu.py --json results/gpu.json
 
+# What benchmarks/gpu_session.sh installs on a lent GPU machine, whose Python (3.12, torch preinstalled)
+# cannot reach PyPI: the project's other dependencies as wheels, carried there in .whl/.
+gpu-wheels:
+	python3 -m pip download -q -d .whl --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+	  --platform manylinux_2_17_x86_64 pydantic graphviz
+
 # A longer fuzz of the spec reader (20,000 examples per test); prints hypothesis's statistics.
 fuzz: setup
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/test_fuzz_specs.py -p no:randomly --hypothesis-show-statistics

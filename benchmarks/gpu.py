@@ -11,16 +11,32 @@ SGD) under bf16 autocast with channels-last tensors, eager and compiled
 (FLOPs of one training step counted by flop_counter, over its median time)
 as a fraction of the dense bf16 matrix-multiply rate measured on the same
 device (8192 x 8192 products).
+
+The recurrent specs (liao2016/frnn4-cifar and srn1-cifar at batch 256, 32x32;
+frnn4-imagenet at batch 64, 224x224) get a table of their own: the same SGD
+training step eager, with activation checkpointing, as the naive unrolling
+(every area at every step, as PyTorchTNN-style tools run: benchmarks/pruning.py),
+and compiled in each torch.compile mode (reduce-overhead: CUDA graphs), all
+interleaved. Per row: milliseconds per step, images per second, the ratio to
+eager, the fraction of the step the GPU is busy (the union of its kernels'
+intervals in a profiled run of 10 steps, over the unprofiled step time), the
+peak memory a step adds (eager and checkpointed), and the compile time.
+
+    python benchmarks/gpu.py --recurrent-only --specs liao2016/frnn4-cifar
+    python benchmarks/gpu.py --modes default reduce-overhead   # which compile modes (all three by default)
+    python benchmarks/gpu.py --device cpu --quick --backend aot_eager   # dry run of every path, no Inductor
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import torch
 import torchvision
 from common import interleaved, machine, median_ratio, ms, sync, write_json
+from pruning import naive_forward
 from torch.utils.flop_counter import FlopCounterMode
 
 from cortexgraph import build
@@ -43,13 +59,20 @@ def matmul_rate(device: str, size: int, repeats: int = 20) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
-def training_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: str):
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+def training_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: str, run=None,
+                  graphs: bool = False):
+    """One SGD step (as `cortexgraph train` makes it: fused on CUDA) of `run(x)` (default: `model(x)`);
+    `graphs`: mark each step's start for CUDA graphs (reduce-overhead)."""
+    fused = {"fused": True} if torch.device(device).type == "cuda" else {}
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, **fused)
     loss_fn = torch.nn.CrossEntropyLoss()
+    run = model if run is None else run
 
     def step():
+        if graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16):
-            loss = loss_fn(model(x).float(), y)
+            loss = loss_fn(run(x).float(), y)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -70,8 +93,6 @@ def cases(device: str, quick: bool):
         reference = getattr(torchvision.models, arch)()
         ours = load_torchvision(override(load_spec(f"torchvision/{arch}"), size=size), reference)
         out.append((f"{arch} {batch}x{size}", ours, reference, batch, size))
-    frnn_size, frnn_batch = (32, 8) if quick else (32, 256)
-    out.append((f"frnn4-cifar {frnn_batch}x{frnn_size}", build("liao2016/frnn4-cifar"), None, frnn_batch, frnn_size))
     for _, ours, reference, _, _ in out:
         for model in (ours, reference):
             if model is not None:
@@ -79,11 +100,100 @@ def cases(device: str, quick: bool):
     return out
 
 
+RECURRENT = {"liao2016/frnn4-cifar": (256, 32), "liao2016/srn1-cifar": (256, 32), "liao2016/frnn4-imagenet": (64, 224)}
+MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+def gpu_busy_ms(step, device: str, steps: int = 10) -> float | None:
+    """Milliseconds per step during which the GPU runs a kernel (the union of kernel intervals, so that
+    overlapping kernels count once), from a profiled run of `steps` steps; None off CUDA."""
+    if torch.device(device).type != "cuda":
+        return None
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        sync(device)
+    spans = sorted((e.time_range.start, e.time_range.end) for e in prof.events()
+                   if e.device_type == torch.autograd.DeviceType.CUDA)
+    busy, reach = 0.0, float("-inf")
+    for start, end in spans:
+        if end > reach:
+            busy += end - max(start, reach)
+            reach = end
+    return busy / 1e3 / steps
+
+
+def step_peak_mb(step, device: str) -> float | None:
+    """The memory one step adds at its peak, over what was allocated before it (CUDA's allocator)."""
+    if torch.device(device).type != "cuda":
+        return None
+    sync(device)
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    step()
+    sync(device)
+    return (torch.cuda.max_memory_allocated() - before) / 2**20
+
+
+def recurrent_rows(name: str, batch: int, size: int, device: str, modes: tuple[str, ...], backend: str | None,
+                   repeats: int, warmup: int) -> list[dict]:
+    """One spec's training step every way it can run, interleaved; one row each."""
+    torch.manual_seed(0)
+    base = build(name, size=size).to(device, memory_format=torch.channels_last).train()
+    x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, base.spec.readout.head.classes, (batch,), device=device)
+    steps, contenders, compile_s, peaks = base.spec.steps, {}, {}, {}
+    contenders["eager"] = training_step(base, x, y, device)
+    checkpointed = copy.deepcopy(base)
+    checkpointed.checkpoint = True
+    contenders["checkpointed"] = training_step(checkpointed, x, y, device)
+    naive = copy.deepcopy(base)
+    contenders["naive"] = training_step(naive, x, y, device, run=lambda images: naive_forward(naive, images, steps))
+    for mode in modes:
+        model = copy.deepcopy(base)
+        options = {"backend": backend} if backend else {"mode": mode}
+        compiled = torch.compile(model, fullgraph=True, **options)
+        step = training_step(model, x, y, device, run=compiled, graphs=mode == "reduce-overhead")
+        start = time.perf_counter()
+        step()  # compiles (and, under reduce-overhead, records the CUDA graphs over the next calls)
+        sync(device)
+        compile_s[mode] = time.perf_counter() - start
+        contenders[mode] = step
+    for what in ("eager", "checkpointed"):
+        peaks[what] = step_peak_mb(contenders[what], device)
+    times = interleaved(contenders, repeats, warmup, device)
+    rows = []
+    for what, step in contenders.items():
+        step_ms = ms(times[what])
+        busy = gpu_busy_ms(step, device)
+        rows.append({"spec": name, "batch": batch, "size": size, "run": what, "ms": step_ms,
+                     "images_per_second": batch / step_ms * 1e3,
+                     "vs_eager": median_ratio(times, what, "eager") if what != "eager" else 1.0,
+                     "gpu_busy": None if busy is None else min(busy / step_ms, 1.0),
+                     "peak_mb": peaks.get(what), "compile_s": compile_s.get(what)})
+    return rows
+
+
+def print_recurrent(row: dict) -> None:
+    def fmt(value, pattern: str) -> str:
+        return "" if value is None else pattern.format(value)
+    print(f"{row['spec']:>24} {row['run']:>16} {row['ms']:8.1f}ms {row['images_per_second']:9.0f} "
+          f"{row['vs_eager']:7.3f} {fmt(row['gpu_busy'] and 100 * row['gpu_busy'], '{:6.1f}%'):>7} "
+          f"{fmt(row['peak_mb'], '{:7.0f}MB'):>9} {fmt(row['compile_s'], '{:7.1f}s'):>8}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--recurrent-only", action="store_true", help="skip the ResNets")
+    parser.add_argument("--specs", nargs="+", default=list(RECURRENT), choices=list(RECURRENT))
+    parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--backend", help="compile with this Dynamo backend instead of Inductor's modes "
+                                          "(aot_eager: a dry run of the code paths)")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA device here: the GPU benchmark is skipped (try --device cpu --quick for a dry run)")
@@ -96,7 +206,7 @@ def main() -> None:
     rows = []
     print(f"{'model':>22} {'mode':>8} {'ours':>9} {'reference':>10} {'ratio':>6} {'TFLOP/s':>8} {'roofline':>8}"
           f" {'compile':>8}")
-    for name, ours, reference, batch, size in cases(args.device, args.quick):
+    for name, ours, reference, batch, size in ([] if args.recurrent_only else cases(args.device, args.quick)):
         x = torch.randn(batch, 3, size, size, device=args.device).contiguous(memory_format=torch.channels_last)
         y = torch.randint(0, ours.spec.readout.head.classes, (batch,), device=args.device)
         flops = step_flops(ours, x, y, args.device)
@@ -105,12 +215,13 @@ def main() -> None:
             ours_run, reference_run = ours, reference
             if mode == "compiled":
                 start = time.perf_counter()
-                ours_run = torch.compile(ours, fullgraph=True)
+                options = {"backend": args.backend} if args.backend else {}
+                ours_run = torch.compile(ours, fullgraph=True, **options)
                 training_step(ours_run, x, y, args.device)()
                 sync(args.device)
                 compile_s = time.perf_counter() - start
                 if reference is not None:
-                    reference_run = torch.compile(reference, fullgraph=True)
+                    reference_run = torch.compile(reference, fullgraph=True, **options)
                     training_step(reference_run, x, y, args.device)()
             contenders = {"ours": training_step(ours_run, x, y, args.device)}
             if reference is not None:
@@ -127,6 +238,16 @@ def main() -> None:
                   f"{row['tflops']:8.2f} {100 * row['roofline']:7.1f}% {compile_s:7.1f}s", flush=True)
             # Written after every row, so a run stopped at its time limit keeps what it measured.
             write_json(args.json, {"gpu": rows, "device": args.device, "matmul_tflops": roof / 1e12})
+    recurrent: list[dict] = []
+    print(f"{'spec':>24} {'run':>16} {'step':>10} {'img/s':>9} {'vs eager':>7} {'GPU busy':>7} {'peak':>9} "
+          f"{'compile':>8}")
+    for spec in args.specs:
+        batch, size = (8, 32) if args.quick else RECURRENT[spec]
+        for row in recurrent_rows(spec, batch, size, args.device, tuple(args.modes), args.backend, repeats, warmup):
+            recurrent.append(row)
+            print_recurrent(row)
+        write_json(args.json, {"gpu": rows, "recurrent": recurrent, "device": args.device,
+                               "matmul_tflops": roof / 1e12})
 
 
 if __name__ == "__main__":

@@ -92,3 +92,30 @@ def test_a_skipped_step_leaves_the_running_statistics_finite_on_the_gpu(tmp_path
     state = read_checkpoint(result["checkpoint"])["model"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
     assert result["test_acc"] > 0.8
+
+
+def test_training_compiled_as_cuda_graphs_learns_and_records_its_mode(tmp_path):
+    result = train(digits(tmp_path / "run", epochs=3, compile="reduce-overhead"))
+    settings = read_checkpoint(result["checkpoint"])["metrics"][-1]["settings"]
+    assert settings["compile"] == "reduce-overhead" and settings["device"] == "cuda:0"
+    assert result["test_acc"] > 0.8
+
+
+def test_a_checkpointed_step_on_the_gpu_moves_the_statistics_once(float32_convs):
+    """The recomputation's norms update scratch statistics (frozen_statistics): on the GPU too, the step's
+    gradients are the plain step's and its running statistics moved once."""
+    from .helpers import randomize_norms
+
+    torch.manual_seed(0)
+    plain = build("demo/frnn3-digits").cuda().train()
+    randomize_norms(plain)
+    saving = copy.deepcopy(plain)
+    saving.checkpoint = True
+    x = torch.randn(8, 1, 16, 16, device="cuda")
+    for model in (plain, saving):
+        model(x).square().sum().backward()
+    for (name, p), q in zip(plain.named_parameters(), saving.parameters()):
+        if p.grad is not None:
+            torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-6, msg=prefixed(name))
+    for (name, a), b in zip(plain.named_buffers(), saving.buffers()):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7, msg=prefixed(name))
