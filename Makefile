@@ -55,6 +55,7 @@ bench: setup
 	$(BENCH) memory.py --quick --json results/memory.json
 	$(BENCH) frontend.py --quick --json results/frontend.json
 	$(BENCH) draw.py --json results/draw.json
+	$(BENCH) kernels.py --json results/kernels.json
 	$(BENCH) gpu.py --json results/gpu.json
 
 # The full versions behind BENCHMARKS.md (about an hour on 2 cores).
@@ -65,6 +66,7 @@ bench-full: setup
 	$(BENCH) memory.py --json results/memory.json
 	$(BENCH) frontend.py --grid --json results/frontend.json
 	$(BENCH) draw.py --json results/draw.json
+	$(BENCH) kernels.py --json results/kernels.json
 	$(BENCH) gpu.py --json results/gpu.json
 
 # What benchmarks/gpu_session.sh installs on a lent GPU machine, whose Python (3.12, torch preinstalled)
