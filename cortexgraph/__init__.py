@@ -16,6 +16,7 @@ from typing import Any
 from .analysis import Analysis, Limits, analyze
 from .compiler import compile
 from .errors import Problem, SpecError
+from .ops.cell_registry import register_cell
 from .ops.registry import Params, register_op
 from .overrides import Overrides
 from .spec import Spec, load_spec
@@ -46,4 +47,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["Analysis", "Limits", "Overrides", "Params", "Problem", "Spec", "SpecError", "analyze", "compile",
-           "load_spec", "register_op", *_LAZY]
+           "load_spec", "register_cell", "register_op", *_LAZY]

@@ -41,8 +41,9 @@ def parse_at(model: CortexNet, at: Iterable[str], steps: int | None = None) -> l
         if area not in model.spec.areas:
             raise ValueError(f"{name!r}: unknown area {area!r}; the areas are {', '.join(model.spec.areas)}")
         if found["all"]:
-            held = model.analysis.timeline_for(last).versions[area]
-            pairs += [(area, t) for t in range(held[0], last + 1)] if held else []
+            schedule = model.plan_for(steps=last, states=True).schedule  # every update, nothing pruned
+            first = next((t for t, updates in enumerate(schedule) if any(u.area == area for u in updates)), None)
+            pairs += [(area, t) for t in range(first, last + 1)] if first is not None else []
         else:
             pairs.append((area, int(found["step"])))
     return list(dict.fromkeys(pairs))

@@ -4,9 +4,9 @@ Secondary accounts (not the paper's text, which we could not obtain) give about 
 778k unshared on CIFAR-10, and 8.4M vs 29M on ImageNet. The paper's description leaves open which
 transitions carry convs, the widths, the unroll depth and what the unshared model unshares. This script
 counts every reading in a grid of those choices (from the spec alone: nothing is built, no torch needed)
-and writes them all with their distance to the quoted figures.
+and writes them all with their distance to the quoted figures, and a plot of the whole grid against them.
 
-    python examples/parameter_search.py          # about a minute on one core
+    python examples/parameter_search.py          # about 15 s on one core; readings.csv and readings.png
 
 Families searched:
 - `frnn`: k-state fully recurrent networks (k = 1-4; areas halving in size), a self op (residual or
@@ -114,6 +114,30 @@ def readings() -> list[dict[str, Any]]:
     return rows
 
 
+def plot(rows: list[dict[str, Any]], path: str) -> None:
+    """Every reading's shared against unshared count (the pruned Plan's), one panel per data set, with the
+    quoted pair marked: how far the whole grid lies from it, not only its best reading."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(TARGETS), figsize=(10, 4.5))
+    for ax, (target, (shared, unshared)) in zip(axes, TARGETS.items()):
+        for family, colour in (("frnn", "tab:blue"), ("resnet", "tab:orange")):
+            mine = [r for r in rows if r["target"] == target and r["family"] == family]
+            if mine:
+                ax.scatter([r["shared"] for r in mine], [r["unshared_pruned"] for r in mine], s=6, alpha=0.4,
+                           color=colour, label=f"{family} readings ({len(mine)})")
+        ax.scatter([shared], [unshared], marker="*", s=250, color="black", label="quoted", zorder=3)
+        ax.set(xscale="log", yscale="log", xlabel="parameters, shared", ylabel="parameters, unshared (pruned)",
+               title=f"{target}: readings of Liao & Poggio (2016)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _op(op: Any) -> str:
     if op is None:
         return "none"
@@ -133,7 +157,8 @@ def main() -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    print(f"{len(rows)} readings; wrote {args.out}/readings.csv")
+    plot(rows, f"{args.out}/readings.png")
+    print(f"{len(rows)} readings; wrote {args.out}/readings.csv and readings.png")
     for target, (shared, unshared) in TARGETS.items():
         print(f"\n{target}: closest to {shared:,.0f} shared / {unshared:,.0f} unshared")
         for family in ("frnn", "resnet"):

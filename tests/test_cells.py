@@ -320,7 +320,10 @@ class Doubling(torch.nn.Module):
 
 
 def test_register_cell_adds_a_cell_that_specs_name():
-    register_cell("doubling", Doubling, reads_state=True)
+    import cortexgraph
+
+    assert cortexgraph.register_cell is register_cell  # the package's, as register_op is (docs/spec.md)
+    cortexgraph.register_cell("doubling", Doubling, reads_state=True)
     try:
         plan = compile(_spec("doubling"))
         assert plan.parts["B"].parameters == compile(_spec("sum")).parts["B"].parameters + 3  # measured

@@ -77,7 +77,8 @@ def test_what_runs_the_plan_reads_the_plan_not_the_analysis_behind_it():
     # The Plan is what the module, the drawing, the summary and training read: shapes, edges, kinds and
     # sizes come from it (`Plan.shapes`, `.edges`, `.parts`, ...), so a pass over the Plan sees everything.
     readers = ["drawing.py", "summary.py", "describe.py", "cli.py", "diagnose.py", "export.py", "builder.py",
-               "construct.py", "train/loop.py", "interop/mapping.py", "interop/torchvision.py", "interop/cornet.py"]
+               "construct.py", "train/loop.py", "interop/mapping.py", "interop/torchvision.py", "interop/cornet.py",
+               "extract.py", "evaluate.py"]
     reaching = [name for name in readers
                 if any(isinstance(node, ast.Attribute) and node.attr == "analysis"
                        for node in ast.walk(ast.parse((PACKAGE / name).read_text())))]

@@ -181,8 +181,14 @@ def test_alias_bombs_are_refused_quickly(width, depth):
 
 @given(st.lists(st.sampled_from(["name", "steps", "areas", "cortexgraph"]), min_size=2, max_size=6))
 def test_duplicate_keys_anywhere_are_errors(keys):
-    text = TEXTS[0] + "".join(f"{key}: 1\n" for key in keys)
-    check_text(text)
+    """Keys every spec has, written again: at the end of a YAML spec, at the start of a JSON one."""
+    yaml_text = next(t for p, t in zip(SOURCES, TEXTS) if p.suffix == ".yaml")
+    error = check_text(yaml_text + "".join(f"{key}: 1\n" for key in keys))
+    assert error is not None and error.problems[0].message == f"duplicate key {keys[0]!r}", error
+    assert error.problems[0].line == len(yaml_text.splitlines()) + 1
+    json_text = next(t for p, t in zip(SOURCES, TEXTS) if p.suffix == ".json")
+    error = check_text(json_text.replace("{", "{" + "".join(f'"{key}": 1, ' for key in keys), 1), json_syntax=True)
+    assert error is not None and error.problems[0].message.startswith("duplicate key"), error
 
 
 @given(st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=8))

@@ -1,6 +1,7 @@
 """Training: outputs, checkpoints that rebuild the model, exact resume, data and output errors."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -437,3 +438,16 @@ def test_the_optimizer_runs_fused_on_cuda_and_as_torch_chooses_elsewhere(tiny, t
         assert all(g["fused"] is None and g["foreach"] is None for g in run.optimizer.param_groups)
     finally:
         run.folder.release()
+
+
+@pytest.mark.parametrize("spec", ["convrnn/lstm-stream", "blt/blt"])
+def test_specs_with_cells_train_and_come_back_from_their_checkpoint(spec, tmp_path):
+    """Cells (an LSTM's memory; BLT's layer norms, same-step sweep and readout at every step) through the whole
+    loop: finite losses, no warnings, and the checkpoint alone rebuilds the trained weights."""
+    result = train(config(spec, tmp_path / "run", epochs=1, size=16,
+                          limit_batches=2, batch_size=16, classes=3))
+    epoch = result["epochs"][0]
+    assert math.isfinite(epoch["train_loss"]) and math.isfinite(epoch["test_loss"]) and not epoch["warnings"]
+    trained = build(result["checkpoint"]).eval()
+    state = read_checkpoint(result["checkpoint"])["model"]
+    assert all(torch.equal(trained.state_dict()[k], v) for k, v in state.items())
