@@ -174,7 +174,7 @@ class CortexNet(nn.Module):
             self._add_weight_set(plan, wset)
         for wset in plan.weight_sets.values():
             if wset.tie:
-                _tie(self.weight_set(wset.path), self.weight_set(wset.tie))
+                _tie(self._module_of(wset), self.weight_set(wset.tie))
         self.cells = nn.ModuleDict({area: _cell_module(plan, cell) for area, cell in plan.cells.items()})
         self.head = Head({area: plan.shapes[area] for area in plan.readout_areas}, spec.readout.head,
                          plan.head_norm, plan.head_norm_steps, spec.defaults.activation, spec.readout.decoder)
@@ -216,9 +216,10 @@ class CortexNet(nn.Module):
 
     def weight_set(self, path: str) -> nn.Module:
         """The module of a weight set, by its path in the Plan (`edges.S1->S1.t1`)."""
-        _, edge, *key = path.split(".")
-        module = self.edges[edge]
-        return module[key[0]] if key else module
+        return self._module_of(self.plan.weight_sets[path])
+
+    def _module_of(self, wset: WeightSet) -> nn.Module:
+        return self.edges[wset.edge] if wset.key is None else self.edges[wset.edge][wset.key]
 
     # --- running ----------------------------------------------------------------------------------
 
@@ -264,7 +265,7 @@ class CortexNet(nn.Module):
                 for call in update.calls:
                     src = slot_of[(call.source, call.reads)]
                     last_use[src] = step
-                    calls.append((self.weight_set(call.weights.path), src, call.norm_step))
+                    calls.append((self._module_of(call.weights), src, call.norm_step))
                 cell = None
                 if update.cell is not None or any(c.edge.modulating for c in update.calls):
                     cell, slots = self._bind_cell(plan, update, slot_of, memory_of, slots)
