@@ -24,6 +24,7 @@ peak memory a step adds (eager and checkpointed), and the compile time.
 
     python benchmarks/gpu.py --recurrent-only --specs liao2016/frnn4-cifar
     python benchmarks/gpu.py --modes default reduce-overhead   # which compile modes (all three by default)
+    python benchmarks/gpu.py --recurrent-only --extras         # also stacked norms, the optimizer in a graph
     python benchmarks/gpu.py --device cpu --quick --backend aot_eager   # dry run of every path, no Inductor
 """
 
@@ -36,6 +37,7 @@ import time
 import torch
 import torchvision
 from common import interleaved, machine, median_ratio, ms, sync, write_json
+from kernels import stack_norms
 from pruning import naive_forward
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -60,11 +62,14 @@ def matmul_rate(device: str, size: int, repeats: int = 20) -> float:
 
 
 def training_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: str, run=None,
-                  graphs: bool = False):
+                  graphs: bool = False, optimizer_compiled: dict | None = None):
     """One SGD step (as `cortexgraph train` makes it: fused on CUDA) of `run(x)` (default: `model(x)`);
-    `graphs`: mark each step's start for CUDA graphs (reduce-overhead)."""
+    `graphs`: mark each step's start for CUDA graphs (reduce-overhead); `optimizer_compiled`: the
+    optimizer's step compiled too, with these torch.compile options (the step inside the graph)."""
     fused = {"fused": True} if torch.device(device).type == "cuda" else {}
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, **fused)
+    if optimizer_compiled is not None:
+        optimizer.step = torch.compile(optimizer.step, fullgraph=False, **optimizer_compiled)
     loss_fn = torch.nn.CrossEntropyLoss()
     run = model if run is None else run
 
@@ -138,8 +143,11 @@ def step_peak_mb(step, device: str) -> float | None:
 
 
 def recurrent_rows(name: str, batch: int, size: int, device: str, modes: tuple[str, ...], backend: str | None,
-                   repeats: int, warmup: int) -> list[dict]:
-    """One spec's training step every way it can run, interleaved; one row each."""
+                   repeats: int, warmup: int, extras: bool = False) -> list[dict]:
+    """One spec's training step every way it can run, interleaved; one row each. `extras`: also the two
+    choices issue 16 left to a GPU to settle: per-step norms stacked into one module per edge (eager and
+    under CUDA graphs; benchmarks/kernels.py counts their operations), and the optimizer's step compiled
+    into a graph of its own next to the model's CUDA graphs."""
     torch.manual_seed(0)
     base = build(name, size=size).to(device, memory_format=torch.channels_last).train()
     x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
@@ -151,16 +159,35 @@ def recurrent_rows(name: str, batch: int, size: int, device: str, modes: tuple[s
     contenders["checkpointed"] = training_step(checkpointed, x, y, device)
     naive = copy.deepcopy(base)
     contenders["naive"] = training_step(naive, x, y, device, run=lambda images: naive_forward(naive, images, steps))
-    for mode in modes:
-        model = copy.deepcopy(base)
-        options = {"backend": backend} if backend else {"mode": mode}
-        compiled = torch.compile(model, fullgraph=True, **options)
-        step = training_step(model, x, y, device, run=compiled, graphs=mode == "reduce-overhead")
+
+    def options(mode: str) -> dict:
+        return {"backend": backend} if backend else {"mode": mode}
+
+    compiled_models: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = {}  # mode -> (model, compiled)
+
+    def add_compiled(label: str, model: torch.nn.Module, mode: str, optimizer_compiled: dict | None = None):
+        if optimizer_compiled is not None and mode in compiled_models:  # the model's graphs are made: reuse them
+            model, compiled = compiled_models[mode]
+        else:
+            compiled = torch.compile(model, fullgraph=True, **options(mode))
+            compiled_models.setdefault(mode, (model, compiled))
+        step = training_step(model, x, y, device, run=compiled, graphs=mode == "reduce-overhead",
+                             optimizer_compiled=optimizer_compiled)
         start = time.perf_counter()
         step()  # compiles (and, under reduce-overhead, records the CUDA graphs over the next calls)
         sync(device)
-        compile_s[mode] = time.perf_counter() - start
-        contenders[mode] = step
+        compile_s[label] = time.perf_counter() - start
+        contenders[label] = step
+
+    for mode in modes:
+        add_compiled(mode, copy.deepcopy(base), mode)
+    if extras:
+        stacked = copy.deepcopy(base)
+        stack_norms(stacked)
+        contenders["eager, stacked"] = training_step(stacked, x, y, device)
+        add_compiled("r-o, stacked", copy.deepcopy(stacked), "reduce-overhead")
+        add_compiled("r-o, opt. graph", copy.deepcopy(base), "reduce-overhead",
+                     optimizer_compiled={"backend": backend} if backend else {})
     for what in ("eager", "checkpointed"):
         peaks[what] = step_peak_mb(contenders[what], device)
     times = interleaved(contenders, repeats, warmup, device)
@@ -192,6 +219,8 @@ def main() -> None:
     parser.add_argument("--recurrent-only", action="store_true", help="skip the ResNets")
     parser.add_argument("--specs", nargs="+", default=list(RECURRENT), choices=list(RECURRENT))
     parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--extras", action="store_true", help="also stacked per-step norms and a compiled "
+                                                               "optimizer step (issue 16's open choices)")
     parser.add_argument("--backend", help="compile with this Dynamo backend instead of Inductor's modes "
                                           "(aot_eager: a dry run of the code paths)")
     args = parser.parse_args()
@@ -243,7 +272,8 @@ def main() -> None:
           f"{'compile':>8}")
     for spec in args.specs:
         batch, size = (8, 32) if args.quick else RECURRENT[spec]
-        for row in recurrent_rows(spec, batch, size, args.device, tuple(args.modes), args.backend, repeats, warmup):
+        for row in recurrent_rows(spec, batch, size, args.device, tuple(args.modes), args.backend, repeats, warmup,
+                                  args.extras):
             recurrent.append(row)
             print_recurrent(row)
         write_json(args.json, {"gpu": rows, "recurrent": recurrent, "device": args.device,
