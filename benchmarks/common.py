@@ -13,6 +13,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+
+class Operations(TorchDispatchMode):
+    """Counts the ATen operations that compute while it is on (on a GPU each is a kernel launch); views are
+    free. Exact and the same on every machine: benchmarks/kernels.py and tests/test_model.py count with it."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += not func.is_view
+        return func(*args, **(kwargs or {}))
 
 
 def machine() -> dict[str, Any]:

@@ -20,9 +20,8 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from common import machine, write_json
+from common import Operations, machine, write_json
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from cortexgraph import build
 from cortexgraph.ops.norms import StepNorm
@@ -30,20 +29,10 @@ from cortexgraph.ops.norms import StepNorm
 SPECS = ("liao2016/frnn4-cifar", "liao2016/srn1-cifar", "cornet/cornet-s", "convrnn/lstm-stream")
 
 
-class Kernels(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += not func.is_view
-        return func(*args, **(kwargs or {}))
-
-
 def counted(run, *args) -> int:
-    with Kernels() as kernels:
+    with Operations() as operations:
         run(*args)
-    return kernels.count
+    return operations.count
 
 
 def train_step(model: nn.Module, x: torch.Tensor) -> None:

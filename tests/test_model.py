@@ -1,16 +1,20 @@
 """The compiled module runs the semantics of docs/semantics.md: checked against hand-written loops."""
 
 import copy
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from cortexgraph import BeyondHorizonError, InputError, build, load_spec
 from cortexgraph.analysis import INPUT
 
 from .helpers import randomize_norms
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from common import Operations  # noqa: E402  (the counter benchmarks/kernels.py counts with)
 
 ONE_STATE = """
 cortexgraph: 1
@@ -431,32 +435,24 @@ def test_no_op_changes_its_input(op, target, norm):
     out.sum().backward()
 
 
-def test_activation_checkpointing_changes_no_output_gradient_or_statistic():
+@pytest.mark.parametrize("compiled", [False, True])
+def test_activation_checkpointing_changes_no_output_gradient_or_statistic(compiled):
+    """Eagerly the recomputed norms update scratch statistics; compiled, recomputation is AOTAutograd's (of a
+    graph whose statistics move once, in its forward). Either way: the plain step's gradients and statistics."""
     torch.manual_seed(0)
     plain = frnn()
     randomize_norms(plain)
     saving = copy.deepcopy(plain)
     saving.checkpoint = True
     x = torch.randn(4, 3, 16, 16)
-    for model in (plain, saving):
+    runs = (saving, torch.compile(saving, backend="aot_eager", fullgraph=True) if compiled else saving)
+    for model, run in ((plain, plain), runs):
         model.train()
-        model(x).square().sum().backward()
+        run(x).square().sum().backward()
     for (name, p), q in zip(plain.named_parameters(), saving.parameters()):
         assert (p.grad is None and q.grad is None) or torch.equal(p.grad, q.grad), name
-    for a, b in zip(plain.buffers(), saving.buffers()):  # running statistics moved once, not twice
-        assert torch.equal(a, b)
-
-
-class _Kernels(TorchDispatchMode):
-    """Counts the operations that compute (each a kernel launch on a GPU); views are free."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += not func.is_view
-        return func(*args, **(kwargs or {}))
+    for (name, a), b in zip(plain.named_buffers(), saving.buffers()):  # statistics moved once, not twice
+        assert torch.equal(a, b), name
 
 
 @pytest.mark.parametrize("spec", ["frnn", "blt/blt", "convrnn/lstm-stream"])
@@ -470,31 +466,13 @@ def test_activation_checkpointing_recomputes_each_step_once_and_nothing_more(spe
         model = (frnn(checkpoint=checkpointing) if spec == "frnn" else
                  build(spec, checkpoint=checkpointing, size=16 if spec.startswith("blt") else None)).train()
         x = torch.randn(2, 3, *model.spec.input.size)
-        with _Kernels() as forward, torch.no_grad():
+        with Operations() as forward, torch.no_grad():
             model(x)
-        with _Kernels() as step:
+        with Operations() as step:
             model(x).sum().backward()
         counts[checkpointing] = forward.count, step.count
     (forward, plain), (_, checkpointed) = counts[False], counts[True]
     assert plain < checkpointed <= plain + forward, counts
-
-
-def test_a_compiled_checkpointed_step_computes_what_the_eager_plain_step_does():
-    """Compiled, recomputation is AOTAutograd's (of a graph whose statistics move once, in its forward): the
-    gradients and running statistics are those of the plain step, exactly."""
-    torch.manual_seed(0)
-    plain = frnn()
-    randomize_norms(plain)
-    saving = copy.deepcopy(plain)
-    saving.checkpoint = True
-    x = torch.randn(4, 3, 16, 16)
-    for model, run in ((plain, plain), (saving, torch.compile(saving, backend="aot_eager", fullgraph=True))):
-        model.train()
-        run(x).square().sum().backward()
-    for (name, p), q in zip(plain.named_parameters(), saving.parameters()):
-        assert (p.grad is None and q.grad is None) or torch.equal(p.grad, q.grad), name
-    for (name, a), b in zip(plain.named_buffers(), saving.buffers()):
-        assert torch.equal(a, b), name
 
 
 def test_checkpointing_is_a_spec_field_and_a_build_option():
