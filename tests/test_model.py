@@ -455,6 +455,26 @@ def test_activation_checkpointing_changes_no_output_gradient_or_statistic(compil
         assert torch.equal(a, b), name
 
 
+def test_checkpointing_keeps_the_statistics_of_norms_a_user_froze():
+    """A norm put in eval mode inside a training model (frozen statistics, as in fine-tuning) reads its running
+    statistics: its recomputation must read the same ones, not the scratch a training norm writes into."""
+    torch.manual_seed(0)
+    plain = frnn()
+    randomize_norms(plain)
+    for i, norm in enumerate(m for m in plain.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        norm.train(i % 2 == 0)
+    saving = copy.deepcopy(plain)
+    saving.checkpoint = True
+    x = torch.randn(4, 3, 16, 16)
+    for model in (plain, saving):
+        model.training = True  # the model trains; half its norms stay frozen
+        model(x).square().sum().backward()
+    for (name, p), q in zip(plain.named_parameters(), saving.parameters()):
+        assert (p.grad is None and q.grad is None) or torch.equal(p.grad, q.grad), name
+    for (name, a), b in zip(plain.named_buffers(), saving.buffers()):
+        assert torch.equal(a, b), name
+
+
 @pytest.mark.parametrize("spec", ["frnn", "blt/blt", "convrnn/lstm-stream"])
 def test_activation_checkpointing_recomputes_each_step_once_and_nothing_more(spec):
     """A checkpointed training step does at most one forward pass more than a plain one: the recomputation

@@ -125,13 +125,16 @@ def _scratch(buffer: Tensor) -> Tensor:
 @contextmanager
 def frozen_statistics(norms: Any) -> Iterator[None]:
     """Run batch norms in training mode without their running statistics or batch counts moving, at no cost:
-    while it lasts each norm updates scratch tensors in their place, which nobody reads. The output is the
-    training step's (it uses the batch's statistics), and autograd saves tensors of the same shapes.
+    while it lasts each norm in training mode updates scratch tensors in their place, which nobody reads. The
+    output is the training step's (it uses the batch's statistics), and autograd saves tensors of the same
+    shapes.
     Activation checkpointing recomputes a step this way (its norms must compute exactly what they did but
     not count the batch twice), and so do the diagnoses of non-finite values. Copying each statistic aside
     and back instead cost two operations per buffer, each a kernel launch on a GPU: in one checkpointed
     training step of liao2016/frnn4-cifar, 5,016 of its 7,841."""
-    swapped = [(n, name, buffer) for n in norms for name, buffer in n._buffers.items() if buffer is not None]
+    # (A norm in eval mode reads its statistics and moves none: it keeps its own.)
+    swapped = [(n, name, buffer) for n in norms if n.training for name, buffer in n._buffers.items()
+               if buffer is not None]
     for n, name, buffer in swapped:
         n._buffers[name] = _scratch(buffer)
     try:
