@@ -242,6 +242,14 @@ def test_resume_refuses_other_settings_naming_each(tiny, tmp_path, changes, name
     assert (out / "checkpoint.pt").read_bytes() == before
 
 
+def test_an_sgd_run_resumed_with_adamw_is_refused_before_its_state_is_read(tiny, tmp_path):
+    """The case the issue found (once a KeyError: 'step' from AdamW reading SGD's state), in its direction."""
+    out = tmp_path / "run"
+    train(config(tiny, out, optimizer="sgd", lr=0.01))
+    with pytest.raises(TrainingError, match=r"--optimizer adamw \(the run: --optimizer sgd\)"):
+        train(config(tiny, out, optimizer="adamw", lr=0.01, resume=True))
+
+
 def test_every_training_setting_is_either_fixed_or_free_on_resume():
     """A new setting must be classified (resume.py), or --resume would silently ignore its change."""
     from cortexgraph.train.resume import FIXED, FREE
