@@ -185,7 +185,8 @@ class CortexNet(nn.Module):
         # Bind the default program now: torch.compile then finds it ready instead of tracing its making
         # (and recompiling once the cache has changed).
         self._program(None, "final")
-        init_weights(self, spec.defaults.zero_init_residual)
+        if torch.get_default_device().type != "meta":  # on the meta device there are no values to set
+            init_weights(self, spec.defaults.zero_init_residual)
 
     def __setstate__(self, state: dict[str, Any]) -> None:  # a copy (copy.deepcopy, pickle) is alive too
         super().__setstate__(state)
