@@ -11,7 +11,8 @@ same on every machine: every ATen operation dispatched that computes (views are 
   step should cost at most one forward more (its recomputation).
 - Per-step norms held as one module with stacked (steps, channels) parameters and statistics, each call
   indexing its step's row, against one BatchNorm module per step (what cortexgraph builds): the forward
-  and backward operations, the parameter tensors, and the operations of a per-tensor SGD step.
+  and backward operations, the parameter tensors, and the operations of an SGD step that loops over its
+  tensors and of a foreach one (one call per operation for all tensors; on a GPU a kernel per chunk of them).
 """
 
 from __future__ import annotations
@@ -86,14 +87,16 @@ def stacking(name: str) -> list[dict]:
         if stacked:
             stack_norms(model)
         x = torch.randn(2, 3, *model.spec.input.size)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, foreach=False)
+        looping, foreach = (torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, foreach=each)
+                            for each in (False, True))
         model(x).sum().backward()
-        optimizer.step()  # makes the momentum buffers
-        optimizer.zero_grad()
+        for optimizer in (looping, foreach):
+            optimizer.step()  # makes the momentum buffers
+        model.zero_grad(set_to_none=True)  # the counted backward writes fresh gradients, as a training step's does
         rows.append({"spec": name, "norms": "stacked" if stacked else "a module per step",
                      "parameters": len(list(model.parameters())),
                      "forward_backward": counted(train_step, model, x),
-                     "sgd_per_tensor": counted(optimizer.step)})
+                     "sgd_per_tensor": counted(looping.step), "sgd_foreach": counted(foreach.step)})
     return rows
 
 
@@ -109,13 +112,14 @@ def main() -> None:
         recompute.append(row)
         print(f"{name:>24} {row['forward']:8} {row['plain']:11} {row['checkpointed']:13} "
               f"{(row['checkpointed'] - row['plain']) / row['forward']:16.2f}")
-    print(f"\n{'spec':>24} {'norms':>18} {'parameters':>10} {'forward+backward':>16} {'SGD per tensor':>14}")
+    print(f"\n{'spec':>24} {'norms':>18} {'parameters':>10} {'forward+backward':>16} {'SGD per tensor':>14} "
+          f"{'SGD foreach':>11}")
     stacked = []
     for name in ("liao2016/frnn4-cifar", "liao2016/srn1-cifar"):
         for row in stacking(name):
             stacked.append(row)
             print(f"{name:>24} {row['norms']:>18} {row['parameters']:10} {row['forward_backward']:16} "
-                  f"{row['sgd_per_tensor']:14}")
+                  f"{row['sgd_per_tensor']:14} {row['sgd_foreach']:11}")
     write_json(args.json, {"checkpointing": recompute, "stacked_norms": stacked})
 
 
