@@ -13,6 +13,10 @@ same on every machine: every ATen operation dispatched that computes (views are 
   indexing its step's row, against one BatchNorm module per step (what cortexgraph builds): the forward
   and backward operations, the parameter tensors, and the operations of an SGD step that loops over its
   tensors and of a foreach one (one call per operation for all tensors; on a GPU a kernel per chunk of them).
+- Edges fused: calls into one area at one step that are linear convolutions of one kernel and stride on
+  inputs of one size (no norm, activation or pooling after them) could run as one convolution of the
+  concatenated inputs and weights. How many such groups each bundled spec's forward holds, and the
+  operations of one group (BLT's V2 drive: bottom-up and lateral) run apart and fused.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from common import Operations, machine, write_json
 from torch import nn
 
 from cortexgraph import build
-from cortexgraph.ops.norms import StepNorm
+from cortexgraph.bundled import bundled_specs
+from cortexgraph.ops.layers import ConvNormAct
+from cortexgraph.ops.norms import NoNorm, StepNorm
 
 SPECS = ("liao2016/frnn4-cifar", "liao2016/srn1-cifar", "cornet/cornet-s", "convrnn/lstm-stream")
 
@@ -100,6 +106,59 @@ def stacking(name: str) -> list[dict]:
     return rows
 
 
+def linear_conv(module: nn.Module) -> tuple | None:
+    """What must agree for calls to fuse (kernel, stride, padding, dilation, groups), or None for a call
+    that is not a bare convolution (a norm, an activation or a pool after it keeps it apart)."""
+    if not (isinstance(module, ConvNormAct) and isinstance(module.norm, NoNorm)
+            and isinstance(module.act, nn.Identity) and isinstance(module.pool, nn.Identity)):
+        return None
+    c = module.conv
+    return c.kernel_size, c.stride, c.padding, c.dilation, c.groups
+
+
+def fusable(name: str) -> dict:
+    """The calls of one forward, and the groups of two or more that could run as one convolution."""
+    model = build(name)
+    plan = model.plan_for()
+    calls = groups = saved = 0
+    for update in (u for updates in plan.schedule for u in updates):
+        calls += len(update.calls)
+        alike: dict[tuple, int] = {}
+        for call in update.calls:
+            module = model._module_of(call.weights)
+            conv = linear_conv(module)
+            if conv is not None:
+                size = module.pool_input(torch.zeros(1, *plan.analysis.shapes[call.source])).shape[2:]
+                key = (conv, tuple(size), call.edge.modulating)  # a modulating call is summed apart
+                alike[key] = alike.get(key, 0) + 1
+        groups += sum(n > 1 for n in alike.values())
+        saved += sum(n - 1 for n in alike.values())
+    return {"spec": name, "calls": calls, "groups": groups, "calls_saved": saved}
+
+
+def fused_drive() -> dict:
+    """BLT's V2 drive, bottom-up (pooled V1) plus lateral (V2), at batch 2: apart, then as one conv."""
+    torch.manual_seed(0)
+    model = build("blt/blt")
+    up, lateral = model.weight_set("edges.V1->V2"), model.weight_set("edges.V2->V2")
+    v1 = torch.randn(2, 64, 64, 64, requires_grad=True)
+    v2 = torch.randn(2, 128, 32, 32, requires_grad=True)
+
+    def apart(backward: bool = True) -> torch.Tensor:
+        out = up(v1, 0) + lateral(v2, 0)
+        return out.sum().backward() if backward else out
+
+    def fused(backward: bool = True) -> torch.Tensor:
+        x = torch.cat([up.pool_input(v1), v2], 1)
+        w = torch.cat([up.conv.weight, lateral.conv.weight], 1)
+        out = F.conv2d(x, w, padding=1)
+        return out.sum().backward() if backward else out
+
+    with torch.no_grad():  # the two compute one sum (to float rounding), or the counts compare nothing
+        torch.testing.assert_close(fused(False), apart(False), rtol=1e-5, atol=1e-5)
+    return {"apart": counted(apart), "fused": counted(fused)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", metavar="FILE")
@@ -120,7 +179,18 @@ def main() -> None:
             stacked.append(row)
             print(f"{name:>24} {row['norms']:>18} {row['parameters']:10} {row['forward_backward']:16} "
                   f"{row['sgd_per_tensor']:14} {row['sgd_foreach']:11}")
-    write_json(args.json, {"checkpointing": recompute, "stacked_norms": stacked})
+    print(f"\n{'spec':>24} {'calls':>6} {'fusable groups':>15} {'calls saved':>12}")
+    fusion = []
+    for name in bundled_specs():
+        row = fusable(name)
+        fusion.append(row)
+        if row["groups"]:
+            print(f"{name:>24} {row['calls']:6} {row['groups']:15} {row['calls_saved']:12}")
+    drive = fused_drive()
+    print(f"{len(fusion) - sum(bool(r['groups']) for r in fusion)} other bundled specs: none. One group "
+          f"(BLT's V2 drive), forward and backward: {drive['apart']} operations apart, {drive['fused']} fused")
+    write_json(args.json, {"checkpointing": recompute, "stacked_norms": stacked,
+                           "fusable_edges": fusion, "fused_drive": drive})
 
 
 if __name__ == "__main__":
