@@ -440,6 +440,34 @@ def test_the_optimizer_runs_fused_on_cuda_and_as_torch_chooses_elsewhere(tiny, t
         run.folder.release()
 
 
+def test_a_run_resumed_onto_fused_kernels_loads_its_optimizer_for_them(tiny, tmp_path, monkeypatch):
+    """A CPU run's checkpoint resumed on CUDA: the optimizer is made fused there, and its saved step
+    counters must be placed as a fused optimizer needs them (on the parameters' device, float32), which
+    torch does only when the loaded groups already say fused. The CPU runs fused AdamW too, so CUDA's
+    kernels are patched in here; a float64 counter stands in for one left where the checkpoint's run
+    kept it."""
+    settings = dict(epochs=3, limit_batches=1)
+    train_until_the_first_checkpoint(config(tiny, tmp_path / "run", **settings), monkeypatch)
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    payload = {k: v for k, v in read_checkpoint(checkpoint).items() if k not in ("format", "version")}
+    for state in payload["optimizer"]["state"].values():
+        state["step"] = state["step"].double()
+    save_checkpoint(checkpoint, **payload)  # (a new file: the one read is mapped)
+
+    import cortexgraph.train.loop as loop
+
+    monkeypatch.setattr(loop, "optimizer_kernels", lambda device: {"fused": True})
+    run = _Run(config(tiny, tmp_path / "run", resume=True, **settings), dist.world_from_env(), torch.device("cpu"))
+    try:
+        run.prepare()
+        assert all(g["fused"] is True and g["foreach"] is None for g in run.optimizer.param_groups)
+        assert {s["step"].dtype for s in run.optimizer.state.values()} == {torch.float32}
+    finally:
+        run.folder.release()
+    resumed = train(config(tiny, tmp_path / "run", resume=True, **settings))
+    assert [e["epoch"] for e in resumed["epochs"]] == [1, 2, 3]
+
+
 @pytest.mark.parametrize("spec", ["convrnn/lstm-stream", "blt/blt"])
 def test_specs_with_cells_train_and_come_back_from_their_checkpoint(spec, tmp_path):
     """Cells (an LSTM's memory; BLT's layer norms, same-step sweep and readout at every step) through the whole

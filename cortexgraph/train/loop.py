@@ -102,8 +102,14 @@ class _Run:
         self.epochs: list[dict[str, Any]] = []
         self.start_epoch = 0
         if self.payload:
+            # The saved groups name the kernels the checkpoint's device ran; this device's replace them
+            # before loading, since torch places each saved step counter by them (fused AdamW on CUDA
+            # needs its counters there, a CPU run's stay on the CPU: pytorch#104767).
+            kernels = {"fused": None, "foreach": None, **optimizer_kernels(self.device)}
             try:
-                self.optimizer.load_state_dict(self.payload["optimizer"])
+                saved = self.payload["optimizer"]
+                saved = {**saved, "param_groups": [{**group, **kernels} for group in saved["param_groups"]]}
+                self.optimizer.load_state_dict(saved)
             except (ValueError, KeyError, TypeError, RuntimeError) as exc:
                 raise CheckpointError(f"{self.checkpoint_path}: its optimizer's state does not fit this model "
                                       f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
@@ -112,8 +118,6 @@ class _Run:
             # that the file is never written through and its space is freed when the next one replaces it.
             for state in self.optimizer.state.values():
                 state.update({k: v.clone() for k, v in state.items() if torch.is_tensor(v)})
-            for group in self.optimizer.param_groups:  # the saved groups carry the kernels of the run's device
-                group.update(fused=None, foreach=None, **optimizer_kernels(self.device))
             self.start_epoch = int(self.payload["epoch"])
             self.epochs = list(self.payload.get("metrics", []))
             self.payload = None
