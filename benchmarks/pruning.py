@@ -42,7 +42,7 @@ def naive_forward(model, x: torch.Tensor, steps: int) -> torch.Tensor:
     analysis = model.analysis
     batch = x.shape[0]
     prenet = model.prenet(x)
-    history = {area: [torch.zeros(batch, *analysis.shapes[area])] for area in model.spec.areas}
+    history = {area: [prenet.new_zeros(batch, *analysis.shapes[area])] for area in model.spec.areas}
     by_step: dict[int, list] = {}
     for t, name, group in naive_calls(model, steps):
         by_step.setdefault(t, []).append((analysis.edge(name), group))
