@@ -13,6 +13,7 @@ import argparse
 import types
 import typing
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -35,15 +36,33 @@ def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel], names: It
             parser.add_argument(flag, dest=name, action="store_true", help=field.description)
         else:
             literal = typing.get_origin(kind) is Literal
-            optional = {"nargs": "?", "const": extra["const"]} if "const" in extra else {}
-            parser.add_argument(flag, dest=name, type=None if literal else kind, default=field.default,
-                                choices=typing.get_args(kind) if literal else extra.get("choices"),
+            choices = typing.get_args(kind) if literal else extra.get("choices")
+            convert = None if literal else kind
+            optional = {}
+            if "const" in extra:  # the value may be left out: then the next word must not be taken unasked
+                optional = {"nargs": "?", "const": extra["const"]}
+                convert, choices = _one_of(flag, choices), None
+            parser.add_argument(flag, dest=name, type=convert, default=field.default, choices=choices,
                                 metavar=extra.get("metavar"), help=field.description, **optional)
 
 
 def given(args: argparse.Namespace, model: type[BaseModel], names: Iterable[str] | None = None) -> dict[str, Any]:
     """The values the flags of `model`'s fields (or those `names`) gave, by field name."""
     return {name: getattr(args, name) for name in (names if names is not None else model.model_fields)}
+
+
+def _one_of(flag: str, choices: Iterable[str]):
+    """A flag's optional value, checked against its choices; a spec written right after the flag (which
+    argparse hands it as its value) is named as such."""
+    choices = tuple(choices)
+
+    def check(value: str) -> str:
+        if value in choices:
+            return value
+        spec = Path(value).suffix in (".yaml", ".yml", ".json") or "/" in value or Path(value).exists()
+        hint = f"; a word right after {flag} is read as its value: give the spec before {flag}" if spec else ""
+        raise argparse.ArgumentTypeError(f"invalid choice: {value} (choose from {', '.join(choices)}){hint}")
+    return check
 
 
 def _optional_of(annotation: Any) -> Any:

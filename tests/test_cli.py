@@ -167,6 +167,19 @@ def test_an_unknown_compile_mode_is_one_line(capsys):
                     "reduce-overhead, max-autotune)")
 
 
+def test_a_spec_written_right_after_compile_is_named_in_its_error(capsys):
+    """`--compile` takes an optional MODE, so argparse gives it the next word: say so for a spec."""
+    from cortexgraph.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "--compile", "s.yaml"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "cortexgraph train: error: argument --compile: invalid choice: s.yaml (choose from default, "
+        "reduce-overhead, max-autotune); a word right after --compile is read as its value: give the spec "
+        "before --compile")
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"optimizer": "adam"}, "optimizer: input should be 'sgd' or 'adamw'"),
     ({"epochs": 0}, "epochs must be at least 1"),

@@ -36,9 +36,10 @@ class TrainConfig(Overrides):
     amp: bool | None = Field(None, description="bf16 autocast (default: on for CUDA)")
     channels_last: bool | None = Field(None, description="channels-last memory format (default: on for CUDA)")
     compile: Literal["default", "reduce-overhead", "max-autotune"] | None = Field(
-        None, description="compile the training step with torch.compile in this mode (reduce-overhead replays "
-        "it as CUDA graphs on a GPU; default without a MODE); full batches run compiled, a last smaller batch "
-        "and the evaluation eagerly (default: eager)", json_schema_extra={"const": "default", "metavar": "MODE"})
+        None, description="compile the training step with torch.compile in MODE: default (without a MODE), "
+        "reduce-overhead (replays it as CUDA graphs on a GPU) or max-autotune; full batches run compiled, a "
+        "last smaller batch and the evaluation eagerly (default: eager)",
+        json_schema_extra={"const": "default", "metavar": "MODE"})
     device: str = Field("auto", description="auto (a GPU where there is one), cpu, cuda or cuda:N "
                                             "(default: %(default)s)")
     workers: int = Field(0, description="data loader processes (default: %(default)s)")
