@@ -76,11 +76,13 @@ def ms(seconds: list[float]) -> float:
     return 1e3 * statistics.median(seconds)
 
 
-def write_json(path: str | None, payload: dict[str, Any]) -> None:
+def write_json(path: str | None, payload: dict[str, Any], say: bool = True) -> None:
+    """`payload` and the machine into `path` (nothing without one); `say`: print that it did."""
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
-        print(f"wrote {path}")
+        if say:
+            print(f"wrote {path}")
 
 
 def forward(model: nn.Module, x: torch.Tensor) -> Callable[[], Any]:

@@ -16,14 +16,17 @@ The recurrent specs (liao2016/frnn4-cifar and srn1-cifar at batch 256, 32x32;
 frnn4-imagenet at batch 64, 224x224) get a table of their own: the same SGD
 training step eager, with activation checkpointing, as the naive unrolling
 (every area at every step, as PyTorchTNN-style tools run: benchmarks/pruning.py),
-and compiled in each torch.compile mode (reduce-overhead: CUDA graphs), all
-interleaved. Per row: milliseconds per step, images per second, the ratio to
-eager, the fraction of the step the GPU is busy (the union of its kernels'
-intervals in a profiled run of 10 steps, over the unprofiled step time), the
-peak memory a step adds (eager and checkpointed), and the compile time.
+and compiled in each torch.compile mode (reduce-overhead: CUDA graphs), each
+interleaved with the eager step. Per row: milliseconds per step, images per
+second, the ratio to eager, the fraction of the step the GPU is busy (the
+union of its kernels' intervals in a profiled run of 10 steps, over the
+unprofiled step time), the peak memory a step adds after a first step (eager
+runs only: CUDA graphs hold their memory in pools), and the compile time.
+Rows are printed and written as they are measured.
 
     python benchmarks/gpu.py --recurrent-only --specs liao2016/frnn4-cifar
     python benchmarks/gpu.py --modes default reduce-overhead   # which compile modes (all three by default)
+    python benchmarks/gpu.py --resnet-modes eager              # the ResNets eager only (no compiles)
     python benchmarks/gpu.py --recurrent-only --extras         # also stacked norms, the optimizer in a graph
     python benchmarks/gpu.py --device cpu --quick --backend aot_eager   # dry run of every path, no Inductor
 """
@@ -64,10 +67,15 @@ def matmul_rate(device: str, size: int, repeats: int = 20) -> float:
 def training_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: str, run=None,
                   graphs: bool = False, optimizer_compiled: dict | None = None):
     """One SGD step (as `cortexgraph train` makes it: fused on CUDA) of `run(x)` (default: `model(x)`);
-    `graphs`: mark each step's start for CUDA graphs (reduce-overhead); `optimizer_compiled`: the
-    optimizer's step compiled too, with these torch.compile options (the step inside the graph)."""
-    fused = {"fused": True} if torch.device(device).type == "cuda" else {}
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, **fused)
+    `graphs`: mark each step's start for CUDA graphs (reduce-overhead). `optimizer_compiled`: the
+    optimizer's step compiled too, with these torch.compile options (on CUDA, reduce-overhead: the step in
+    a CUDA graph of its own). It is then a foreach SGD, the form Inductor fuses (a fused one is already
+    one kernel), and gradients are zeroed in place, so that the graph reads them where it recorded them."""
+    cuda = torch.device(device).type == "cuda"
+    kernels = {"fused": True} if cuda and optimizer_compiled is None else {}
+    if optimizer_compiled is not None:
+        kernels = {"foreach": True}
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, **kernels)
     if optimizer_compiled is not None:
         optimizer.step = torch.compile(optimizer.step, fullgraph=False, **optimizer_compiled)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -80,7 +88,7 @@ def training_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, devi
             loss = loss_fn(run(x).float(), y)
         loss.backward()
         optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=optimizer_compiled is None)
     return step
 
 
@@ -131,9 +139,11 @@ def gpu_busy_ms(step, device: str, steps: int = 10) -> float | None:
 
 
 def step_peak_mb(step, device: str) -> float | None:
-    """The memory one step adds at its peak, over what was allocated before it (CUDA's allocator)."""
+    """The memory one step adds at its peak, over what was allocated before it (CUDA's allocator), after
+    a step unmeasured: the momentum buffers and cuDNN's workspaces for new shapes are made once."""
     if torch.device(device).type != "cuda":
         return None
+    step()
     sync(device)
     torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated()
@@ -143,64 +153,65 @@ def step_peak_mb(step, device: str) -> float | None:
 
 
 def recurrent_rows(name: str, batch: int, size: int, device: str, modes: tuple[str, ...], backend: str | None,
-                   repeats: int, warmup: int, extras: bool = False) -> list[dict]:
-    """One spec's training step every way it can run, interleaved; one row each. `extras`: also the two
-    choices issue 16 left to a GPU to settle: per-step norms stacked into one module per edge (eager and
-    under CUDA graphs; benchmarks/kernels.py counts their operations), and the optimizer's step compiled
-    into a graph of its own next to the model's CUDA graphs."""
+                   repeats: int, warmup: int, extras: bool = False):
+    """One spec's training step every way it can run, one row each, yielded as each is measured (so a run
+    stopped at a time limit keeps the rows before): eager, checkpointed, the naive unrolling, compiled in
+    each of `modes`. Every row is timed interleaved with the eager step, its ratio the median of paired
+    repeats. `extras`: also the two choices issue 16 left to a GPU to settle: per-step norms stacked into
+    one module per edge (eager and under CUDA graphs; benchmarks/kernels.py counts their operations), and
+    the optimizer's step in a CUDA graph of its own beside the model's."""
     torch.manual_seed(0)
     base = build(name, size=size).to(device, memory_format=torch.channels_last).train()
     x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, base.spec.readout.head.classes, (batch,), device=device)
-    steps, contenders, compile_s, peaks = base.spec.steps, {}, {}, {}
-    contenders["eager"] = training_step(base, x, y, device)
-    checkpointed = copy.deepcopy(base)
-    checkpointed.checkpoint = True
-    contenders["checkpointed"] = training_step(checkpointed, x, y, device)
-    naive = copy.deepcopy(base)
-    contenders["naive"] = training_step(naive, x, y, device, run=lambda images: naive_forward(naive, images, steps))
+    eager = training_step(base, x, y, device)
 
-    def options(mode: str) -> dict:
-        return {"backend": backend} if backend else {"mode": mode}
+    def row(what: str, step, compile_s: float | None = None, peak: bool = False) -> dict:
+        peak_mb = step_peak_mb(step, device) if peak else None  # not under CUDA graphs: their pools persist
+        times = interleaved({"eager": eager} if what == "eager" else {"eager": eager, what: step},
+                            repeats, warmup, device)
+        step_ms = ms(times[what])
+        busy = gpu_busy_ms(step, device)
+        return {"spec": name, "batch": batch, "size": size, "run": what, "ms": step_ms,
+                "images_per_second": batch / step_ms * 1e3,
+                "vs_eager": median_ratio(times, what, "eager") if what != "eager" else 1.0,
+                "gpu_busy": None if busy is None else min(busy / step_ms, 1.0), "peak_mb": peak_mb,
+                "compile_s": compile_s}
 
-    compiled_models: dict[str, tuple[torch.nn.Module, torch.nn.Module]] = {}  # mode -> (model, compiled)
-
-    def add_compiled(label: str, model: torch.nn.Module, mode: str, optimizer_compiled: dict | None = None):
-        if optimizer_compiled is not None and mode in compiled_models:  # the model's graphs are made: reuse them
-            model, compiled = compiled_models[mode]
-        else:
-            compiled = torch.compile(model, fullgraph=True, **options(mode))
-            compiled_models.setdefault(mode, (model, compiled))
+    def compiled_row(what: str, model: torch.nn.Module, mode: str, compiled=None,
+                     optimizer_compiled: dict | None = None) -> tuple[dict, torch.nn.Module]:
+        compiled = compiled or torch.compile(model, fullgraph=True, **({"backend": backend} if backend else
+                                                                       {"mode": mode}))
         step = training_step(model, x, y, device, run=compiled, graphs=mode == "reduce-overhead",
                              optimizer_compiled=optimizer_compiled)
         start = time.perf_counter()
         step()  # compiles (and, under reduce-overhead, records the CUDA graphs over the next calls)
         sync(device)
-        compile_s[label] = time.perf_counter() - start
-        contenders[label] = step
+        return row(what, step, compile_s=time.perf_counter() - start), compiled
 
+    yield row("eager", eager, peak=True)
+    checkpointed = copy.deepcopy(base)
+    checkpointed.checkpoint = True
+    yield row("checkpointed", training_step(checkpointed, x, y, device), peak=True)
+    naive = copy.deepcopy(base)
+    steps = base.spec.steps
+    yield row("naive", training_step(naive, x, y, device, run=lambda images: naive_forward(naive, images, steps)),
+              peak=True)
+    graphed: tuple[torch.nn.Module, torch.nn.Module] | None = None  # the model under CUDA graphs, compiled
     for mode in modes:
-        add_compiled(mode, copy.deepcopy(base), mode)
+        model = copy.deepcopy(base)
+        measured, compiled = compiled_row(mode, model, mode)
+        if mode == "reduce-overhead":
+            graphed = (model, compiled)
+        yield measured
     if extras:
         stacked = copy.deepcopy(base)
         stack_norms(stacked)
-        contenders["eager, stacked"] = training_step(stacked, x, y, device)
-        add_compiled("r-o, stacked", copy.deepcopy(stacked), "reduce-overhead")
-        add_compiled("r-o, opt. graph", copy.deepcopy(base), "reduce-overhead",
-                     optimizer_compiled={"backend": backend} if backend else {})
-    for what in ("eager", "checkpointed"):
-        peaks[what] = step_peak_mb(contenders[what], device)
-    times = interleaved(contenders, repeats, warmup, device)
-    rows = []
-    for what, step in contenders.items():
-        step_ms = ms(times[what])
-        busy = gpu_busy_ms(step, device)
-        rows.append({"spec": name, "batch": batch, "size": size, "run": what, "ms": step_ms,
-                     "images_per_second": batch / step_ms * 1e3,
-                     "vs_eager": median_ratio(times, what, "eager") if what != "eager" else 1.0,
-                     "gpu_busy": None if busy is None else min(busy / step_ms, 1.0),
-                     "peak_mb": peaks.get(what), "compile_s": compile_s.get(what)})
-    return rows
+        yield row("eager, stacked", training_step(stacked, x, y, device), peak=True)
+        yield compiled_row("r-o, stacked", stacked, "reduce-overhead")[0]
+        model, compiled = graphed or (copy.deepcopy(base), None)  # the model's graphs reused where made
+        optimizer_options = {"backend": backend} if backend else {"mode": "reduce-overhead"}
+        yield compiled_row("r-o, opt. graph", model, "reduce-overhead", compiled, optimizer_options)[0]
 
 
 def print_recurrent(row: dict) -> None:
@@ -217,6 +228,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--recurrent-only", action="store_true", help="skip the ResNets")
+    parser.add_argument("--resnet-modes", nargs="+", default=["eager", "compiled"], choices=["eager", "compiled"],
+                        help="the ResNets eager, compiled or both (default)")
     parser.add_argument("--specs", nargs="+", default=list(RECURRENT), choices=list(RECURRENT))
     parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
     parser.add_argument("--extras", action="store_true", help="also stacked per-step norms and a compiled "
@@ -239,7 +252,7 @@ def main() -> None:
         x = torch.randn(batch, 3, size, size, device=args.device).contiguous(memory_format=torch.channels_last)
         y = torch.randint(0, ours.spec.readout.head.classes, (batch,), device=args.device)
         flops = step_flops(ours, x, y, args.device)
-        for mode in ("eager", "compiled"):
+        for mode in args.resnet_modes:
             compile_s = 0.0
             ours_run, reference_run = ours, reference
             if mode == "compiled":
@@ -266,7 +279,7 @@ def main() -> None:
                   f"{row.get('reference_ms', float('nan')):8.1f}ms {row.get('ratio', float('nan')):6.3f} "
                   f"{row['tflops']:8.2f} {100 * row['roofline']:7.1f}% {compile_s:7.1f}s", flush=True)
             # Written after every row, so a run stopped at its time limit keeps what it measured.
-            write_json(args.json, {"gpu": rows, "device": args.device, "matmul_tflops": roof / 1e12})
+            write_json(args.json, {"gpu": rows, "device": args.device, "matmul_tflops": roof / 1e12}, say=False)
     recurrent: list[dict] = []
     print(f"{'spec':>24} {'run':>16} {'step':>10} {'img/s':>9} {'vs eager':>7} {'GPU busy':>7} {'peak':>9} "
           f"{'compile':>8}")
@@ -276,8 +289,10 @@ def main() -> None:
                                   args.extras):
             recurrent.append(row)
             print_recurrent(row)
-        write_json(args.json, {"gpu": rows, "recurrent": recurrent, "device": args.device,
-                               "matmul_tflops": roof / 1e12})
+            write_json(args.json, {"gpu": rows, "recurrent": recurrent, "device": args.device,
+                                   "matmul_tflops": roof / 1e12}, say=False)
+    if args.json:
+        print(f"wrote {args.json} (after every row)")
 
 
 if __name__ == "__main__":
