@@ -16,7 +16,8 @@ same on every machine: every ATen operation dispatched that computes (views are 
 - Edges fused: calls into one area at one step that are linear convolutions of one kernel and stride on
   inputs of one size (no norm, activation or pooling after them) could run as one convolution of the
   concatenated inputs and weights. How many such groups each bundled spec's forward holds, and the
-  operations of one group (BLT's V2 drive: bottom-up and lateral) run apart and fused.
+  operations of one group (BLT's V2 drive: bottom-up and lateral) run apart and fused over a pass of
+  1 to 10 calls (the weights, shared across steps, concatenated once per pass).
 """
 
 from __future__ import annotations
@@ -136,27 +137,44 @@ def fusable(name: str) -> dict:
     return {"spec": name, "calls": calls, "groups": groups, "calls_saved": saved}
 
 
-def fused_drive() -> dict:
-    """BLT's V2 drive, bottom-up (pooled V1) plus lateral (V2), at batch 2: apart, then as one conv."""
+def fused_drive(calls: tuple[int, ...] = (1, 2, 4, 8, 10)) -> list[dict]:
+    """BLT's V2 drive, bottom-up (pooled V1) plus lateral (V2), at batch 2, over `calls` calls of one
+    forward pass (its weights are shared across steps): apart, then as one conv, the weights concatenated
+    once per pass and each call's inputs at every call; forward and backward operations for each count."""
     torch.manual_seed(0)
     model = build("blt/blt")
     up, lateral = model.weight_set("edges.V1->V2"), model.weight_set("edges.V2->V2")
-    v1 = torch.randn(2, 64, 64, 64, requires_grad=True)
-    v2 = torch.randn(2, 128, 32, 32, requires_grad=True)
+    rows = []
+    for count in calls:
+        v1 = [torch.randn(2, 64, 64, 64, requires_grad=True) for _ in range(count)]
+        v2 = [torch.randn(2, 128, 32, 32, requires_grad=True) for _ in range(count)]
+        with torch.no_grad():  # the two compute one sum (to float rounding), or the counts compare nothing
+            torch.testing.assert_close(drive_pass(up, lateral, v1, v2, fused=True),
+                                       drive_pass(up, lateral, v1, v2, fused=False), rtol=1e-4, atol=1e-4)
+        counts = {}
+        for fused in (False, True):
+            for leaf in (*model.parameters(), *v1, *v2):  # each pass counted from no gradients, as a step's
+                leaf.grad = None
+            counts["fused" if fused else "apart"] = counted(drive_step, up, lateral, v1, v2, fused)
+        rows.append({"calls": count, **counts})
+    return rows
 
-    def apart(backward: bool = True) -> torch.Tensor:
-        out = up(v1, 0) + lateral(v2, 0)
-        return out.sum().backward() if backward else out
 
-    def fused(backward: bool = True) -> torch.Tensor:
-        x = torch.cat([up.pool_input(v1), v2], 1)
-        w = torch.cat([up.conv.weight, lateral.conv.weight], 1)
-        out = F.conv2d(x, w, padding=1)
-        return out.sum().backward() if backward else out
+def drive_step(*args) -> None:
+    drive_pass(*args).sum().backward()
 
-    with torch.no_grad():  # the two compute one sum (to float rounding), or the counts compare nothing
-        torch.testing.assert_close(fused(False), apart(False), rtol=1e-5, atol=1e-5)
-    return {"apart": counted(apart), "fused": counted(fused)}
+
+def drive_pass(up: nn.Module, lateral: nn.Module, v1: list, v2: list, fused: bool) -> torch.Tensor:
+    """The summed drive of calls on (v1[i], v2[i]): two convolutions each, or one of the concatenations."""
+    if not fused:
+        return total([up(a, 0) + lateral(b, 0) for a, b in zip(v1, v2)])
+    w = torch.cat([up.conv.weight, lateral.conv.weight], 1)
+    return total([F.conv2d(torch.cat([up.pool_input(a), b], 1), w, padding=1) for a, b in zip(v1, v2)])
+
+
+def total(terms: list[torch.Tensor]) -> torch.Tensor:
+    """The sum of `terms` in n - 1 additions (Python's sum adds a 0 first)."""
+    return sum(terms[1:], terms[0])
 
 
 def main() -> None:
@@ -186,9 +204,10 @@ def main() -> None:
         fusion.append(row)
         if row["groups"]:
             print(f"{name:>24} {row['calls']:6} {row['groups']:15} {row['calls_saved']:12}")
+    print(f"{len(fusion) - sum(bool(r['groups']) for r in fusion)} other bundled specs: none")
     drive = fused_drive()
-    print(f"{len(fusion) - sum(bool(r['groups']) for r in fusion)} other bundled specs: none. One group "
-          f"(BLT's V2 drive), forward and backward: {drive['apart']} operations apart, {drive['fused']} fused")
+    print("One group (BLT's V2 drive), forward and backward operations over a pass of n calls: " + ", ".join(
+        f"n={r['calls']}: {r['apart']} apart, {r['fused']} fused" for r in drive))
     write_json(args.json, {"checkpointing": recompute, "stacked_norms": stacked,
                            "fusable_edges": fusion, "fused_drive": drive})
 

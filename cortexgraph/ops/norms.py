@@ -130,8 +130,9 @@ def frozen_statistics(norms: Any) -> Iterator[None]:
     shapes.
     Activation checkpointing recomputes a step this way (its norms must compute exactly what they did but
     not count the batch twice), and so do the diagnoses of non-finite values. Copying each statistic aside
-    and back instead cost two operations per buffer, each a kernel launch on a GPU: in one checkpointed
-    training step of liao2016/frnn4-cifar, 5,016 of its 7,841."""
+    and back instead cost two operations per buffer, each a kernel launch on a GPU: one checkpointed
+    training step of liao2016/frnn4-cifar took 6,630 operations that way, 1,619 this way (a plain step:
+    1,060; benchmarks/kernels.py counts them)."""
     # (A norm in eval mode reads its statistics and moves none: it keeps its own.)
     swapped = [(n, name, buffer) for n in norms if n.training for name, buffer in n._buffers.items()
                if buffer is not None]
