@@ -44,6 +44,14 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, monkeypatc
         torch.testing.assert_close(split["model"][name], value, rtol=1e-3, atol=1e-3, msg=prefixed(name))
 
 
+def test_a_run_begun_on_the_cpu_resumes_on_the_gpu_with_fused_adamw(tmp_path, monkeypatch):
+    """The CPU's AdamW keeps its step counters on the CPU; the fused one on CUDA needs them on the GPU
+    (pytorch#104767): the resumed optimizer must load them for its own kernels."""
+    train_until_the_first_checkpoint(digits(tmp_path / "run", device="cpu", amp=False), monkeypatch)
+    result = train(digits(tmp_path / "run", resume=True))  # the device and its kernels may change on resume
+    assert [e["epoch"] for e in result["epochs"]] == [1, 2]
+
+
 @pytest.fixture
 def float32_convs():
     """cuDNN convolutions in true float32: under TF32 (torch's default for cuDNN) eager and compiled
