@@ -67,28 +67,31 @@ def matmul_rate(device: str, size: int, repeats: int = 20) -> float:
 def training_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: str, run=None,
                   graphs: bool = False, optimizer_compiled: dict | None = None):
     """One SGD step (as `cortexgraph train` makes it: fused on CUDA) of `run(x)` (default: `model(x)`);
-    `graphs`: mark each step's start for CUDA graphs (reduce-overhead). `optimizer_compiled`: the
-    optimizer's step compiled too, with these torch.compile options (on CUDA, reduce-overhead: the step in
-    a CUDA graph of its own). It is then a foreach SGD, the form Inductor fuses (a fused one is already
-    one kernel), and gradients are zeroed in place, so that the graph reads them where it recorded them."""
+    `graphs`: mark each step's start for CUDA graphs. `optimizer_compiled`: the optimizer's step compiled
+    too, with these torch.compile options (on CUDA, reduce-overhead: the step in a CUDA graph of its own),
+    from the second step on: the first, eager, makes the momentum buffers, which must not live in a CUDA
+    graph's memory pool (its outputs are freed at the next step). It is then a foreach SGD, the form
+    Inductor fuses (a fused one is already one kernel). Gradients are set to None after every step: a
+    `.grad` kept across steps would be a graph's output that the next replay overwrites."""
     cuda = torch.device(device).type == "cuda"
-    kernels = {"fused": True} if cuda and optimizer_compiled is None else {}
-    if optimizer_compiled is not None:
-        kernels = {"foreach": True}
+    kernels = {"foreach": True} if optimizer_compiled is not None else {"fused": True} if cuda else {}
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, **kernels)
-    if optimizer_compiled is not None:
-        optimizer.step = torch.compile(optimizer.step, fullgraph=False, **optimizer_compiled)
+    compiled_update = (None if optimizer_compiled is None else
+                       torch.compile(optimizer.step, fullgraph=False, **optimizer_compiled))
+    update = optimizer.step
     loss_fn = torch.nn.CrossEntropyLoss()
     run = model if run is None else run
 
     def step():
+        nonlocal update
         if graphs:
             torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16):
             loss = loss_fn(run(x).float(), y)
         loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=optimizer_compiled is None)
+        update()
+        update = compiled_update or update
+        optimizer.zero_grad(set_to_none=True)
     return step
 
 
@@ -182,10 +185,12 @@ def recurrent_rows(name: str, batch: int, size: int, device: str, modes: tuple[s
                      optimizer_compiled: dict | None = None) -> tuple[dict, torch.nn.Module]:
         compiled = compiled or torch.compile(model, fullgraph=True, **({"backend": backend} if backend else
                                                                        {"mode": mode}))
-        step = training_step(model, x, y, device, run=compiled, graphs=mode == "reduce-overhead",
-                             optimizer_compiled=optimizer_compiled)
+        graphs = mode in ("reduce-overhead", "max-autotune")  # the two modes that replay CUDA graphs
+        step = training_step(model, x, y, device, run=compiled, graphs=graphs, optimizer_compiled=optimizer_compiled)
         start = time.perf_counter()
-        step()  # compiles (and, under reduce-overhead, records the CUDA graphs over the next calls)
+        step()  # compiles (and, under CUDA graphs, records them over the next calls)
+        if optimizer_compiled is not None:
+            step()  # the optimizer's step compiles at the second (the first ran eagerly)
         sync(device)
         return row(what, step, compile_s=time.perf_counter() - start), compiled
 

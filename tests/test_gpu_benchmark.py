@@ -69,3 +69,44 @@ def test_the_optimizer_graph_row_measures_the_spec_as_written_whatever_the_modes
     assert [r["run"] for r in rows] == ["eager", "checkpointed", "naive", "eager, stacked", "r-o, stacked",
                                         "r-o, opt. graph"]
     assert compiled == ["stacked", "unstacked", False]  # the last: the optimizer's step
+
+
+def test_a_compiled_optimizer_step_starts_eagerly_and_gradients_never_outlive_a_step(monkeypatch):
+    """Under CUDA graphs the momentum buffers must be made outside a graph's memory pool (its outputs are
+    freed at the next step), and a `.grad` kept across steps would be a graph output the next replay
+    overwrites: the first optimizer step runs eagerly, and gradients are None after every step."""
+    calls = []
+
+    def compile_(target, **kwargs):
+        def compiled():
+            calls.append("compiled")
+            return target()
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", compile_)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    x, y = torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 0])
+    step = gpu.training_step(model, x, y, "cpu", optimizer_compiled={"backend": "aot_eager"})
+    for taken in range(3):
+        step()
+        assert calls == ["compiled"] * taken
+        assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_write_stopped_halfway_leaves_the_rows_written_before(tmp_path, monkeypatch):
+    from common import write_json
+
+    out = tmp_path / "gpu.json"
+    write_json(str(out), {"recurrent": [{"run": "eager"}]}, say=False)
+    real_write = Path.write_text
+
+    def stopped_halfway(self, data, *args, **kwargs):
+        real_write(self, data[: len(data) // 2], *args, **kwargs)
+        raise KeyboardInterrupt  # `timeout -s INT` landing mid-write
+
+    monkeypatch.setattr(Path, "write_text", stopped_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        write_json(str(out), {"recurrent": [{"run": "eager"}, {"run": "checkpointed"}]}, say=False)
+    monkeypatch.undo()
+    assert json.loads(out.read_text())["recurrent"] == [{"run": "eager"}]
+    assert [p.name for p in tmp_path.iterdir()] == ["gpu.json"]  # no temporary left behind
