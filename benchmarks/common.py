@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from cortexgraph.atomic import atomic_path
+
 
 class Operations(TorchDispatchMode):
     """Counts the ATen operations that compute while it is on (on a GPU each is a kernel launch); views are
@@ -77,10 +79,12 @@ def ms(seconds: list[float]) -> float:
 
 
 def write_json(path: str | None, payload: dict[str, Any], say: bool = True) -> None:
-    """`payload` and the machine into `path` (nothing without one); `say`: print that it did."""
+    """`payload` and the machine into `path` (nothing without one), whole or not at all (a script stopped
+    while it writes keeps the file before); `say`: print that it did."""
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
         if say:
             print(f"wrote {path}")
 
