@@ -59,10 +59,17 @@ def _one_of(flag: str, choices: Iterable[str]):
     def check(value: str) -> str:
         if value in choices:
             return value
-        spec = Path(value).suffix in (".yaml", ".yml", ".json") or "/" in value or Path(value).exists()
+        spec = bool(value) and (Path(value).suffix in (".yaml", ".yml", ".json") or "/" in value or _exists(value))
         hint = f"; a word right after {flag} is read as its value: give the spec before {flag}" if spec else ""
         raise argparse.ArgumentTypeError(f"invalid choice: {value} (choose from {', '.join(choices)}){hint}")
     return check
+
+
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except OSError:  # a name too long for the file system, say: no such file
+        return False
 
 
 def _optional_of(annotation: Any) -> Any:

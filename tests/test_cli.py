@@ -167,6 +167,19 @@ def test_an_unknown_compile_mode_is_one_line(capsys):
                     "reduce-overhead, max-autotune)")
 
 
+@pytest.mark.parametrize("word", ["a" * 300, ""])
+def test_any_word_after_compile_gets_the_one_line_error(word, capsys):
+    """A name too long for the file system (Path.exists raises) and an empty word (Path('') exists)."""
+    from cortexgraph.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "s.yaml", "--compile", word])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"cortexgraph train: error: argument --compile: invalid choice: {word} (choose from default, "
+        "reduce-overhead, max-autotune)")
+
+
 def test_a_spec_written_right_after_compile_is_named_in_its_error(capsys):
     """`--compile` takes an optional MODE, so argparse gives it the next word: say so for a spec."""
     from cortexgraph.cli import main
