@@ -336,11 +336,27 @@ def test_a_checkpoint_without_its_training_state_builds_but_does_not_resume(tiny
         train(config(tiny, out, epochs=1, resume=True))
 
 
-def test_an_optimizer_state_that_does_not_fit_is_one_line(tiny, tmp_path):
+def _one_parameter(optimizer):  # the state of a model with one parameter
+    optimizer["param_groups"][0]["params"] = [0]
+
+
+def _a_tensor_for_a_state(optimizer):
+    optimizer["state"][0] = torch.zeros(3)
+
+
+def _a_state_of_another_shape(optimizer):
+    state = optimizer["state"][0]
+    name = next(k for k, v in state.items() if torch.is_tensor(v) and v.dim())
+    state[name] = torch.zeros(*state[name].shape, 2)
+
+
+@pytest.mark.parametrize("change", [_one_parameter, _a_tensor_for_a_state, _a_state_of_another_shape])
+def test_an_optimizer_state_that_does_not_fit_is_one_line(tiny, tmp_path, change):
+    """Refused on loading, not at the first step or with a traceback."""
     out = tmp_path / "run"
     train(config(tiny, out, epochs=1, schedule="constant"))
     payload = {k: v for k, v in read_checkpoint(out / "checkpoint.pt").items() if k not in ("format", "version")}
-    payload["optimizer"]["param_groups"][0]["params"] = [0]  # the state of a model with one parameter
+    change(payload["optimizer"])
     save_checkpoint(out / "checkpoint.pt", **payload)
     with pytest.raises(CheckpointError, match=r"checkpoint.pt: its optimizer's state does not fit this model \("):
         train(config(tiny, out, epochs=2, schedule="constant", resume=True))

@@ -102,22 +102,7 @@ class _Run:
         self.epochs: list[dict[str, Any]] = []
         self.start_epoch = 0
         if self.payload:
-            # The saved groups name the kernels the checkpoint's device ran; this device's replace them
-            # before loading, since torch places each saved step counter by them (fused AdamW on CUDA
-            # needs its counters there, a CPU run's stay on the CPU: pytorch#104767).
-            kernels = {"fused": None, "foreach": None, **optimizer_kernels(self.device)}
-            try:
-                saved = self.payload["optimizer"]
-                saved = {**saved, "param_groups": [{**group, **kernels} for group in saved["param_groups"]]}
-                self.optimizer.load_state_dict(saved)
-            except (ValueError, KeyError, TypeError, RuntimeError) as exc:
-                raise CheckpointError(f"{self.checkpoint_path}: its optimizer's state does not fit this model "
-                                      f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
-                                      ) from None
-            # The loaded state is mapped from the checkpoint file (read_checkpoint): copied into memory, so
-            # that the file is never written through and its space is freed when the next one replaces it.
-            for state in self.optimizer.state.values():
-                state.update({k: v.clone() for k, v in state.items() if torch.is_tensor(v)})
+            self._load_optimizer(self.payload["optimizer"])
             self.start_epoch = int(self.payload["epoch"])
             self.epochs = list(self.payload.get("metrics", []))
             self.payload = None
@@ -133,6 +118,27 @@ class _Run:
             # rather than compile a second). DDP splits the graph at its gradient buckets.
             self.net = torch.compile(self.net, mode=config.compile, fullgraph=not self.world.distributed)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+
+    def _load_optimizer(self, saved: Any) -> None:
+        """The checkpoint's optimizer state into this run's optimizer, or one CheckpointError."""
+        # The saved groups name the kernels the checkpoint's device ran; this device's replace them
+        # before loading, since torch places each saved step counter by them (fused AdamW on CUDA
+        # needs its counters there, a CPU run's stay on the CPU: pytorch#104767).
+        kernels = {"fused": None, "foreach": None, **optimizer_kernels(self.device)}
+        try:
+            saved = {**saved, "param_groups": [{**group, **kernels} for group in saved["param_groups"]]}
+            if not all(isinstance(state, dict) for state in saved["state"].values()):
+                raise ValueError("a parameter's state is not a mapping")
+            self.optimizer.load_state_dict(saved)
+            _check_state_shapes(self.optimizer)
+        except (ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+            raise CheckpointError(f"{self.checkpoint_path}: its optimizer's state does not fit this model "
+                                  f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
+                                  ) from None
+        # The loaded state is mapped from the checkpoint file (read_checkpoint): copied into memory, so
+        # that the file is never written through and its space is freed when the next one replaces it.
+        for state in self.optimizer.state.values():
+            state.update({k: v.clone() for k, v in state.items() if torch.is_tensor(v)})
 
     def _take_folder(self) -> None:
         """Hold the run folder for this run: never a folder another run holds, never a finished or
@@ -493,6 +499,17 @@ class _Run:
         for line in result_lines(result):
             self.say(line)
         return result
+
+
+def _check_state_shapes(optimizer: torch.optim.Optimizer) -> None:
+    """Each per-parameter state tensor (momentum, moments) has its parameter's shape; torch loads any
+    shape, and one that differs would fail only at the first step."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for name, value in optimizer.state.get(param, {}).items():
+                if torch.is_tensor(value) and value.dim() and value.shape != param.shape:
+                    raise ValueError(f"its {name} has shape {tuple(value.shape)} for a parameter of "
+                                     f"{tuple(param.shape)}")
 
 
 def optimizer_kernels(device: torch.device) -> dict[str, bool]:
