@@ -508,7 +508,7 @@ def _check_state_shapes(optimizer: torch.optim.Optimizer) -> None:
         for param in group["params"]:
             for name, value in optimizer.state.get(param, {}).items():
                 if torch.is_tensor(value) and value.dim() and value.shape != param.shape:
-                    raise ValueError(f"its {name} has shape {tuple(value.shape)} for a parameter of "
+                    raise ValueError(f"{name} of shape {tuple(value.shape)} for a parameter of "
                                      f"{tuple(param.shape)}")
 
 
