@@ -95,6 +95,12 @@ def training_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, devi
     return step
 
 
+def compile_options(backend: str | None, mode: str | None) -> dict:
+    """torch.compile's options: Inductor in `mode` (its default where None), or `backend` in its place (the
+    CPU's dry run)."""
+    return {"backend": backend} if backend else {"mode": mode} if mode else {}
+
+
 def step_flops(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: str) -> int:
     with FlopCounterMode(display=False) as counter:
         training_step(model, x, y, device)()
@@ -183,8 +189,7 @@ def recurrent_rows(name: str, batch: int, size: int, device: str, modes: tuple[s
 
     def compiled_row(what: str, model: torch.nn.Module, mode: str, compiled=None,
                      optimizer_compiled: dict | None = None) -> tuple[dict, torch.nn.Module]:
-        compiled = compiled or torch.compile(model, fullgraph=True, **({"backend": backend} if backend else
-                                                                       {"mode": mode}))
+        compiled = compiled or torch.compile(model, fullgraph=True, **compile_options(backend, mode))
         graphs = mode in ("reduce-overhead", "max-autotune")  # the two modes that replay CUDA graphs
         step = training_step(model, x, y, device, run=compiled, graphs=graphs, optimizer_compiled=optimizer_compiled)
         start = time.perf_counter()
@@ -215,7 +220,7 @@ def recurrent_rows(name: str, batch: int, size: int, device: str, modes: tuple[s
         yield row("eager, stacked", training_step(stacked, x, y, device), peak=True)
         yield compiled_row("r-o, stacked", stacked, "reduce-overhead")[0]
         model, compiled = graphed or (copy.deepcopy(base), None)  # the model's graphs reused where made
-        optimizer_options = {"backend": backend} if backend else {"mode": "reduce-overhead"}
+        optimizer_options = compile_options(backend, "reduce-overhead")
         yield compiled_row("r-o, opt. graph", model, "reduce-overhead", compiled, optimizer_options)[0]
 
 
@@ -262,7 +267,7 @@ def main() -> None:
             ours_run, reference_run = ours, reference
             if mode == "compiled":
                 start = time.perf_counter()
-                options = {"backend": args.backend} if args.backend else {}
+                options = compile_options(args.backend, None)
                 ours_run = torch.compile(ours, fullgraph=True, **options)
                 training_step(ours_run, x, y, args.device)()
                 sync(args.device)
