@@ -1,19 +1,98 @@
-"""Files that appear whole or not at all: write a temporary file beside the target, then rename."""
+"""The rules every file cortexgraph writes keeps, in one place.
+
+- Whole or not at all: a file is written to a temporary beside it, flushed, then renamed over its
+  name (`atomic_path`); a failure leaves the old file as it was and no temporary behind.
+- Never through a link, never over what is not a file: a target that is a symbolic link, a folder, a
+  device (`/dev/null`), a pipe or a socket is refused with one line naming it (`check_target`). Files
+  the project makes inside its own folders (locks, owner records, probes) are opened with
+  `O_NOFOLLOW`, so a link planted there is refused too (`open_new`, `open_lock`).
+- Nothing replaced that the user did not name: `replace=False` refuses a target that exists.
+- Size first: where the size is known, the free space is checked before a byte is written
+  (`check_space`).
+- One line on failure: `OutputError`, an `OSError` whose message names the file and the reason.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
+import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .units import format_bytes
+
+# Kept free beyond what a write needs: a disk filled to its last byte breaks other programs.
+MARGIN = 1 << 20
+
+
+class OutputError(OSError):
+    """A file that cannot or must not be written: one line says which and why. `refused` is True
+    where nothing was tried (the target is a link, a device, already there, or the disk too full)."""
+
+    def __init__(self, message: str, refused: bool = True):
+        super().__init__(message)
+        self.refused = refused
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a pipe"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_target(path: str | Path, replace: bool = True, hint: str = "") -> None:
+    """Refuse to write `path` where it is a link, anything but a regular file, or (unless `replace`)
+    already there; and where its folder is missing."""
+    path = Path(path)
+    hint = f"; {hint}" if hint else ""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        if not path.parent.is_dir():
+            raise OutputError(f"cannot write {path}: there is no folder {path.parent}") from None
+        return
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise OutputError(f"cannot write {path}: it is a symbolic link (to {os.readlink(path)}); cortexgraph "
+                          f"never writes through a link: remove it, or name another file{hint}")
+    if not stat.S_ISREG(info.st_mode):
+        raise OutputError(f"cannot write {path}: it is {_kind(info.st_mode)}, not a file{hint}")
+    if not replace:
+        raise OutputError(f"cannot write {path}: it already exists{hint}")
+
+
+def check_space(folder: str | Path, need: int, what: str, largest: int | None = None) -> None:
+    """Refuse, before writing, `what` of `need` bytes where `folder`'s disk has less free (with a margin), or
+    where its largest file (`largest`, default `need`) is past the process's file size limit (`ulimit -f`)."""
+    free = shutil.disk_usage(folder).free
+    if free < need + MARGIN:
+        raise OutputError(f"cannot write {what}: it needs about {format_bytes(need)} and {folder} has "
+                          f"{format_bytes(free)} free")
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and (largest if largest is not None else need) > limit:
+        raise OutputError(f"cannot write {what}: a file of it would take about "
+                          f"{format_bytes(largest if largest is not None else need)}, past this process's limit on the "
+                          f"size of files of {format_bytes(limit)} (ulimit -f)")
+
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[str]:
+def atomic_path(path: str | Path, replace: bool = True, hint: str = "") -> Iterator[str]:
     """Yield a temporary path to write; on success it replaces `path` in one rename (with the usual
-    permissions, flushed to disk); on failure it is removed and `path` is left as it was."""
+    permissions, flushed to disk); on failure it is removed and `path` is left as it was. `path` is
+    checked first and again just before the rename (`check_target`)."""
     path = Path(path)
+    check_target(path, replace, hint)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -23,7 +102,52 @@ def atomic_path(path: str | Path) -> Iterator[str]:
         os.chmod(tmp, 0o666 & ~umask)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        check_target(path, replace, hint)  # a link or a device put there while the file was written
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_file(path: str | Path, data: bytes | str, replace: bool = True, hint: str = "") -> None:
+    """Write `data` to `path` by the rules above; any failure is one OutputError."""
+    data = data.encode() if isinstance(data, str) else data
+    path = Path(path)
+    check_target(path, replace, hint)
+    check_space(path.parent, len(data), str(path))
+    try:
+        with atomic_path(path, replace, hint) as tmp, open(tmp, "wb") as f:
+            f.write(data)
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}", refused=False) from None
+
+
+def open_new(path: str | Path, text: str) -> None:
+    """Write a small file of the project's own in one of its folders (an owner record), never through a
+    link planted at its name."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise _link_or(exc, path) from None
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def open_lock(path: str | Path) -> None:
+    """Make sure a lock file can be taken without following a link: filelock opens its file with
+    O_TRUNC, which a link planted at its name would turn on the file it points to."""
+    path = Path(path)
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644))
+    except OSError as exc:
+        raise _link_or(exc, path) from None
+
+
+def _link_or(exc: OSError, path: Path) -> OutputError:
+    if exc.errno == errno.ELOOP or path.is_symlink():
+        return OutputError(f"cannot write {path}: it is a symbolic link (to {os.readlink(path)}); cortexgraph "
+                           "never writes through a link: remove it")
+    return OutputError(f"cannot write {path}: {exc.strerror or exc}")

@@ -14,7 +14,8 @@ from .source import SourceMap
 from .spec import parse_spec
 
 
-def build(spec: Any, *, limits: Limits = Limits(), allow_imports: bool = False, **overrides: Any) -> CortexNet:
+def build(spec: Any, *, limits: Limits = Limits(), allow_imports: bool = False, allow_nonfinite: bool = False,
+          **overrides: Any) -> CortexNet:
     """Compile a spec into a module.
 
     `spec` is a path, a bundled spec name (`liao2016/frnn4-cifar`), YAML text, a
@@ -26,20 +27,22 @@ def build(spec: Any, *, limits: Limits = Limits(), allow_imports: bool = False, 
     `size=32`); `checkpoint` recomputes each step's intermediate values in the
     backward pass rather than keeping them (much less memory for many steps,
     about a third more time). Specs never import code unless `allow_imports`
-    lets ops named `package.module:op` import their module. A SpecError says
-    what is wrong.
+    lets ops named `package.module:op` import their module. A checkpoint whose
+    weights or buffers are not finite is refused (CheckpointError) unless
+    `allow_nonfinite`. A SpecError says what is wrong.
     """
     if is_checkpoint_path(spec) and Path(spec).is_file():
         if any(v is not None for v in overrides.values()):
             raise ValueError("a checkpoint's model is built as it was trained: overrides do not apply")
-        return load_model(spec, allow_imports=allow_imports)
+        return load_model(spec, allow_imports=allow_imports, allow_nonfinite=allow_nonfinite)
     return construct(compile(spec, limits=limits, allow_imports=allow_imports, **overrides))
 
 
-def load_model(path: str | Path, allow_imports: bool = False) -> CortexNet:
-    """The model saved in a checkpoint; its spec is validated again before anything is built."""
+def load_model(path: str | Path, allow_imports: bool = False, allow_nonfinite: bool = False) -> CortexNet:
+    """The model saved in a checkpoint; its spec is validated again before anything is built, its values
+    checked for NaN and infinity (`allow_nonfinite` lets them through)."""
     payload = read_checkpoint(path)
     spec = parse_spec(payload["spec"], SourceMap(f"{path} (its spec)"))
     model = construct(compile(spec, allow_imports=allow_imports))
-    load_weights(model, payload, path)
+    load_weights(model, payload, path, allow_nonfinite)
     return model

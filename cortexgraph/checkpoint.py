@@ -8,7 +8,9 @@ restores the model from the file alone.
 from __future__ import annotations
 
 import re
+import stat
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +44,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     Tensors are mapped from the file, not read: a checkpoint costs memory only for what is used of it,
     and entries compressed to inflate (a "zip bomb") are refused before anything is read."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint")
-    _check_archive(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:  # torch.load fails in many ways on a damaged or foreign file
-        raise CheckpointError(load_failure(path, exc)) from None
+    payload = read_torch_file(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a cortexgraph checkpoint (no '{FORMAT}' marker); "
                               "load other weights through cortexgraph.interop")
@@ -61,18 +57,42 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def _check_archive(path: Path) -> None:
+def read_torch_file(path: str | Path, what: str = "a checkpoint", error: type[ValueError] = CheckpointError) -> Any:
+    """What a file torch.save wrote holds, read safely: the one reader of weight files (checkpoints and
+    every interop loader). Only tensors and plain data (`weights_only=True`); an archive's listing is
+    checked before anything is read, its tensors mapped from the file, not read. A file in torch's
+    legacy format (before 1.6: not an archive, nothing compressed) is read as `torch.load` reads it
+    where `what` is not a checkpoint (cortexgraph never wrote one). One line (`error`) on failure."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except OSError as exc:
+        raise error(f"{path} cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{path} is not a file (it is {'a folder' if stat.S_ISDIR(info.st_mode) else 'a device'})")
+    archive = zipfile.is_zipfile(path)
+    if archive or what == "a checkpoint":
+        _check_archive(path, error, what)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=archive)
+    except Exception as exc:  # torch.load fails in many ways on a damaged or foreign file
+        raise error(load_failure(path, exc, what)) from None
+
+
+def _check_archive(path: Path, error: type[ValueError] = CheckpointError, what: str = "a checkpoint") -> None:
     """torch.save writes a zip archive of uncompressed entries: refuse anything else before reading it."""
     try:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
     except Exception as exc:  # zipfile fails in many ways on damaged archives (BadZipFile, OSError, decoding)
-        raise CheckpointError(f"{path} cannot be read as a checkpoint (not a whole zip archive, as torch.save "
+        raise error(f"{path} cannot be read as {what} (not a whole zip archive, as torch.save "
                               f"writes: {exc}); it may be truncated, or not a cortexgraph checkpoint") from None
     packed = [e for e in entries if e.compress_type != zipfile.ZIP_STORED]
     if packed:
         inflated = sum(e.file_size for e in packed)
-        raise CheckpointError(f"{path} is not a checkpoint torch.save wrote: {len(packed)} of its entries are "
+        raise error(f"{path} is not {what} torch.save wrote: {len(packed)} of its entries are "
                               f"compressed (torch.save never compresses), declaring {inflated:,} bytes in "
                               f"{sum(e.compress_size for e in packed):,}; it was not read")
 
@@ -128,10 +148,24 @@ def _structure_problem(payload: dict[str, Any]) -> str | None:
     return None
 
 
-def load_weights(model, payload: dict[str, Any], path: str | Path) -> None:
+def check_finite(state: Mapping[str, torch.Tensor], source: Any, allow: bool = False,
+                 error: type[ValueError] = CheckpointError) -> None:
+    """Refuse weights or buffers that are not finite (a model of NaNs evaluates to chance without a word),
+    naming the first; `allow` (`--allow-nonfinite`) lets them through."""
+    if allow:
+        return
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = tensor[~torch.isfinite(tensor)]
+            raise error(f"{source}: {name} is not finite ({bad.numel():,} of its {tensor.numel():,} values are NaN "
+                        "or infinite); such a model computes nothing useful, so it is not loaded (pass "
+                        "--allow-nonfinite, or allow_nonfinite=True, to load it anyway)")
+
+
+def load_weights(model, payload: dict[str, Any], path: str | Path, allow_nonfinite: bool = False) -> None:
     """Copy a checkpoint's weights and buffers into `model`, built from the same spec. The names and
     shapes the file declares are checked against the model first: nothing is read from a file whose
-    tensors do not fit (they are mapped, not loaded, until copied)."""
+    tensors do not fit (they are mapped, not loaded, until copied); then that every value is finite."""
     expected, given = model.state_dict(), payload["model"]
     missing, unexpected = sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
     wrong = [k for k in expected if k in given and (given[k].shape != expected[k].shape
@@ -142,4 +176,5 @@ def load_weights(model, payload: dict[str, Any], path: str | Path) -> None:
                 f"{wrong[0]} is {given[wrong[0]].dtype} {tuple(given[wrong[0]].shape)} where the spec makes "
                 f"{expected[wrong[0]].dtype} {tuple(expected[wrong[0]].shape)}")
         raise CheckpointError(f"{path}: the weights do not fit its spec ({what})")
+    check_finite(given, path, allow_nonfinite)
     model.load_state_dict(given)

@@ -14,6 +14,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
+from .atomic import OutputError
 from .errors import Problem, SpecError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_SPEC = 0, 1, 2
@@ -126,53 +127,85 @@ def cmd_compile(args: argparse.Namespace) -> int:
     with torch.device("meta"):  # shapes, parameters and FLOPs need no weights, however big the model
         summary = summarize(CortexNet(plan))
     if args.export:
-        from .export import export_program
+        from .atomic import check_target
+        from .export import example_inputs, export_program
 
+        check_target(args.export)  # before exporting: a link or a device is refused at no cost
+        model = construct(plan)
         try:
-            diff = export_program(construct(plan), args.export)
+            diff = export_program(model, args.export)
+        except OutputError:
+            raise
         except Exception as exc:  # export can fail inside torch for user ops; say so in one line
             print(f"cortexgraph: export to {args.export} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        summary["export"] = {"path": args.export, "max_difference": diff}
+        inputs = {name: ["batch", *t.shape[1:]] for name, t in example_inputs(model).items()}
+        summary["export"] = {"path": args.export, "max_difference": diff, "inputs": inputs}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(format_summary(summary))
         if args.export:
-            print(f"\nexported to {args.export} (reloaded and checked: largest difference {diff:.1e})")
+            takes = " and ".join(f"{name} ({', '.join(map(str, shape))})" for name, shape in inputs.items())
+            print(f"\nexported to {args.export}: it takes {takes} (reloaded and checked: largest difference "
+                  f"{diff:.1e})")
     return EXIT_OK
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .atomic import check_target
     from .compiler import compile
-    from .drawing import FORMATS, DrawError, TooBigToDraw, draw, format_of, render
+    from .drawing import FORMATS, DrawError, TooBigToDraw, draw, format_of, render, rendered
     from .flags import given
     from .overrides import Overrides
 
     plan = compile(args.spec, allow_imports=args.allow_imports, **given(args, Overrides, SHOWN))
     spec = plan.spec
-    fmt = format_of(args.output, args.format)
+    to_stdout = args.output == "-"
+    fmt = format_of(None if to_stdout else args.output, args.format)
     if fmt not in FORMATS:
         print(f"cortexgraph: cannot write {fmt!r}: formats are {', '.join(FORMATS)} (from --format, or the "
               "output's suffix)", file=sys.stderr)
         return EXIT_BAD_SPEC
-    output = args.output or f"{spec.name}-{args.view}.{fmt}"
-    folder = Path(output).parent
-    if Path(output).is_dir() or not folder.is_dir():
-        why = (f"it is a folder; name a file in it, such as {Path(output) / f'{spec.name}-{args.view}.{fmt}'}"
-               if Path(output).is_dir() else f"there is no folder {folder}")
-        print(f"cortexgraph: cannot write {output}: {why}", file=sys.stderr)
+    suffix = Path(args.output or "").suffix.lstrip(".").lower()
+    if args.format and not to_stdout and suffix in FORMATS and suffix != fmt:
+        print(f"cortexgraph: cannot write {fmt} into {args.output}: its suffix says {suffix}; name it "
+              f"{Path(args.output).with_suffix('.' + fmt)}, or leave out --format", file=sys.stderr)
         return EXIT_BAD_SPEC
+    named = args.output is not None
+    output = args.output or f"{spec.name}-{args.view}.{fmt}"
+    # A name the user gave may be replaced; the default name never is (the user did not name that file).
+    path = Path(output)
+    hint = (f"name a file in it, such as {path / f'{spec.name}-{args.view}.{fmt}'}" if path.is_dir()
+            else "-o - writes to standard output" if path.exists() and not path.is_file()
+            else "" if named else f"it is the default name: replace it with -o {output}, or write -o another name")
+    if not to_stdout:
+        check_target(output, replace=named, hint=hint)  # before drawing: a bad name costs nothing
     try:
         graph = draw(plan, view=args.view, max_elements=args.max_elements)
     except TooBigToDraw as exc:
         print(f"cortexgraph: {exc}", file=sys.stderr)
         return EXIT_BAD_SPEC
     try:
-        render(graph, output, fmt)
-    except DrawError as exc:
+        if to_stdout:  # -o -: the drawing itself is the output, for a pipe or a terminal
+            data = rendered(graph, fmt)
+            sys.stdout.flush()
+            stdout = getattr(sys.stdout, "buffer", None)
+            if stdout is None:  # a text stream (captured output): dot is text, other formats are not
+                sys.stdout.write(data.decode(errors="replace"))
+                return EXIT_OK
+            try:
+                stdout.write(data)
+                stdout.flush()
+            except BrokenPipeError:
+                raise
+            except OSError as exc:
+                raise OutputError(f"cannot write to standard output: {exc.strerror or exc}", refused=False) from None
+            return EXIT_OK
+        render(graph, output, fmt, replace=named, hint=hint)
+    except DrawError as exc:  # Graphviz missing or failing
         print(f"cortexgraph: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(f"wrote {output} ({args.view} view of {spec.name})")
@@ -182,7 +215,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError
     from .flags import given
-    from .train import DataError, TrainConfig, TrainingError, result_lines, train
+    from .train import DataError, RefusedRun, TrainConfig, TrainingError, result_lines, train
 
     try:
         config = TrainConfig(**given(args, TrainConfig))
@@ -196,41 +229,55 @@ def cmd_train(args: argparse.Namespace) -> int:
         return EXIT_BAD_SPEC
     except TrainingError as exc:
         print(f"cortexgraph: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_BAD_SPEC if isinstance(exc, RefusedRun) else EXIT_FAILED
     return EXIT_OK
 
 
-def _model_and_data(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The model of `args.spec` (a checkpoint or a spec) and its data: `--data` and `--data-dir` where given,
-    else the checkpoint's (its split seed too), else digits."""
+def _model_and_data(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """The model of `args.spec` (a checkpoint or a spec), its data and the device: `--data` and `--data-dir`
+    where given, else the checkpoint's (its split seed too), else digits. The checkpoint's settings are data,
+    validated as flags are, and its `data_dir` is read, never written to (nothing is downloaded there)."""
     from .builder import build
-    from .checkpoint import is_checkpoint_path, read_checkpoint
-    from .train.data import make_data
+    from .checkpoint import CheckpointError, is_checkpoint_path, read_checkpoint
+    from .train.config import TrainConfig
+    from .train.data import check_batch, make_data
+    from .train.distributed import World, device_for
 
-    model = build(args.spec, allow_imports=args.allow_imports)
-    settings = read_checkpoint(args.spec).get("settings", {}) if is_checkpoint_path(args.spec) else {}
-    data = make_data(args.data or settings.get("data", "digits"), model.spec,
-                     args.data_dir or settings.get("data_dir", "data"), settings.get("seed", 0))
-    return model, data
+    device = device_for(args.device, World(), args.command)
+    model = build(args.spec, allow_imports=args.allow_imports, allow_nonfinite=args.allow_nonfinite)
+    saved: dict = {}
+    if is_checkpoint_path(args.spec):
+        settings = read_checkpoint(args.spec).get("settings", {})
+        saved = {k: settings[k] for k in ("data", "data_dir", "seed") if k in settings}
+        try:
+            TrainConfig(spec=str(args.spec), **saved)
+        except ValueError as exc:
+            raise CheckpointError(f"{args.spec}: its settings cannot be used ({exc})") from None
+    check_batch(model.spec, args.batch_size)
+    root = args.data_dir or saved.get("data_dir", "data")
+    download = args.data_dir is not None or "data_dir" not in saved
+    data = make_data(args.data or saved.get("data", "digits"), model.spec, root, saved.get("seed", 0), download)
+    return model, data, device
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from .atomic import check_target, write_file
     from .checkpoint import CheckpointError
     from .evaluate import evaluate_exits, exit_table, rows_as_dicts
     from .train import DataError
 
+    if args.json:
+        check_target(args.json)  # before the evaluation: a bad name costs nothing
     try:
-        model, data = _model_and_data(args)
-        rows = evaluate_exits(model, data.test, args.exit_threshold, args.batch_size, args.device)
+        model, data, device = _model_and_data(args)
+        rows = evaluate_exits(model, data.test, args.exit_threshold, args.batch_size, device)
     except (DataError, CheckpointError, ValueError) as exc:
         print(f"cortexgraph: {exc}", file=sys.stderr)
         return EXIT_BAD_SPEC
     print(f"{model.spec.name} on {data.name} (test split, {len(data.test):,} images)")
     print(exit_table(rows))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows_as_dicts(rows), indent=2) + "\n")
+        write_file(args.json, json.dumps(rows_as_dicts(rows), indent=2) + "\n")
     return EXIT_OK
 
 
@@ -240,11 +287,15 @@ def cmd_features(args: argparse.Namespace) -> int:
     from torch.utils.data import Subset
 
     from .checkpoint import CheckpointError, is_checkpoint_path
-    from .extract import write_features
+    from .extract import feature_shapes, parse_at, write_features
+    from .feature_files import FeaturesError, check_output, feature_bytes
     from .train import DataError
 
+    pool = None if args.pool == "none" else args.pool
     try:
-        model, data = _model_and_data(args)
+        model, data, device = _model_and_data(args)
+        pairs = parse_at(model, args.at)
+        model.features_plan(pairs)
         about: dict = {"model": args.spec}
         if is_checkpoint_path(args.spec):
             digest = hashlib.sha256()
@@ -256,13 +307,23 @@ def cmd_features(args: argparse.Namespace) -> int:
         if args.limit is not None:
             split = Subset(split, range(min(args.limit, len(split))))
         about["stimuli"] = {"data": data.name, "split": args.split, "images": len(split)}
-        out = write_features(model, split, args.at, args.out, None if args.pool == "none" else args.pool,
-                             args.batch_size, args.device, about)
-    except (DataError, CheckpointError, ValueError) as exc:
+        shapes = feature_shapes(model, pairs, pool)
+        if args.dry_run:
+            check_output(args.out, shapes, len(split), args.overwrite)
+            print(_features_dry_run(args.out, shapes, len(split), feature_bytes(shapes, len(split))))
+            return EXIT_OK
+        out = write_features(model, split, args.at, args.out, pool, args.batch_size, device, about, args.overwrite)
+    except (DataError, CheckpointError, FeaturesError, ValueError) as exc:
         print(f"cortexgraph: {exc}", file=sys.stderr)
         return EXIT_BAD_SPEC
     print(f"wrote the features of {len(split):,} images ({data.name}, {args.split} split) to {out}")
     return EXIT_OK
+
+
+def _features_dry_run(out: str, shapes: dict, images: int, size: int) -> str:
+    names = ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in shapes.items())
+    return (f"would write the features of {images:,} images to {out}: {names}, and the labels; about "
+            f"{size / 1e6:,.1f} MB")
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -298,6 +359,21 @@ def allow_imports(parser: argparse.ArgumentParser) -> None:
                         help="let ops named package.module:op import their module (specs run no code otherwise)")
 
 
+def allow_nonfinite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-nonfinite", action="store_true", help="load a checkpoint whose weights or "
+                        "buffers hold NaN or infinity (refused otherwise)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .drawing import FORMATS, VIEWS
     from .flags import add_flags
@@ -328,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("draw", help="draw the area graph, its unrolling in time, or its transition matrix")
     p.add_argument("spec", metavar="SPEC", help="a spec file or a bundled spec name")
-    p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: NAME-VIEW.svg)")
+    p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: NAME-VIEW.svg, never replaced "
+                   "unless named); - writes to standard output")
     p.add_argument("--view", choices=VIEWS, default="rolled")
     p.add_argument("--format", choices=FORMATS, help="default: the output's suffix")
     add_flags(p, Overrides, SHOWN)
@@ -353,11 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="digits, digits-moving, synthetic, cifar10 or imagefolder:DIR (default: the "
                    "checkpoint's, else digits)")
     p.add_argument("--data-dir", help="where CIFAR-10 is (default: the checkpoint's, else data)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=_positive, default=256)
     p.add_argument("--device", default="cpu", help="cpu, cuda:N (default: cpu)")
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     p.set_defaults(run=cmd_evaluate, parser=p)
     allow_imports(p)
+    allow_nonfinite(p)
 
     p = sub.add_parser("features", help="write areas' values at steps for a data set (for brain benchmarks)",
                        description="Write the value of each named area at each named step (AREA.tSTEP, such as "
@@ -374,11 +452,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "checkpoint's, else digits)")
     p.add_argument("--data-dir", help="where CIFAR-10 is (default: the checkpoint's, else data)")
     p.add_argument("--split", choices=["test", "train"], default="test")
-    p.add_argument("--limit", type=int, help="only the first N images of the split")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--limit", type=_positive, help="only the first N images of the split")
+    p.add_argument("--batch-size", type=_positive, default=256)
     p.add_argument("--device", default="cpu", help="cpu, cuda:N (default: cpu)")
+    p.add_argument("--overwrite", action="store_true", help="replace features already in OUT, once the new ones "
+                   "are complete (never replaced otherwise)")
+    p.add_argument("--dry-run", action="store_true", help="check everything and say what would be written, and "
+                   "its size; write nothing")
     p.set_defaults(run=cmd_features, parser=p)
     allow_imports(p)
+    allow_nonfinite(p)
 
     p = sub.add_parser("schema", help="print the JSON Schema of specs (for editors)")
     p.set_defaults(run=cmd_schema, parser=p)
@@ -394,18 +477,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = build_parser().parse_known_args(argv)
     if unknown:  # said by the command's own parser, with its usage, not the top level's
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    stdout = sys.stdout = _Watched(sys.stdout)
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()  # here, not at exit: a full device is then one line, not Python's "Exception ignored"
+        return status
     except SpecError as exc:  # a command that loads one spec and fails on it
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_BAD_SPEC
+    except OutputError as exc:  # a file that cannot or must not be written
+        print(f"cortexgraph: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC if exc.refused else EXIT_FAILED
     except KeyboardInterrupt as exc:  # Ctrl-C: say so (training says what it kept), exit as shells expect
         print(f"\ncortexgraph: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into a reader that stopped early (| head): not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit does not fail
+        _discard(stdout.stream)
         return EXIT_OK
+    except OSError as exc:
+        if exc is not stdout.failed:
+            raise
+        _discard(stdout.stream)
+        print(f"cortexgraph: cannot write to standard output: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        sys.stdout = stdout.stream
+
+
+class _Watched:
+    """Standard output, remembering the error its writes raised: a full device (/dev/full) is then told
+    from any other OSError, and said in one line."""
+
+    def __init__(self, stream):
+        self.stream, self.failed = stream, None
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def _discard(stream) -> None:
+    """What is left for standard output goes nowhere, so that the flush at exit does not fail again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (captured output in tests)
+        pass
 
 
 if __name__ == "__main__":

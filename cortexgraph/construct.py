@@ -3,8 +3,6 @@ too big for this machine's memory, and initialises its weights as torchvision do
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import nn
 
@@ -12,7 +10,7 @@ from .errors import Problem, SpecError
 from .model import CortexNet
 from .ops.layers import init_weights
 from .plan import Plan
-from .sizes import format_bytes
+from .sizes import format_bytes, machine_memory
 
 
 def construct(plan: Plan) -> CortexNet:
@@ -46,12 +44,9 @@ def construct(plan: Plan) -> CortexNet:
 
 def _check_memory(plan: Plan) -> None:
     """Refuse, before allocating, a model whose weights and statistics alone exceed this machine's memory."""
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # no sysconf here (Windows): let the allocator say
-        return
+    memory = machine_memory()
     need = plan.size.bytes
-    if need > memory:
+    if memory is not None and need > memory:  # (None: the system does not say; let the allocator say)
         spec = plan.spec
         raise SpecError([spec.source.place(Problem(
             (), f"{spec.name} holds {plan.size.parameters:,} parameters: {format_bytes(need)} with its norms' "

@@ -101,26 +101,28 @@ def format_of(path: str | None, fmt: str | None = None) -> str:
     return fmt or (path.rsplit(".", 1)[-1].lower() if path and "." in path else "svg")
 
 
-def render(graph: graphviz.Digraph, path: str, fmt: str | None = None) -> str:
-    """Write `graph` to `path` in `fmt` (default: the path's suffix); returns the path written."""
-    from .atomic import atomic_path
+def render(graph: graphviz.Digraph, path: str, fmt: str | None = None, replace: bool = True, hint: str = "") -> str:
+    """Write `graph` to `path` in `fmt` (default: the path's suffix) by the rules of `atomic` (never
+    through a link or over a device; `replace=False`: never over a file); returns the path written."""
+    from .atomic import write_file
 
-    fmt = format_of(path, fmt)
+    write_file(path, rendered(graph, format_of(path, fmt)), replace, hint)
+    return path
+
+
+def rendered(graph: graphviz.Digraph, fmt: str) -> bytes:
+    """`graph` in `fmt`, as bytes (Graphviz's `dot` renders every format but dot itself)."""
     if fmt not in FORMATS:
         raise DrawError(f"cannot write {fmt!r}: formats are {', '.join(FORMATS)}")
     if fmt == "dot":
-        data = graph.source.encode()
-    else:
-        try:
-            data = graph.pipe(format=fmt)
-        except graphviz.ExecutableNotFound:
-            raise DrawError(f"rendering {fmt} needs Graphviz's `dot` program: install it (Debian/Ubuntu: "
-                            "apt-get install graphviz; macOS: brew install graphviz), or write --format dot") from None
-        except graphviz.CalledProcessError as exc:
-            raise DrawError(f"Graphviz failed: {exc.stderr.decode(errors='replace').strip()}") from None
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(data)
-    return path
+        return graph.source.encode()
+    try:
+        return graph.pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        raise DrawError(f"rendering {fmt} needs Graphviz's `dot` program: install it (Debian/Ubuntu: "
+                        "apt-get install graphviz; macOS: brew install graphviz), or write --format dot") from None
+    except graphviz.CalledProcessError as exc:
+        raise DrawError(f"Graphviz failed: {exc.stderr.decode(errors='replace').strip()}") from None
 
 
 # --- labels --------------------------------------------------------------------------------------------

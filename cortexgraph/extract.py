@@ -12,7 +12,6 @@ labels and what made them (the spec, the checkpoint, the stimuli) beside them.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -22,6 +21,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from .atomic import OutputError
+from .feature_files import open_sink
 from .model import CortexNet
 
 Pool = Literal["avg", "max"] | None
@@ -61,31 +62,67 @@ def name_of(area: str, step: int) -> str:
     return f"{area}.t{step}"
 
 
+def feature_shapes(model: CortexNet, pairs: Iterable[tuple[str, int]], pool: Pool = None) -> dict[str, tuple]:
+    """The shape of each named value for one image: (C, H, W), or (C,) pooled."""
+    return {name_of(area, step): model.plan.shapes[area][:1] if pool else tuple(model.plan.shapes[area])
+            for area, step in pairs}
+
+
 def write_features(model: CortexNet, dataset: Dataset, at: Sequence[str], out: str | Path, pool: Pool = None,
                    batch_size: int = 256, device: str | torch.device = "cpu",
-                   about: dict[str, Any] | None = None) -> Path:
+                   about: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
     """Stream the features of every image of `dataset` ((image, label) pairs) to `out`: a folder of
     `AREA.tSTEP.npy` files and `labels.npy`, or an `.h5` file of such datasets; `features.json` (or the
-    file's attributes) records the names, shapes, pooling, the spec and `about` (checkpoint, stimuli)."""
+    file's attributes) records the names, shapes, pooling, the spec and `about` (checkpoint, stimuli),
+    and `"complete": true` once every image is in (`cortexgraph.feature_files.read_features` checks it).
+
+    Everything is checked before the first batch runs: the names, the batch size, an output already there
+    (replaced only with `overwrite`, and only once the new one is complete), links or devices where a
+    file goes, the free space for the estimated size, another writer on the same output (refused, named).
+    A failure mid-write (a full disk) is one OutputError, and leaves the output as it was."""
     import numpy as np
 
-    out = Path(out)
+    if batch_size < 1:
+        raise ValueError(f"the batch size must be at least 1; got {batch_size}")
+    total = len(dataset)  # type: ignore[arg-type]
+    if total < 1:
+        raise ValueError("there are no images to write the features of (the split, or --limit, gives none)")
+    if pool not in (None, "avg", "max"):
+        raise ValueError(f"pool is None (whole maps), 'avg' or 'max'; got {pool!r}")
     model = model.to(device).eval()
     pairs = parse_at(model, at)
-    total = len(dataset)  # type: ignore[arg-type]
-    meta = {"names": [name_of(*p) for p in pairs], "pool": pool, "images": total, "spec": model.spec.to_dict(),
-            **(about or {})}
-    sink = _HDF5(out) if out.suffix in (".h5", ".hdf5") else _NpyFolder(out)
+    model.features_plan(pairs)  # every name checked (steps, values held) before anything is written
+    shapes = feature_shapes(model, pairs, pool)
+    meta = {"names": list(shapes), "pool": pool, "images": total, "spec": model.spec.to_dict(), **(about or {})}
+    existed = Path(out).exists()
+    sink = open_sink(out, shapes, total, overwrite)
     done = 0
-    with torch.no_grad():
-        for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            values = features(model, x.to(device), meta["names"], pool)
-            for (area, step), v in values.items():
-                sink.write(name_of(area, step), v.float().cpu().numpy(), done, total)
-            sink.write("labels", np.asarray(y), done, total)
-            done += len(y)
-    sink.close(meta)
-    return out
+    try:
+        with torch.no_grad():
+            for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+                values = features(model, x.to(device), meta["names"], pool)
+                for (area, step), v in values.items():
+                    sink.write(name_of(area, step), v.float().cpu().numpy())
+                sink.write("labels", np.asarray(y, dtype=np.int64))
+                done += len(y)
+        sink.commit({**meta, "shapes": {name: [total, *shape] for name, shape in shapes.items()}
+                     | {"labels": [total]}})
+    except BaseException as exc:
+        sink.abort()
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError) or _h5_failure(exc):
+            raise OutputError(f"cannot write the features to {out}: {getattr(exc, 'strerror', None) or exc} "
+                              f"(after {done:,} of {total:,} images); nothing was kept"
+                              + (f", and {out} is as it was" if existed else ""),
+                              refused=False) from None
+        raise
+    finally:
+        sink.release()
+    return Path(out)
+
+
+def _h5_failure(exc: BaseException) -> bool:
+    """h5py reports some failed writes (a full disk, a file size limit) as RuntimeError."""
+    return isinstance(exc, RuntimeError) and type(exc).__module__.startswith("h5py")
 
 
 class AreaLayers(nn.Module):
@@ -130,49 +167,3 @@ def _pooled(v: Tensor, pool: Pool) -> Tensor:
     if pool == "max":
         return v.amax((2, 3))
     raise ValueError(f"pool is None (whole maps), 'avg' or 'max'; got {pool!r}")
-
-
-class _NpyFolder:
-    """One memory-mapped .npy file per name, filled a chunk at a time."""
-
-    def __init__(self, folder: Path):
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder, self.arrays = folder, {}
-
-    def write(self, name: str, chunk: Any, start: int, total: int) -> None:
-        from numpy.lib.format import open_memmap
-
-        if name not in self.arrays:
-            self.arrays[name] = open_memmap(self.folder / f"{name}.npy", mode="w+", dtype=chunk.dtype,
-                                            shape=(total, *chunk.shape[1:]))
-        self.arrays[name][start:start + len(chunk)] = chunk
-
-    def close(self, meta: dict[str, Any]) -> None:
-        shapes = {}
-        for name, array in self.arrays.items():
-            array.flush()
-            shapes[name] = list(array.shape)
-        (self.folder / "features.json").write_text(json.dumps({**meta, "shapes": shapes}, indent=2) + "\n")
-
-
-class _HDF5:
-    """One HDF5 dataset per name, filled a chunk at a time; what made them in the file's attributes."""
-
-    def __init__(self, path: Path):
-        try:
-            import h5py
-        except ImportError:
-            raise ValueError(f"writing {path.name} needs h5py: pip install 'cortexgraph[hdf5]' (or write to a "
-                             "folder of .npy files)") from None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = h5py.File(path, "w")
-
-    def write(self, name: str, chunk: Any, start: int, total: int) -> None:
-        if name not in self.file:
-            self.file.create_dataset(name, shape=(total, *chunk.shape[1:]), dtype=chunk.dtype,
-                                     chunks=(min(len(chunk), total), *chunk.shape[1:]))
-        self.file[name][start:start + len(chunk)] = chunk
-
-    def close(self, meta: dict[str, Any]) -> None:
-        self.file.attrs["features"] = json.dumps(meta)
-        self.file.close()

@@ -383,6 +383,16 @@ class CortexNet(nn.Module):
         """The value of each (area, step) in `at`, in one pass of a Plan pruned to them: nothing else is
         computed (not the readout). Equal to `model(x, return_states=True)`'s, which computes everything.
         `cortexgraph.features` takes names (`V4.t3`, `IT.all`) and pools."""
+        program, _ = self._features_program(at)
+        self._check_input(x, mask)
+        values = self._run(program, x, None, mask)
+        return {target: values[slot] for target, slot in program.states.items()}
+
+    def features_plan(self, at: Iterable[tuple[str, int]]) -> Plan:
+        """The Plan `features(x, at)` runs; made (and `at` checked) without running anything."""
+        return self._features_program(at)[1]
+
+    def _features_program(self, at: Iterable[tuple[str, int]]) -> tuple[_Program, Plan]:
         targets = frozenset(at)
         if not targets:
             raise ValueError("ask for at least one (area, step) value")
@@ -390,10 +400,7 @@ class CortexNet(nn.Module):
         if key not in self._programs:
             plan = make_plan(self.analysis, key[0], "features", self.plan.weight_sets, self.plan.cells, targets)
             self._programs[key] = (self._bind(plan), plan)
-        program, _ = self._programs[key]
-        self._check_input(x, mask)
-        values = self._run(program, x, None, mask)
-        return {target: values[slot] for target, slot in program.states.items()}
+        return self._programs[key]
 
     # --- early exit ------------------------------------------------------------------------------------
 
@@ -525,6 +532,9 @@ class CortexNet(nn.Module):
         if param is not None and (x.dtype != param.dtype or x.device != param.device):
             raise InputError(f"{spec.name} expects {param.dtype} input on {param.device} (where its weights are);"
                              f" got {x.dtype} on {x.device}")
+        if mask is not None and (mask.dtype != x.dtype or mask.device != x.device):
+            raise InputError(f"{spec.name} expects a mask of the input's kind ({x.dtype} on {x.device}); got "
+                             f"{mask.dtype} on {mask.device}")
 
     def __repr__(self) -> str:
         """A page, not nn.Module's tree of every per-step norm (232 lines for a 5-area spec): each edge

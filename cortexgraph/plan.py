@@ -339,6 +339,9 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "fina
     total = spec.steps if steps is None else steps
     if total < 0:
         raise ValueError(f"steps must be >= 0, got {total}")
+    if total > max(analysis.limits.steps, spec.steps):  # as a spec of that many steps would be
+        raise ValueError(f"a run of {total:,} steps exceeds the limit of {analysis.limits.steps:,} steps that "
+                         "specs are held to (build with limits=Limits(steps=N) to raise it)")
     if cells is None:
         cells = cell_sets(analysis)
     if sets is None:  # the model's own weights: refused here, before anything is built, if too many

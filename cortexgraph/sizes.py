@@ -10,6 +10,7 @@ device (no memory, no arithmetic).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +21,7 @@ from .errors import Problem, SpecError
 from .ops.cell_registry import CellDef, lookup_cell
 from .ops.norm_spec import NO_NORM, NormSpec
 from .ops.registry import OpDef, Shape, StemConvParams, Weights, lookup
+from .units import format_bytes
 
 SHARED_BATCH = NormSpec(time="shared")  # the pre-net's norms
 
@@ -175,8 +177,9 @@ def check_size(analysis: Analysis, total: Size, by_edge: dict[str, Size]) -> Non
         f"{hint}, or raise the limit with --limit parameters=N (Limits(parameters=N)) if you mean it"))])
 
 
-def format_bytes(n: int) -> str:
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} bytes"
+def machine_memory() -> int | None:
+    """This machine's memory in bytes (None where the system does not say, as on Windows)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None

@@ -445,7 +445,9 @@ class Spec(Model):
             return None
         raw = loss if isinstance(loss, list) else {"last": [0] * (n - 1) + [1], "uniform": [1] * n,
                                                     "increasing": list(range(1, n + 1))}[loss]
-        return tuple(w / sum(raw) for w in raw)
+        top = max(raw) or 1  # scaled first: weights near the largest float would sum to infinity
+        scaled = [w / top for w in raw]
+        return tuple(w / sum(scaled) for w in scaled)
 
     def to_dict(self) -> dict:
         """The canonical dict: what a YAML or JSON dump holds; parses back to an equal spec."""
@@ -529,6 +531,10 @@ def _located(err: Any, source: SourceMap, prefix: Loc, model: type[BaseModel]) -
     # pydantic marks an error in a mapping's key with a last '[key]'; a key written "[key]" is not that.
     if len(loc) >= 2 and loc[-1] == "[key]" and kind != "extra_forbidden":
         loc, on_key = loc[:-1], True
+    # pydantic names the member of a union a value was tried against inside the loc (`readout.loss
+    # ['list[constrained-float]'][0]`): not a place in the spec. A key the spec wrote is in its source map.
+    loc = tuple(part for i, part in enumerate(loc) if not (isinstance(part, str) and "[" in part
+                                                          and (prefix + loc[:i + 1]) not in source.values))
     value = err.get("input")
     hint = None
     if kind not in ("missing", "extra_forbidden") and source.values:

@@ -14,7 +14,7 @@ import torch
 from _common import machine, options, run, spec_file, write_csv
 
 from cortexgraph import build, load_spec
-from cortexgraph.train.data import make_data
+from cortexgraph.train.data import make_data, stacked
 from cortexgraph.train.report import plot_lines
 
 
@@ -48,9 +48,9 @@ def main() -> None:
         run(spec_file(spec, args.out), args, label)
         trained = build(f"{args.out}/{label}/checkpoint.pt")
         data = make_data(args.data, trained.spec, args.data_dir, args.seed)
-        images, labels = data.test.tensors
+        images, labels = stacked(data.test)
         generator = torch.Generator().manual_seed(args.seed)
-        pool = data.train.tensors[0]
+        pool = stacked(data.train)[0]
         mask = pool[torch.randint(len(pool), (len(images), 5), generator=generator)].mean(1)  # five digits
         mask = (mask - mask.mean()) / mask.std()  # as normalised as the digits
         steps = spec["steps"]

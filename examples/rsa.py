@@ -16,7 +16,7 @@ from _common import machine, options, run, write_csv
 
 import cortexgraph
 from cortexgraph import build
-from cortexgraph.train.data import make_data
+from cortexgraph.train.data import make_data, stacked
 
 
 def rdm(patterns: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -37,7 +37,7 @@ def main() -> None:
     print(f"representational similarity on {args.data}, {args.epochs} epochs ({machine()})")
     run("demo/frnn3-digits", args, "frnn3-digits")
     model = build(f"{args.out}/frnn3-digits/checkpoint.pt").eval()
-    images, labels = make_data(args.data, model.spec, args.data_dir, args.seed).test.tensors
+    images, labels = stacked(make_data(args.data, model.spec, args.data_dir, args.seed).test)
     with torch.no_grad():
         values = cortexgraph.features(model, images, [f"{a}.all" for a in model.spec.areas], pool="avg")
     order = sorted(values, key=lambda key: (list(model.spec.areas).index(key[0]), key[1]))  # area, then step

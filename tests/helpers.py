@@ -100,3 +100,34 @@ class Exploit:
         import os
 
         return (os.system, (f"touch {self.marker}",))
+
+
+class PoisonedPixel(torch.utils.data.Dataset):
+    """A data set whose `index`-th image has one NaN pixel (the data sets shape their images when asked)."""
+
+    def __init__(self, dataset, index: int = 5):
+        self.dataset, self.index = dataset, index
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        image, label = self.dataset[i]
+        if i == self.index:
+            image = image.clone()
+            image.view(-1)[0] = float("nan")
+        return image, label
+
+
+def poison_one_training_image(monkeypatch) -> None:
+    """Training data (of every run in the test) with one NaN pixel in one image."""
+    import cortexgraph.train.loop as training
+
+    real = training.make_data
+
+    def make_data(*args, **kwargs):
+        data = real(*args, **kwargs)
+        data.train = PoisonedPixel(data.train)
+        return data
+
+    monkeypatch.setattr(training, "make_data", make_data)

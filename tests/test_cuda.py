@@ -85,16 +85,9 @@ def test_a_compiled_model_matches_the_eager_one(call, float32_convs):
 
 
 def test_a_skipped_step_leaves_the_running_statistics_finite_on_the_gpu(tmp_path, monkeypatch):
-    import cortexgraph.train.loop as training
+    from .helpers import poison_one_training_image
 
-    real = training.make_data
-
-    def make_data(*args, **kwargs):
-        data = real(*args, **kwargs)
-        data.train.tensors[0][5, 0, 0, 0] = float("nan")  # one pixel of one training image
-        return data
-
-    monkeypatch.setattr(training, "make_data", make_data)
+    poison_one_training_image(monkeypatch)  # one pixel of one training image
     result = train(digits(tmp_path / "run", epochs=3, on_nonfinite="skip"))
     assert [e["skipped_steps"] for e in result["epochs"]] == [1, 1, 1]  # the poisoned image, once an epoch
     state = read_checkpoint(result["checkpoint"])["model"]

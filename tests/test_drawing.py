@@ -93,7 +93,7 @@ def test_without_dot_only_the_dot_format_works(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "needs Graphviz's `dot` program: install it" in err
     assert not (tmp_path / "c.png").exists()
-    assert main(["draw", "cornet/cornet-s", "-o", str(tmp_path / "c.svg"), "--format", "dot"]) == 0
+    assert main(["draw", "cornet/cornet-s", "-o", str(tmp_path / "c.dot")]) == 0
     with pytest.raises(DrawError):
         render(draw("cornet/cornet-s"), str(tmp_path / "x.pdf"))
 

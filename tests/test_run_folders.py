@@ -20,7 +20,7 @@ from cortexgraph.drawing import TooBigToDraw, draw
 from cortexgraph.train import DataError, TrainConfig, TrainingError, train
 from cortexgraph.train.run_folder import RunFolder
 
-from .helpers import Exploit
+from .helpers import Exploit, poison_one_training_image
 from .test_train import TINY, config
 
 
@@ -42,7 +42,7 @@ def test_a_new_run_never_overwrites_a_finished_one(tiny, tmp_path, capsys):
                                             r"--resume, replace it with --overwrite, or choose another --out"):
         train(config(tiny, out, epochs=1, seed=1))
     assert (out / "checkpoint.pt").read_bytes() == before
-    assert main(["train", tiny, "--out", str(out), "--epochs", "1", "--quiet"]) == 1
+    assert main(["train", tiny, "--out", str(out), "--epochs", "1", "--quiet"]) == 2  # refused: exit 2
     assert "already holds a run" in capsys.readouterr().err
     assert (out / "checkpoint.pt").read_bytes() == before
 
@@ -131,17 +131,6 @@ def test_the_lock_is_released_when_a_run_ends_however_it_ends(tiny, tmp_path, mo
 
 
 # --- what a run saves ------------------------------------------------------------------------------
-
-
-def poison_one_training_image(monkeypatch):
-    real = training.make_data
-
-    def make_data(*args, **kwargs):
-        data = real(*args, **kwargs)
-        data.train.tensors[0][5, 0, 0, 0] = math.nan  # one pixel of one image
-        return data
-
-    monkeypatch.setattr(training, "make_data", make_data)
 
 
 def test_a_skipped_step_leaves_no_trace_in_the_running_statistics(tiny, tmp_path, monkeypatch):
@@ -489,8 +478,8 @@ def test_draw_says_what_is_wrong_with_the_output_path(tiny, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (f"cortexgraph: cannot write {tmp_path}/missing/dir/g.svg: there is "
                                                f"no folder {tmp_path}/missing/dir")
     assert main(["draw", tiny, "-o", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == (f"cortexgraph: cannot write {tmp_path}: it is a folder; name a file "
-                                               f"in it, such as {tmp_path}/tiny-rolled.svg")
+    assert capsys.readouterr().err.strip() == (f"cortexgraph: cannot write {tmp_path}: it is a folder, not a file; "
+                                               f"name a file in it, such as {tmp_path}/tiny-rolled.svg")
 
 
 def test_compile_and_draw_take_checkpoints_as_build_does(tiny, tmp_path, capsys):

@@ -150,14 +150,14 @@ def test_an_image_shown_only_when_no_input_edge_fires_is_warned_of():
 def test_moving_digits_slide_across_one_frame_per_step(tmp_path):
     from cortexgraph import load_spec
     from cortexgraph.train import DataError, TrainConfig, train
-    from cortexgraph.train.data import make_data
+    from cortexgraph.train.data import make_data, stacked
 
     doc = load_spec("demo/frnn3-digits").to_dict()  # 6 steps: 7 frames
     doc |= {"name": "moving", "input": {**doc["input"], "stimulus": {"frames": "hold"}}, "inputs": {"V1": "every"}}
     data = make_data("digits-moving", load_spec(doc))
     still = make_data("digits", load_spec("demo/frnn3-digits"))
-    x, y = data.test.tensors
-    image, label = still.test.tensors
+    x, y = stacked(data.test)
+    image, label = stacked(still.test)
     assert x.shape == (360, 7, 1, 16, 16) and torch.equal(y, label)
     torch.testing.assert_close(x[:, 3], image)  # the middle frame is the digit where it was
     shift = 3  # a fifth of 16 pixels: frames shifted -3, -2, -1, 0, 1, 2, 3

@@ -16,7 +16,7 @@ from cortexgraph.checkpoint import CheckpointError, read_checkpoint, save_checkp
 from cortexgraph.cli import main
 from cortexgraph.train import DataError, TrainConfig, TrainingError, result_lines, train
 from cortexgraph.train import distributed as dist
-from cortexgraph.train.data import CIFAR_MEAN, CIFAR_STD, make_data
+from cortexgraph.train.data import CIFAR_MEAN, CIFAR_STD, make_data, stacked
 from cortexgraph.train.loop import _Run, optimizer_kernels
 
 from .helpers import train_until_the_first_checkpoint
@@ -153,9 +153,9 @@ def test_the_offline_data_sets_are_split_and_drawn_as_documented():
     digits = make_data("digits", spec)
     assert (len(digits.train), len(digits.test)) == (1437, 360)  # 1,797 images, a fifth held out, stratified
     first, again, other = (make_data("synthetic", spec, seed=s) for s in (0, 0, 1))
-    assert torch.equal(first.train.tensors[1], again.train.tensors[1])  # the seed fixes labels and images
-    assert torch.equal(first.train.tensors[0], again.train.tensors[0])
-    assert not torch.equal(first.train.tensors[1], other.train.tensors[1])
+    (x1, y1), (x2, y2), (x3, y3) = (stacked(d.train) for d in (first, again, other))
+    assert torch.equal(y1, y2) and torch.equal(x1, x2)  # the seed fixes labels and images
+    assert not torch.equal(y1, y3)
 
 
 def test_image_folders_without_class_folders_are_one_line(tmp_path):

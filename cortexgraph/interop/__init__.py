@@ -17,32 +17,33 @@ from .mapping import WeightMapError, load_mapped, read_state_dict
 from .torchvision import torchvision_names
 
 
-def load_torchvision(spec: Any, weights: Any) -> CortexNet:
+def load_torchvision(spec: Any, weights: Any, allow_nonfinite: bool = False) -> CortexNet:
     """A spec of a torchvision ResNet (e.g. `torchvision/resnet18`) with a torchvision ResNet's weights."""
     model = build(spec)
     state_dict = read_state_dict(weights)
-    return load_mapped(model, state_dict, torchvision_names(model, state_dict), "torchvision")
+    return load_mapped(model, state_dict, torchvision_names(model, state_dict), "torchvision", allow_nonfinite)
 
 
 _CORNETS = {"cornet-z": ("CORnet-Z", cornet_z_names), "cornet-r": ("CORnet-R", cornet_r_names),
             "cornet-rt": ("CORnet-RT", cornet_r_names), "cornet-s": ("CORnet-S", cornet_s_names)}
 
 
-def load_cornet(name: str, weights: Any, spec: Any = None) -> CortexNet:
+def load_cornet(name: str, weights: Any, spec: Any = None, allow_nonfinite: bool = False) -> CortexNet:
     """A CORnet (`cornet-z`, `cornet-r`, `cornet-rt`, `cornet-s`) with weights in CORnet's published layout
     (`module.V1.conv_input.weight`, ...: a state dict, a module or a checkpoint file, as CORnet saves them).
-    `spec` is the bundled `cornet/<name>` unless given (one that expresses the same model)."""
+    `spec` is the bundled `cornet/<name>` unless given (one that expresses the same model). Weights that are
+    not finite are refused unless `allow_nonfinite`."""
     if name not in _CORNETS:
         raise ValueError(f"unknown CORnet {name!r}; known: {', '.join(_CORNETS)}")
     origin, names = _CORNETS[name]
     model = build(spec if spec is not None else f"cornet/{name}")
     state_dict = {k.removeprefix("module."): v for k, v in read_state_dict(weights).items()}
-    return load_mapped(model, state_dict, names(model), origin)
+    return load_mapped(model, state_dict, names(model), origin, allow_nonfinite)
 
 
-def load_cornet_s(weights: Any, spec: Any = "cornet/cornet-s") -> CortexNet:
+def load_cornet_s(weights: Any, spec: Any = "cornet/cornet-s", allow_nonfinite: bool = False) -> CortexNet:
     """CORnet-S with weights in CORnet's published layout (`module.V2.conv1.weight`, ...)."""
-    return load_cornet("cornet-s", weights, spec)
+    return load_cornet("cornet-s", weights, spec, allow_nonfinite)
 
 
 __all__ = ["WeightMapError", "load_cornet", "load_cornet_s", "load_mapped", "load_torchvision", "read_state_dict"]

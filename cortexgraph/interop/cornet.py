@@ -16,7 +16,7 @@ t >= 1 the recurrence's at its t-th step.
 from __future__ import annotations
 
 from ..model import CortexNet
-from .mapping import norm_name
+from .mapping import WeightMapError, norm_name
 
 _PRENET = {"V1.conv1": "prenet.0.conv", "V1.norm1": "prenet.0.norm",
            "V1.conv2": "prenet.2.conv", "V1.norm2": "prenet.2.norm", "decoder.linear": "head.fc"}
@@ -53,8 +53,11 @@ def cornet_s_names(model: CortexNet) -> dict[str, str]:
                 mapping[f"{theirs}.{param}"] = f"{mine}.{param}"
     groups = model.plan.weight_sets
     for area in ("V2", "V4", "IT"):
-        recurrence = groups[f"edges.{area}->{area}"]
-        entry = next(g for g in groups.values() if g.tie == recurrence.path)
+        recurrence = groups.get(f"edges.{area}->{area}")
+        entry = next((g for g in groups.values() if recurrence is not None and g.tie == recurrence.path), None)
+        if entry is None:
+            raise WeightMapError(f"{model.spec.name} does not express CORnet-S: {area} has no recurrence "
+                                 f"{area}->{area} with an entry edge tied to it (as in the bundled cornet/cornet-s)")
         for name in ("conv_input", "skip"):
             mapping[f"{area}.{name}.weight"] = f"{entry.path}.{name}.weight"
         for name in ("conv1", "conv2", "conv3"):

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..checkpoint import check_finite, read_torch_file
 from ..model import CortexNet
 
 
@@ -20,13 +21,8 @@ def read_state_dict(source: Any) -> dict[str, Tensor]:
     """A state dict from a module, a dict, or a checkpoint file (read with weights_only=True)."""
     if isinstance(source, torch.nn.Module):
         return source.state_dict()
-    if isinstance(source, (str, Path)):
-        from ..checkpoint import load_failure
-
-        try:
-            source = torch.load(source, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a missing, damaged or foreign file: one line, as for checkpoints
-            raise WeightMapError(load_failure(Path(source), exc, "a state dict")) from None
+    if isinstance(source, (str, Path)):  # the one reader of weight files: listing checked, tensors mapped
+        source = read_torch_file(source, "a state dict", WeightMapError)
     if isinstance(source, Mapping) and "state_dict" in source and isinstance(source["state_dict"], Mapping):
         source = source["state_dict"]
     if not isinstance(source, Mapping):
@@ -35,8 +31,9 @@ def read_state_dict(source: Any) -> dict[str, Tensor]:
 
 
 def load_mapped(model: CortexNet, state_dict: Mapping[str, Tensor], mapping: Mapping[str, str],
-                origin: str) -> CortexNet:
-    """Copy `state_dict` into `model` through `mapping` (their name -> ours), checking everything."""
+                origin: str, allow_nonfinite: bool = False) -> CortexNet:
+    """Copy `state_dict` into `model` through `mapping` (their name -> ours), checking everything: names
+    and shapes on both sides, and that every value is finite (unless `allow_nonfinite`)."""
     ours = model.state_dict()
     problems = [f"{origin}'s {k!r} has no counterpart in {model.spec.name}" for k in state_dict if k not in mapping]
     targets: dict[str, str] = {}
@@ -57,6 +54,8 @@ def load_mapped(model: CortexNet, state_dict: Mapping[str, Tensor], mapping: Map
     if problems:
         shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
         raise WeightMapError(f"cannot load {origin} weights into {model.spec.name}:\n  {shown}")
+    check_finite({theirs: state_dict[theirs] for theirs in targets.values()}, f"{origin}'s weights", allow_nonfinite,
+                 WeightMapError)
     model.load_state_dict({mine: state_dict[theirs] for mine, theirs in targets.items()}, strict=True)
     return model
 

@@ -12,6 +12,7 @@ module (`cortexgraph.ops.cells`) is loaded when a model is built.
 from __future__ import annotations
 
 import importlib
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,14 @@ class ConvCellParams(ActParams):
     _kernel = field_validator("kernel")(_odd)
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _float32(x: float) -> float:
+    """`x` rounded to float32 (without torch: the cell registry is read by `compile`)."""
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
 class LeakyParams(Params):
     """`leaky`: `h = (1 - a) h_prev + a act(D)`, `a = dt / tau` (a continuous-time area, Euler steps)."""
 
@@ -66,6 +75,11 @@ class LeakyParams(Params):
         if self.tau <= self.dt:
             raise ValueError(f"tau ({self.tau:g}) must be above dt ({self.dt:g}): a leaky area with a <= 1 "
                              "integrates; a >= 1 overshoots")
+        if self.tau > FLOAT32_MAX:
+            raise ValueError(f"tau ({self.tau:g}) is more than float32 holds ({FLOAT32_MAX:.3g})")
+        if _float32(1 - self.dt / self.tau) == 1.0:  # models compute in float32 (or less)
+            raise ValueError(f"dt / tau is {self.dt / self.tau:.3g}: in float32, 1 - dt/tau rounds to 1, so the "
+                             "area would never change; choose a tau closer to dt")
         return self
 
 

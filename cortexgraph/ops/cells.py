@@ -90,7 +90,8 @@ class LeakyCell(nn.Module):
         self.act = ctx.activation()
         shape = (1, ctx.channels, 1, 1) if p.per_channel else ()
         if p.learn_tau:
-            raw = math.log(math.expm1(p.tau - p.dt))  # softplus(raw) = tau - dt
+            y = p.tau - p.dt
+            raw = y + math.log(-math.expm1(-y))  # softplus(raw) = y (log(expm1(y)) overflows past y = 709)
             self.raw_tau = nn.Parameter(torch.full(shape, raw))
         else:
             self.register_buffer("tau", torch.full(shape, float(p.tau)), persistent=False)

@@ -18,7 +18,7 @@ from typing import Any
 
 from .config import TrainConfig
 
-_LAZY = {"train": "loop", "result_lines": "loop", "TrainingError": "loop", "Interrupted": "loop",
+_LAZY = {"train": "loop", "result_lines": "loop", "TrainingError": "loop", "RefusedRun": "loop", "Interrupted": "loop",
          "DataError": "data"}
 
 

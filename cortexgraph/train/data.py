@@ -3,6 +3,11 @@
 - `digits`: scikit-learn's 1,797 handwritten 8x8 digits (shipped inside the
   wheel: real and offline), resized to the spec's input size and repeated to
   its channels; a fixed, stratified 80/20 split.
+
+Every data set here shapes an image when it is asked for (the data loader's
+batch is the most held at once), and `check_batch` refuses a batch bigger
+than the machine before the first one is made.
+
 - `digits-moving`: the same digits as sequences, one frame per step, each digit
   sliding from left to right across its frames: for specs whose input is a
   sequence (`input.stimulus: {frames: ...}`).
@@ -25,7 +30,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, TensorDataset, default_collate
+from torch.utils.data import Dataset, default_collate
 
 from ..spec import Spec
 
@@ -85,7 +90,9 @@ class CheckedImages(Dataset):
             return Unreadable(path, reason)
 
 
-def make_data(kind: str, spec: Spec, root: str | Path = "data", seed: int = 0) -> Data:
+def make_data(kind: str, spec: Spec, root: str | Path = "data", seed: int = 0, download: bool = True) -> Data:
+    """The data set `kind` shaped to `spec`'s input. `download=False` reads `root` and never writes there (a
+    folder that a checkpoint's settings name, which the user did not)."""
     channels, size = spec.input.channels, spec.input.size
     stimulus = spec.input.stimulus
     if stimulus is not None and stimulus.show is not None and stimulus.then == "mask":
@@ -100,70 +107,122 @@ def make_data(kind: str, spec: Spec, root: str | Path = "data", seed: int = 0) -
     if kind == "digits":
         return _digits(channels, size, seed)
     if kind == "digits-moving":
-        return _moving(_digits(channels, size, seed), spec.steps + 1)
+        return _digits(channels, size, seed, frames=spec.steps + 1)
     if kind == "synthetic":
         return _synthetic(channels, size, spec.readout.head.classes, seed)
     if kind == "cifar10":
-        return _cifar10(channels, size, Path(root))
+        return _cifar10(channels, size, Path(root), download)
     if kind.startswith("imagefolder:"):
         return _imagefolder(channels, size, Path(kind.removeprefix("imagefolder:")))
     raise DataError(f"unknown data {kind!r}; choose one of {', '.join(KINDS)}")
 
 
-def _digits(channels: int, size: tuple[int, int], seed: int) -> Data:
+def check_batch(spec: Spec, batch_size: int) -> None:
+    """Refuse, before the first batch, a batch of the spec's input bigger than this machine's memory (the
+    data sets here shape each image when it is asked for: a batch is the most held at once)."""
+    from ..sizes import machine_memory
+    from ..units import format_bytes
+
+    stimulus = spec.input.stimulus
+    frames = spec.steps + 1 if stimulus is not None and stimulus.frames is not None else 1
+    c, (h, w) = spec.input.channels, spec.input.size
+    need = batch_size * frames * c * h * w * 4  # float32
+    memory = machine_memory()
+    if memory is not None and need > memory:
+        what = f"{frames:,} frames of {c}x{h}x{w}" if frames > 1 else f"{c}x{h}x{w} images"
+        raise DataError(f"a batch of {batch_size:,} inputs of {what} takes {format_bytes(need)}, more than this "
+                        f"machine's {format_bytes(memory)} of memory; lower --batch-size, or the spec's size or steps")
+
+
+def _digits(channels: int, size: tuple[int, int], seed: int, frames: int | None = None) -> Data:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     digits = load_digits()
     images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    images = F.interpolate(images, size=size, mode="bilinear", align_corners=False) if size != (8, 8) else images
-    images = ((images - images.mean()) / images.std()).expand(-1, channels, -1, -1).contiguous()
+    images = (images - images.mean()) / images.std()  # at 8x8: resizing (bilinear) keeps it standardised
     labels = torch.tensor(digits.target, dtype=torch.long)
     train_idx, test_idx = train_test_split(range(len(labels)), test_size=0.2, random_state=seed,
                                            stratify=digits.target)
-    return Data("digits", TensorDataset(images[train_idx], labels[train_idx]),
-                TensorDataset(images[test_idx], labels[test_idx]), 10)
+    return Data("digits-moving" if frames else "digits",
+                Shaped(images[train_idx], labels[train_idx], channels, size, frames),
+                Shaped(images[test_idx], labels[test_idx], channels, size, frames), 10)
 
 
-def _moving(digits: Data, frames: int) -> Data:
-    """Each digit sliding from left to right, one frame per step: shifted by -s to s pixels (s a fifth of
-    the width), the uncovered columns filled with the background (each image's smallest value)."""
+class Shaped(Dataset):
+    """Small source images (N, 1, h, w) and their labels, each shaped to the spec's input only when it is
+    asked for (a 1x1024 spec on digits would otherwise hold 7.5 GB): resized (bilinear), repeated to
+    `channels`, and, with `frames`, a sequence of the image sliding from left to right, one frame a step:
+    shifted by -s to s pixels (s a fifth of the width), the uncovered columns filled with the background
+    (the image's smallest value)."""
 
-    def slide(images: torch.Tensor) -> torch.Tensor:
-        width = images.shape[-1]
-        span = max(width // 5, 1)
-        shifts = torch.linspace(-span, span, frames).round().long().tolist()
-        background = images.amin((1, 2, 3), keepdim=True).expand_as(images)
-        out = []
-        for shift in shifts:
-            moved = torch.roll(images, shift, dims=-1)
-            if shift > 0:
-                moved[..., :shift] = background[..., :shift]
-            elif shift < 0:
-                moved[..., shift:] = background[..., shift:]
-            out.append(moved)
-        return torch.stack(out, 1)  # (images, frames, C, H, W)
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, channels: int, size: tuple[int, int],
+                 frames: int | None = None):
+        self.images, self.labels, self.channels, self.size, self.frames = images, labels, channels, size, frames
 
-    train, test = digits.train.tensors, digits.test.tensors
-    return Data("digits-moving", TensorDataset(slide(train[0]), train[1]), TensorDataset(slide(test[0]), test[1]),
-                digits.classes)
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.images[index:index + 1]
+        if tuple(image.shape[-2:]) != tuple(self.size):
+            image = F.interpolate(image, size=self.size, mode="bilinear", align_corners=False)
+        image = image.expand(-1, self.channels, -1, -1)
+        shaped = _slide(image, self.frames) if self.frames else image
+        return shaped[0].contiguous(), self.labels[index]
+
+
+def _slide(images: torch.Tensor, frames: int) -> torch.Tensor:
+    """(N, C, H, W) images -> (N, frames, C, H, W) sequences of them sliding from left to right."""
+    width = images.shape[-1]
+    span = max(width // 5, 1)
+    shifts = torch.linspace(-span, span, frames).round().long().tolist()
+    background = images.amin((1, 2, 3), keepdim=True).expand_as(images)
+    out = []
+    for shift in shifts:
+        moved = torch.roll(images, shift, dims=-1)
+        if shift > 0:
+            moved[..., :shift] = background[..., :shift]
+        elif shift < 0:
+            moved[..., shift:] = background[..., shift:]
+        out.append(moved)
+    return torch.stack(out, 1)
+
+
+def stacked(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every (image, label) of a small data set at once, as two tensors (for analyses and tests)."""
+    images, labels = zip(*(dataset[i] for i in range(len(dataset))))  # type: ignore[arg-type]
+    return torch.stack(images), torch.stack([torch.as_tensor(y) for y in labels])
+
+
+class Synthetic(Dataset):
+    """Class prototypes (smooth: upsampled 4x4 noise) plus noise at the spec's shape, each image made when it
+    is asked for, from its own seed: the same seed, split and index give the same image."""
+
+    def __init__(self, prototypes: torch.Tensor, size: tuple[int, int], n: int, seed: int):
+        self.prototypes, self.size, self.n, self.seed = prototypes, size, n, seed
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= index < self.n:
+            raise IndexError(index)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        label = torch.randint(len(self.prototypes), (), generator=g)
+        prototype = F.interpolate(self.prototypes[label][None], size=self.size, mode="bilinear",
+                                  align_corners=False)[0]
+        return prototype + 0.5 * torch.randn(prototype.shape, generator=g), label
 
 
 def _synthetic(channels: int, size: tuple[int, int], classes: int, seed: int, train: int = 1024,
                test: int = 256) -> Data:
-    g = torch.Generator().manual_seed(seed)
-    # Smooth class prototypes (upsampled noise), so that convolutions can tell them apart.
-    prototypes = F.interpolate(torch.randn(classes, channels, 4, 4, generator=g), size=size, mode="bilinear",
-                               align_corners=False)
-
-    def sample(n: int) -> TensorDataset:
-        labels = torch.randint(classes, (n,), generator=g)
-        return TensorDataset(prototypes[labels] + 0.5 * torch.randn(n, channels, *size, generator=g), labels)
-
-    return Data("synthetic", sample(train), sample(test), classes)
+    prototypes = torch.randn(classes, channels, 4, 4, generator=torch.Generator().manual_seed(seed))
+    return Data("synthetic", Synthetic(prototypes, size, train, 2 * seed), Synthetic(prototypes, size, test,
+                                                                                    2 * seed + 1), classes)
 
 
-def _cifar10(channels: int, size: tuple[int, int], root: Path) -> Data:
+def _cifar10(channels: int, size: tuple[int, int], root: Path, download: bool) -> Data:
     from torchvision import datasets, transforms
 
     if (channels, size) != (3, (32, 32)):
@@ -174,9 +233,12 @@ def _cifar10(channels: int, size: tuple[int, int], root: Path) -> Data:
                                   transforms.ToTensor(), normalize])
     plain = transforms.Compose([transforms.ToTensor(), normalize])
     try:
-        train = datasets.CIFAR10(str(root), train=True, transform=augment, download=True)
-        test = datasets.CIFAR10(str(root), train=False, transform=plain, download=True)
+        train = datasets.CIFAR10(str(root), train=True, transform=augment, download=download)
+        test = datasets.CIFAR10(str(root), train=False, transform=plain, download=download)
     except (OSError, RuntimeError) as exc:  # no network, or a corrupted archive
+        if not download:
+            raise DataError(f"CIFAR-10 is not in {root} (the checkpoint's data_dir, read but never written to); "
+                            "pass --data-dir to name where it is, or where to download it") from None
         raise DataError(f"CIFAR-10 is not in {root} and could not be downloaded ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else 'no reason given'}); put "
                         f"cifar-10-python.tar.gz (or its extracted cifar-10-batches-py folder) in {root}, "

@@ -36,7 +36,7 @@ def world_from_env() -> World:
     return World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def device_for(requested: str, world: World) -> torch.device:
+def device_for(requested: str, world: World, what: str = "training") -> torch.device:
     """The device `--device` names, made current; `cuda` gets an index (torch.cuda.set_device wants one).
 
     `auto` is CUDA where there is a GPU, else the CPU. `cuda` is the current GPU in a single
@@ -48,7 +48,7 @@ def device_for(requested: str, world: World) -> torch.device:
     except RuntimeError:
         raise ValueError(f"--device {requested!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device {requested}: training runs on cpu, cuda or cuda:N (or auto), not {device.type}")
+        raise ValueError(f"--device {requested}: {what} runs on cpu, cuda or cuda:N (or auto), not {device.type}")
     if device.type != "cuda":
         return device
     if not torch.cuda.is_available():

@@ -19,13 +19,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from ..atomic import OutputError
 from ..checkpoint import CheckpointError, load_weights, read_checkpoint, resume_problem, save_checkpoint
 from ..compiler import compile
 from ..construct import construct
 from ..model import CortexNet
 from . import distributed as dist
 from .config import TrainConfig
-from .data import DataError, Unreadable, collate, make_data
+from .data import DataError, Unreadable, check_batch, collate, make_data
 from .report import write_anytime, write_metrics
 from .resume import changed_settings, per_epoch
 from .run_folder import FolderError, RunFolder
@@ -33,6 +34,11 @@ from .run_folder import FolderError, RunFolder
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, an unwritable output folder): one line says why."""
+
+
+class RefusedRun(TrainingError):
+    """A run refused before it trains (its folder is held or holds a run, a resume with other settings,
+    an output that cannot be written): nothing was written, exit status 2 as for any refused input."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -90,6 +96,7 @@ class _Run:
             load_weights(self.model, self.payload, self.checkpoint_path)
             self.saved_epochs = self.payload["epoch"]
         self.spec = self.model.spec
+        check_batch(self.spec, config.batch_size)
         self.data = make_data(config.data, self.spec, config.data_dir, config.seed)
         classes = self.spec.readout.head.classes
         if self.data.classes != classes:
@@ -145,14 +152,16 @@ class _Run:
         stopped run's files unless the user said --resume or --overwrite."""
         try:
             self.folder.hold()
+        except OutputError as exc:  # a link planted where the lock or the owner record goes
+            raise RefusedRun(str(exc)) from None
         except OSError as exc:
-            raise TrainingError(f"cannot write to {self.out}: {exc.strerror or exc}") from None
+            raise RefusedRun(f"cannot write to {self.out}: {exc.strerror or exc}") from None
         except FolderError as exc:  # another run holds it
-            raise TrainingError(str(exc)) from None
+            raise RefusedRun(str(exc)) from None
         self.folder.remove_stale_temporaries()
         existing = self.folder.existing_run()
         if existing and not (self.config.resume or self.config.overwrite):
-            raise TrainingError(f"{self.out} already holds a run ({self._describe_run(existing)}); continue it "
+            raise RefusedRun(f"{self.out} already holds a run ({self._describe_run(existing)}); continue it "
                                 "with --resume, replace it with --overwrite, or choose another --out")
         if existing and self.config.overwrite:  # kept until this run saves its first epoch
             self.say(f"replacing the run in {self.out} ({self._describe_run(existing)}) once this run's first "
@@ -176,7 +185,7 @@ class _Run:
             raise CheckpointError(f"cannot resume from {self.checkpoint_path}: {problem}")
         changes = changed_settings(self._settings(), payload["settings"], payload["epoch"])
         if changes:
-            raise TrainingError(f"cannot resume {self.out} with other settings than its run's: {'; '.join(changes)}; "
+            raise RefusedRun(f"cannot resume {self.out} with other settings than its run's: {'; '.join(changes)}; "
                                 "give the run's values, or start a new run (--overwrite, or another --out)")
         # Activation checkpointing is how the run is carried out (memory for time), not what it trains.
         theirs = {k: v for k, v in payload["spec"].items() if k != "checkpoint"}
@@ -189,15 +198,16 @@ class _Run:
     def _check_output(self) -> None:
         """Fail now, not after an epoch, if checkpoints cannot be written here."""
         try:
-            probe = self.out / ".cortexgraph-write-test"
-            probe.write_bytes(b"x")
-            probe.unlink()
+            self.folder.check_writable()
+            self.folder.check_files()
+        except OutputError as exc:  # a link, a folder or a device where a file of the run goes
+            raise RefusedRun(str(exc)) from None
         except OSError as exc:
-            raise TrainingError(f"cannot write to {self.out}: {exc.strerror or exc}") from None
+            raise RefusedRun(f"cannot write to {self.out}: {exc.strerror or exc}") from None
         need = 3 * sum(t.numel() * t.element_size() for t in self.model.state_dict().values()) + (1 << 20)
         free = shutil.disk_usage(self.out).free
         if free < need:
-            raise TrainingError(f"{self.out} has {free / 1e6:.1f} MB free; a checkpoint of this model needs "
+            raise RefusedRun(f"{self.out} has {free / 1e6:.1f} MB free; a checkpoint of this model needs "
                                 f"about {need / 1e6:.1f} MB")
 
     def _optimizer(self) -> torch.optim.Optimizer:
@@ -336,7 +346,9 @@ class _Run:
         unreadable: list[Unreadable] = []
         # A skipped step leaves no trace: the norms' running statistics it updated are put back.
         buffers = [b for b in self.model.buffers() if b.is_floating_point() or b.dtype == torch.int64]
-        backup = [torch.empty_like(b) for b in buffers] if config.on_nonfinite == "skip" else None
+        # (None where there is nothing to keep: torch's list copies refuse empty lists, and a model without
+        # norm statistics, such as a gated ConvRNN, has none.)
+        backup = [torch.empty_like(b) for b in buffers] if config.on_nonfinite == "skip" and buffers else None
         for i, (x, y, bad) in enumerate(loader):
             if i >= total:
                 break
@@ -365,7 +377,8 @@ class _Run:
                 message = self._nonfinite(loss, x, y, epoch, i)
                 if config.on_nonfinite == "stop":
                     raise TrainingError(message)
-                torch._foreach_copy_(buffers, backup)  # after the diagnosis, which ran the batch again
+                if backup is not None:  # after the diagnosis, which ran the batch again
+                    torch._foreach_copy_(buffers, backup)
                 skipped += 1
                 if self.world.main and config.progress:
                     bar.write(f"skipped an optimizer step: {message}")

@@ -1,21 +1,19 @@
 """The folder a run writes: held by one run at a time, and never overwritten unless the user says so.
 
-A run holds a file lock on its folder (an OS lock, released by the kernel when
-the process ends, however it ends), and writes who holds it beside the lock,
-so that a second run on the same folder says who is in the way. Holding the
-lock proves that no other run writes there, so temporary files left in the
-folder are leftovers of killed runs and can go.
+A run holds the folder's lock (`cortexgraph.lock`: an OS lock, released by the kernel when the
+process ends, however it ends, with who holds it beside it), so that a second run on the same folder
+says who is in the way. Holding the lock proves that no other run writes there, so temporary files
+left in the folder are leftovers of killed runs and can go. A folder the run made and left empty (a
+run refused before it wrote anything) is removed again.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import time
+import tempfile
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from ..atomic import check_target
+from ..lock import InUse, Lock
 
 LOCK = ".cortexgraph.lock"
 OWNER = ".cortexgraph.owner"
@@ -30,37 +28,41 @@ class FolderError(RuntimeError):
 class RunFolder:
     def __init__(self, path: Path):
         self.path = path
-        self._lock: FileLock | None = None
+        self._lock = Lock(path / LOCK, str(path))
+        self._made: list[Path] = []  # the folders hold() made, innermost first
 
     def hold(self) -> None:
         """Take the folder's lock (creating the folder), or say which run holds it."""
+        self._made = [p for p in (self.path, *self.path.parents) if not p.exists()]
         self.path.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.path / LOCK), timeout=0)
         try:
-            lock.acquire()
-        except Timeout:
-            raise FolderError(f"{self.path} is in use by another run ({self._owner()}); wait for it to end, "
-                              "or choose another --out") from None
-        self._lock = lock
-        owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-        (self.path / OWNER).write_text(json.dumps(owner) + "\n")
+            self._lock.hold("run", "or choose another --out")
+        except InUse as exc:
+            raise FolderError(str(exc)) from None
 
     def release(self) -> None:
-        if self._lock is not None:
-            (self.path / OWNER).unlink(missing_ok=True)
+        if self._lock.held:
             self._lock.release()
-            self._lock = None
+            for folder in self._made:  # only if empty: a run refused before it wrote anything leaves nothing
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
-    def _owner(self) -> str:
-        try:
-            owner = json.loads((self.path / OWNER).read_text())
-            return f"process {owner['pid']} on {owner['host']}, since {owner['since']}"
-        except (OSError, ValueError, KeyError, TypeError):
-            return "a process that has not said who it is yet"
+    def check_writable(self) -> None:
+        """Write and remove a file here (an unnamed one: nothing planted in the folder is followed)."""
+        with tempfile.TemporaryFile(dir=self.path):
+            pass
+
+    def check_files(self) -> None:
+        """The run's files may be replaced (atomically), never written through: refuse a link, a folder or
+        a device at any of their names now, not at the first checkpoint."""
+        for name in RUN_FILES:
+            check_target(self.path / name)
 
     def remove_stale_temporaries(self) -> list[Path]:
         """Temporaries of checkpoints and metrics: stale, since this process holds the lock."""
-        assert self._lock is not None, "only the run holding the folder may clean it"
+        assert self._lock.held, "only the run holding the folder may clean it"
         stale = [p for p in self.path.iterdir() if p.name.startswith(TEMPORARY_PREFIXES) and p.suffix == ".tmp"]
         for path in stale:
             path.unlink(missing_ok=True)

@@ -1,0 +1,389 @@
+"""Feature files a user can trust: written whole or not at all, by one writer at a time, never over
+what the user did not ask to replace, and read back only when complete.
+
+An output is a folder of `.npy` files with `features.json`, or one HDF5 file (`h5py`). Either is
+written where no reader looks (a `.cortexgraph-partial` folder inside the output folder, or a
+temporary file beside the `.h5`) and moved into place only when every image is in; the manifest
+(`features.json`, or the file's `features` attribute) is written last and says `"complete": true`,
+which `read_features` checks. The writer holds the output's lock (`cortexgraph.lock`) from start to
+end, so a second writer is refused with the first one's name; arrays are written in order, a chunk at
+a time (never memory-mapped: a full disk is then an error, not a SIGBUS), after the free space was
+checked against the estimate (`feature_bytes`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .atomic import OutputError, check_space, check_target, write_file
+from .lock import InUse, Lock
+
+MANIFEST = "features.json"
+PARTIAL = ".cortexgraph-partial"
+LOCK = ".cortexgraph.lock"
+HDF5_SUFFIXES = (".h5", ".hdf5")
+FLOAT_BYTES, LABEL_BYTES = 4, 8  # features are written as float32, labels as int64
+
+
+class FeaturesError(ValueError):
+    """Features that cannot be written or read: one line says why."""
+
+
+def is_hdf5(path: str | Path) -> bool:
+    return Path(path).suffix in HDF5_SUFFIXES
+
+
+def feature_bytes(shapes: Mapping[str, tuple[int, ...]], images: int) -> int:
+    """The bytes an output of `images` images takes: each name's values per image as float32, the labels."""
+    return sum(_array_bytes(shapes, images).values()) + (1 << 16)  # and the manifest, the headers
+
+
+def _array_bytes(shapes: Mapping[str, tuple[int, ...]], images: int) -> dict[str, int]:
+    return {**{name: images * FLOAT_BYTES * _count(shape) for name, shape in shapes.items()},
+            "labels": images * LABEL_BYTES}
+
+
+def _count(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def read_features(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(manifest, arrays by name) of a complete output; the arrays of a folder are memory-mapped, those of
+    an HDF5 file read whole. An output whose writer did not finish is refused: it is not there."""
+    import numpy as np
+
+    path = Path(path)
+    if is_hdf5(path):
+        import h5py
+
+        if not path.is_file():
+            raise FeaturesError(f"{path}: no such file")
+        with h5py.File(path, "r") as f:
+            meta = _complete(path, f.attrs.get("features"))
+            return meta, {name: f[name][:] for name in [*meta["names"], "labels"]}
+    manifest = path / MANIFEST
+    if not manifest.is_file():
+        busy = " (a writer is at work there, or was stopped)" if (path / PARTIAL).exists() else ""
+        raise FeaturesError(f"{path} holds no complete features: it has no {MANIFEST}{busy}")
+    meta = _complete(path, manifest.read_text())
+    return meta, {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in [*meta["names"], "labels"]}
+
+
+def _complete(path: Path, text: Any) -> dict[str, Any]:
+    try:
+        meta = json.loads(text) if text is not None else None
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict) or meta.get("complete") is not True:
+        raise FeaturesError(f"{path} holds no complete features: its writer did not finish (no complete mark)")
+    return meta
+
+
+class FeatureSink(ABC):
+    """Where one output's arrays go while they are written; `commit` puts them in place, `abort` removes
+    everything this writer made. Made by `open_sink`."""
+
+    def __init__(self, out: Path, shapes: dict[str, tuple[int, ...]], images: int, overwrite: bool):
+        self.out, self.shapes, self.images, self.overwrite = out, shapes, images, overwrite
+        self.names = [*shapes, "labels"]
+        self.lock: Lock | None = None
+
+    @abstractmethod
+    def check(self) -> None:
+        """Refuse, before anything is written: an output there without --overwrite, a link or a device at a
+        name to be written."""
+
+    @abstractmethod
+    def hold(self) -> None:
+        """Take the output's lock (InUse names its holder)."""
+
+    @property
+    @abstractmethod
+    def staging_parent(self) -> Path:
+        """The folder the arrays are written in (its disk's free space is checked)."""
+
+    @abstractmethod
+    def begin(self) -> None:
+        """Make the place the arrays are written to (removing a killed writer's)."""
+
+    @abstractmethod
+    def write(self, name: str, chunk: Any) -> None:
+        """The next rows of `name`."""
+
+    @abstractmethod
+    def commit(self, meta: dict[str, Any]) -> None:
+        """Put the complete output in place, its manifest last."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Remove what this writer made; the output is as it was."""
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+
+def check_output(out: str | Path, shapes: dict[str, tuple[int, ...]], images: int, overwrite: bool = False
+                 ) -> FeatureSink:
+    """Everything `open_sink` checks before it takes the lock, writing nothing (`features --dry-run`)."""
+    out = Path(out)
+    sink: FeatureSink = (_HDF5 if is_hdf5(out) else _NpyFolder)(out, shapes, images, overwrite)
+    sink.check()
+    existing = next(p for p in (sink.staging_parent, *sink.staging_parent.parents) if p.exists())
+    need = feature_bytes(shapes, images)
+    largest = need if is_hdf5(out) else max(_array_bytes(shapes, images).values()) + (1 << 10)
+    check_space(existing, need, f"the features of {images:,} images", largest)
+    return sink
+
+
+def open_sink(out: str | Path, shapes: dict[str, tuple[int, ...]], images: int, overwrite: bool = False
+              ) -> FeatureSink:
+    """A sink for `out` (a folder, or a file ending in .h5), its checks passed and its lock held."""
+    sink = check_output(out, shapes, images, overwrite)
+    try:
+        sink.hold()
+    except BaseException as exc:
+        sink.release()  # removes a folder hold() made
+        if isinstance(exc, InUse):
+            raise FeaturesError(str(exc)) from None
+        raise
+    try:
+        check_output(out, shapes, images, overwrite)  # again, now that no other writer can change it
+        sink.begin()
+    except BaseException:
+        sink.release()
+        raise
+    return sink
+
+
+class _NpyFolder(FeatureSink):
+    """A folder of `NAME.npy` files; written in `.cortexgraph-partial/`, moved out when complete."""
+
+    def hold(self) -> None:
+        self._made = [p for p in (self.out, *self.out.parents) if not p.exists()]
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.lock = Lock(self.out / LOCK, str(self.out))
+        self.lock.hold("writer", "or choose another --out")
+
+    @property
+    def staging_parent(self) -> Path:
+        return self.out
+
+    def check(self) -> None:
+        if self.out.exists() and not self.out.is_dir():
+            raise FeaturesError(f"{self.out} is a file; --out names a folder (or a file ending in .h5)")
+        if not self.out.is_dir():
+            return
+        old = _old_output(self.out)
+        if old and not self.overwrite:
+            raise FeaturesError(f"{self.out} already holds {old}; replace it with --overwrite (once the new "
+                                "features are complete), or choose another --out")
+        for target in [*(self.out / f"{name}.npy" for name in self.names), self.out / MANIFEST]:
+            check_target(target)  # a link or a device at a name to be written
+
+    def begin(self) -> None:
+        staging = self.out / PARTIAL
+        if staging.is_symlink() or staging.exists():  # a killed writer's: stale, since this one holds the lock
+            _remove(staging)
+        staging.mkdir()
+        self.staging = staging
+        self.files: dict[str, Any] = {}
+
+    def write(self, name: str, chunk: Any) -> None:
+        import numpy as np
+        from numpy.lib import format as npy
+
+        if name not in self.files:
+            f = open(self.staging / f"{name}.npy", "xb")
+            npy.write_array_header_1_0(f, {"descr": npy.dtype_to_descr(chunk.dtype), "fortran_order": False,
+                                           "shape": (self.images, *chunk.shape[1:])})
+            self.files[name] = f
+        self.files[name].write(np.ascontiguousarray(chunk).data)
+
+    def commit(self, meta: dict[str, Any]) -> None:
+        for f in self.files.values():
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+        self.check()
+        old = _old_names(self.out)
+        (self.out / MANIFEST).unlink(missing_ok=True)  # from here the folder reads as incomplete until the end
+        for name in self.files:
+            os.replace(self.staging / f"{name}.npy", self.out / f"{name}.npy")
+        for name in old - set(self.files):  # the replaced output's arrays that the new one does not have
+            (self.out / f"{name}.npy").unlink(missing_ok=True)
+        write_file(self.out / MANIFEST, json.dumps({**meta, "complete": True}, indent=2) + "\n")
+        self.staging.rmdir()
+
+    def abort(self) -> None:
+        for f in getattr(self, "files", {}).values():
+            f.close()
+        if hasattr(self, "staging"):
+            _remove(self.staging)
+
+    def release(self) -> None:
+        super().release()
+        for folder in self._made:  # only if empty: a refused or failed write leaves nothing behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+class _HDF5(FeatureSink):
+    """One HDF5 file; written to a temporary beside it, renamed when complete."""
+
+    def hold(self) -> None:
+        self.lock = Lock(self.out.parent / f".{self.out.name}.lock", str(self.out), tidy=True)
+        self.lock.hold("writer", "or choose another --out")
+
+    @property
+    def staging_parent(self) -> Path:
+        return self.out.parent
+
+    def check(self) -> None:
+        try:
+            import h5py  # noqa: F401
+        except ImportError:
+            raise FeaturesError(f"writing {self.out.name} needs h5py: pip install 'cortexgraph[hdf5]' (or write to a "
+                                "folder of .npy files)") from None
+        check_target(self.out, replace=self.overwrite, hint="replace it with --overwrite (once the new features are "
+                     "complete), or choose another --out")
+
+    def begin(self) -> None:
+        import h5py
+
+        for stale in self.out.parent.glob(f".{self.out.name}.*.tmp"):  # killed writers': this one holds the lock
+            stale.unlink(missing_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=self.out.parent, prefix=f".{self.out.name}.", suffix=".tmp")
+        self.disk = _Guarded(os.fdopen(fd, "r+b"))
+        self.file = h5py.File(self.disk, "w")
+        self.done: dict[str, int] = {}
+
+    def write(self, name: str, chunk: Any) -> None:
+        self.disk.raise_failure()
+        if name not in self.file:
+            self.file.create_dataset(name, shape=(self.images, *chunk.shape[1:]), dtype=chunk.dtype,
+                                     chunks=(min(len(chunk), self.images), *chunk.shape[1:]))
+            self.done[name] = 0
+        start = self.done[name]
+        self.file[name][start:start + len(chunk)] = chunk
+        self.done[name] = start + len(chunk)
+
+    def commit(self, meta: dict[str, Any]) -> None:
+        self.file.attrs["features"] = json.dumps({**meta, "complete": True})
+        self.file.close()
+        self.disk.close()
+        self.disk.raise_failure()
+        check_target(self.out, replace=self.overwrite)
+        os.replace(self.tmp, self.out)
+
+    def abort(self) -> None:
+        if hasattr(self, "file"):
+            self.file.close()  # HDF5 sees no failure (_Guarded), so closing is safe; the file goes anyway
+            self.disk.close()
+        if hasattr(self, "tmp"):
+            Path(self.tmp).unlink(missing_ok=True)
+
+
+class _Guarded:
+    """The file HDF5 writes through (h5py's file-object driver). HDF5 does not survive a failed write: it
+    retries from its destructors, floods stderr and crashes the process (seen under `ulimit -f`). So the
+    first failure is kept here and every later write is dropped as if done; the writer then raises it
+    (`raise_failure`) and removes the file, which is never used."""
+
+    def __init__(self, f: Any):
+        self.f, self.failure = f, None
+
+    def write(self, data: Any) -> int:
+        if self.failure is None:
+            try:
+                return self.f.write(data)
+            except OSError as exc:
+                self.failure = exc
+        return len(memoryview(data))
+
+    def read(self, n: int = -1) -> bytes:
+        return self.f.read(n)
+
+    def readinto(self, buffer: Any) -> int:
+        return self.f.readinto(buffer)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.failure is None:
+            try:
+                return self.f.truncate(size)
+            except OSError as exc:
+                self.failure = exc
+        return size if size is not None else self.f.tell()
+
+    def flush(self) -> None:
+        if self.failure is None:
+            try:
+                self.f.flush()
+                os.fsync(self.f.fileno())
+            except OSError as exc:
+                self.failure = exc
+
+    def close(self) -> None:
+        self.flush()
+        try:
+            self.f.close()
+        except OSError as exc:  # the last buffered bytes failed
+            self.failure = self.failure or exc
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+
+def _old_output(folder: Path) -> str:
+    """What a folder holds that a new output would replace or mix with (empty: nothing)."""
+    ours = {LOCK, LOCK.replace(".lock", ".owner"), PARTIAL}
+    found = sorted(p.name for p in folder.iterdir() if p.name not in ours)
+    if not found:
+        return ""
+    try:
+        meta = json.loads((folder / MANIFEST).read_text())
+        return f"the features of {meta['images']:,} images ({_some(meta['names'])})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{len(found)} file{'s' * (len(found) > 1)} ({_some(found)})"
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+
+
+def _old_names(folder: Path) -> set[str]:
+    """The arrays the folder's current manifest names (replaced by --overwrite)."""
+    try:
+        meta = json.loads((folder / MANIFEST).read_text())
+        return {*meta["names"], "labels"}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path)
+
+
+__all__ = ["FeaturesError", "OutputError", "check_output", "feature_bytes", "open_sink", "read_features"]
