@@ -34,6 +34,8 @@ _LAZY = {  # name -> module that defines it, imported on first use (these need t
     "summarize": "summary",
     "draw": "drawing",
     "features": "extract",
+    "write_features": "extract",
+    "read_features": "feature_files",
     "AreaLayers": "extract",
 }
 

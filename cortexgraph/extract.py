@@ -109,7 +109,7 @@ def write_features(model: CortexNet, dataset: Dataset, at: Sequence[str], out: s
                      | {"labels": [total]}})
     except BaseException as exc:
         sink.abort()
-        if isinstance(exc, OSError) and not isinstance(exc, OutputError) or _h5_failure(exc):
+        if (isinstance(exc, OSError) and not isinstance(exc, OutputError)) or _h5_failure(exc):
             raise OutputError(f"cannot write the features to {out}: {getattr(exc, 'strerror', None) or exc} "
                               f"(after {done:,} of {total:,} images); nothing was kept"
                               + (f", and {out} is as it was" if existed else ""),

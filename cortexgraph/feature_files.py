@@ -152,16 +152,15 @@ def open_sink(out: str | Path, shapes: dict[str, tuple[int, ...]], images: int, 
     sink = check_output(out, shapes, images, overwrite)
     try:
         sink.hold()
-    except BaseException as exc:
-        sink.release()  # removes a folder hold() made
-        if isinstance(exc, InUse):
-            raise FeaturesError(str(exc)) from None
-        raise
-    try:
         check_output(out, shapes, images, overwrite)  # again, now that no other writer can change it
         sink.begin()
-    except BaseException:
-        sink.release()
+    except BaseException as exc:
+        sink.abort()
+        sink.release()  # and a folder hold() made goes
+        if isinstance(exc, InUse):
+            raise FeaturesError(str(exc)) from None
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):  # a read-only folder, say
+            raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
         raise
     return sink
 

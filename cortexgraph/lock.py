@@ -41,7 +41,8 @@ class Lock:
 
     def hold(self, who: str = "run", hint: str = "") -> None:
         """Take the lock, or raise InUse naming its holder (`who`: "run", "writer", as messages say)."""
-        self.tidy = self.tidy or not self.path.exists()
+        made = not self.path.exists()
+        self.tidy = self.tidy or made
         open_lock(self.path)
         lock = FileLock(str(self.path), timeout=0)
         try:
@@ -49,6 +50,10 @@ class Lock:
         except Timeout:
             raise InUse(f"{self.what} is in use by another {who} ({self.holder()}); wait for it to end"
                         + (f", {hint}" if hint else "")) from None
+        except BaseException:
+            if made:
+                self.path.unlink(missing_ok=True)
+            raise
         self._lock = lock
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         try:

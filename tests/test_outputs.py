@@ -357,6 +357,22 @@ def test_an_hdf5_write_that_fails_mid_way_is_one_line_not_a_crash(tiny, tmp_path
     assert not (tmp_path / "f.h5").exists() and not list(tmp_path.glob(".f.h5*"))
 
 
+@pytest.mark.parametrize("name", ["f", "f.h5"])
+def test_features_into_a_folder_that_cannot_be_written_are_one_line(tiny, tmp_path, capsys, monkeypatch, name):
+    """A read-only folder (tests run as root, whom permissions do not stop: the refusal is made here)."""
+    import tempfile
+    from pathlib import Path as RealPath
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(RealPath, "mkdir", read_only)
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    assert main(features(tiny, tmp_path / name)) == 2
+    assert one_line(capsys.readouterr().err) == f"cortexgraph: cannot write {tmp_path / name}: Permission denied"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
+
+
 @pytest.mark.parametrize("more, message", [
     (["--at", "B.t1000000000"], "a run of 1,000,000,000 steps exceeds the limit of 1,000 steps"),
     (["--limit", "0"], "argument --limit: must be at least 1; got 0"),
