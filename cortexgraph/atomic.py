@@ -4,9 +4,11 @@
   name (`atomic_path`); a failure leaves the old file as it was and no temporary behind.
 - Never through a link, never over what is not a file: a target that is a symbolic link, a folder, a
   device (`/dev/null`), a pipe or a socket is refused with one line naming it (`check_target`). Files
-  the project makes inside its own folders (locks, owner records, probes) are opened with
-  `O_NOFOLLOW`, so a link planted there is refused too (`open_new`, `open_lock`).
-- Nothing replaced that the user did not name: `replace=False` refuses a target that exists.
+  the project makes inside its own folders (locks, owner records) are opened with `O_NOFOLLOW`, so a
+  link planted there is refused too (`write_no_follow`, `lock.py`). A folder the user names (`--out`)
+  may itself be a link (a run folder on another disk): that link is theirs.
+- Nothing replaced that the user did not name: `replace=False` refuses a target that exists; folders a
+  command made are removed again when it is refused (`make_folders`, `remove_empty`).
 - Size first: where the size is known, the free space is checked before a byte is written
   (`check_space`).
 - One line on failure: `OutputError`, an `OSError` whose message names the file and the reason.
@@ -51,25 +53,35 @@ def _kind(mode: int) -> str:
 
 
 def check_target(path: str | Path, replace: bool = True, hint: str = "") -> None:
-    """Refuse to write `path` where it is a link, anything but a regular file, or (unless `replace`)
-    already there; and where its folder is missing."""
+    """Refuse to write `path` where it is a link, anything but a regular file, or (unless `replace`) already
+    there; where its folder is missing or cannot be written (tried with an unnamed file: permissions do not
+    say, for root or on a read-only mount). `hint` ends every refusal but a link's."""
     path = Path(path)
     hint = f"; {hint}" if hint else ""
     try:
         info = path.lstat()
     except FileNotFoundError:
-        if not path.parent.is_dir():
-            raise OutputError(f"cannot write {path}: there is no folder {path.parent}") from None
-        return
+        info = None
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise OutputError(f"cannot write {path}: it is a symbolic link (to {os.readlink(path)}); cortexgraph "
-                          f"never writes through a link: remove it, or name another file{hint}")
-    if not stat.S_ISREG(info.st_mode):
+    if info is not None and stat.S_ISLNK(info.st_mode):
+        raise link_refusal(path)
+    if info is not None and not stat.S_ISREG(info.st_mode):
         raise OutputError(f"cannot write {path}: it is {_kind(info.st_mode)}, not a file{hint}")
-    if not replace:
+    if info is not None and not replace:
         raise OutputError(f"cannot write {path}: it already exists{hint}")
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot write {path}: there is no folder {path.parent}")
+    try:
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def link_refusal(path: Path) -> OutputError:
+    return OutputError(f"cannot write {path}: it is a symbolic link (to {os.readlink(path)}); cortexgraph never "
+                       "writes through a link: remove it, or name another file")
 
 
 def check_space(folder: str | Path, need: int, what: str, largest: int | None = None) -> None:
@@ -97,16 +109,39 @@ def atomic_path(path: str | Path, replace: bool = True, hint: str = "") -> Itera
     os.close(fd)
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        check_target(path, replace, hint)  # a link or a device put there while the file was written
-        os.replace(tmp, path)
+        publish(tmp, path, replace, hint)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def publish(tmp: str | Path, path: Path, replace: bool = True, hint: str = "") -> None:
+    """Rename a finished temporary file over `path`: the usual permissions (mkstemp makes it private),
+    flushed to disk, `path` checked again just before (a link or a device put there meanwhile)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    check_target(path, replace, hint)
+    os.replace(tmp, path)
+
+
+def make_folders(path: Path) -> list[Path]:
+    """Make `path` and its missing parents; the folders made, innermost first (for `remove_empty`)."""
+    made = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove folders a command made, innermost first, while they are empty: a refused or failed command
+    leaves nothing behind, and never a folder the user made or one that holds anything."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def write_file(path: str | Path, data: bytes | str, replace: bool = True, hint: str = "") -> None:
@@ -124,30 +159,15 @@ def write_file(path: str | Path, data: bytes | str, replace: bool = True, hint: 
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}", refused=False) from None
 
 
-def open_new(path: str | Path, text: str) -> None:
-    """Write a small file of the project's own in one of its folders (an owner record), never through a
-    link planted at its name."""
+def write_no_follow(path: str | Path, text: str) -> None:
+    """Write a small file of the project's own in one of its folders (an owner record), replacing what is
+    there, but never through a link planted at its name."""
     path = Path(path)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
-        raise _link_or(exc, path) from None
+        if exc.errno == errno.ELOOP or path.is_symlink():
+            raise link_refusal(path) from None
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     with os.fdopen(fd, "w") as f:
         f.write(text)
-
-
-def open_lock(path: str | Path) -> None:
-    """Make sure a lock file can be taken without following a link: filelock opens its file with
-    O_TRUNC, which a link planted at its name would turn on the file it points to."""
-    path = Path(path)
-    try:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644))
-    except OSError as exc:
-        raise _link_or(exc, path) from None
-
-
-def _link_or(exc: OSError, path: Path) -> OutputError:
-    if exc.errno == errno.ELOOP or path.is_symlink():
-        return OutputError(f"cannot write {path}: it is a symbolic link (to {os.readlink(path)}); cortexgraph "
-                           "never writes through a link: remove it")
-    return OutputError(f"cannot write {path}: {exc.strerror or exc}")

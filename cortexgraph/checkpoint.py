@@ -148,21 +148,24 @@ def _structure_problem(payload: dict[str, Any]) -> str | None:
     return None
 
 
+ALLOW_NONFINITE = "pass --allow-nonfinite, or allow_nonfinite=True, to load it anyway"
+
+
 def check_finite(state: Mapping[str, torch.Tensor], source: Any, allow: bool = False,
-                 error: type[ValueError] = CheckpointError) -> None:
+                 error: type[ValueError] = CheckpointError, hint: str = ALLOW_NONFINITE) -> None:
     """Refuse weights or buffers that are not finite (a model of NaNs evaluates to chance without a word),
     naming the first; `allow` (`--allow-nonfinite`) lets them through."""
     if allow:
         return
     for name, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            bad = tensor[~torch.isfinite(tensor)]
-            raise error(f"{source}: {name} is not finite ({bad.numel():,} of its {tensor.numel():,} values are NaN "
-                        "or infinite); such a model computes nothing useful, so it is not loaded (pass "
-                        "--allow-nonfinite, or allow_nonfinite=True, to load it anyway)")
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise error(f"{source}: {name} is not finite ({bad:,} of its {tensor.numel():,} values are NaN or "
+                        f"infinite); such a model computes nothing useful, so it is not loaded ({hint})")
 
 
-def load_weights(model, payload: dict[str, Any], path: str | Path, allow_nonfinite: bool = False) -> None:
+def load_weights(model, payload: dict[str, Any], path: str | Path, allow_nonfinite: bool = False,
+                 hint: str = ALLOW_NONFINITE) -> None:
     """Copy a checkpoint's weights and buffers into `model`, built from the same spec. The names and
     shapes the file declares are checked against the model first: nothing is read from a file whose
     tensors do not fit (they are mapped, not loaded, until copied); then that every value is finite."""
@@ -176,5 +179,5 @@ def load_weights(model, payload: dict[str, Any], path: str | Path, allow_nonfini
                 f"{wrong[0]} is {given[wrong[0]].dtype} {tuple(given[wrong[0]].shape)} where the spec makes "
                 f"{expected[wrong[0]].dtype} {tuple(expected[wrong[0]].shape)}")
         raise CheckpointError(f"{path}: the weights do not fit its spec ({what})")
-    check_finite(given, path, allow_nonfinite)
+    check_finite(given, path, allow_nonfinite, hint=hint)
     model.load_state_dict(given)

@@ -1,23 +1,30 @@
 """One writer at a time: the lock every command that writes an output holds, and who holds it.
 
-A lock is an OS file lock (filelock), released by the kernel when its holder ends, however it ends
-(SIGKILL included); beside it the holder writes who it is, so that a second writer says who is in
-the way. Neither file is ever opened through a link planted at its name (`atomic.open_lock`,
-`atomic.open_new`). A lock the holder made in a place it made (a new folder, a lock file beside an
-output file) is removed again on release, so a refused command leaves nothing behind.
+A lock is an OS lock (`flock`) on a lock file, released by the kernel when its holder ends, however it
+ends (SIGKILL included); beside it the holder writes who it is, so that a second writer says who is in
+the way. Neither file is ever opened through a link planted at its name (`O_NOFOLLOW`).
+
+The holder removes the lock file when it lets go, so that a refused or finished command leaves nothing
+behind. That is safe only because taking a lock checks, once the OS lock is held, that the file is still
+the one at its name: a process that opened the file just before its holder removed it holds a lock on a
+file nobody else will open, sees so, and tries again on the new one. (filelock, which this replaced, once
+removed its lock files without that check, and two holders were seen at once: filelock issues 574, 577.)
+POSIX only (`fcntl`), as the rest of the run folder's guarantees.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import socket
 import time
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from .atomic import OutputError, link_refusal, write_no_follow
 
-from .atomic import open_lock, open_new
+FOLDER_LOCK, FOLDER_OWNER = ".cortexgraph.lock", ".cortexgraph.owner"  # a locked folder's own files
 
 
 class InUse(RuntimeError):
@@ -28,57 +35,90 @@ class Lock:
     """The lock at `path` (and its owner record at `path` with `.owner` for `.lock`), for `what` (the
     output, as messages name it)."""
 
-    def __init__(self, path: Path, what: str, tidy: bool = False):
-        self.path, self.what = path, what
-        self.owner = path.with_suffix(".owner")
-        self.tidy = tidy  # remove the lock file on release (it lives somewhere the holder made for it)
-        self._lock: FileLock | None = None
+    def __init__(self, path: Path, what: str):
+        self.path, self.what = Path(path), what
+        self.owner = self.path.with_suffix(".owner")
+        self._fd: int | None = None
         self._wrote_owner = False
+
+    @classmethod
+    def in_folder(cls, folder: Path) -> Lock:
+        return cls(folder / FOLDER_LOCK, str(folder))
 
     @property
     def held(self) -> bool:
-        return self._lock is not None
+        return self._fd is not None
 
     def hold(self, who: str = "run", hint: str = "") -> None:
         """Take the lock, or raise InUse naming its holder (`who`: "run", "writer", as messages say)."""
-        made = not self.path.exists()
-        self.tidy = self.tidy or made
-        open_lock(self.path)
-        lock = FileLock(str(self.path), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise InUse(f"{self.what} is in use by another {who} ({self.holder()}); wait for it to end"
-                        + (f", {hint}" if hint else "")) from None
-        except BaseException:
-            if made:
-                self.path.unlink(missing_ok=True)
-            raise
-        self._lock = lock
+        for _ in range(8):  # each retry means a holder let go just then; eight in a row do not happen
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise self._in_use(who, hint) from None
+            if self._still_named(fd):
+                break
+            os.close(fd)
+        else:
+            raise InUse(f"{self.what} is being taken and let go by other writers again and again; try later")
+        self._fd = fd
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         try:
-            open_new(self.owner, json.dumps(owner) + "\n")
+            write_no_follow(self.owner, json.dumps(owner) + "\n")
         except OSError:  # a link planted at its name: refused, and left where it is
-            self._wrote_owner = False
             self.release()
             raise
         self._wrote_owner = True
 
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP or self.path.is_symlink():
+                raise link_refusal(self.path) from None
+            raise OutputError(f"cannot write {self.what}: {exc.strerror or exc}") from None
+
+    def _still_named(self, fd: int) -> bool:
+        try:
+            return os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
+
     def release(self) -> None:
-        if self._lock is None:
+        if self._fd is None:
             return
         if self._wrote_owner:
             self.owner.unlink(missing_ok=True)
-        if self.tidy:  # before releasing: a process waiting for it then finds the lock gone, and takes a new one
-            self.path.unlink(missing_ok=True)
-        self._lock.release()
-        self._lock = None
+            self._wrote_owner = False
+        self.path.unlink(missing_ok=True)  # while still held: see the module's docstring
+        os.close(self._fd)
+        self._fd = None
+
+    def _in_use(self, who: str, hint: str) -> InUse:
+        return InUse(f"{self.what} is in use by another {who} ({self.holder()}); wait for it to end"
+                     + (f", {hint}" if hint else ""))
 
     def holder(self) -> str:
-        try:  # never through a link, nor blocking on a pipe planted at its name
+        """Who holds the lock, in words ("process 4242 on host, since ..."), read without following links."""
+        try:
             fd = os.open(self.owner, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
             with os.fdopen(fd, "rb") as f:
                 owner = json.loads(f.read(4096))
             return f"process {owner['pid']} on {owner['host']}, since {owner['since']}"
         except (OSError, ValueError, KeyError, TypeError):
             return "a process that has not said who it is yet"
+
+    def check_free(self, who: str = "run", hint: str = "") -> None:
+        """Raise InUse where another process holds the lock; take nothing, write nothing (a dry run)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return  # no lock file: nobody holds it (a link there is refused when the lock is taken)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise self._in_use(who, hint) from None
+        finally:
+            os.close(fd)

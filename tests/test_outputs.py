@@ -311,6 +311,8 @@ def test_a_killed_writer_leaves_the_old_output_whole_and_nothing_that_looks_comp
     assert main(features(tiny, out)) == 0  # the killed writer's leftovers are cleared by the next one
     assert read_features(out)[0]["images"] == 256
     assert not list(tmp_path.glob(f".{name}.*.tmp")) and not (out / ".cortexgraph-partial").exists()
+    lock = out / ".cortexgraph.lock" if name == "f" else tmp_path / f".{name}.lock"
+    assert not lock.exists()  # the killed writer's lock file too, once the next writer is done
 
 
 def test_a_full_disk_refuses_features_before_the_first_batch_and_fails_in_one_line_after(tiny, tmp_path, capsys,
@@ -409,6 +411,128 @@ def test_a_dry_run_says_what_would_be_written_and_writes_nothing(tiny, tmp_path,
         f"would write the features of 256 images to {tmp_path}/f: B.t3 8x4x4, A.t0 4x8x8, A.t1 4x8x8, A.t2 4x8x8, "
         "A.t3 4x8x8, and the labels; about 1.2 MB")
     assert not (tmp_path / "f").exists()
+
+
+def test_overwrite_removes_only_the_arrays_of_the_old_output_in_its_folder(tiny, tmp_path, victim):
+    """A manifest naming `../precious` once had --overwrite delete a file outside the output."""
+    out = tmp_path / "f"
+    assert main(features(tiny, out, "--limit", "10")) == 0
+    (tmp_path / "precious.npy").write_bytes(b"keep")
+    meta = json.loads((out / "features.json").read_text())
+    (out / "features.json").write_text(json.dumps(meta | {"names": ["../precious", str(tmp_path / "precious")]}))
+    (out / "notes.txt").write_text("mine")
+    assert main(features(tiny, out, "--overwrite", at=("A.t1",))) == 0
+    assert (tmp_path / "precious.npy").read_bytes() == b"keep" and (out / "notes.txt").read_text() == "mine"
+    assert read_features(out)[0]["names"] == ["A.t1"]
+
+
+def test_a_commit_cut_short_leaves_no_output_that_looks_complete(tiny, tmp_path, monkeypatch):
+    """Replacing a folder is renames, the old manifest first, the new one last: cut between them (as by
+    SIGKILL), the folder has no manifest, and readers refuse it; Ctrl-C is held off until they are done."""
+    import cortexgraph.feature_files as feature_files
+
+    out = tmp_path / "f"
+    assert main(features(tiny, out, "--limit", "10", at=("B.t3", "A.t1"))) == 0
+    real, calls = os.replace, [0]
+
+    def killed(src, dst):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise SystemExit(137)
+        real(src, dst)
+
+    monkeypatch.setattr(feature_files.os, "replace", killed)
+    with pytest.raises(SystemExit):
+        main(features(tiny, out, "--overwrite", at=("B.t3", "A.t1")))
+    with pytest.raises(FeaturesError, match="holds no complete features: it has no features.json"):
+        read_features(out)  # B.t3 new, A.t1 and labels old: once a mix that loaded
+    finished = []
+    with pytest.raises(KeyboardInterrupt):  # delivered once the renames are done
+        with feature_files._uninterrupted():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            finished.append(True)  # not reached, were Ctrl-C not held off
+    assert finished
+
+
+def test_a_data_set_that_gives_fewer_images_than_its_length_writes_nothing(tmp_path):
+    from cortexgraph.extract import write_features
+
+    class Short(torch.utils.data.IterableDataset):
+        def __len__(self):
+            return 10
+
+        def __iter__(self):
+            return iter([(torch.randn(3, 8, 8), 0)] * 5)
+
+    with pytest.raises(FeaturesError, match="the data gave 5 images for B.t3 where its length says 10"):
+        write_features(build(TINY), Short(), ["B.t3"], tmp_path / "f")
+    assert not (tmp_path / "f").exists()
+
+
+def test_two_processes_never_hold_one_lock_at_once(tmp_path):
+    """The lock file goes when its holder lets go; a process that opened it just before holds a file nobody
+    else opens, sees so and tries again (filelock's lock files, removed so, once let two in at once)."""
+    script = textwrap.dedent(f"""
+        import os, sys, time
+        from pathlib import Path
+        from cortexgraph.lock import InUse, Lock
+        lock, inside, end = Lock(Path({str(tmp_path)!r}) / ".x.lock", "x"), Path({str(tmp_path)!r}) / "inside", \
+            time.monotonic() + 2
+        while time.monotonic() < end:
+            try:
+                lock.hold("writer")
+            except InUse:
+                continue
+            os.close(os.open(inside, os.O_CREAT | os.O_EXCL))  # FileExistsError: two holders at once
+            os.unlink(inside)
+            lock.release()
+        """)
+    runs = [subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = [run.communicate(timeout=120)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0] * 4, errors
+
+
+def test_a_dry_run_is_refused_where_another_writer_holds_the_output(tiny, tmp_path, capsys):
+    out = tmp_path / "f"
+    out.mkdir()
+    lock = Lock(out / ".cortexgraph.lock", str(out))
+    lock.hold("writer")
+    try:
+        assert main(features(tiny, out, "--dry-run")) == 2
+        assert "is in use by another writer" in one_line(capsys.readouterr().err)
+    finally:
+        lock.release()
+
+
+def test_an_hdf5_output_gets_the_usual_permissions_and_its_folders(tiny, tmp_path):
+    out = tmp_path / "new" / "deep" / "f.h5"
+    assert main(features(tiny, out)) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask  # (mkstemp's 0600 once)
+
+
+def test_digits_at_any_size_are_standardised_as_the_resized_set_would_be():
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits
+
+    from cortexgraph.train.data import make_data, stacked
+
+    doc = load_spec(TINY).to_dict() | {"input": {"channels": 3, "size": 24}}
+    doc["areas"] = {"A": {"channels": 4, "size": 24}, "B": {"channels": 8, "size": 12}}
+    images, _ = stacked(make_data("digits", load_spec(doc)).test)
+    whole = F.interpolate(torch.tensor(load_digits().images, dtype=torch.float32)[:, None] / 16, size=(24, 24),
+                          mode="bilinear", align_corners=False)  # what was built up front before
+    mean, std = float(whole.mean()), float(whole.std())
+    assert abs(float(images.mean()) - 0) < 0.05 and abs(float(images.std()) - 1) < 0.05
+    some = (whole[:5] - mean) / std
+    assert images.shape[1:] == (3, 24, 24) and torch.allclose(images[:, :1].std(), torch.tensor(
+        float(images[:, :1].std())))  # the three channels are one image repeated
+    from cortexgraph.train.data import _resized_moments
+
+    m, s = _resized_moments(torch.tensor(load_digits().images, dtype=torch.float32)[:, None] / 16, (24, 24))
+    assert abs(m - mean) < 1e-6 and abs(s - std) < 1e-6 and some.shape == (5, 1, 24, 24)
 
 
 # --- inputs that cost too much, before they cost it ----------------------------------------------------
@@ -596,5 +720,6 @@ def test_resuming_a_model_that_is_not_finite_is_refused(tiny, tmp_path):
     state = {k: v.clone() for k, v in payload["model"].items()}
     state["edges.A->B.conv.weight"].fill_(float("nan"))
     save_checkpoint(out / "checkpoint.pt", **{**payload, "model": state})
-    with pytest.raises(CheckpointError, match="edges.A->B.conv.weight is not finite"):
-        train(config(tiny, out, epochs=2, schedule="constant", resume=True))
+    with pytest.raises(CheckpointError, match=r"edges.A->B.conv.weight is not finite .*so it is not loaded \(a run "
+                                              r"does not go on from it: start it again, or from another checkpoint\)"):
+        train(config(tiny, out, epochs=2, schedule="constant", resume=True))  # (train has no --allow-nonfinite)

@@ -140,13 +140,33 @@ def _digits(channels: int, size: tuple[int, int], seed: int, frames: int | None 
 
     digits = load_digits()
     images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    images = (images - images.mean()) / images.std()  # at 8x8: resizing (bilinear) keeps it standardised
+    mean, std = _resized_moments(images, size)
+    images = (images - mean) / std  # as the resized images would be: resizing is linear, so it commutes
     labels = torch.tensor(digits.target, dtype=torch.long)
     train_idx, test_idx = train_test_split(range(len(labels)), test_size=0.2, random_state=seed,
                                            stratify=digits.target)
     return Data("digits-moving" if frames else "digits",
                 Shaped(images[train_idx], labels[train_idx], channels, size, frames),
                 Shaped(images[test_idx], labels[test_idx], channels, size, frames), 10)
+
+
+def _resized_moments(images: torch.Tensor, size: tuple[int, int]) -> tuple[float, float]:
+    """The mean and standard deviation of `images` (N, 1, h, w) resized to `size` (bilinear), without resizing
+    them. Bilinear resizing is separable, R_h X R_w^T, so with u = R_h^T 1 and v = R_w^T 1 the sum of a
+    resized image is u^T X v, and the sum of its squares sum(X * (R_h^T R_h) X (R_w^T R_w))."""
+    def resizing(n: int, to: int) -> torch.Tensor:  # (to, n): a row of n values resized to `to`
+        basis = torch.eye(n, dtype=torch.float64).reshape(n, 1, 1, n)
+        return F.interpolate(basis, size=(1, to), mode="bilinear", align_corners=False).reshape(n, to).T
+
+    x = images[:, 0].double()
+    r_h, r_w = resizing(x.shape[1], size[0]), resizing(x.shape[2], size[1])
+    u, v = r_h.sum(0), r_w.sum(0)
+    count = x.shape[0] * size[0] * size[1]
+    total = torch.einsum("h,nhw,w->", u, x, v)
+    squares = torch.einsum("nhw,nhw->", x, (r_h.T @ r_h) @ x @ (r_w.T @ r_w))
+    mean = total / count
+    variance = (squares - count * mean**2) / (count - 1)  # unbiased, as torch.std
+    return float(mean), float(variance.sqrt())
 
 
 class Shaped(Dataset):

@@ -93,7 +93,8 @@ class _Run:
         torch.manual_seed(config.seed)
         self.model: CortexNet = construct(plan)
         if self.payload:
-            load_weights(self.model, self.payload, self.checkpoint_path)
+            load_weights(self.model, self.payload, self.checkpoint_path,  # (training never saves such a model)
+                         hint="a run does not go on from it: start it again, or from another checkpoint")
             self.saved_epochs = self.payload["epoch"]
         self.spec = self.model.spec
         check_batch(self.spec, config.batch_size)
@@ -198,7 +199,6 @@ class _Run:
     def _check_output(self) -> None:
         """Fail now, not after an epoch, if checkpoints cannot be written here."""
         try:
-            self.folder.check_writable()
             self.folder.check_files()
         except OutputError as exc:  # a link, a folder or a device where a file of the run goes
             raise RefusedRun(str(exc)) from None

@@ -3,20 +3,17 @@
 A run holds the folder's lock (`cortexgraph.lock`: an OS lock, released by the kernel when the
 process ends, however it ends, with who holds it beside it), so that a second run on the same folder
 says who is in the way. Holding the lock proves that no other run writes there, so temporary files
-left in the folder are leftovers of killed runs and can go. A folder the run made and left empty (a
-run refused before it wrote anything) is removed again.
+left in the folder are leftovers of killed runs and can go. The folders a run made are removed again if
+it leaves them empty (a run refused before it wrote anything).
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
-from ..atomic import check_target
+from ..atomic import check_target, make_folders, remove_empty
 from ..lock import InUse, Lock
 
-LOCK = ".cortexgraph.lock"
-OWNER = ".cortexgraph.owner"
 RUN_FILES = ("checkpoint.pt", "metrics.json", "metrics.csv", "anytime.csv", "anytime.png")
 TEMPORARY_PREFIXES = tuple(f".{name}." for name in RUN_FILES)  # atomic.py names its temporaries so
 
@@ -28,35 +25,29 @@ class FolderError(RuntimeError):
 class RunFolder:
     def __init__(self, path: Path):
         self.path = path
-        self._lock = Lock(path / LOCK, str(path))
+        self._lock = Lock.in_folder(path)
         self._made: list[Path] = []  # the folders hold() made, innermost first
 
     def hold(self) -> None:
         """Take the folder's lock (creating the folder), or say which run holds it."""
-        self._made = [p for p in (self.path, *self.path.parents) if not p.exists()]
-        self.path.mkdir(parents=True, exist_ok=True)
+        self._made = make_folders(self.path)
         try:
             self._lock.hold("run", "or choose another --out")
-        except InUse as exc:
-            raise FolderError(str(exc)) from None
+        except BaseException as exc:
+            remove_empty(self._made)
+            if isinstance(exc, InUse):
+                raise FolderError(str(exc)) from None
+            raise
 
     def release(self) -> None:
         if self._lock.held:
             self._lock.release()
-            for folder in self._made:  # only if empty: a run refused before it wrote anything leaves nothing
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
-
-    def check_writable(self) -> None:
-        """Write and remove a file here (an unnamed one: nothing planted in the folder is followed)."""
-        with tempfile.TemporaryFile(dir=self.path):
-            pass
+            remove_empty(self._made)
 
     def check_files(self) -> None:
         """The run's files may be replaced (atomically), never written through: refuse a link, a folder or
-        a device at any of their names now, not at the first checkpoint."""
+        a device at any of their names, or a folder that cannot be written, now, not at the first checkpoint
+        (the folder is tried with an unnamed file: nothing planted in it is followed)."""
         for name in RUN_FILES:
             check_target(self.path / name)
 
