@@ -4,9 +4,8 @@
   name (`atomic_path`); a failure leaves the old file as it was and no temporary behind.
 - Never through a link, never over what is not a file: a target that is a symbolic link, a folder, a
   device (`/dev/null`), a pipe or a socket is refused with one line naming it (`check_target`). Files
-  the project makes inside its own folders (locks, owner records) are opened with `O_NOFOLLOW`, so a
-  link planted there is refused too (`write_no_follow`, `lock.py`). A folder the user names (`--out`)
-  may itself be a link (a run folder on another disk): that link is theirs.
+  the project makes inside its own folders (locks, owner records) follow no link either (`lock.py`). A
+  folder the user names (`--out`) may itself be a link (a run folder on another disk): that link is theirs.
 - Nothing replaced that the user did not name: `replace=False` refuses a target that exists; folders a
   command made are removed again when it is refused (`make_folders`, `remove_empty`).
 - Size first: where the size is known, the free space is checked before a byte is written
@@ -16,7 +15,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import resource
 import shutil
@@ -157,17 +155,3 @@ def write_file(path: str | Path, data: bytes | str, replace: bool = True, hint: 
         raise
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}", refused=False) from None
-
-
-def write_no_follow(path: str | Path, text: str) -> None:
-    """Write a small file of the project's own in one of its folders (an owner record), replacing what is
-    there, but never through a link planted at its name."""
-    path = Path(path)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP or path.is_symlink():
-            raise link_refusal(path) from None
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "w") as f:
-        f.write(text)

@@ -264,14 +264,14 @@ class _NpyFolder(FeatureSink):
         staged.write_text(json.dumps({**meta, "complete": True}, indent=2) + "\n")
         self.check()
         old = _old_manifest(self.out)
-        with _uninterrupted():  # renames only: nothing here can run out of space
+        with _uninterrupted():  # renames and removals only: nothing here can run out of space
             (self.out / MANIFEST).unlink(missing_ok=True)  # the folder reads as incomplete until the end
             for name in self.files:
                 os.replace(self.staging / f"{name}.npy", self.out / f"{name}.npy")
             os.replace(staged, self.out / MANIFEST)
-        for name in set(_arrays(old) if old else []) - set(self.files):  # the replaced output's other arrays
-            (self.out / f"{name}.npy").unlink(missing_ok=True)
-        self.staging.rmdir()
+            for name in set(_arrays(old) if old else []) - set(self.files):  # the replaced output's others
+                (self.out / f"{name}.npy").unlink(missing_ok=True)
+            self.staging.rmdir()
 
     def abort(self) -> None:
         for f in getattr(self, "files", {}).values():
@@ -405,7 +405,7 @@ def _uninterrupted() -> Iterator[None]:
     finally:
         for number, handler in before.items():
             signal.signal(number, handler)
-        for number in received:
+        for number in sorted(set(received), key=lambda n: n == signal.SIGINT):  # SIGINT's exception last
             os.kill(os.getpid(), number)
 
 

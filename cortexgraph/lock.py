@@ -2,7 +2,8 @@
 
 A lock is an OS lock (`flock`) on a lock file, released by the kernel when its holder ends, however it
 ends (SIGKILL included); beside it the holder writes who it is, so that a second writer says who is in
-the way. Neither file is ever opened through a link planted at its name (`O_NOFOLLOW`).
+the way. Neither file is ever written through a link planted at its name: the lock file is opened with
+`O_NOFOLLOW` and never written, the owner record is a new file renamed over its name.
 
 The holder removes the lock file when it lets go, so that a refused or finished command leaves nothing
 behind. That is safe only because taking a lock checks, once the OS lock is held, that the file is still
@@ -19,10 +20,11 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import time
 from pathlib import Path
 
-from .atomic import OutputError, link_refusal, write_no_follow
+from .atomic import OutputError, atomic_path, link_refusal
 
 FOLDER_LOCK, FOLDER_OWNER = ".cortexgraph.lock", ".cortexgraph.owner"  # a locked folder's own files
 
@@ -39,7 +41,7 @@ class Lock:
         self.path, self.what = Path(path), what
         self.owner = self.path.with_suffix(".owner")
         self._fd: int | None = None
-        self._wrote_owner = False
+        self._owner_inode: int | None = None
 
     @classmethod
     def in_folder(cls, folder: Path) -> Lock:
@@ -52,7 +54,7 @@ class Lock:
     def hold(self, who: str = "run", hint: str = "") -> None:
         """Take the lock, or raise InUse naming its holder (`who`: "run", "writer", as messages say)."""
         for _ in range(8):  # each retry means a holder let go just then; eight in a row do not happen
-            fd = self._open()
+            fd = self._open(os.O_RDWR | os.O_CREAT)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -65,20 +67,28 @@ class Lock:
             raise InUse(f"{self.what} is being taken and let go by other writers again and again; try later")
         self._fd = fd
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-        try:
-            write_no_follow(self.owner, json.dumps(owner) + "\n")
-        except OSError:  # a link planted at its name: refused, and left where it is
+        try:  # a new file renamed over the name: never written through a link, symbolic or hard
+            with atomic_path(self.owner) as tmp, open(tmp, "w") as f:  # (too small to check the free space)
+                f.write(json.dumps(owner) + "\n")
+            self._owner_inode = os.stat(self.owner, follow_symlinks=False).st_ino
+        except OSError:  # a link or a folder planted at its name: refused, and left where it is
             self.release()
             raise
-        self._wrote_owner = True
 
-    def _open(self) -> int:
+    def _open(self, flags: int) -> int:
+        """The lock file, opened without following a link or blocking on a pipe; anything but a file refused."""
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             if exc.errno == errno.ELOOP or self.path.is_symlink():
                 raise link_refusal(self.path) from None
+            if exc.errno in (errno.ENOENT, errno.ENXIO) and not flags & os.O_CREAT:
+                raise
             raise OutputError(f"cannot write {self.what}: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OutputError(f"cannot write {self.what}: {self.path} is not a file")
+        return fd
 
     def _still_named(self, fd: int) -> bool:
         try:
@@ -87,12 +97,18 @@ class Lock:
             return False
 
     def release(self) -> None:
+        """Let go; remove the lock and owner files, where they are still this holder's (a folder removed and
+        made again meanwhile holds another holder's)."""
         if self._fd is None:
             return
-        if self._wrote_owner:
-            self.owner.unlink(missing_ok=True)
-            self._wrote_owner = False
-        self.path.unlink(missing_ok=True)  # while still held: see the module's docstring
+        try:
+            if self._owner_inode is not None and os.stat(self.owner, follow_symlinks=False).st_ino == self._owner_inode:
+                self.owner.unlink()
+        except FileNotFoundError:
+            pass
+        self._owner_inode = None
+        if self._still_named(self._fd):
+            self.path.unlink(missing_ok=True)  # while still held: see the module's docstring
         os.close(self._fd)
         self._fd = None
 
@@ -113,9 +129,9 @@ class Lock:
     def check_free(self, who: str = "run", hint: str = "") -> None:
         """Raise InUse where another process holds the lock; take nothing, write nothing (a dry run)."""
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            return  # no lock file: nobody holds it (a link there is refused when the lock is taken)
+            fd = self._open(os.O_RDONLY)
+        except FileNotFoundError:
+            return  # no lock file: nobody holds it
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:

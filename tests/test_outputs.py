@@ -26,7 +26,7 @@ from cortexgraph.atomic import OutputError, atomic_path, check_target
 from cortexgraph.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from cortexgraph.cli import main
 from cortexgraph.feature_files import FeaturesError, read_features
-from cortexgraph.lock import Lock
+from cortexgraph.lock import InUse, Lock
 from cortexgraph.train import RefusedRun, train
 
 from .helpers import poison_one_training_image
@@ -491,6 +491,33 @@ def test_two_processes_never_hold_one_lock_at_once(tmp_path):
     runs = [subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True) for _ in range(4)]
     errors = [run.communicate(timeout=120)[1] for run in runs]
     assert [run.returncode for run in runs] == [0] * 4, errors
+
+
+def test_a_lock_never_writes_through_a_hard_link_blocks_on_a_pipe_or_removes_another_s_file(tmp_path, victim):
+    import shutil
+
+    out = tmp_path / "run"
+    out.mkdir()
+    os.link(victim, out / ".cortexgraph.owner")  # O_NOFOLLOW stops symbolic links only
+    lock = Lock.in_folder(out)
+    lock.hold()
+    lock.release()
+    assert untouched(victim)
+    os.mkfifo(out / ".cortexgraph.lock")  # once: every features write (and its dry run) hung on opening it
+    with pytest.raises(OutputError, match=r"cannot write .*run: .*\.cortexgraph\.lock is not a file"):
+        Lock.in_folder(out).check_free()
+    with pytest.raises(OutputError, match="is not a file"):
+        Lock.in_folder(out).hold()
+    os.unlink(out / ".cortexgraph.lock")
+    first, second = Lock.in_folder(out), Lock.in_folder(out)
+    first.hold()
+    shutil.rmtree(out)  # the folder removed and made again while the first holds its old lock
+    out.mkdir()
+    second.hold()
+    first.release()  # once removed the second's lock file: a third process then got in
+    with pytest.raises(InUse):
+        Lock.in_folder(out).hold()
+    second.release()
 
 
 def test_a_dry_run_is_refused_where_another_writer_holds_the_output(tiny, tmp_path, capsys):
