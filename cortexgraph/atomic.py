@@ -89,11 +89,11 @@ def check_space(folder: str | Path, need: int, what: str, largest: int | None = 
     if free < need + MARGIN:
         raise OutputError(f"cannot write {what}: it needs about {format_bytes(need)} and {folder} has "
                           f"{format_bytes(free)} free")
+    largest = need if largest is None else largest
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    if limit != resource.RLIM_INFINITY and (largest if largest is not None else need) > limit:
-        raise OutputError(f"cannot write {what}: a file of it would take about "
-                          f"{format_bytes(largest if largest is not None else need)}, past this process's limit on the "
-                          f"size of files of {format_bytes(limit)} (ulimit -f)")
+    if limit != resource.RLIM_INFINITY and largest > limit:
+        raise OutputError(f"cannot write {what}: a file of it would take about {format_bytes(largest)}, past this "
+                          f"process's limit on the size of files of {format_bytes(limit)} (ulimit -f)")
 
 
 @contextmanager
@@ -146,10 +146,9 @@ def write_file(path: str | Path, data: bytes | str, replace: bool = True, hint: 
     """Write `data` to `path` by the rules above; any failure is one OutputError."""
     data = data.encode() if isinstance(data, str) else data
     path = Path(path)
-    check_target(path, replace, hint)
-    check_space(path.parent, len(data), str(path))
     try:
-        with atomic_path(path, replace, hint) as tmp, open(tmp, "wb") as f:
+        with atomic_path(path, replace, hint) as tmp, open(tmp, "wb") as f:  # the target checked first
+            check_space(path.parent, len(data), str(path))
             f.write(data)
     except OutputError:
         raise

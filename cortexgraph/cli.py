@@ -287,15 +287,13 @@ def cmd_features(args: argparse.Namespace) -> int:
     from torch.utils.data import Subset
 
     from .checkpoint import CheckpointError, is_checkpoint_path
-    from .extract import feature_shapes, parse_at, write_features
+    from .extract import feature_shapes, write_features
     from .feature_files import FeaturesError, check_output, feature_bytes
     from .train import DataError
 
     pool = None if args.pool == "none" else args.pool
     try:
         model, data, device = _model_and_data(args)
-        pairs = parse_at(model, args.at)
-        model.features_plan(pairs)
         about: dict = {"model": args.spec}
         if is_checkpoint_path(args.spec):
             digest = hashlib.sha256()
@@ -307,8 +305,8 @@ def cmd_features(args: argparse.Namespace) -> int:
         if args.limit is not None:
             split = Subset(split, range(min(args.limit, len(split))))
         about["stimuli"] = {"data": data.name, "split": args.split, "images": len(split)}
-        shapes = feature_shapes(model, pairs, pool)
         if args.dry_run:
+            shapes = feature_shapes(model, args.at, pool)
             check_output(args.out, shapes, len(split), args.overwrite)
             print(_features_dry_run(args.out, shapes, len(split), feature_bytes(shapes, len(split))))
             return EXIT_OK
@@ -321,9 +319,11 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def _features_dry_run(out: str, shapes: dict, images: int, size: int) -> str:
+    from .units import format_bytes
+
     names = ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in shapes.items())
     return (f"would write the features of {images:,} images to {out}: {names}, and the labels; about "
-            f"{size / 1e6:,.1f} MB")
+            f"{format_bytes(size)}")
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

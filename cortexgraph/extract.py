@@ -62,8 +62,13 @@ def name_of(area: str, step: int) -> str:
     return f"{area}.t{step}"
 
 
-def feature_shapes(model: CortexNet, pairs: Iterable[tuple[str, int]], pool: Pool = None) -> dict[str, tuple]:
-    """The shape of each named value for one image: (C, H, W), or (C,) pooled."""
+def feature_shapes(model: CortexNet, at: Iterable[str], pool: Pool = None) -> dict[str, tuple]:
+    """The shape of each named value for one image, (C, H, W) or (C,) pooled, by its name (`V4.t3`); every
+    name checked first (the area, the step, that the area holds a value then), nothing run."""
+    if pool not in (None, "avg", "max"):
+        raise ValueError(f"pool is None (whole maps), 'avg' or 'max'; got {pool!r}")
+    pairs = parse_at(model, at)
+    model.features_plan(pairs)
     return {name_of(area, step): model.plan.shapes[area][:1] if pool else tuple(model.plan.shapes[area])
             for area, step in pairs}
 
@@ -87,12 +92,8 @@ def write_features(model: CortexNet, dataset: Dataset, at: Sequence[str], out: s
     total = len(dataset)  # type: ignore[arg-type]
     if total < 1:
         raise ValueError("there are no images to write the features of (the split, or --limit, gives none)")
-    if pool not in (None, "avg", "max"):
-        raise ValueError(f"pool is None (whole maps), 'avg' or 'max'; got {pool!r}")
     model = model.to(device).eval()
-    pairs = parse_at(model, at)
-    model.features_plan(pairs)  # every name checked (steps, values held) before anything is written
-    shapes = feature_shapes(model, pairs, pool)
+    shapes = feature_shapes(model, at, pool)  # every name checked before anything is written
     meta = {"names": list(shapes), "pool": pool, "images": total, "spec": model.spec.to_dict(), **(about or {})}
     existed = Path(out).exists()
     sink = open_sink(out, shapes, total, overwrite)
