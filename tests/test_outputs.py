@@ -380,6 +380,7 @@ def test_features_into_a_folder_that_cannot_be_written_are_one_line(tiny, tmp_pa
     (["--limit", "0"], "argument --limit: must be at least 1; got 0"),
     (["--limit", "-5"], "argument --limit: must be at least 1; got -5"),
     (["--batch-size", "0"], "argument --batch-size: must be at least 1; got 0"),
+    (["--limit", "ten"], "argument --limit: 'ten' is not a whole number"),
 ])
 def test_feature_settings_that_cannot_work_are_refused_before_anything_is_written(tiny, tmp_path, capsys, more,
                                                                                    message):
@@ -750,3 +751,69 @@ def test_resuming_a_model_that_is_not_finite_is_refused(tiny, tmp_path):
     with pytest.raises(CheckpointError, match=r"edges.A->B.conv.weight is not finite .*so it is not loaded \(a run "
                                               r"does not go on from it: start it again, or from another checkpoint\)"):
         train(config(tiny, out, epochs=2, schedule="constant", resume=True))  # (train has no --allow-nonfinite)
+
+
+# --- the rest of the new messages ------------------------------------------------------------------------
+
+
+def test_a_folder_that_cannot_be_written_is_refused_before_evaluate_evaluates(tiny, tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    import cortexgraph.evaluate as evaluate
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)  # how check_target tries a folder
+    monkeypatch.setattr(evaluate, "evaluate_exits", lambda *a, **k: pytest.fail("evaluated first"))
+    assert main(["evaluate", tiny, "--data", "synthetic", "--json", str(tmp_path / "rows.json")]) == 2
+    assert one_line(capsys.readouterr().err) == f"cortexgraph: cannot write {tmp_path}/rows.json: Read-only file system"
+
+
+def test_a_file_size_limit_is_refused_before_the_first_batch(tiny, tmp_path, capsys, monkeypatch):
+    import resource
+
+    monkeypatch.setattr(atomic.resource, "getrlimit", lambda which: (1000, resource.RLIM_INFINITY))
+    assert main(features(tiny, tmp_path / "f")) == 2
+    assert one_line(capsys.readouterr().err) == (
+        "cortexgraph: cannot write the features of 256 images: a file of it would take about 132.1 kB, past this "
+        "process's limit on the size of files of 1.0 kB (ulimit -f)")
+    assert not (tmp_path / "f").exists()
+
+
+def test_features_out_naming_a_file_is_refused(tiny, tmp_path, capsys):
+    (tmp_path / "f").write_text("mine")
+    assert main(features(tiny, tmp_path / "f")) == 2
+    assert one_line(capsys.readouterr().err) == (
+        f"cortexgraph: {tmp_path}/f is a file; --out names a folder (or a file ending in .h5)")
+    assert (tmp_path / "f").read_text() == "mine"
+
+
+@pytest.mark.parametrize("name", ["f", "f.h5"])
+def test_features_without_their_complete_mark_are_not_read(tiny, tmp_path, name):
+    out = tmp_path / name
+    assert main(features(tiny, out, "--limit", "10")) == 0
+    if name == "f":
+        meta = json.loads((out / "features.json").read_text())
+        (out / "features.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "complete"}))
+    else:
+        import h5py
+
+        with h5py.File(out, "r+") as f:
+            f.attrs["features"] = json.dumps({"names": ["B.t3"]})
+    with pytest.raises(FeaturesError, match=r"holds no complete features: its writer did not finish \(no complete "
+                                            r"mark\)"):
+        read_features(out)
+
+
+def test_a_lock_taken_and_let_go_by_others_again_and_again_is_one_message(tmp_path, monkeypatch):
+    monkeypatch.setattr(Lock, "_still_named", lambda self, fd: False)  # each time, another holder let go just then
+    with pytest.raises(InUse, match="x is being taken and let go by other writers again and again; try later"):
+        Lock(tmp_path / ".x.lock", "x").hold()
+
+
+def test_a_weight_file_that_cannot_be_looked_at_is_one_line(tmp_path):
+    from cortexgraph.interop import WeightMapError, read_state_dict
+
+    with pytest.raises(WeightMapError, match=r"cannot be read: File name too long$"):
+        read_state_dict(tmp_path / ("x" * 300 + ".pt"))
