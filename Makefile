@@ -55,6 +55,7 @@ bench: setup
 	$(BENCH) memory.py --quick --json results/memory.json
 	$(BENCH) frontend.py --quick --json results/frontend.json
 	$(BENCH) draw.py --json results/draw.json
+	$(BENCH) data.py --quick --json results/data.json
 	$(BENCH) kernels.py --json results/kernels.json
 	$(BENCH) gpu.py --json results/gpu.json
 
@@ -66,6 +67,7 @@ bench-full: setup
 	$(BENCH) memory.py --json results/memory.json
 	$(BENCH) frontend.py --grid --json results/frontend.json
 	$(BENCH) draw.py --json results/draw.json
+	$(BENCH) data.py --json results/data.json
 	$(BENCH) kernels.py --json results/kernels.json
 	$(BENCH) gpu.py --json results/gpu.json
 
