@@ -77,7 +77,7 @@ def head_text(plan: Plan) -> str:
     norm = plan.head_norm
     kind = "" if norm.kind == "batch" else f"{norm.kind} "
     text = {"per_step": f"{kind}norm per step, act, ", "shared": f"{kind}norm, act, ", "none": ""}[norm.policy]
-    return f"{text}{head.pool} pool, linear"
+    return f"{text}{head.pool} pool, linear{'' if head.bias else ' (no bias)'}"
 
 
 def norm_text(norm: NormSpec) -> str:

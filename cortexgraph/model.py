@@ -56,7 +56,7 @@ class Head(nn.Module):
         self.pool = pools[spec.pool]
         features = sum(c if spec.pool != "none" else c * h * w for c, h, w in shapes.values())
         self.dropout = nn.Dropout(spec.dropout) if spec.dropout else nn.Identity()
-        self.fc = nn.Linear(features, spec.classes)
+        self.fc = nn.Linear(features, spec.classes, bias=spec.bias)
         self.last_step = norm_steps[-1]
         self.decoder = decoder
         if decoder == "weighted":  # softmax(step_weights): a mean at first
@@ -462,7 +462,8 @@ class CortexNet(nn.Module):
     def loss(self, output: Tensor | dict[int, Tensor], target: Tensor,
              criterion: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy) -> Tensor:
         """The training loss of `model(x, readout=model.loss_readout)`: the criterion on the prediction, or
-        the mean of its values at the readout steps weighed as `readout.loss` says (float32 under autocast)."""
+        the weighted mean (`sum`: the sum) of its values at the readout steps, as `readout.loss` says (float32
+        under autocast)."""
         weights = self.spec.loss_weights
         if weights is None or not isinstance(output, dict):
             return criterion(_at_least_float32(output), target)

@@ -119,7 +119,7 @@ def head_size(analysis: Analysis) -> Size:
         total = total + Size(features * head.classes) + _norms(channels, analysis.head_norm,
                                                                len(spec.readout_steps), height * width)
     weighted = len(spec.readout_steps) if spec.readout.decoder == "weighted" else 0  # the decoder's weights
-    return total + Size(head.classes + weighted)
+    return total + Size(head.classes * head.bias + weighted)
 
 
 def unshared_size(analysis: Analysis, calls: Iterable[str]) -> Size:

@@ -362,6 +362,7 @@ class Head(Model):
     # A norm and the activation before pooling (a pre-activation network's final BN-ReLU).
     # Default: per_step where an edge into the readout area is a pre-activation op, else none.
     norm: NormSetting | None = None
+    bias: bool = True  # the linear layer's bias (the published BLT trains without one)
 
 
 class Readout(Model):
@@ -373,8 +374,9 @@ class Readout(Model):
     # a learned weighted mean (softmax of one weight a step), or per sample the most confident step's.
     decoder: Literal["mean", "last", "weighted", "confident"] = "mean"
     # What training minimises: the loss of that prediction, or a weighted mean of the loss at each readout
-    # step: the last only, all alike, growing with the step (1, 2, ..., n), or one weight a step.
-    loss: Literal["prediction", "last", "uniform", "increasing"] | list[NonNegativeFloat] = "prediction"
+    # step: the last only, all alike, growing with the step (1, 2, ..., n), or one weight a step; or the
+    # sum of the losses at the readout steps (the published BLT's objective: a learning rate means the same).
+    loss: Literal["prediction", "last", "uniform", "increasing", "sum"] | list[NonNegativeFloat] = "prediction"
 
     @property
     def areas(self) -> tuple[str, ...]:
@@ -438,11 +440,13 @@ class Spec(Model):
 
     @property
     def loss_weights(self) -> tuple[float, ...] | None:
-        """The weight of each readout step's loss in training (they sum to 1), or None: the loss of the
-        prediction `model(x)` makes (`readout.loss: prediction`, the default)."""
+        """The weight of each readout step's loss in training (they sum to 1; under `sum` each is 1), or None:
+        the loss of the prediction `model(x)` makes (`readout.loss: prediction`, the default)."""
         loss, n = self.readout.loss, len(self.readout_steps)
         if loss == "prediction":
             return None
+        if loss == "sum":
+            return (1.0,) * n
         raw = loss if isinstance(loss, list) else {"last": [0] * (n - 1) + [1], "uniform": [1] * n,
                                                     "increasing": list(range(1, n + 1))}[loss]
         top = max(raw) or 1  # scaled first: weights near the largest float would sum to infinity

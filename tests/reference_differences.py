@@ -6,6 +6,7 @@ The tests check the same models in float64 to 1e-9; this prints what a user sees
 """
 
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -14,8 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cortexgraph import build  # noqa: E402
 from cortexgraph.interop import load_cornet  # noqa: E402
+from cortexgraph.interop.blt import blt_names  # noqa: E402
 from tests import test_convrnns  # noqa: E402
-from tests.test_blt import VARIANTS, BLTNet, our_names  # noqa: E402
+from tests.test_blt import PUBLISHED, load_published, published_blt  # noqa: E402
 from tests.test_convrnns import gated_stream, leaky_stream  # noqa: E402
 from tests.test_cornet_family import REFERENCES, _names, _published  # noqa: E402
 from tests.test_spoerer import SPOERER_2017, SPOERER_2017_NAMES, BLNet, Spoerer2017  # noqa: E402
@@ -41,19 +43,20 @@ def main() -> None:
         grads = largest((mine[names[k]].grad, p.grad) for k, p in reference.named_parameters())
         report(f"cornet/{name}", ours, largest([(got.detach(), want.detach())]), grads,
                "224 px, " + ("one sweep" if name == "cornet-z" else "5 steps"))
-    for name, flags in VARIANTS.items():
-        reference = BLTNet(*flags, size=64).train()
-        model = build(name).train()
-        names, ours = our_names(reference), model.state_dict()
-        model.load_state_dict({names[k]: v.reshape(ours[names[k]].shape) for k, v in reference.state_dict().items()})
+    for name in PUBLISHED:
+        reference = published_blt(name).train()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # V1's unused weights
+            model = load_published(name, reference).train()
+        names = blt_names(reference.state_dict())
         x = torch.randn(2, 3, 64, 64)
-        got, want = model(x, readout="all"), reference(x, 10)
+        got, want = model(x, readout="all"), reference.logits(x)
         outs = largest((got[t].detach(), want[t].detach()) for t in got)
         sum(v.square().sum() for v in got.values()).backward()
         sum(v.square().sum() for v in want).backward()
         mine = dict(model.named_parameters())
-        grads = largest((mine[names[k]].grad, p.grad.reshape(mine[names[k]].grad.shape))
-                        for k, p in reference.named_parameters())
+        grads = largest((mine[ours].grad, reference.get_parameter(theirs).grad.reshape(mine[ours].shape))
+                        for theirs, ours in names.items())
         report(name, model, outs, grads, "64 px, 10 steps, every step's logits")
     reference = BLNet().train()
     model = build("blt/spoerer2020-bl", size=64).train()  # 128 px costs 167 GFLOPs an image

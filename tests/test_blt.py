@@ -1,137 +1,222 @@
-"""The BLT family against a reference written here from the published structure of the Kietzmann lab's
-PyTorch BLT (BLT_net_64, CCN 2023; the module names are theirs): a retina conv, V1, V2, V4 and IT, each
-relu(LayerNorm([C, H, W])(drive)), the bottom-up drive a max-pool 2x2 and a 3x3 conv of the area below at
-the same step, lateral 3x3 convs and top-down 3x3 transposed convs (stride 2, padding 1, output padding
-1) of the previous step, combined as b + l + t or b * (1 + l + t); V1 takes neither; a pooled top area
-with a linear lateral and its own layer norm; a readout at every step.
+"""The BLT family against a reference written here from the published code of the Kietzmann lab's BLT
+(github.com/KietzmannLab/BLT-pytorch-CCN23, `BLT_train/models/BLT_net.py`), with its module names, so
+that its state dicts have the published layout:
+
+- `BLT_net_64.__init__` (lines 8-51): a retina conv (3x3, bias), then `v1`, `v2`, `v4`, `it`, each a
+  `BLT_Conv` followed by a layer norm over C x H x W (`norm_type: LN`, convs without bias), and `gap`, a
+  `BLT_GAP` followed by a layer norm over its 512 channels; `lateral_connections` and
+  `topdown_connections` give the four conv areas their laterals and top-downs (IT no top-down, line
+  39), and `LT_position: last` switches both off for all four (lines 15-17), while `gap` has its
+  lateral wherever `lateral_connections` is on (line 45); a linear readout whose bias is
+  `classifier_bias`.
+- `BLT_net_64.forward` (lines 53-70): V1 reads only the retina (its lateral and top-down weights, made
+  by the constructor, are never used); step 0 runs the bottom-up sweep alone; at t > 0 each area also
+  reads its own value and the area above at t - 1; each step returns log(clamp(softmax(readout),
+  1e-10, 1)).
+- `BLT_Conv` (lines 135-188): max-pool 2x2 (not V1), a 'same' conv, then b + l + t, b + l, b + t or b
+  (`LT_interaction: additive`), or b * (1 + l + t) and so on otherwise; the top-down a transposed conv
+  of stride 2, padding (k - 1) / 2 and output padding 1 from twice the channels (line 149).
+- `BLT_GAP` (lines 190-217): an average pool over the whole map, plus (or times 1 +) a linear lateral
+  of its previous value.
+- `train_net.py` (lines 93-135): the training loss is `nn.NLLLoss` of each step's output, summed over
+  the steps; its flags default to `classifier_bias` 0 and 10 steps.
+
+Each bundled spec is compared at the published size (64 px) and number of steps (10), in float64,
+in training mode, every step's output and every weight's and the image's gradient.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cortexgraph import build, compile
-from cortexgraph.overrides import override
-from cortexgraph.spec import load_spec
+from cortexgraph import compile
+from cortexgraph.interop import WeightMapError, load_blt
+from cortexgraph.interop.blt import blt_names
 
-SIZE, STEPS = 32, 3  # the bundled specs at 32 pixels, run for 4 steps (0 to 3)
-AREAS = [("v1", "V1", 32, 64), ("v2", "V2", 64, 128), ("v4", "V4", 128, 256), ("it", "IT", 256, 512)]
+SIZE, STEPS = 64, 10  # the published image size and number of steps
+CHANNELS = [("v1", 32, 64), ("v2", 64, 128), ("v4", 128, 256), ("it", 256, 512)]
 
 
 class BLTConv(nn.Module):
-    def __init__(self, cin: int, cout: int, pool: bool, lateral: bool, topdown: bool):
-        super().__init__()
-        self.pool = pool
-        self.bottom_up = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
-        self.lateral = nn.Conv2d(cout, cout, 3, padding=1, bias=False) if lateral else None
-        self.top_down = (nn.ConvTranspose2d(2 * cout, cout, 3, stride=2, padding=1, output_padding=1, bias=False)
-                         if topdown else None)
+    """`BLT_Conv`: the drive of one conv area from the area below, its own value and the area above."""
 
-    def forward(self, below, own, above, multiplicative: bool):
-        b = self.bottom_up(F.max_pool2d(below, 2, 2) if self.pool else below)
-        extra = [f(x) for f, x in ((self.lateral, own), (self.top_down, above)) if f is not None and x is not None]
+    def __init__(self, cin: int, cout: int, lateral: bool, topdown: bool, interaction: str, pool_input: bool):
+        super().__init__()
+        self.pool_input, self.interaction = pool_input, interaction
+        self.bottom_up = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        if lateral:
+            self.lateral = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        if topdown:
+            self.top_down = nn.ConvTranspose2d(2 * cout, cout, 3, stride=2, padding=1, output_padding=1, bias=False)
+
+    def forward(self, below, own=None, above=None):
+        b = self.bottom_up(F.max_pool2d(below, 2, 2) if self.pool_input else below)
+        extra = [getattr(self, name)(x) for name, x in (("lateral", own), ("top_down", above))
+                 if hasattr(self, name) and x is not None]
         if not extra:
             return b
-        return b * (1 + sum(extra)) if multiplicative else b + sum(extra)
+        return b + sum(extra) if self.interaction == "additive" else b * (1 + sum(extra))
 
 
-class BLTNet(nn.Module):
-    def __init__(self, lateral: bool, topdown: bool, multiplicative: bool, size: int = SIZE):
+class BLTGAP(nn.Module):
+    """`BLT_GAP`: the pooled top area's drive, with a linear lateral of its previous value."""
+
+    def __init__(self, lateral: bool, interaction: str):
         super().__init__()
-        self.multiplicative = multiplicative
-        self.retina = nn.Conv2d(3, 32, 3, padding=1)
-        for i, (name, _, cin, cout) in enumerate(AREAS):
-            # V1 takes no lateral or top-down input (the published code holds such weights but never uses them).
-            setattr(self, name, BLTConv(cin, cout, pool=i > 0, lateral=lateral and i > 0,
-                                        topdown=topdown and 0 < i < 3))
-            setattr(self, f"{name}_ln", nn.LayerNorm([cout, size >> i, size >> i]))
-        self.gap_lateral = nn.Linear(512, 512, bias=False) if lateral or topdown else None
-        self.gap_ln = nn.LayerNorm([512])
-        self.readout = nn.Linear(512, 100)
+        self.interaction = interaction
+        if lateral:
+            self.lateral = nn.Linear(512, 512, bias=False)
 
-    def forward(self, x, timesteps: int):
-        r = torch.relu(self.retina(x))
+    def forward(self, below, own=None):
+        b = below.mean((2, 3))
+        if not hasattr(self, "lateral") or own is None:
+            return b
+        lat = self.lateral(own)
+        return b + lat if self.interaction == "additive" else b * (1 + lat)
+
+
+class BLTNet64(nn.Module):
+    """`BLT_net_64` with `norm_type: LN`, its flags named as the published constructor names them."""
+
+    def __init__(self, lateral_connections: bool, topdown_connections: bool, LT_interaction: str = "additive",
+                 timesteps: int = STEPS, LT_position: str = "all", classifier_bias: bool = False,
+                 size: int = SIZE):
+        super().__init__()
+        conv_areas = LT_position != "last"
+        self.retina = nn.Conv2d(3, 32, 3, padding=1)
+        for i, (name, cin, cout) in enumerate(CHANNELS):
+            setattr(self, name, BLTConv(cin, cout, lateral_connections and conv_areas,
+                                        topdown_connections and conv_areas and name != "it", LT_interaction,
+                                        pool_input=i > 0))
+            setattr(self, f"{name}_ln", nn.LayerNorm([cout, size >> i, size >> i]))
+        self.gap = BLTGAP(lateral_connections, LT_interaction)
+        self.gap_ln = nn.LayerNorm([512])
+        self.readout = nn.Linear(512, 100, bias=classifier_bias)
+        self.timesteps = timesteps
+
+    def logits(self, x) -> list:
+        """Each step's readout before the published log(clamp(softmax)): what cortexgraph returns."""
+        retina = torch.relu(self.retina(x))
         prev: dict = {}
         outs = []
-        for _ in range(timesteps):
-            now = {}
-            below = r
-            for i, (name, _, _, _) in enumerate(AREAS):
-                above = prev.get(AREAS[i + 1][0]) if i + 1 < len(AREAS) else None
-                drive = getattr(self, name)(below, prev.get(name), above, self.multiplicative)
-                now[name] = below = torch.relu(getattr(self, f"{name}_ln")(drive))
-            pooled = now["it"].mean((2, 3))
-            g = prev.get("gap")
-            if g is not None and self.gap_lateral is not None:
-                lat = self.gap_lateral(g)
-                pooled = pooled * (1 + lat) if self.multiplicative else pooled + lat
-            now["gap"] = torch.relu(self.gap_ln(pooled))
+        for _ in range(self.timesteps):
+            now: dict = {"v1": torch.relu(self.v1_ln(self.v1(retina)))}  # V1: the retina only
+            for (below, _, _), (name, _, _), above in zip(CHANNELS, CHANNELS[1:], ["v4", "it", None]):
+                drive = getattr(self, name)(now[below], prev.get(name), prev.get(above))
+                now[name] = torch.relu(getattr(self, f"{name}_ln")(drive))
+            now["gap"] = torch.relu(self.gap_ln(self.gap(now["it"], prev.get("gap"))))
             outs.append(self.readout(now["gap"]))
             prev = now
         return outs
 
+    def forward(self, x) -> list:
+        return [torch.log(torch.clamp(F.softmax(z, dim=1), 1e-10, 1.0)) for z in self.logits(x)]
 
-def our_names(reference: BLTNet) -> dict[str, str]:
-    """The reference's parameter names -> those of specs/blt/*.yaml."""
-    names = {"retina.weight": "prenet.0.conv.weight", "retina.bias": "prenet.0.conv.bias",
-             "readout.weight": "head.fc.weight", "readout.bias": "head.fc.bias",
-             "gap_ln.weight": "cells.GAP.norm.weight", "gap_ln.bias": "cells.GAP.norm.bias",
-             "gap_lateral.weight": "edges.GAP->GAP.conv.weight"}
-    below = "input"
-    for i, (name, area, _, _) in enumerate(AREAS):
-        names[f"{name}.bottom_up.weight"] = f"edges.{below}->{area}.conv.weight"
-        names[f"{name}.lateral.weight"] = f"edges.{area}->{area}.conv.weight"
-        if i + 1 < len(AREAS):
-            names[f"{name}.top_down.weight"] = f"edges.{AREAS[i + 1][1]}->{area}.conv.weight"
-        names[f"{name}_ln.weight"] = f"cells.{area}.norm.weight"
-        names[f"{name}_ln.bias"] = f"cells.{area}.norm.bias"
-        below = area
-    return {theirs: names[theirs] for theirs, _ in reference.named_parameters()}
+    def objective(self, x, labels):
+        """`train_net.py`'s training loss: the NLL of each step's output, summed over the steps."""
+        return sum(F.nll_loss(out, labels) for out in self(x))
 
 
-VARIANTS = {"blt/blt": (True, True, False), "blt/bl": (True, False, False), "blt/bt": (False, True, False),
-            "blt/b": (False, False, False), "blt/blt-multiplicative": (True, True, True)}
+# each bundled spec, the published flags it claims
+PUBLISHED = {
+    "blt/blt": dict(lateral_connections=True, topdown_connections=True),
+    "blt/bl": dict(lateral_connections=True, topdown_connections=False),
+    "blt/bt": dict(lateral_connections=False, topdown_connections=True),
+    "blt/b": dict(lateral_connections=False, topdown_connections=False),
+    "blt/blt-multiplicative": dict(lateral_connections=True, topdown_connections=True,
+                                   LT_interaction="multiplicative"),
+    "blt/bl-last": dict(lateral_connections=True, topdown_connections=False, LT_position="last"),
+}
 
 
-@pytest.mark.parametrize("name", list(VARIANTS))
-def test_each_blt_network_computes_what_the_published_structure_does(name):
-    torch.manual_seed(0)
-    reference = BLTNet(*VARIANTS[name])
+def published_blt(name: str, seed: int = 0, **changes) -> BLTNet64:
+    torch.manual_seed(seed)
+    reference = BLTNet64(**(PUBLISHED[name] | changes))
     with torch.no_grad():  # layer norms away from their init, so that a misplaced one shows
         for pname, p in reference.named_parameters():
             if "_ln" in pname:
                 p.uniform_(0.5, 1.5) if pname.endswith("weight") else p.uniform_(-0.5, 0.5)
-    model = build(override(load_spec(name), size=SIZE))
-    names = our_names(reference)
-    ours = model.state_dict()
-    assert set(names.values()) == set(ours)  # every weight of ours comes from the reference, and only those
-    model.load_state_dict({names[k]: v.reshape(ours[names[k]].shape) for k, v in reference.state_dict().items()})
-    model.double().train()
-    reference.double().train()
-    x = torch.randn(2, 3, SIZE, SIZE, dtype=torch.float64)
-    got = model(x, steps=STEPS, readout="all")
-    want = reference(x, STEPS + 1)
-    assert list(got) == list(range(STEPS + 1))
+    return reference
+
+
+def load_published(name: str, reference: BLTNet64):
+    """The bundled spec with the reference's weights, through `load_blt` (which warns of V1's unused ones)."""
+    unused = "v1.lateral.weight" in reference.state_dict() or "v1.top_down.weight" in reference.state_dict()
+    with pytest.warns(UserWarning, match="never uses them") if unused else contextlib.nullcontext():
+        return load_blt(name.removeprefix("blt/"), reference.state_dict())
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED))
+def test_each_blt_network_computes_what_the_published_code_does(name):
+    reference = published_blt(name).double().train()
+    model = load_published(name, reference).double().train()
+    x = torch.randn(2, 3, SIZE, SIZE, dtype=torch.float64, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    got, want = model(x, readout="all"), reference.logits(x_ref)
+    assert list(got) == list(range(STEPS))
     for t in got:
         torch.testing.assert_close(got[t], want[t], rtol=1e-9, atol=1e-10, msg=f"step {t}")
-    sum(v.square().sum() for v in got.values()).backward()
-    sum(v.square().sum() for v in want).backward()
+    sum((t + 1) * v.square().sum() for t, v in got.items()).backward()
+    sum((t + 1) * v.square().sum() for t, v in enumerate(want)).backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-9, atol=1e-10, msg="the image's gradient")
+    ours = dict(model.named_parameters())
+    for theirs, mine in blt_names(reference.state_dict()).items():
+        grad = ours[mine].grad
+        torch.testing.assert_close(grad, reference.get_parameter(theirs).grad.reshape(grad.shape),
+                                   rtol=1e-9, atol=1e-10, msg=theirs)
+    unused = [n for n, p in reference.named_parameters() if p.grad is None]
+    assert unused == [n for n in ("v1.lateral.weight", "v1.top_down.weight") if n in reference.state_dict()]
+
+
+def test_training_minimises_the_published_objective():
+    # train_net.py sums NLLLoss over the 10 steps' log(clamp(softmax)); the clamp binds only where the
+    # label's probability is below 1e-10 (not in this batch), so the two agree, value and gradient.
+    reference = published_blt("blt/blt").double().train()
+    model = load_published("blt/blt", reference).double().train()
+    x, labels = torch.randn(4, 3, SIZE, SIZE, dtype=torch.float64), torch.tensor([3, 14, 15, 92])
+    ours = model.loss(model(x, readout=model.loss_readout), labels)
+    theirs = reference.objective(x, labels)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=0)
+    assert float(theirs.detach()) > 40  # ten steps' losses of about log(100) each, summed (the mean would be 4.6)
+    ours.backward()
+    theirs.backward()
     grads = dict(model.named_parameters())
-    for theirs, p in reference.named_parameters():
-        mine = grads[names[theirs]].grad
-        torch.testing.assert_close(mine, p.grad.reshape(mine.shape), rtol=1e-9, atol=1e-10, msg=theirs)
+    for name, mine in blt_names(reference.state_dict()).items():
+        torch.testing.assert_close(grads[mine].grad, reference.get_parameter(name).grad.reshape(grads[mine].shape),
+                                   rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_a_checkpoint_trained_with_a_classifier_bias_loads_with_one():
+    reference = published_blt("blt/bl", classifier_bias=True)
+    model = load_published("blt/bl", reference)
+    assert model.spec.readout.head.bias
+    torch.testing.assert_close(model.head.fc.bias, reference.readout.bias)
+
+
+def test_load_blt_names_what_does_not_fit():
+    reference = published_blt("blt/blt")
+    does_not_have = r"'v2.lateral.weight' maps to 'edges.V2->V2.conv.weight', which blt-bt does not have"
+    with pytest.raises(WeightMapError, match=does_not_have), pytest.warns(UserWarning):
+        load_blt("bt", reference.state_dict())
+    with pytest.raises(ValueError, match=r"unknown BLT 'blt-64'; known: blt, bl, bt, b, blt-multiplicative"):
+        load_blt("blt-64", {})
 
 
 def test_the_blt_networks_hold_the_published_weights_less_those_v1_never_uses():
-    # BLT_net_64 with every connection and a classifier bias: 7,546,852 parameters, of which V1's lateral
-    # (64 x 64 x 3 x 3) and top-down (128 x 64 x 3 x 3) weights are never used.
-    assert compile("blt/blt").size.parameters == 7_546_852 - 36_864 - 73_728
-    assert compile("blt/blt-multiplicative").size.parameters == compile("blt/blt").size.parameters
-    assert compile("blt/bl").size.parameters == 5_998_564 - 36_864  # no top-down convs
-    assert sum(p.numel() for p in BLTNet(True, True, False, size=64).parameters()) == 7_546_852 - 36_864 - 73_728
+    for name, flags in PUBLISHED.items():
+        reference = BLTNet64(**flags)
+        published = sum(p.numel() for p in reference.parameters())
+        unused = sum(p.numel() for n, p in reference.named_parameters() if n.startswith(("v1.lateral", "v1.top_down")))
+        assert compile(name).size.parameters == published - unused, name
+    # the published counts (train_net.py prints them): BLT without a classifier bias, BT, B
+    assert sum(p.numel() for p in BLTNet64(True, True).parameters()) == 7_546_752
+    assert compile("blt/bt").size.parameters == 4_077_440  # no lateral at GAP: the published BT's
+    assert compile("blt/b").size.parameters == 2_602_880
 
 
 def test_blt_sweeps_bottom_up_within_a_step_and_reads_out_at_every_step():

@@ -8,10 +8,13 @@ shares weights the original does not) is an error listing every such name.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from ..builder import build
 from ..model import CortexNet
+from ..spec import load_spec, parse_spec
+from .blt import NEVER_USED, blt_names, pooled_as_maps
 from .cornet import cornet_r_names, cornet_s_names, cornet_z_names
 from .mapping import WeightMapError, load_mapped, read_state_dict
 from .torchvision import torchvision_names
@@ -46,4 +49,32 @@ def load_cornet_s(weights: Any, spec: Any = "cornet/cornet-s", allow_nonfinite: 
     return load_cornet("cornet-s", weights, spec, allow_nonfinite)
 
 
-__all__ = ["WeightMapError", "load_cornet", "load_cornet_s", "load_mapped", "load_torchvision", "read_state_dict"]
+_BLTS = ("blt", "bl", "bt", "b", "blt-multiplicative", "bl-last")
+
+
+def load_blt(name: str, weights: Any, spec: Any = None, allow_nonfinite: bool = False) -> CortexNet:
+    """A BLT of the Kietzmann lab (`blt`, `bl`, `bt`, `b`, `blt-multiplicative`, `bl-last`) with weights in
+    the layout of their published `BLT_net_64` (`retina.weight`, `v2.lateral.weight`, `gap_ln.weight`, ...:
+    a state dict, a module or a `.pth` file as their training saves it). `spec` is the bundled `blt/<name>`
+    unless given; a state dict with a `readout.bias` (trained with `classifier_bias` 1) gets the bundled
+    spec with `head.bias: true`. V1's lateral and top-down weights, which their forward never uses, are
+    left out with a warning. Weights that are not finite are refused unless `allow_nonfinite`."""
+    if name not in _BLTS:
+        raise ValueError(f"unknown BLT {name!r}; known: {', '.join(_BLTS)}")
+    state_dict = pooled_as_maps(read_state_dict(weights))
+    unused = [key for key in NEVER_USED if key in state_dict]
+    if unused:
+        warnings.warn(f"BLT_net_64 holds {' and '.join(unused)} but its forward never uses them: not loaded",
+                      UserWarning, stacklevel=2)
+        state_dict = {k: v for k, v in state_dict.items() if k not in unused}
+    if spec is None:
+        spec = load_spec(f"blt/{name}")
+        if "readout.bias" in state_dict and not spec.readout.head.bias:
+            data = spec.to_dict()
+            data["readout"]["head"]["bias"] = True
+            spec = parse_spec(data, spec.source)
+    return load_mapped(build(spec), state_dict, blt_names(state_dict), "BLT_net_64", allow_nonfinite)
+
+
+__all__ = ["WeightMapError", "load_blt", "load_cornet", "load_cornet_s", "load_mapped", "load_torchvision",
+           "read_state_dict"]
