@@ -5,7 +5,8 @@ analysis checks what pydantic and the lowering cannot (names that refer to
 each other, shapes, ties, time) and reports every problem it finds at once.
 
 Time: at step 0 the pre-net's output enters the input areas; an edge
-`r -> s` firing at step t reads r's value at step t - delay. An area is silent
+`r -> s` firing at step t reads r's value at step t - delay (an edge from the
+input, the pre-net's output of the frame shown at t - delay). An area is silent
 until something reaches it, and a silent source contributes nothing, so which
 edges really compute at which step is known from the spec alone: `timeline`
 sweeps the steps once (a breadth-first search over the time-expanded graph,
@@ -25,7 +26,7 @@ import networkx as nx
 
 from .collector import collector_paused
 from .errors import Loc, Problem, did_you_mean, known_list
-from .lowering import INPUT, AreaCell, Edge, Reporter, every_step, lower_cells, lower_edges, resolve_op  # noqa: F401
+from .lowering import INPUT, ZEROS, AreaCell, Edge, Reporter, every_step, lower_cells, lower_edges, resolve_op  # noqa: F401
 from .ops.norm_spec import BATCH_PER_STEP, NO_NORM, NormSpec
 from .ops.registry import OpDef, Params, Shape, StemConvParams, resampling
 from .spec import Spec
@@ -118,8 +119,7 @@ class Analysis:
         if steps == self.timeline.steps:
             return self.timeline
         with collector_paused():
-            return build_timeline(self.edges, list(self.spec.areas), steps, self.running,
-                                  self.spec.silence == "zeros")
+            return build_timeline(self.edges, list(self.spec.areas), steps, self.running, self.spec.silence)
 
 
 def analyze(spec: Spec, limits: Limits = Limits(), allow_imports: bool = False) -> Analysis:
@@ -203,17 +203,19 @@ def zero_delay_cycle(edges: tuple[Edge, ...]) -> list[Edge] | None:
 
 
 def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int, running: frozenset[str] = frozenset(),
-                   zeros: bool = False) -> Timeline:
+                   silence: str = "absent") -> Timeline:
     """Sweep the steps in order: an edge contributes when its source has signal `delay` steps earlier.
 
     Within a step, edges of delay >= 1 read values of earlier steps; zero-delay edges then run in an
     order that puts each source before its targets (`same_step_order`), reading the source's value of
     this step where it has one. Areas in `running` (cells other than `sum`) update at every step from
-    their arrival, or from step 0 where `zeros` (silence: zeros); an area updates only where a driving
-    edge fires or its cell runs (modulating edges alone change nothing). `arrival` is where signal first
-    reaches each area, whatever the silence policy. This is the hot loop of validation (one pass per edge
-    and step), so it works on plain lists.
+    their arrival, or from step 0 under `silence: zeros` or `computed`; an area updates only where a
+    driving edge fires or its cell runs (modulating edges alone change nothing). A silent source
+    contributes nothing, except under `computed`, where the edge reads its zeros (`ZEROS`). `arrival` is
+    where signal first reaches each area, whatever the silence policy. This is the hot loop of validation
+    (one pass per edge and step), so it works on plain lists.
     """
+    zeros, computed = silence != "absent", silence == "computed"
     versions: dict[str, list[int]] = {area: [] for area in areas}
     versions[INPUT] = [0]
     rank = same_step_order(edges, areas)
@@ -221,7 +223,7 @@ def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int, runnin
     always, fires_at = [], [[] for _ in range(steps + 1)]
     same_step: list[list[tuple]] = [[] for _ in range(steps + 1)]
     for edge in edges:
-        # (edge, its source's history, target, delay, reads the constant input)
+        # (edge, its source's history, target, delay, reads the input)
         row = (edge, versions[edge.source], edge.target, edge.delay, edge.is_input)
         when = edge.fires_until(steps)
         if edge.delay == 0 and not edge.is_input:
@@ -239,17 +241,19 @@ def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int, runnin
         now: dict[str, list[Firing]] = {area: [] for area, history in cells if history or zeros}
         runs = set(now)
         for edge, history, target, delay, from_input in (always + fires_at[t] if t else fires_at[t]):
-            if not history:
-                continue
             if from_input:
-                reads = 0
+                reads = t - delay  # the step whose frame it carries
+            elif not history:
+                if not computed:
+                    continue
+                reads = ZEROS
             elif delay == 1:
                 reads = history[-1]  # this step's own updates are appended after the loop
             else:
                 i = bisect_right(history, t - delay)
-                if not i:
+                if not i and not computed:
                     continue
-                reads = history[i - 1]
+                reads = history[i - 1] if i else ZEROS
             if target in now:
                 now[target].append((edge, reads))
             else:
@@ -266,6 +270,8 @@ def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int, runnin
                         reads = t
                     elif history:
                         reads = history[-1]
+                    elif computed:
+                        reads = ZEROS
                     else:
                         continue
                     firings = firings + [(edge, reads)]
@@ -277,7 +283,7 @@ def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int, runnin
         for area in now:
             versions[area].append(t)
         updates.append(now)
-    if zeros and running:  # where signal first reaches each area: as if silence were absent
+    if computed or (zeros and running):  # where signal first reaches each area: as if silence were absent
         arrival = build_timeline(edges, areas, steps, running).arrival
     else:
         arrival = {area: (v[0] if v else None) for area, v in versions.items() if area != INPUT}
@@ -293,7 +299,8 @@ def live(timeline: Timeline, wanted: set[tuple[str, int]],
     updates = timeline.updates
     while stack:
         area, step = stack.pop()
-        needs = [(edge.source, reads) for edge, reads in updates[step].get(area, ()) if edge.source != INPUT]
+        needs = [(edge.source, reads) for edge, reads in updates[step].get(area, ())
+                 if edge.source != INPUT and reads != ZEROS]
         if area in stateful and step:
             prev = timeline.version(area, step - 1)
             if prev is not None:
@@ -349,7 +356,7 @@ class _Checker(Reporter):
             self.stop_if_errors()
         graph = self.area_graph(edges)
         running = frozenset(a for a, c in cells.items() if c.runs_every_step)
-        timeline = build_timeline(edges, list(spec.areas), spec.steps, running, spec.silence == "zeros")
+        timeline = build_timeline(edges, list(spec.areas), spec.steps, running, spec.silence)
         stateful = frozenset(a for a, c in cells.items() if c.reads_state)
         self.check_time(edges, graph, timeline, stateful)
         self.stop_if_errors()
@@ -469,6 +476,12 @@ class _Checker(Reporter):
             self.error(at, "edges fire from step 1; step 0 is when the pre-net's output arrives",
                        "'once' and step 0 are for inputs and for zero-delay edges, delay: 0")
             return
+        earliest = rule.earliest()
+        if edge.is_input and earliest is not None and earliest < edge.first_step:
+            self.error(at, f"an input edge of delay {edge.delay} carries the frame shown {edge.delay} steps earlier, "
+                           f"so it cannot fire before step {edge.delay} (it is written to fire at step {earliest})",
+                       f"let it fire from step {edge.delay} ('at: all' does), or lower its delay")
+            return
         beyond = rule.beyond(self.spec.steps)
         if beyond:
             self.warn(at, f"step {beyond[0]} lies beyond the spec's {self.spec.steps} steps",
@@ -548,7 +561,7 @@ class _Checker(Reporter):
         if stimulus is None or stimulus.show is None:
             return
         shown = set(stimulus.show.resolve(self.spec.steps, first=0))
-        entering = {t for e in edges if e.is_input for t in e.steps}
+        entering = {t - e.delay for e in edges if e.is_input for t in e.steps}  # the steps whose frames enter
         if not shown & entering:
             self.warn(("input", "stimulus", "show"), f"the image is never shown at a step an input edge fires "
                       f"(shown at {_steps(tuple(sorted(shown))) or 'no step'}, entering at "

@@ -66,7 +66,7 @@ def edge_label(edge: Edge, steps: int) -> str:
     when = "all steps" if every_step(edge, steps) else f"@ {format_steps(edge.steps)}"
     if edge.is_input:
         when = "@ " + format_steps(edge.steps)
-    lines.append(when + (f", delay {edge.delay}" if edge.delay != 1 else ""))
+    lines.append(when + (f", delay {edge.delay}" if edge.delay != edge.usual_delay else ""))
     if not edge.is_input or edge.op != "identity":
         lines.append(weights_text(edge) + (norm_text(edge.norm) if edge.op != "identity" else ""))
     return "\n".join(lines)

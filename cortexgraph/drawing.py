@@ -14,7 +14,7 @@ from typing import Any
 
 import graphviz
 
-from .analysis import INPUT, Edge, every_step
+from .analysis import INPUT, ZEROS, Edge, every_step
 from .compiler import compile
 from .describe import edge_label, format_steps, head_text, op_text, op_text_of
 from .plan import Plan
@@ -261,8 +261,9 @@ def _legend(g: graphviz.Digraph, kinds: list[str], marks: list[str] = ()) -> Non
 
 def _signature(plan: Plan, step: int) -> tuple:
     """What a step computes, relative to its own time: equal signatures draw the same."""
-    return tuple(sorted((u.area, tuple(sorted((c.edge.name, c.weights.path, c.source, step - c.reads)
-                                              for c in u.calls)))
+    # (an input call counts as its step: steps that take in a frame are drawn apart)
+    return tuple(sorted((u.area, tuple(sorted((c.edge.name, c.weights.path, c.source,
+                                               step if c.edge.is_input else step - c.reads) for c in u.calls)))
                         for u in plan.schedule[step]))
 
 
@@ -323,8 +324,8 @@ def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
         g.node(f"{update.area}@{column_of[update.step]}", style="filled", fillcolor="#333333", color="#333333",
                peripheries="2" if readout else "1", pos=at(x(column_of[update.step]), y[update.area]))
     stimulus = spec.input.stimulus
-    entering = {0} if stimulus is None else {column_of[u.step] for u in plan.updates if any(
-        c.edge.is_input for c in u.calls) and u.step in column_of}  # where a stimulus changes, an input a column
+    entering = {0} if stimulus is None else {column_of[c.reads] for u in plan.updates if u.step in column_of
+                                             for c in u.calls if c.edge.is_input}  # the frames entering, a column each
     for i in sorted(entering):
         g.node(f"{INPUT}@{i}", style="filled", fillcolor="#999999", color="#555555", pos=at(x(i), y[INPUT]))
         if stimulus is not None:  # what is shown, under it
@@ -334,7 +335,10 @@ def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
     for first, _ in columns:
         for update in plan.schedule[first]:
             for call in update.calls:
-                reads = column_of[first] if stimulus is not None and call.edge.is_input else column_of[call.reads]
+                if call.reads == ZEROS:  # a silent source's zeros (silence: computed): no value to draw it from
+                    continue
+                # an input call reads the frame shown at its step less its delay (one image: always the same)
+                reads = column_of[0 if stimulus is None and call.edge.is_input else call.reads]
                 src = f"{call.source}@{reads}"
                 dst = f"{update.area}@{column_of[first]}"
                 if (src, dst, call.weights.path) not in drawn:
@@ -405,10 +409,7 @@ def _matrix(plan: Plan) -> graphviz.Digraph:
         row = f"<td bgcolor='#eeeeee'><b>{'input' if source == INPUT else html.escape(source)}</b></td>"
         for target in areas:
             edges = cells.get((source, target), [])
-            text = "<br/>".join(html.escape(op_text(e)) + (f"<br/><font point-size='8'>@ {format_steps(e.steps)}"
-                                                            f"{', d=' + str(e.delay) if e.delay != 1 else ''}</font>"
-                                                            if not every_step(e, spec.steps) or
-                                                            e.delay != 1 else "") for e in edges)
+            text = "<br/>".join(_matrix_entry(e, spec.steps) for e in edges)
             if edges:
                 colour = KIND_STYLE[kinds[edges[0].name]]["color"]
                 row += f"<td><font color='{colour}'>{text}</font></td>"
@@ -425,6 +426,16 @@ def _matrix(plan: Plan) -> graphviz.Digraph:
         g.edge("matrix", "timeline", style="invis")
     return g
 
+
+
+def _matrix_entry(edge: Edge, steps: int) -> str:
+    """An edge's op, and when it fires and its delay where not the usual."""
+    text = html.escape(op_text(edge))
+    delayed = edge.delay != edge.usual_delay
+    if every_step(edge, steps) and not delayed:
+        return text
+    return text + (f"<br/><font point-size='8'>@ {format_steps(edge.steps)}"
+                   f"{', d=' + str(edge.delay) if delayed else ''}</font>")
 
 def _timeline(plan: Plan) -> str:
     """When each transition is on: listed by the spec, and whether the Plan runs it."""

@@ -18,6 +18,22 @@ from .spec import Spec, located_errors
 from .step_rules import StepRule
 
 INPUT = "input"  # the pre-net's output, a source present at every step
+ZEROS = -1  # the step a call reads where its source is silent and `silence: computed` runs it on zeros
+
+
+def usual_delay(source: str) -> int:
+    """An edge's delay where the spec gives none: 0 from the input (the frame shown now), else 1."""
+    return 0 if source == INPUT else 1
+
+
+def first_step(source: str, delay: int, computed: bool = False) -> int:
+    """The first step an edge can fire at: an input edge's delay (the first frame it can read is step 0's);
+    0 for same-step (zero-delay) edges, and for every edge where silent sources are computed on zeros
+    (`silence: computed`: at step 0 it runs on the zeros its source held before); else 1 (step 0 belongs
+    to the pre-net's output)."""
+    if source == INPUT:
+        return delay
+    return 0 if delay == 0 or computed else 1
 
 
 @dataclass(frozen=True)
@@ -31,6 +47,7 @@ class Edge:
     params: Params | None  # validated; None where the op is unknown
     steps: tuple[int, ...]  # when it fires, within the spec's steps
     delay: int
+    first_step: int  # the first step it can fire at (`first_step`)
     share: str | tuple[tuple[int, ...], ...]
     norm: str
     tie: str | None
@@ -45,9 +62,9 @@ class Edge:
         return self.source == INPUT
 
     @property
-    def first_step(self) -> int:
-        """The first step it can fire at: 0 for inputs and same-step (zero-delay) edges, else 1."""
-        return 0 if self.is_input or self.delay == 0 else 1
+    def usual_delay(self) -> int:
+        """The delay where the spec gives none: 0 from the input (the frame shown now), else 1."""
+        return usual_delay(self.source)
 
     def fires_until(self, last: int) -> tuple[int, ...]:
         return tuple(self.rule.resolve(last, first=self.first_step))
@@ -123,15 +140,16 @@ def lower_edges(spec: Spec, report: Reporter,
             report.error(again, f"edge {name!r} is defined twice (first at {format_path(first)})",
                          "give one of them a distinct 'name'")
             return
-        delay = getattr(props, "delay", 1)
-        first = 0 if source == INPUT or delay == 0 else 1
+        delay = getattr(props, "delay", None)
+        delay = usual_delay(source) if delay is None else delay
+        first = first_step(source, delay, spec.silence == "computed")
         resolved = resolve_op(report, "transition", props.op, op_loc, allow_imports)
         op, params = resolved if resolved else (None, None)
         if op is not None:
             defs[name] = op
         edge = Edge(
             name=name, source=source, target=target, op=op.name if op else props.op.name, params=params,
-            steps=tuple(rule.resolve(spec.steps, first)), delay=delay,
+            steps=tuple(rule.resolve(spec.steps, first)), delay=delay, first_step=first,
             share=getattr(props, "share", None) or defaults.share,
             norm=getattr(props, "norm", None) or defaults.norm,
             tie=getattr(props, "tie", None), rule=rule, loc=loc, written=props.op.name,

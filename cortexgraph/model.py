@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .analysis import INPUT, Analysis
+from .analysis import INPUT, ZEROS, Analysis
 from .describe import model_text
 from .ops.cell_registry import lookup_cell
 from .ops.cells import CellContext
@@ -140,6 +140,7 @@ class _Step:
     norms: tuple[nn.Module, ...]  # the batch norms it runs (frozen while a checkpoint recomputes the step)
     plan: tuple[Update, ...]  # the Plan's updates these are bound from, for hooks
     enters: bool  # an input edge fires: slot 0 must hold what is shown at this step
+    keeps: tuple[int, ...]  # slots that keep what is shown at this step, for delayed input edges to read later
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class _Program:
     readout: tuple[tuple[int, tuple[int, ...], int], ...]
     final: tuple[int, ...]  # the steps `model(x)` reads out at
     states: dict[tuple[str, int], int]  # (area, step) -> slot, for return_states
+    zeros: tuple[tuple[int, Shape], ...]  # (slot, shape): the zeros silent sources hold (silence: computed)
 
     @property
     def first_entry(self) -> int:
@@ -252,7 +254,9 @@ class CortexNet(nn.Module):
         keep = plan.prune == "none"
         wanted = set(plan.readout_steps) if plan.prune == "final" else None  # None: every step
         reads_out = plan.prune != "features"  # a features Plan keeps its targets' values instead
-        slot_of: dict[tuple[str, int], int] = {(INPUT, 0): 0}
+        slot_of: dict[tuple[str, int], int] = {}
+        kept_frames: dict[int, int] = {}  # step -> the slot that keeps what entered then, for delayed input edges
+        zeros_of: dict[str, int] = {}  # area -> the slot of the zeros it holds while silent (silence: computed)
         memory_of: dict[tuple[str, int], int] = {}  # (area, step) -> slot of the memory its cell returned
         slots = 1
         latest: dict[str, int] = {}
@@ -264,7 +268,18 @@ class CortexNet(nn.Module):
             for update in updates:
                 calls = []
                 for call in update.calls:
-                    src = slot_of[(call.source, call.reads)]
+                    if call.reads == ZEROS:
+                        if call.source not in zeros_of:
+                            zeros_of[call.source], slots = slots, slots + 1
+                        src = zeros_of[call.source]
+                    elif call.source != INPUT:
+                        src = slot_of[(call.source, call.reads)]
+                    elif call.reads == step:
+                        src = 0  # what enters now
+                    else:
+                        if call.reads not in kept_frames:
+                            kept_frames[call.reads], slots = slots, slots + 1
+                        src = kept_frames[call.reads]
                     last_use[src] = step
                     calls.append((self._module_of(call.weights), src, call.norm_step))
                 cell = None
@@ -301,9 +316,11 @@ class CortexNet(nn.Module):
                 read.add(0)  # a drive of zeros takes the batch size, device and type of the pre-net's output
             reads = tuple(sorted(read - set(made)))  # zero-delay edges read values made earlier in the step
             enters = any(src == 0 for _, calls, _ in updates for _, src, _ in calls)
+            keeps = tuple(slot for shown, slot in kept_frames.items() if shown == step)
             program.append(_Step(updates, reads, tuple(frees.get(step, ())), made, norms, plan.schedule[step],
-                                 enters))
-        return _Program(slots, tuple(program), tuple(readout), plan.readout_steps, states)
+                                 enters, keeps))
+        zeros = tuple((slot, plan.shapes[area]) for area, slot in zeros_of.items())
+        return _Program(slots, tuple(program), tuple(readout), plan.readout_steps, states, zeros)
 
     def _bind_cell(self, plan: Plan, update: Update, slot_of: dict, memory_of: dict,
                    slots: int) -> tuple[_Cell, int]:
@@ -483,10 +500,14 @@ class CortexNet(nn.Module):
         values: list[Tensor | None] = [None] * program.slots
         shown = _Shown(self, x, mask, around)
         values[0] = shown.at(program.first_entry)  # (at steps nothing enters, its shape serves drives of zeros)
+        for slot, shape in program.zeros:
+            values[slot] = values[0].new_zeros((values[0].shape[0], *shape))
         recompute = self.checkpoint and self.training and torch.is_grad_enabled() and around is None
         for t, step in enumerate(program.steps):
             if step.enters:
                 values[0] = shown.at(t)
+            for slot in step.keeps:
+                values[slot] = shown.at(t)
             if around is not None:
                 for (dst, calls, cell), update in zip(step.updates, step.plan):
                     values[dst] = _update_hooked(calls, cell, update, values, around)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal, NamedTuple
 
-from .analysis import INPUT, Analysis, AreaCell, Edge, Timeline, live
+from .analysis import INPUT, ZEROS, Analysis, AreaCell, Edge, Timeline, live
 from .collector import collector_paused
 from .errors import Problem
 from .ops.norm_spec import NormSpec
@@ -210,7 +210,10 @@ def _update_text(update: Update, step: int) -> str:
 
 
 def _term(call: Call, step: int) -> str:
-    source = call.source if call.source == INPUT else f"{call.source}@{call.reads}"
+    if call.source == INPUT:  # the frame shown now, or `delay` steps earlier
+        source = INPUT if call.reads == step else f"{INPUT}@{call.reads}"
+    else:  # a value of the source; under silence: computed, the zeros it holds while silent
+        source = "0" if call.reads == ZEROS else f"{call.source}@{call.reads}"
     reused = f" [norm of step {call.norm_step}]" if call.norm_step != step else ""
     return f"{call.weights.name}({source}){reused}"
 

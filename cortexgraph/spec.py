@@ -225,7 +225,9 @@ class _EdgeProps(Model):
     op: OpRef
     name: EdgeName | None = None
     at: Steps = StepRule(word="all")
-    delay: NonNegativeInt = 1  # 0: the source's value of the same step (a sweep within one step)
+    # Steps between a value and its use: the source's value of step t - delay (0: a sweep within one step);
+    # from `input`, the frame shown at t - delay. Default: 1, and 0 from `input` (the frame shown now).
+    delay: NonNegativeInt | None = None
     share: Share | None = None
     norm: NormSetting | None = None
     tie: EdgeName | None = None
@@ -414,9 +416,10 @@ class Spec(Model):
     transitions: Matrix = Field(default_factory=dict)
     schedule: list[Phase] = Field(default_factory=list)
     readout: Readout
-    # Before its first update an area is silent: `absent` (a silent source contributes nothing) or `zeros`
-    # (the convention of CORnet-R/RT, tnn and PyTorchTNN: every cell other than `sum` runs from step 0).
-    silence: Literal["absent", "zeros"] = "absent"
+    # Before its first update an area is silent: `absent` (a silent source contributes nothing), `zeros`
+    # (CORnet-R/RT's convention: every area holds 0, and every cell other than `sum` runs from step 0), or
+    # `computed` (PyTorchTNN's: as zeros, and an edge whose source is silent runs on its zeros, f(0)).
+    silence: Literal["absent", "zeros", "computed"] = "absent"
     checkpoint: bool = False  # activation checkpointing across steps: less memory in training, more time
 
     _source: SourceMap | None = PrivateAttr(default=None)

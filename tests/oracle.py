@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 INPUT = "input"
+SILENT = -1  # the step a firing reads where its source is silent and silence: computed runs it on zeros
 ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu, "silu": F.silu, "elu": F.elu,
                "none": lambda x: x}
 PREACTIVATION = {"residual", "preact"}
@@ -70,7 +71,7 @@ class Edge:
     share: Any
     norm: str
     tie: str | None
-    first: int  # 0 for inputs and zero-delay edges, 1 for other edges
+    first: int  # an input edge's delay, 0 for zero-delay edges, 1 for other edges
     modulating: bool = False  # scales the target's drive by 1 + g(M) instead of adding to it
     activation: str | None = None  # the op's nonlinearity where not the spec's
 
@@ -116,7 +117,9 @@ class Oracle:
         self.cells = {name: _op(a.get("cell", "sum")) for name, a in doc["areas"].items()}
         self.gain = {name: torch.tanh if a.get("modulation") == "tanh" else (lambda m: m)
                      for name, a in doc["areas"].items()}
-        self.zeros = doc.get("silence", "absent") == "zeros"
+        # silence: zeros and computed run cells from step 0; computed also runs edges on a silent source's zeros
+        self.zeros = doc.get("silence", "absent") in ("zeros", "computed")
+        self.computed = doc.get("silence", "absent") == "computed"
         self.ill_conditioned = False  # a batch norm in training has seen a constant map (see _bn)
         self.edges = self._read_edges(defaults)
         self.groups = self._make_groups()
@@ -134,14 +137,16 @@ class Oracle:
         for area, rule in self.doc["inputs"].items():
             rule = rule if isinstance(rule, dict) and {"at", "op"} & set(rule) else {"at": rule}
             name, params = _op(rule.get("op", "identity"))
-            edges.append(Edge(f"{INPUT}->{area}", INPUT, area, name, params, rule.get("at", "once"), 1,
+            edges.append(Edge(f"{INPUT}->{area}", INPUT, area, name, params, rule.get("at", "once"), 0,
                               defaults.get("share", "time"), defaults.get("norm", "per_step"), None, 0))
         for e in self.doc.get("edges", []):
             name, params = _op(e["op"])
+            # an input edge carries the frame shown `delay` steps earlier (default 0), from step `delay`
+            delay = e.get("delay", 0 if e["from"] == INPUT else 1)
             edges.append(Edge(e.get("name", f"{e['from']}->{e['to']}"), e["from"], e["to"], name, params,
-                              e.get("at", "all"), e.get("delay", 1), e.get("share", defaults.get("share", "time")),
+                              e.get("at", "all"), delay, e.get("share", defaults.get("share", "time")),
                               e.get("norm", defaults.get("norm", "per_step")), e.get("tie"),
-                              0 if e["from"] == INPUT or e.get("delay", 1) == 0 else 1,
+                              delay if e["from"] == INPUT else 0 if delay == 0 or self.computed else 1,
                               e.get("modulating", False), e.get("activation")))
         return edges
 
@@ -162,11 +167,13 @@ class Oracle:
                 changed, now = False, {}
                 for edge in firing:
                     if edge.source == INPUT:
-                        reads = 0
+                        reads = t - edge.delay  # the step whose frame it carries
                     elif edge.delay == 0:
                         reads = t if edge.source in now_before else timeline.version(edge.source, t)
                     else:
                         reads = timeline.version(edge.source, t - edge.delay)
+                    if reads is None and self.computed:
+                        reads = SILENT  # the zeros a silent source holds, run through the edge
                     if reads is not None:  # a silent source contributes nothing
                         now.setdefault(edge.target, []).append((edge, reads))
                 # A cell other than `sum` runs at every step from its arrival (from step 0 under zeros);
@@ -504,14 +511,17 @@ class Oracle:
             stack = list(needed)
             while stack:
                 a, v = stack.pop()
-                reads_of = [(e.source, r) for e, r in timeline.updates[v][a] if e.source != INPUT]
+                reads_of = [(e.source, r) for e, r in timeline.updates[v][a] if e.source != INPUT and r != SILENT]
                 if self.stateful(a) and v and timeline.version(a, v - 1) is not None:
                     reads_of.append((a, timeline.version(a, v - 1)))  # the cell's state
                 for need in reads_of:
                     if need not in needed:
                         needed.add(need)
                         stack.append(need)
-        values = {(INPUT, 0): self._prenet(x, training)}
+        entering = self._prenet(x, training)  # one image: the same frame at every step
+        values = {(INPUT, t): entering for t in range(last + 1)}
+        values |= {(a, SILENT): torch.zeros(x.shape[0], *shape, dtype=self.dtype)
+                   for a, shape in self.shapes.items() if a != INPUT}
         memory: dict[tuple[str, int], Tensor | None] = {}  # cells' memories (an LSTM's c), by (area, step)
         for t, now in enumerate(timeline.updates):
             waiting = [(a, firings) for a, firings in now.items() if (a, t) in needed]

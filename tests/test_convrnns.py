@@ -40,17 +40,17 @@ def _gated(cell: str, w, area: str, d, h, c):
 
 
 def gated_stream(cell: str, w, x):
-    """tnn's convention: every area runs from step 0 on zeros; a drive reads the area below at t - 1."""
+    """PyTorchTNN's convention (`TemporalGraph.forward`): every area runs from step 0, its drive the conv and
+    ReLU of the area below at t - 1, and at step 0 of the zeros that area held (relu of the conv's bias)."""
     h, c, readout = {}, {}, None
     for t in range(STEPS + 1):
         new = {}
         for i, area in enumerate(AREAS):
             if i == 0:
                 d = F.relu(_conv(w, "edges.input->V1.conv", x))
-            elif t == 0:  # nothing below has a value yet: a drive of zeros (V2: 64 x 16 x 16, ...)
-                d = torch.zeros(x.shape[0], 32 << i, 32 >> i, 32 >> i, dtype=x.dtype)
-            else:
-                d = F.relu(_conv(w, f"edges.{AREAS[i - 1]}->{area}.conv", h[AREAS[i - 1]], stride=2))
+            else:  # the area below at t - 1; before step 0, the zeros it held (V1: 32 x 32 x 32, ...)
+                below = h[AREAS[i - 1]] if t else torch.zeros(x.shape[0], 16 << i, 64 >> i, 64 >> i, dtype=x.dtype)
+                d = F.relu(_conv(w, f"edges.{AREAS[i - 1]}->{area}.conv", below, stride=2))
             new[area], c[area] = _gated(cell, w, area, d, h.get(area), c.get(area))
         h = new
         readout = h["IT"]
@@ -84,6 +84,8 @@ def test_each_stream_computes_its_equations(name):
         for pname, p in model.named_parameters():
             if pname.endswith("raw_tau"):
                 p.uniform_(-1, 2)  # a different tau per channel
+            elif pname.endswith("bias"):
+                p.uniform_(-0.5, 0.5)  # not the init's zeros: step 0 of silence: computed starts from relu(bias)
     params = dict(model.named_parameters())
     w = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
     x = torch.randn(2, 3, 32, 32, dtype=torch.float64)

@@ -36,6 +36,11 @@ def test_python_blocks_run_as_written(code, tmp_path, monkeypatch):
         from tests.test_cornet_family import CORnetR, _published
 
         torch.save({"state_dict": _published(CORnetR(same_step=False))}, "cornet_rt-933c001c.pth")
+    blt_file = "b64_l_1_t_0_ltinteract_additive_T_10_ltposition_all_num_1.pth"
+    if blt_file in code:  # the lab's BL layout (train_net.py's flags), with random weights
+        from tests.test_blt import BLTNet64
+
+        torch.save(BLTNet64(lateral_connections=True, topdown_connections=False).state_dict(), blt_file)
     with contextlib.redirect_stdout(io.StringIO()):
         exec(compile(code, "<README>", "exec"), {})
 

@@ -88,7 +88,7 @@ def specs(draw: st.DrawFn) -> dict:
         if draw(st.integers(0, 3)) == 0:
             area["modulation"] = "tanh"
     if draw(st.integers(0, 2)) == 0:
-        doc["silence"] = "zeros"
+        doc["silence"] = draw(st.sampled_from(["zeros", "computed"]))
     if draw(st.booleans()):
         doc["input"] = {"channels": 1, "size": 4}
         doc["prenet"] = [{"conv": {"out": shapes["A"][0]}}]
@@ -106,6 +106,8 @@ def specs(draw: st.DrawFn) -> dict:
         seen[(source, target)] = seen.get((source, target), 0) + 1
         if seen[(source, target)] > 1 or source == INPUT:  # (inputs.A is edge input->A)
             edge["name"] = f"{source}->{target}+{seen[(source, target)]}"
+        if source == INPUT and draw(st.booleans()):
+            edge["delay"] = draw(st.integers(1, 2))  # the frame shown earlier, from step `delay`
         if source != INPUT:
             edge["at"] = draw(_rules(steps))
             forward = names.index(source) < names.index(target)  # zero delay only down the chain: no cycle
@@ -114,8 +116,8 @@ def specs(draw: st.DrawFn) -> dict:
             edge["modulating"] = draw(st.integers(0, 2)) == 0  # never the chain's: every area keeps a drive
         if source != INPUT and draw(st.integers(0, 3)) == 0:
             edge["activation"] = "none"  # a signed contribution
-        edge["share"] = draw(_share(edge.get("at", "all") if source != INPUT else [], steps,
-                                    0 if edge.get("delay") == 0 else 1))
+        first = 0 if edge.get("delay") == 0 or doc.get("silence") == "computed" else 1  # (steps_of's `first`)
+        edge["share"] = draw(_share(edge.get("at", "all") if source != INPUT else [], steps, first))
         edge["norm"] = draw(st.sampled_from(["per_step", "shared", "none"]))
         edges.append(edge)
     _tie_some(draw, edges, shapes)
@@ -297,10 +299,21 @@ EXAMPLES = [  # the shapes a hand-written loop gets wrong first, kept whatever h
      "areas": {"A": {"channels": 2, "size": 4}, "B": {"channels": 3, "size": 2}}, "inputs": {"A": "every"},
      "edges": [{"from": "A", "to": "B", "op": "down", "at": [2, 3]}, {"from": "A", "to": "A", "op": "conv"}],
      "readout": {"area": ["B", "A"], "step": [2, 3], "head": {"classes": 3, "norm": "per_step"}}},
+    # silence: computed: at step 0 B's edges run on the zeros A held before (relu of their biases), as
+    # PyTorchTNN runs each area's pre-memory conv on zeros; C's feedback edge from B reads B's zeros too
+    {"cortexgraph": 1, "name": "computed", "steps": 3, "silence": "computed", "input": {"channels": 2, "size": 4},
+     "areas": {"A": {"channels": 2, "size": 4}, "B": {"channels": 3, "size": 4, "cell": {"gru": {"kernel": 1}}},
+               "C": {"channels": 2, "size": 4}},
+     "inputs": {"A": "every"},
+     "edges": [{"from": "A", "to": "B", "op": {"conv": {"kernel": 1, "bias": True}}, "norm": "none"},
+               {"from": "B", "to": "C", "op": {"conv": {"kernel": 1, "bias": True}}, "norm": "none", "delay": 2},
+               {"from": "C", "to": "A", "op": {"conv": {"kernel": 1, "bias": True}}, "norm": "none"}],
+     "readout": {"area": "C", "step": [0, 3], "head": {"classes": 3}}},
 ]
 
 
 @given(specs())
+@example(EXAMPLES[-1])
 @example(EXAMPLES[0])
 @example(EXAMPLES[1])
 @example(EXAMPLES[2])

@@ -5,7 +5,7 @@ the pre-net run once per distinct frame."""
 import pytest
 import torch
 
-from cortexgraph import SpecError, build, compile
+from cortexgraph import SpecError, build, compile, draw
 from cortexgraph.model import InputError
 
 from .helpers import randomize_norms
@@ -177,8 +177,6 @@ def test_moving_digits_slide_across_one_frame_per_step(tmp_path):
 
 
 def test_drawings_show_what_enters_when():
-    from cortexgraph import draw
-
     masked = spec({"show": {"to": 1}, "then": "mask"})
     assert "shown at steps 0-1, then a mask" in draw(masked).source
     unrolled = draw(masked, "unrolled").source
@@ -217,3 +215,36 @@ def test_stimuli_trace_as_one_graph(stimulus):
     compiled = torch.compile(model, fullgraph=True, backend="eager")  # fails on any graph break
     with torch.no_grad():
         torch.testing.assert_close(compiled(x, **kwargs), model(x, **kwargs))
+
+
+DELAYED = {"cortexgraph": 1, "name": "delayed", "steps": 4, "input": {"channels": 1, "size": 2,
+                                                                       "stimulus": {"frames": "hold"}},
+           "areas": {"B": {"channels": 1, "size": 2}, "C": {"channels": 1, "size": 2}}, "inputs": {"C": "every"},
+           "edges": [{"from": "input", "to": "B", "op": "identity", "delay": 2, "at": "all"},
+                     {"from": "B", "to": "C", "op": "identity"}],
+           "readout": {"area": "C", "head": {"classes": 2}}}
+
+
+def test_an_input_edge_of_delay_d_carries_the_frame_shown_d_steps_earlier():
+    from cortexgraph import analyze, load_spec
+
+    frames = torch.arange(5.0).reshape(1, 5, 1, 1, 1).expand(1, 5, 1, 2, 2)
+    _, states = build(DELAYED)(frames, return_states=True)
+    assert {t: float(states[("B", t)][0, 0, 0, 0]) for t in range(5) if ("B", t) in states} == {2: 0, 3: 1, 4: 2}
+    # C: frame t, plus B of the step before (identity edges of the usual delay 1)
+    assert [float(states[("C", t)][0, 0, 0, 0]) for t in range(5)] == [0, 1, 2, 3 + 0, 4 + 1]
+    analysis = analyze(load_spec(DELAYED))
+    assert analysis.arrival["B"] == 2
+    assert "@ 2-4, delay 2" in draw(DELAYED).source
+    unrolled = draw(DELAYED, "unrolled").source  # C at step 4 reads B at 3, which carries frame 1
+    assert '"input@1" -> "B@3"' in unrolled and '"input@4" -> "C@4"' in unrolled
+
+
+def test_an_input_edge_cannot_fire_before_its_first_frame_arrives():
+    doc = {**DELAYED, "edges": [{**DELAYED["edges"][0], "at": [1, 3]}, DELAYED["edges"][1]]}
+    with pytest.raises(SpecError) as caught:
+        compile(doc)
+    assert str(caught.value) == (
+        "<spec>:1:1: edges[0].at: an input edge of delay 2 carries the frame shown 2 steps earlier, so it cannot "
+        "fire before step 2 (it is written to fire at step 1) (let it fire from step 2 ('at: all' does), or lower "
+        "its delay)")

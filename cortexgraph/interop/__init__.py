@@ -64,7 +64,7 @@ def load_blt(name: str, weights: Any, spec: Any = None, allow_nonfinite: bool = 
     state_dict = pooled_as_maps(read_state_dict(weights))
     unused = [key for key in NEVER_USED if key in state_dict]
     if unused:
-        warnings.warn(f"BLT_net_64 holds {' and '.join(unused)} but its forward never uses them: not loaded",
+        warnings.warn(f"not loaded: {' and '.join(unused)}, which BLT_net_64 holds but its forward never uses",
                       UserWarning, stacklevel=2)
         state_dict = {k: v for k, v in state_dict.items() if k not in unused}
     if spec is None:
