@@ -219,7 +219,7 @@ def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int, runnin
     versions: dict[str, list[int]] = {area: [] for area in areas}
     versions[INPUT] = [0]
     rank = same_step_order(edges, areas)
-    modulated = any(e.modulating for e in edges)
+    modulated = any(not e.drives for e in edges)
     always, fires_at = [], [[] for _ in range(steps + 1)]
     same_step: list[list[tuple]] = [[] for _ in range(steps + 1)]
     for edge in edges:
@@ -275,11 +275,11 @@ def build_timeline(edges: tuple[Edge, ...], areas: list[str], steps: int, runnin
                     else:
                         continue
                     firings = firings + [(edge, reads)]
-                if area in runs or any(not e.modulating for e, _ in firings):
+                if area in runs or any(e.drives for e, _ in firings):
                     settled[area] = firings
             now = settled
-        elif modulated:  # modulating edges alone change nothing
-            now = {a: f for a, f in now.items() if a in runs or any(not e.modulating for e, _ in f)}
+        elif modulated:  # modulating edges (and cells' inputs) alone change nothing
+            now = {a: f for a, f in now.items() if a in runs or any(e.drives for e, _ in f)}
         for area in now:
             versions[area].append(t)
         updates.append(now)
@@ -340,6 +340,7 @@ class _Checker(Reporter):
         cells = lower_cells(spec, self)
         self.check_edges(edges, shapes)
         self.check_drive(edges, cells)
+        self.check_linear_loops(edges, cells)
         self.check_ties(edges, shapes)
         self.check_same_step(edges)
         self.check_settings()
@@ -534,15 +535,53 @@ class _Checker(Reporter):
                            "tied edges need the same op, parameters and channels")
 
     def check_drive(self, edges: tuple[Edge, ...], cells: dict[str, AreaCell]) -> None:
-        """Modulating edges scale a drive: an area they reach needs a driving edge too."""
-        driven = {e.target for e in edges if not e.modulating}
+        """Modulating edges scale a drive: an area they reach needs a driving edge too. An edge `into` a cell's
+        input needs a cell that has that input."""
+        driven = {e.target for e in edges if e.drives}
         for edge in edges:
+            if edge.into is not None:
+                self.check_into(edge, cells.get(edge.target), edge.target in driven)
             if edge.modulating and edge.target not in driven and edge.target in self.spec.areas:
                 cell = cells.get(edge.target)
                 what = f"its {cell.name} cell runs" if cell is not None and not cell.is_sum else "it is"
                 self.error(edge.loc + ("modulating",) if edge.loc[0] == "edges" else edge.loc,
                            f"area {edge.target!r} is fed only by modulating edges, so {what} on a drive of 0",
                            "add a driving edge into it, or drop 'modulating' from one of its edges")
+
+    def check_into(self, edge: Edge, cell: AreaCell | None, driven: bool) -> None:
+        loc = edge.loc + ("into",) if edge.loc + ("into",) in self.source.values else edge.loc
+        if cell is None:
+            return  # an unknown area or cell: reported already
+        inputs = cell.inputs
+        if edge.modulating:
+            self.error(loc, f"edge {edge.name!r} both modulates the drive and goes into the cell's {edge.into!r}",
+                       "drop 'modulating' or 'into'")
+        elif edge.into not in inputs:
+            has = (f"its inputs besides the drive: {', '.join(inputs)}" if inputs else
+                   "it has no input besides the drive")
+            self.error(loc, f"edge {edge.name!r} goes into {edge.into!r}, which area {edge.target!r}'s {cell.name} "
+                            f"cell does not have", f"{has}; the rgc cell has out_gate")
+        elif not driven:
+            self.error(loc, f"area {edge.target!r} is fed only through its cell's {edge.into!r}, so its {cell.name} "
+                            "cell runs on a drive of 0", "add a driving edge into it")
+
+    def check_linear_loops(self, edges: tuple[Edge, ...], cells: dict[str, AreaCell]) -> None:
+        """A recurrent loop with no nonlinearity on it (linear edges into areas whose cells are linear) is a
+        linear system: its values decay or grow geometrically with the steps. A warning, as it may be meant."""
+        linear = {area for area, cell in cells.items() if cell.nonlinearity == "none"}
+        graph = nx.MultiDiGraph()
+        for edge in edges:
+            if edge.is_linear and edge.drives and edge.source in linear and edge.target in linear:
+                graph.add_edge(edge.source, edge.target, edge=edge)
+        for group in nx.strongly_connected_components(graph):  # one loop of each group of areas
+            try:
+                cycle = [graph.edges[u, v, k]["edge"] for u, v, k in nx.find_cycle(graph.subgraph(group))]
+            except nx.NetworkXNoCycle:
+                continue
+            loop = " -> ".join([cycle[0].source] + [e.target for e in cycle])
+            self.warn(cycle[0].loc, f"the loop {loop} has no nonlinearity (its edges are linear and its areas' "
+                                    "cells add none), so its values decay or grow geometrically with the steps",
+                      "give an edge an activation, or its areas a cell with one, e.g. cell: {act: {act: relu}}")
 
     def check_same_step(self, edges: tuple[Edge, ...]) -> None:
         cycle = zero_delay_cycle(edges)

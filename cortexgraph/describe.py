@@ -35,7 +35,7 @@ def op_text(edge: Edge) -> str:
     text = op_text_of(edge.written or edge.op, edge.params)
     if edge.activation == "none" and not edge.is_input:
         text += ", linear" if edge.norm.policy == "none" else ", no activation"
-    return text + (", modulating" if edge.modulating else "")
+    return text + (", modulating" if edge.modulating else "") + (f", into {edge.into}" if edge.into else "")
 
 
 def op_text_of(name: str, params: Any) -> str:

@@ -421,7 +421,7 @@ def _matrix(plan: Plan) -> graphviz.Digraph:
     g = _base(f"{spec.name}-matrix", "TB")
     g.attr(label=f"{spec.name}: transition matrix", labelloc="t", fontsize="13")
     g.node("matrix", f"<{table}>", shape="plaintext")
-    if any(e.steps != tuple(range(0 if e.is_input else 1, spec.steps + 1)) for e in plan.edges.values()):
+    if any(e.steps != tuple(range(e.first_step, spec.steps + 1)) for e in plan.edges.values()):  # (every_step)
         g.node("timeline", f"<{_timeline(plan)}>", shape="plaintext")
         g.edge("matrix", "timeline", style="invis")
     return g

@@ -11,13 +11,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import Loc, Problem, SpecError, format_path
-from .ops.cell_registry import CellDef, lookup_cell
+from .ops.cell_registry import ACT, CELL_ACTIVATION, CellDef, lookup_cell
 from .ops.registry import OpDef, Params, UnknownOp, lookup
 from .source import SourceMap
 from .spec import Spec, located_errors
 from .step_rules import StepRule
 
 INPUT = "input"  # the pre-net's output, a source present at every step
+LINEAR_OPS = ("identity", "avgpool")  # ops that apply no activation
 ZEROS = -1  # the step a call reads where its source is silent and `silence: computed` runs it on zeros
 
 
@@ -56,10 +57,21 @@ class Edge:
     written: str = field(compare=False, default="")  # the op's name as the spec wrote it (maybe an alias)
     activation: str = "relu"  # the op's nonlinearity (none, with norm none: a linear edge, which can inhibit)
     modulating: bool = False  # its contributions scale the target's drive (1 + g(M)) instead of adding to it
+    into: str | None = None  # a named input of the target's cell that its contributions add into, not the drive
+
+    @property
+    def drives(self) -> bool:
+        """Its contributions add into the target's drive (neither modulating nor into a cell's input)."""
+        return not self.modulating and self.into is None
 
     @property
     def is_input(self) -> bool:
         return self.source == INPUT
+
+    @property
+    def is_linear(self) -> bool:
+        """Its contribution is linear (affine) in its source's value: no activation, or an op without one."""
+        return self.activation == "none" or self.op in LINEAR_OPS
 
     @property
     def usual_delay(self) -> int:
@@ -80,7 +92,9 @@ class AreaCell:
     runs_every_step: bool  # False for `sum`, which updates where something fires
     reads_state: bool  # its new value depends on its previous one
     modulation: str  # g in the gain 1 + g(M) of modulating edges: identity or tanh
-    activation: str  # the spec's activation, for cells that take it as their default
+    activation: str  # its `act`, where it has one (relu unless given)
+    nonlinearity: str  # what makes it nonlinear ("none": it is linear; see CellDef)
+    inputs: tuple[str, ...] = ()  # its named inputs besides the drive, which edges reach with `into`
 
     @property
     def is_sum(self) -> bool:
@@ -154,7 +168,7 @@ def lower_edges(spec: Spec, report: Reporter,
             norm=getattr(props, "norm", None) or defaults.norm,
             tie=getattr(props, "tie", None), rule=rule, loc=loc, written=props.op.name,
             activation=getattr(props, "activation", None) or defaults.activation,
-            modulating=getattr(props, "modulating", False))
+            modulating=getattr(props, "modulating", False), into=getattr(props, "into", None))
         found[name] = edge
 
     def op_loc(loc: Loc) -> Loc:
@@ -210,6 +224,8 @@ def lower_cells(spec: Spec, report: Reporter) -> dict[str, AreaCell]:
         except ValidationError as exc:
             report.problems.extend(located_errors(exc, report.source, loc + (a.cell.name,), cell.params))
             continue
-        act = getattr(params, "act", None) or spec.defaults.activation
-        cells[area] = AreaCell(area, cell.name, params, cell.runs_every_step, cell.reads_state, a.modulation, act)
+        act = getattr(params, "act", None) or CELL_ACTIVATION  # defaults.activation is the edges'
+        nonlinearity = act if cell.nonlinearity == ACT else cell.nonlinearity
+        cells[area] = AreaCell(area, cell.name, params, cell.runs_every_step, cell.reads_state, a.modulation, act,
+                               nonlinearity, cell.inputs)
     return cells

@@ -90,13 +90,14 @@ class Head(nn.Module):
 
 
 Calls = tuple[tuple[nn.Module, int, int], ...]  # (module, slot read, norm step) summed into one value
+DRIVES, MODULATES = "", "*"  # what a call's output adds into: the drive, or its gain (else a cell's named input)
 
 
 class _Cell(NamedTuple):
     """What an update does besides summing its calls: modulation, and a cell other than `sum`."""
 
     cell: nn.Module | None  # None: the `sum` cell (the update only has modulating calls)
-    modulating: tuple[bool, ...]  # per call: does it modulate the drive (else it drives)
+    roles: tuple[str, ...]  # per call: DRIVES, MODULATES (the drive's gain), or the cell input it adds into
     gain: Callable[[Tensor], Tensor]  # g in the drive's gain 1 + g(M)
     prev: int  # slot of the value the cell reads as its state; -1: none (zeros)
     memory_in: int  # slot of the memory it returned last time; -1: none
@@ -283,7 +284,7 @@ class CortexNet(nn.Module):
                     last_use[src] = step
                     calls.append((self._module_of(call.weights), src, call.norm_step))
                 cell = None
-                if update.cell is not None or any(c.edge.modulating for c in update.calls):
+                if update.cell is not None or not all(c.edge.drives for c in update.calls):
                     cell, slots = self._bind_cell(plan, update, slot_of, memory_of, slots)
                     for read in (cell.prev, cell.memory_in):
                         if read >= 0:
@@ -334,8 +335,8 @@ class CortexNet(nn.Module):
             slots += 1
         gain = torch.tanh if plan.area_cells[update.area].modulation == "tanh" else _identity
         module = self.cells[update.area] if update.cell is not None else None
-        flags = tuple(c.edge.modulating for c in update.calls)
-        return _Cell(module, flags, gain, prev, memory_in, memory_out, update.cell_step,
+        roles = tuple(MODULATES if c.edge.modulating else c.edge.into or DRIVES for c in update.calls)
+        return _Cell(module, roles, gain, prev, memory_in, memory_out, update.cell_step,
                      plan.shapes[update.area]), slots
 
     def forward(self, x: Tensor, steps: int | None = None, readout: str | None = None,
@@ -655,19 +656,17 @@ def _call(module: nn.Module, step: int, x: Tensor) -> Tensor:
 def _run_cell(cell: _Cell, calls: Calls, values: Any, around: Around | None = None,
               update: Update | None = None) -> Tensor:
     """An update with modulating calls or a cell: `D = (sum of driving calls) * (1 + g(sum of modulating
-    calls))`, then the cell on D (zeros where nothing drives) and the area's previous value and memory. With
-    a hook, each call and the cell run through `around`."""
-    drive = gain = None
-    for i, ((module, src, norm_step), modulating) in enumerate(zip(calls, cell.modulating)):
+    calls))`, then the cell on D (zeros where nothing drives), the area's previous value and memory, and the
+    sums of the calls into each of its named inputs. With a hook, each call and the cell run through `around`."""
+    sums: dict[str, Tensor] = {}  # DRIVES, MODULATES, and each named input of the cell
+    for i, ((module, src, norm_step), role) in enumerate(zip(calls, cell.roles)):
         if around is None:
             out = module(values[src], norm_step)
         else:
             site = Site("call", update.step, update.area, update.calls[i])
             out = around(site, partial(_call, module, norm_step), values[src])
-        if modulating:
-            gain = out if gain is None else gain + out
-        else:
-            drive = out if drive is None else drive + out
+        sums[role] = out if role not in sums else sums[role] + out
+    drive, gain = sums.pop(DRIVES, None), sums.pop(MODULATES, None)
     if gain is not None and drive is not None:
         drive = drive * (1 + cell.gain(gain))
     if cell.cell is None:
@@ -676,12 +675,13 @@ def _run_cell(cell: _Cell, calls: Calls, values: Any, around: Around | None = No
         drive = values[0].new_zeros((values[0].shape[0], *cell.shape))
     h = values[cell.prev] if cell.prev >= 0 else None
     memory = values[cell.memory_in] if cell.memory_in >= 0 else None
-    run = partial(_cell_value, cell, h, memory, values)
+    run = partial(_cell_value, cell, h, memory, values, sums)
     return run(drive) if around is None else around(Site("cell", update.step, update.area), run, drive)
 
 
-def _cell_value(cell: _Cell, h: Tensor | None, memory: Any, values: Any, drive: Tensor) -> Tensor:
-    value, memory = cell.cell(drive, h, memory, cell.step)
+def _cell_value(cell: _Cell, h: Tensor | None, memory: Any, values: Any, inputs: dict[str, Tensor],
+                drive: Tensor) -> Tensor:
+    value, memory = cell.cell(drive, h, memory, cell.step, **inputs)
     if cell.memory_out >= 0:
         values[cell.memory_out] = memory
     return value

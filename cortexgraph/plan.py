@@ -21,9 +21,21 @@ from typing import Literal, NamedTuple
 from .analysis import INPUT, ZEROS, Analysis, AreaCell, Edge, Timeline, live
 from .collector import collector_paused
 from .errors import Problem
-from .ops.norm_spec import NormSpec
+from .ops.cell_registry import lookup_cell
+from .ops.norm_spec import NO_NORM, NormSpec
 from .ops.registry import Params, Shape
-from .sizes import Size, cell_size, check_size, edge_set_size, head_size, prenet_size, unshared_size
+from .sizes import (
+    Size,
+    cell_size,
+    cell_weights,
+    check_size,
+    edge_set_size,
+    edge_weights,
+    has_step_norms,
+    head_size,
+    prenet_size,
+    unshared_size,
+)
 from .spec import Spec
 
 Prune = Literal["final", "anytime", "none", "features"]
@@ -42,6 +54,7 @@ class WeightSet:
     steps: tuple[int, ...]  # the steps at which it computes, up to the horizon: its per-step norms
     tie: str | None = None  # path of the set whose weights it uses
     size: Size = Size()  # its parameters and norm statistics (borrowed weights not counted)
+    per_step: bool = True  # it has a norm per step (else one set of weights and norms serves every step)
 
     @property
     def name(self) -> str:
@@ -83,6 +96,7 @@ class CellSet:
     name: str  # the registered cell
     steps: tuple[int, ...]  # the steps at which it runs, up to the horizon: its per-step norms
     size: Size = Size()
+    per_step: bool = True  # it has a norm per step (else it serves every step as it is)
 
     @property
     def path(self) -> str:
@@ -197,16 +211,20 @@ class Plan:
 
 
 def _update_text(update: Update, step: int) -> str:
-    """`A->B(A@0) + C->B(C@1)`; with modulating edges `(...) * (1 + g(...))`; with a cell `gru(..., B@1)`."""
-    drive = " + ".join(_term(c, step) for c in update.calls if not c.edge.modulating)
+    """`A->B(A@0) + C->B(C@1)`; with modulating edges `(...) * (1 + g(...))`; with a cell `gru(..., B@1)`,
+    and its named inputs `rgc(..., out_gate=A->B:gate(A@0))`."""
+    drive = " + ".join(_term(c, step) for c in update.calls if c.edge.drives)
     gain = " + ".join(_term(c, step) for c in update.calls if c.edge.modulating)
     if gain:
         drive = f"({drive}) * (1 + g({gain}))"
     if update.cell is None:
         return drive
     state = f", {update.area}@{update.prev}" if update.prev is not None else ""
+    inputs = {c.edge.into: "" for c in update.calls if c.edge.into}
+    named = "".join(f", {name}=" + " + ".join(_term(c, step) for c in update.calls if c.edge.into == name)
+                    for name in inputs)
     reused = f" [norm of step {update.cell_step}]" if update.cell_step != step else ""
-    return f"{update.cell.name}({drive or '0'}{state}){reused}"
+    return f"{update.cell.name}({drive or '0'}{state}{named}){reused}"
 
 
 def _term(call: Call, step: int) -> str:
@@ -251,7 +269,8 @@ def weight_sets(analysis: Analysis) -> dict[str, WeightSet]:
             if steps or edge.name in tie_targets:  # a tie target holds weights even if it never runs itself
                 tie = f"edges.{edge.tie}" if edge.tie else None
                 sets.append(WeightSet(edge.name, None, steps, tie,
-                                      edge_set_size(analysis, edge, len(steps), tie is not None)))
+                                      edge_set_size(analysis, edge, len(steps), tie is not None),
+                                      has_step_norms(edge_weights(analysis, edge), edge.norm)))
         elif edge.share == "none":
             one = edge_set_size(analysis, edge, 1, False)
             sets += [WeightSet(edge.name, f"t{t}", (t,), size=one) for t in steps]
@@ -282,6 +301,8 @@ class _WeightsAt:
         if wset is not None:
             return wset, step
         latest = self.latest.get(edge.name)
+        if latest is not None and latest.key is None and not latest.per_step:
+            return latest, step  # one set of weights and norms for every step: nothing is missing past the horizon
         if latest is not None and step > self.last and self.policy == "reuse_last":
             return latest, latest.steps[-1] if latest.steps else step
         if latest is None:  # it computes only past the steps the model was built for: nothing was made for it
@@ -310,12 +331,14 @@ def cell_sets(analysis: Analysis) -> dict[str, CellSet]:
             continue
         ran = timeline.versions[area]
         steps = tuple(t for t in ran if t <= last) or tuple(ran[:1])
-        cells[area] = CellSet(area, cell.name, steps, cell_size(analysis, area, len(steps)))
+        cells[area] = CellSet(area, cell.name, steps, cell_size(analysis, area, len(steps)),
+                              has_step_norms(cell_weights(lookup_cell(cell.name), analysis.shapes[area], cell.params),
+                                             getattr(cell.params, "norm", None) or NO_NORM))
     return cells
 
 
 def _cell_step(cell: CellSet, step: int, last: int, policy: str) -> int:
-    if step in cell.steps or not cell.steps:
+    if step in cell.steps or not cell.steps or not cell.per_step:
         return step
     if step > last and policy == "reuse_last":
         return cell.steps[-1]

@@ -61,6 +61,11 @@ def weight_set_size(w: Weights, norm: NormSpec, steps: int, tied: bool, spatial:
     return Size(w.own + (0 if tied else w.tied)) + _norms(w.norm_channels, norm, steps, spatial)
 
 
+def has_step_norms(w: Weights, norm: NormSpec) -> bool:
+    """Whether weights `w` under `norm` have a norm for each step (so a step past the last made lacks one)."""
+    return norm.policy == "per_step" and norm.kind != "none" and w.norm_channels > 0
+
+
 def edge_set_size(analysis: Analysis, edge: Edge, steps: int, tied: bool) -> Size:
     """One weight set of `edge`, running at `steps` steps."""
     _, height, width = analysis.shapes[edge.target]

@@ -233,6 +233,7 @@ class _EdgeProps(Model):
     tie: EdgeName | None = None
     activation: Activation | None = None  # default: defaults.activation; none (with norm: none): a linear edge
     modulating: bool = False  # scales the target's drive by 1 + g(M) instead of adding to it
+    into: str | None = None  # a named input of the target's cell instead of its drive (the rgc's out_gate)
 
 
 class EdgeSpec(_EdgeProps):

@@ -69,8 +69,9 @@ def summarize(model: CortexNet) -> dict[str, Any]:
 
     areas: dict[str, dict[str, Any]] = {}
     for name in spec.areas:
-        areas[name] = {"shape": list(plan.shapes[name]), "params": plan.parts[name].parameters, "flops": {},
-                       "arrival": plan.arrival[name]}
+        cell = plan.area_cells[name]  # what it makes of its drive, and what makes that nonlinear ("none")
+        areas[name] = {"shape": list(plan.shapes[name]), "cell": {"name": cell.name, "nonlinearity": cell.nonlinearity},
+                       "params": plan.parts[name].parameters, "flops": {}, "arrival": plan.arrival[name]}
     schedule = []
     for step, updates in enumerate(plan.schedule):
         entry = {"step": step, "updates": {}, "cells": {}, "flops": 0}
@@ -79,8 +80,10 @@ def summarize(model: CortexNet) -> dict[str, Any]:
             if update.cell is not None:
                 flops += call_flops[update.cell.path]
             areas[update.area]["flops"][step] = flops
-            # A modulating edge is marked '*': it scales the drive (1 + g(M)) rather than adding to it.
-            entry["updates"][update.area] = [("*" if c.edge.modulating else "") + c.edge.name for c in update.calls]
+            # A modulating edge is marked '*': it scales the drive (1 + g(M)) rather than adding to it; an edge
+            # into a cell's named input is marked with it (`out_gate:A->B`).
+            entry["updates"][update.area] = [("*" if c.edge.modulating else f"{c.edge.into}:" if c.edge.into else "")
+                                             + c.edge.name for c in update.calls]
             if update.cell is not None:
                 entry["cells"][update.area] = update.cell.name
             entry["flops"] += flops
@@ -155,15 +158,16 @@ def _areas(area: str | list[str]) -> str:
 
 
 def format_summary(s: dict[str, Any]) -> str:
-    rows = [("", "shape", "params", "FLOPs/update", "updates", "arrival")]
-    rows.append(("pre-net", "x".join(map(str, s["prenet"]["shape"])), _count(s["prenet"]["params"]),
+    rows = [("", "shape", "cell", "params", "FLOPs/update", "updates", "arrival")]
+    rows.append(("pre-net", "x".join(map(str, s["prenet"]["shape"])), "", _count(s["prenet"]["params"]),
                  _count(s["prenet"]["flops"]), str(s["prenet"]["runs"]), "0"))
     for name, a in s["areas"].items():
         n = len(a["flops"])
         per = sum(a["flops"].values()) / n if n else 0
-        rows.append((name, "x".join(map(str, a["shape"])), _count(a["params"]), _count(per), str(n),
+        cell = f"{a['cell']['name']} ({a['cell']['nonlinearity'].replace('none', 'linear')})"
+        rows.append((name, "x".join(map(str, a["shape"])), cell, _count(a["params"]), _count(per), str(n),
                      "never" if a["arrival"] is None else str(a["arrival"])))
-    rows.append(("head", f"{s['head']['classes']} classes", _count(s["head"]["params"]), _count(s["head"]["flops"]),
+    rows.append(("head", f"{s['head']['classes']} classes", "", _count(s["head"]["params"]), _count(s["head"]["flops"]),
                  str(len(s["readout"]["steps"])), ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     table = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]

@@ -30,6 +30,9 @@ PREACTIVATION = {"residual", "preact"}
 WEIGHTLESS = {"identity", "pool"}
 
 
+NORMLESS = ("identity", "pool", "maxpool", "avgpool")  # ops without norms
+
+
 class Refused(Exception):
     """The spec's semantics say this run cannot happen (past the horizon under `beyond: error`, say)."""
 
@@ -375,6 +378,8 @@ class Oracle:
         for group in self.groups[edge.name]:
             if step in group.steps:
                 return group, step
+        if edge.share == "time" and (edge.norm != "per_step" or edge.op in NORMLESS) and self.groups[edge.name]:
+            return self.groups[edge.name][0], step  # one set of weights and norms serves every step
         if step > self.horizon and self.beyond == "reuse_last" and self.groups[edge.name]:
             # (a tie target that computes only past the horizon has weights, but no steps)
             last = max(self.groups[edge.name], key=lambda g: g.steps[-1:] or [0])
@@ -386,10 +391,11 @@ class Oracle:
         """The area's cell on drive d, previous value h and memory c (None: zeros)."""
         cell, p = self.cells[area]
         w, prefix = self.tensors, f"cells.{area}"
-        act = ACTIVATIONS[p.get("act") or self.doc.get("defaults", {}).get("activation", "relu")]
+        act = ACTIVATIONS[p.get("act") or "relu"]  # defaults.activation is the edges'
         steps = self.cell_steps[area]
         norm_step = step  # past the horizon, as for edges: the last step's norm, or refused
-        if step not in steps and steps:
+        step_norms = cell in ("act", "conv") and p.get("norm", "per_step") == "per_step"
+        if step not in steps and steps and step_norms:
             if step > self.horizon and self.beyond == "reuse_last":
                 norm_step = steps[-1]
             else:

@@ -14,12 +14,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cortexgraph import build  # noqa: E402
-from cortexgraph.interop import load_cornet  # noqa: E402
+from cortexgraph.interop import load_cornet, load_pytorchtnn  # noqa: E402
 from cortexgraph.interop.blt import blt_names  # noqa: E402
+from cortexgraph.interop.pytorchtnn import pytorchtnn_weights  # noqa: E402
 from tests import test_convrnns  # noqa: E402
 from tests.test_blt import PUBLISHED, load_published, published_blt  # noqa: E402
-from tests.test_convrnns import gated_stream, leaky_stream  # noqa: E402
+from tests.test_convrnns import leaky_stream  # noqa: E402
 from tests.test_cornet_family import REFERENCES, _names, _published  # noqa: E402
+from tests.test_pytorchtnn import _randomized, stream  # noqa: E402
 from tests.test_spoerer import SPOERER_2017, SPOERER_2017_NAMES, BLNet, Spoerer2017  # noqa: E402
 from tests.test_spoerer import our_names as spoerer_names  # noqa: E402
 
@@ -85,18 +87,28 @@ def main() -> None:
         report(f"blt/spoerer2017-{variant}", model, outs,
                largest((mine[names[k]].grad, p.grad) for k, p in reference.named_parameters()),
                "32 px, 4 steps, every step's logits")
-    test_convrnns.STEPS = 8  # the bundled specs' own steps
-    for name in ["gru-stream", "lstm-stream", "rgc-stream", "leaky-stream"]:
-        model = build(f"convrnn/{name}").train()
-        params = dict(model.named_parameters())
-        w = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    for cell in ("gru", "lstm", "rgc"):
+        reference = _randomized(stream(cell)).float()
+        model = load_pytorchtnn(f"convrnn/{cell}-stream", reference.state_dict()).train()
         x = torch.randn(2, 3, 32, 32)
-        got = model(x)
-        want = leaky_stream(w, x) if name == "leaky-stream" else gated_stream(name.split("-")[0], w, x)
-        got.square().sum().backward()
-        want.square().sum().backward()
-        report(f"convrnn/{name}", model, largest([(got.detach(), want.detach())]),
-               largest((p.grad, w[k].grad) for k, p in params.items()), "32 px, 8 steps")
+        got, want = model(x, readout="all"), reference(x, 9)
+        outs = largest((got[t].detach(), want[t].detach()) for t in got)
+        sum(v.square().sum() for v in got.values()).backward()
+        sum(v.square().sum() for v in want).backward()
+        grads, names = pytorchtnn_weights(model, {k: p.grad for k, p in reference.named_parameters()})
+        mine = dict(model.named_parameters())
+        report(f"convrnn/{cell}-stream", model, outs, largest((mine[names[k]].grad, g) for k, g in grads.items()),
+               "32 px, 9 steps, every step's logits")
+    test_convrnns.STEPS = 8  # the bundled spec's own steps
+    model = build("convrnn/leaky-stream").train()
+    params = dict(model.named_parameters())
+    w = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    x = torch.randn(2, 3, 32, 32)
+    got, want = model(x), leaky_stream(w, x)
+    got.square().sum().backward()
+    want.square().sum().backward()
+    report("convrnn/leaky-stream", model, largest([(got.detach(), want.detach())]),
+           largest((p.grad, w[k].grad) for k, p in params.items()), "32 px, 8 steps")
 
 
 def report(name: str, model: torch.nn.Module, outputs: tuple[float, float], grads: tuple[float, float],

@@ -413,3 +413,42 @@ def test_a_cell_past_its_horizon_follows_beyond():
         model(torch.randn(1, 2, 4, 4), steps=4)
     reuse = build(text.replace("readout:", "defaults: {beyond: reuse_last}\nreadout:")).eval()
     assert [u.cell_step for u in reuse.plan_for(steps=5, readout="all").updates if u.area == "B"] == [1, 2, 3, 3, 3]
+
+
+def test_a_cell_s_activation_is_relu_whatever_the_edges_default():
+    # defaults.activation is the edges' (BLT's are linear); a cell's own act is relu unless it says otherwise
+    torch.manual_seed(0)
+    linear_edges = _spec("act").replace("readout:", "defaults: {activation: none}\nreadout:")
+    implicit, explicit = build(linear_edges), build(linear_edges.replace("cell: act", "cell: {act: {act: relu}}"))
+    explicit.load_state_dict(implicit.state_dict())
+    x = torch.randn(2, 2, 4, 4)
+    _, states = implicit.eval()(x, return_states=True)
+    torch.testing.assert_close(implicit(x), explicit.eval()(x))
+    assert all(bool((v >= 0).all()) for (area, _), v in states.items() if area == "B")
+    assert compile(linear_edges).area_cells["B"].nonlinearity == "relu"
+    linear = compile(linear_edges.replace("cell: act", "cell: {act: {act: none}}"))
+    assert linear.area_cells["B"].nonlinearity == "none"
+
+
+def test_a_recurrent_loop_with_no_nonlinearity_is_warned_of():
+    from cortexgraph import analyze
+    from cortexgraph.spec import load_spec
+
+    text = _spec("sum")  # B's lateral is linear and B's cell adds nothing
+    assert [str(w) for w in analyze(load_spec(text)).warnings] == [
+        "<text>:13:5: edges[1]: warning: the loop B -> B has no nonlinearity (its edges are linear and its areas' "
+        "cells add none), so its values decay or grow geometrically with the steps (give an edge an activation, or "
+        "its areas a cell with one, e.g. cell: {act: {act: relu}})"]
+    for nonlinear in ("act", "gru", "{leaky: {tau: 4}}"):
+        assert analyze(load_spec(_spec(nonlinear))).warnings == [], nonlinear
+
+
+def test_the_compile_summary_says_what_makes_each_cell_nonlinear():
+    from cortexgraph.summary import format_summary, summarize
+
+    table = format_summary(summarize(build(_spec("gru")))).splitlines()
+    assert [line.split()[:3] for line in table[2:5]] == [["shape", "cell", "params"], ["pre-net", "2x4x4", "0"],
+                                                       ["A", "2x4x4", "sum"]]
+    assert "gru (sigmoid, tanh)" in table[5] and "sum (linear)" in table[4]
+    assert summarize(build(_spec("{act: {act: tanh}}")))["areas"]["B"]["cell"] == {"name": "act",
+                                                                                  "nonlinearity": "tanh"}

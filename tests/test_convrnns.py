@@ -23,14 +23,14 @@ def _gated(cell: str, w, area: str, d, h, c):
     h = torch.zeros_like(d) if h is None else h
     c = torch.zeros_like(d) if c is None else c
     p = f"cells.{area}"
-    if cell == "gru":
+    if cell == "gru":  # (the bundled streams add PyTorchTNN's 1.0 to the reset gate and to the forget gate)
         z = torch.sigmoid(_conv(w, f"{p}.update", torch.cat([d, h], 1)))
-        r = torch.sigmoid(_conv(w, f"{p}.reset", torch.cat([d, h], 1)))
+        r = torch.sigmoid(_conv(w, f"{p}.reset", torch.cat([d, h], 1)) + 1.0)
         n = torch.tanh(_conv(w, f"{p}.candidate", torch.cat([d, r * h], 1)))
         return (1 - z) * n + z * h, None
     if cell == "lstm":
         i, f, g, o = _conv(w, f"{p}.gates", torch.cat([d, h], 1)).chunk(4, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        c = torch.sigmoid(f + 1.0) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c), c
     new_c = F.elu((1 - torch.sigmoid(_conv(w, f"{p}.memory_tau", c))) * c
                   + (1 - torch.sigmoid(_conv(w, f"{p}.memory_gate", h))) * _conv(w, f"{p}.input_to_memory", d))

@@ -134,6 +134,17 @@ def test_each_cornet_computes_what_its_published_code_computes(name, training):
                                    msg=f"gradient of {theirs}")
 
 
+@pytest.mark.parametrize("name", ["cornet-r", "cornet-rt"])
+def test_a_cornet_runs_for_more_times_than_it_was_built_for(name):
+    # CORnet's `times` is a constructor argument; its weights and (shared) group norms serve every step, so
+    # `model(x, steps=6)` is CORnet-R with times=7, nothing per step past the horizon being missing.
+    torch.manual_seed(0)
+    reference = CORnetR(same_step=name == "cornet-r", times=7).double().eval()
+    ours = load_cornet(name, _published(reference), spec=_at_size(name)).double().eval()
+    x = torch.randn(2, 3, SIZE, SIZE, dtype=torch.float64)
+    torch.testing.assert_close(ours(x, steps=6), reference(x), **TOL)
+
+
 def _at_size(name: str):
     from cortexgraph.overrides import override
     from cortexgraph.spec import load_spec

@@ -17,6 +17,7 @@ from ..spec import load_spec, parse_spec
 from .blt import NEVER_USED, blt_names, pooled_as_maps
 from .cornet import cornet_r_names, cornet_s_names, cornet_z_names
 from .mapping import WeightMapError, load_mapped, read_state_dict
+from .pytorchtnn import pytorchtnn_weights
 from .torchvision import torchvision_names
 
 
@@ -76,5 +77,16 @@ def load_blt(name: str, weights: Any, spec: Any = None, allow_nonfinite: bool = 
     return load_mapped(build(spec), state_dict, blt_names(state_dict), "BLT_net_64", allow_nonfinite)
 
 
-__all__ = ["WeightMapError", "load_blt", "load_cornet", "load_cornet_s", "load_mapped", "load_torchvision",
-           "read_state_dict"]
+def load_pytorchtnn(spec: Any, weights: Any, allow_nonfinite: bool = False) -> CortexNet:
+    """A spec that unrolls as PyTorchTNN's `TemporalGraph` does (e.g. `convrnn/gru-stream`, `lstm-stream`,
+    `rgc-stream`: one node an area, `silence: computed`) with a TemporalGraph's state dict (`V1._pre_memory.
+    conv.weight`, `V2._recurrent_cell.conv_ru.weight`, ...: a state dict, a module or a checkpoint file; see
+    `cortexgraph.interop.pytorchtnn` for the names). Weights that are not finite are refused unless
+    `allow_nonfinite`."""
+    model = build(spec)
+    tensors, mapping = pytorchtnn_weights(model, read_state_dict(weights))
+    return load_mapped(model, tensors, mapping, "PyTorchTNN", allow_nonfinite)
+
+
+__all__ = ["WeightMapError", "load_blt", "load_cornet", "load_cornet_s", "load_mapped", "load_pytorchtnn",
+           "load_torchvision", "read_state_dict"]

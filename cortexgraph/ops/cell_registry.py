@@ -40,7 +40,7 @@ class ActParams(Params):
     `lrn`, a local response normalisation after the activation: `lrn(act(norm_t(D)))` (Spoerer et al. 2017)."""
 
     norm: NormSetting = BATCH_PER_STEP
-    act: Activation | None = None  # default: the spec's activation
+    act: Activation | None = None  # default: relu (defaults.activation is the edges')
     lrn: LRNParams | None = None
 
 
@@ -68,7 +68,7 @@ class LeakyParams(Params):
     dt: float = Field(1.0, gt=0)
     learn_tau: bool = False  # learned, kept above dt (tau = dt + softplus(raw))
     per_channel: bool = False  # one tau per channel
-    act: Activation | None = None  # default: the spec's activation
+    act: Activation | None = None  # default: relu (defaults.activation is the edges')
 
     @model_validator(mode="after")
     def _tau_above_dt(self) -> LeakyParams:
@@ -84,12 +84,33 @@ class LeakyParams(Params):
 
 
 class GatedParams(Params):
-    """`gru`, `lstm`, `rgc`: gates are convs of the drive, the previous value and (rgc) the memory."""
+    """`gru`, `lstm`, `rgc`: gates are convs of the drive, the previous value and (rgc) the memory. With
+    `layer_norm`, a layer norm over the channels at each position on each pre-activation (PyTorchTNN's
+    `layernorm`; off there too)."""
 
     kernel: int = 3
     bias: bool = True
+    layer_norm: bool = False
 
     _kernel = field_validator("kernel")(_odd)
+
+
+class GRUParams(GatedParams):
+    """`gru`: `reset_bias` is added to the reset gate's pre-activation (PyTorchTNN's GRUCell adds 1.0)."""
+
+    reset_bias: float = 0.0
+
+
+class LSTMParams(GatedParams):
+    """`lstm`: `forget_bias` is added to the forget gate's pre-activation (PyTorchTNN's LSTMCell adds 1.0)."""
+
+    forget_bias: float = 0.0
+
+
+class RGCParams(GatedParams):
+    """`rgc`: the memory has `memory_channels` (PyTorchTNN's `cell_depth`; default the area's channels)."""
+
+    memory_channels: PositiveInt | None = None
 
 
 def _act_count(shape: Shape, p: ActParams) -> Weights:
@@ -105,16 +126,20 @@ def _leaky_count(shape: Shape, p: LeakyParams) -> Weights:
     return Weights(own=(shape[0] if p.per_channel else 1) if p.learn_tau else 0)
 
 
-def _gated_count(gates: int) -> Callable[[Shape, GatedParams], Weights]:
+def _gated_count(gates: int, norms: int) -> Callable[[Shape, GatedParams], Weights]:
+    """`gates` convs from [D, h] (2c channels) to c, and `norms` layer norms of c channels where asked for."""
     def count(shape: Shape, p: GatedParams) -> Weights:
         c = shape[0]
-        return Weights(own=gates * (2 * c * c * p.kernel**2 + (c if p.bias else 0)))
+        return Weights(own=gates * (2 * c * c * p.kernel**2 + (c if p.bias else 0)) + p.layer_norm * norms * 2 * c)
     return count
 
 
-def _rgc_count(shape: Shape, p: GatedParams) -> Weights:
+def _rgc_count(shape: Shape, p: RGCParams) -> Weights:
     c = shape[0]
-    return Weights(own=5 * (c * c * p.kernel**2 + (c if p.bias else 0)))
+    m = p.memory_channels or c
+    convs = [(c, m), (m, m), (c, m), (c, c), (m, c)]  # D, c and h to the memory; h and c to the value
+    return Weights(own=sum(cin * cout * p.kernel**2 + (cout if p.bias else 0) for cin, cout in convs)
+               + p.layer_norm * 2 * (m + c))
 
 
 def _no_count(shape: Shape, p: Params) -> Weights:
@@ -132,6 +157,10 @@ class CellDef:
     reads_state: bool = False  # its new value depends on its previous one (and it keeps a memory, if it has one)
     count: Callable[[Shape, Any], Weights] | None = _no_count  # None: measured on the meta device
     doc: str = ""
+    inputs: tuple[str, ...] = ()  # named inputs besides the drive, which edges reach with `into` (rgc: out_gate)
+    # What makes it nonlinear: "none" (linear), ACT (its `act` parameter, relu unless given), or the
+    # functions it applies ("sigmoid, tanh"); the summary shows it, and a loop with none is warned of.
+    nonlinearity: str = "its own"
 
     def load(self) -> type:
         if self.module is None:
@@ -146,8 +175,8 @@ _CELLS: dict[str, CellDef] = {}
 
 
 def register_cell(name: str, module: type, *, params: type[Params] = NoParams, reads_state: bool = True,
-                  count: Callable[[Shape, Any], Weights] | None = None, doc: str = "",
-                  replace: bool = False) -> CellDef:
+                  count: Callable[[Shape, Any], Weights] | None = None, doc: str = "", nonlinearity: str = "its own",
+                  inputs: tuple[str, ...] = (), replace: bool = False) -> CellDef:
     """Register a cell so that areas can name it (`cell: name` or `cell: {name: {param: value}}`).
 
     `module` is an `nn.Module` class built as `module(ctx)` (a `cortexgraph.ops.cells.CellContext`:
@@ -157,12 +186,15 @@ def register_cell(name: str, module: type, *, params: type[Params] = NoParams, r
     cell returned last time besides its value (None at first; an LSTM's cell state). A registered cell
     runs at every step from the area's arrival. `count(shape, params) -> Weights` sizes it without
     building it; without it, a registered cell's parameters are counted when the model is built.
+    `nonlinearity` says what makes it nonlinear, for the summary ("none" where it is linear). `inputs`
+    names inputs besides the drive: an edge with `into: NAME` adds into it, and the cell is called with
+    `NAME=tensor` where one fires (as the rgc's `out_gate`).
     """
     if not _OP_NAME.match(name) or name in _RESERVED:
         raise ValueError(f"cell name {name!r}: use lower-case letters, digits and '_', starting with a letter")
     if name in _CELLS and not replace:
         raise ValueError(f"a cell named {name!r} is registered already (pass replace=True)")
-    cell = CellDef(name, module, params, True, reads_state, count, doc)
+    cell = CellDef(name, module, params, True, reads_state, count, doc, tuple(inputs), nonlinearity)
     _CELLS[name] = cell
     return cell
 
@@ -183,18 +215,22 @@ def known_cells() -> list[str]:
 
 
 _MODULES = "cortexgraph.ops.cells"
+ACT = "act"  # a cell's nonlinearity is its `act` parameter
+CELL_ACTIVATION = "relu"  # the `act` of a cell that gives none (defaults.activation is the edges')
 
 for _cell in (
-    CellDef("sum", None, runs_every_step=False, doc="the drive itself, where something fires"),
-    CellDef("act", f"{_MODULES}:ActCell", ActParams, count=_act_count, doc="act(norm_t(D))"),
-    CellDef("conv", f"{_MODULES}:ConvCell", ConvCellParams, count=_conv_count, doc="act(norm_t(conv(D)))"),
+    CellDef("sum", None, runs_every_step=False, doc="the drive itself, where something fires", nonlinearity="none"),
+    CellDef("act", f"{_MODULES}:ActCell", ActParams, count=_act_count, doc="act(norm_t(D))", nonlinearity=ACT),
+    CellDef("conv", f"{_MODULES}:ConvCell", ConvCellParams, count=_conv_count, doc="act(norm_t(conv(D)))",
+            nonlinearity=ACT),
     CellDef("leaky", f"{_MODULES}:LeakyCell", LeakyParams, reads_state=True, count=_leaky_count,
-            doc="(1 - dt/tau) h + dt/tau act(D)"),
-    CellDef("gru", f"{_MODULES}:GRUCell", GatedParams, reads_state=True, count=_gated_count(3),
-            doc="the ConvGRU equations, D as input"),
-    CellDef("lstm", f"{_MODULES}:LSTMCell", GatedParams, reads_state=True, count=_gated_count(4),
-            doc="the ConvLSTM equations, D as input, with a cell memory"),
-    CellDef("rgc", f"{_MODULES}:RGCCell", GatedParams, reads_state=True, count=_rgc_count,
-            doc="the reciprocal gated cell (Nayebi et al. 2018), D as input, with a memory"),
+            doc="(1 - dt/tau) h + dt/tau act(D)", nonlinearity=ACT),
+    CellDef("gru", f"{_MODULES}:GRUCell", GRUParams, reads_state=True, count=_gated_count(3, 3),
+            doc="the ConvGRU equations, D as input", nonlinearity="sigmoid, tanh"),
+    CellDef("lstm", f"{_MODULES}:LSTMCell", LSTMParams, reads_state=True, count=_gated_count(4, 5),
+            doc="the ConvLSTM equations, D as input, with a cell memory", nonlinearity="sigmoid, tanh"),
+    CellDef("rgc", f"{_MODULES}:RGCCell", RGCParams, reads_state=True, count=_rgc_count,
+            doc="the reciprocal gated cell (Nayebi et al. 2018), D as input, with a memory",
+            nonlinearity="sigmoid, elu", inputs=("out_gate",)),
 ):
     _CELLS[_cell.name] = _cell

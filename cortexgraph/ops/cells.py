@@ -105,60 +105,99 @@ class LeakyCell(nn.Module):
         return (target if h is None else (1 - a) * h + target), None
 
 
+class ChannelNorm(nn.Module):
+    """A layer norm over the channels at each position (PyTorchTNN's `nn.LayerNorm(channels)` on NHWC)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x.permute(0, 2, 3, 1), self.weight.shape, self.weight, self.bias).permute(0, 3, 1, 2)
+
+
+def _channel_norms(cell: nn.Module, on: bool, **channels: int) -> None:
+    """`norm_<name>` for each name, a ChannelNorm where `on`, else the identity (no parameters)."""
+    for name, c in channels.items():
+        cell.add_module(f"norm_{name}", ChannelNorm(c) if on else nn.Identity())
+
+
 class GRUCell(nn.Module):
-    """ConvGRU, with torch.nn.GRUCell's convention: z = s(conv_z[D, h]), r = s(conv_r[D, h]),
-    n = tanh(conv_n[D, r h]), h' = (1 - z) n + z h."""
+    """ConvGRU, with torch.nn.GRUCell's convention: z = s(conv_z[D, h]), r = s(conv_r[D, h] + reset_bias),
+    n = tanh(conv_n[D, r h]), h' = (1 - z) n + z h; with `layer_norm`, a norm over the channels on each
+    pre-activation (PyTorchTNN's GRUCell, whose reset bias is 1.0)."""
 
     def __init__(self, ctx: CellContext):
         super().__init__()
-        k, c, bias = ctx.params.kernel, ctx.channels, ctx.params.bias
-        self.update = nn.Conv2d(2 * c, c, k, padding=k // 2, bias=bias)
-        self.reset = nn.Conv2d(2 * c, c, k, padding=k // 2, bias=bias)
-        self.candidate = nn.Conv2d(2 * c, c, k, padding=k // 2, bias=bias)
+        p = ctx.params
+        k, c = p.kernel, ctx.channels
+        self.update = nn.Conv2d(2 * c, c, k, padding=k // 2, bias=p.bias)
+        self.reset = nn.Conv2d(2 * c, c, k, padding=k // 2, bias=p.bias)
+        self.candidate = nn.Conv2d(2 * c, c, k, padding=k // 2, bias=p.bias)
+        self.reset_bias = p.reset_bias
+        _channel_norms(self, p.layer_norm, update=c, reset=c, candidate=c)
 
     def forward(self, drive: Tensor, h: Tensor | None, memory: Any, step: int) -> tuple[Tensor, None]:
         h = torch.zeros_like(drive) if h is None else h
         both = torch.cat([drive, h], 1)
-        z = torch.sigmoid(self.update(both))
-        r = torch.sigmoid(self.reset(both))
-        n = torch.tanh(self.candidate(torch.cat([drive, r * h], 1)))
+        z = torch.sigmoid(self.norm_update(self.update(both)))
+        r = torch.sigmoid(self.norm_reset(self.reset(both)) + self.reset_bias)
+        n = torch.tanh(self.norm_candidate(self.candidate(torch.cat([drive, r * h], 1))))
         return (1 - z) * n + z * h, None
 
 
 class LSTMCell(nn.Module):
-    """ConvLSTM: i, f, g, o = conv[D, h] (torch.nn.LSTMCell's order); c' = s(f) c + s(i) tanh(g);
-    h' = s(o) tanh(c'). The memory is c."""
+    """ConvLSTM: i, f, g, o = conv[D, h] (torch.nn.LSTMCell's order); c' = s(f + forget_bias) c + s(i) tanh(g);
+    h' = s(o) tanh(c'). The memory is c. With `layer_norm`, a norm over the channels on each gate's
+    pre-activation and on c' (PyTorchTNN's LSTMCell, whose forget bias is 1.0)."""
 
     def __init__(self, ctx: CellContext):
         super().__init__()
-        k, c = ctx.params.kernel, ctx.channels
-        self.gates = nn.Conv2d(2 * c, 4 * c, k, padding=k // 2, bias=ctx.params.bias)
+        p = ctx.params
+        k, c = p.kernel, ctx.channels
+        self.gates = nn.Conv2d(2 * c, 4 * c, k, padding=k // 2, bias=p.bias)
+        self.forget_bias = p.forget_bias
+        _channel_norms(self, p.layer_norm, input=c, forget=c, candidate=c, output=c, memory=c)
 
     def forward(self, drive: Tensor, h: Tensor | None, memory: Tensor | None, step: int) -> tuple[Tensor, Tensor]:
         h = torch.zeros_like(drive) if h is None else h
         i, f, g, o = self.gates(torch.cat([drive, h], 1)).chunk(4, 1)
+        i, f, g, o = self.norm_input(i), self.norm_forget(f), self.norm_candidate(g), self.norm_output(o)
         c = torch.sigmoid(i) * torch.tanh(g)
         if memory is not None:
-            c = c + torch.sigmoid(f) * memory
+            c = c + torch.sigmoid(f + self.forget_bias) * memory
+        c = self.norm_memory(c)
         return torch.sigmoid(o) * torch.tanh(c), c
 
 
 class RGCCell(nn.Module):
-    """The reciprocal gated cell (Nayebi et al. 2018; convrnns' `rgc_shallow` form): a memory `c` and the
-    value `h` gate each other. With `s` the sigmoid and E the ELU:
+    """The reciprocal gated cell (Nayebi et al. 2018; PyTorchTNN's `ReciprocalGatedCell`): a memory `c` (of
+    `memory_channels`) and the value `h` gate each other. With `s` the sigmoid and E the ELU:
     c' = E((1 - s(conv_cc c)) c + (1 - s(conv_hc h)) conv_xc D),
-    h' = E((1 - s(conv_hh h)) h + (1 - s(conv_ch c)) D)."""
+    h' = E((1 - s(conv_hh h)) h + (1 - s(conv_ch c + G)) D),
+    G what edges bring into its `out_gate` input (PyTorchTNN's `residual_to_out_gate`: a conv of the area's
+    input), 0 where none do. With `layer_norm`, a norm over the channels before each E."""
+
+    inputs = ("out_gate",)
 
     def __init__(self, ctx: CellContext):
         super().__init__()
-        k, c, bias = ctx.params.kernel, ctx.channels, ctx.params.bias
-        for name in ("input_to_memory", "memory_tau", "memory_gate", "value_tau", "value_gate"):
-            self.add_module(name, nn.Conv2d(c, c, k, padding=k // 2, bias=bias))
+        p = ctx.params
+        k, c = p.kernel, ctx.channels
+        m = p.memory_channels or c
+        for name, cin, cout in (("input_to_memory", c, m), ("memory_tau", m, m), ("memory_gate", c, m),
+                                ("value_tau", c, c), ("value_gate", m, c)):
+            self.add_module(name, nn.Conv2d(cin, cout, k, padding=k // 2, bias=p.bias))
+        self.memory_channels = m
+        _channel_norms(self, p.layer_norm, memory=m, value=c)
 
-    def forward(self, drive: Tensor, h: Tensor | None, memory: Tensor | None, step: int) -> tuple[Tensor, Tensor]:
+    def forward(self, drive: Tensor, h: Tensor | None, memory: Tensor | None, step: int,
+                out_gate: Tensor | None = None) -> tuple[Tensor, Tensor]:
         h = torch.zeros_like(drive) if h is None else h
-        c = torch.zeros_like(drive) if memory is None else memory
-        new_c = F.elu((1 - torch.sigmoid(self.memory_tau(c))) * c
-                      + (1 - torch.sigmoid(self.memory_gate(h))) * self.input_to_memory(drive))
-        new_h = F.elu((1 - torch.sigmoid(self.value_tau(h))) * h + (1 - torch.sigmoid(self.value_gate(c))) * drive)
+        c = drive.new_zeros((drive.shape[0], self.memory_channels, *drive.shape[2:])) if memory is None else memory
+        new_c = F.elu(self.norm_memory((1 - torch.sigmoid(self.memory_tau(c))) * c
+                                       + (1 - torch.sigmoid(self.memory_gate(h))) * self.input_to_memory(drive)))
+        gate = self.value_gate(c) if out_gate is None else self.value_gate(c) + out_gate
+        new_h = F.elu(self.norm_value((1 - torch.sigmoid(self.value_tau(h))) * h + (1 - torch.sigmoid(gate)) * drive))
         return new_h, new_c
