@@ -452,3 +452,39 @@ def test_the_compile_summary_says_what_makes_each_cell_nonlinear():
     assert "gru (sigmoid, tanh)" in table[5] and "sum (linear)" in table[4]
     assert summarize(build(_spec("{act: {act: tanh}}")))["areas"]["B"]["cell"] == {"name": "act",
                                                                                   "nonlinearity": "tanh"}
+
+
+@pytest.mark.parametrize("cell, edge, message", [
+    ("rgc", "{from: A, to: B, op: down, into: out_gate, modulating: true, name: g}",
+     "edges[2].into: edge 'g' both modulates the drive and goes into the cell's 'out_gate' (drop 'modulating' or "
+     "'into')"),
+    ("gru", "{from: A, to: B, op: down, into: out_gate, name: g}",
+     "edges[2].into: edge 'g' goes into 'out_gate', which area 'B''s gru cell does not have (it has no input "
+     "besides the drive; the rgc cell has out_gate)"),
+    ("rgc", "{from: A, to: B, op: down, into: out_gate}",
+     "edges[0].into: area 'B' is fed only through its cell's 'out_gate', so its rgc cell runs on a drive of 0 "
+     "(add a driving edge into it)"),
+])
+def test_an_edge_into_a_cell_s_input_is_checked(cell, edge, message):
+    text = _spec(cell, extra=f"  - {edge}")
+    if "name: g" not in edge:  # the only edge into B goes into its out_gate
+        text = text.replace("  - {from: A, to: B, op: down}\n", "").replace(
+            "  - {from: B, to: B, op: conv, activation: none, norm: none}\n", "")
+    with pytest.raises(SpecError) as caught:
+        compile(text)
+    assert len(caught.value.errors) == 1
+    assert message in str(caught.value)
+
+
+def test_an_edge_into_the_rgc_s_out_gate_adds_into_the_gate_not_the_drive():
+    torch.manual_seed(0)
+    gated = build(_spec("rgc", extra="  - {from: A, to: B, op: down, name: gate, into: out_gate}")).eval()
+    plain = build(_spec("rgc")).eval()
+    plain.load_state_dict({k: v for k, v in gated.state_dict().items() if not k.startswith("edges.gate.")})
+    x = torch.randn(2, 2, 4, 4)
+    assert not torch.allclose(gated(x), plain(x))
+    with torch.no_grad():  # a gate input of 0 is no gate input
+        for p in gated.edges["gate"].parameters():
+            p.zero_()
+    torch.testing.assert_close(gated(x), plain(x))
+    assert "rgc(A->B(A@1) + B->B(B@1), B@1, out_gate=gate(A@1))" in str(gated.plan_for(steps=2))

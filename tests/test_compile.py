@@ -55,7 +55,7 @@ def test_compile_prints_the_summary(capsys):
     assert "parameters: 53,416,616" in out
     assert "step   4: V4 <- V4->V4" in out
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
-    assert lines["V4"].split()[1:3] == ["256x14x14", "10.08M"]
+    assert lines["V4"].split()[1:5] == ["256x14x14", "sum", "(linear)", "10.08M"]
 
 
 def test_compile_json_and_export(tmp_path, capsys):
