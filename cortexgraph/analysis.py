@@ -566,14 +566,17 @@ class _Checker(Reporter):
                             "cell runs on a drive of 0", "add a driving edge into it")
 
     def check_linear_loops(self, edges: tuple[Edge, ...], cells: dict[str, AreaCell]) -> None:
-        """A recurrent loop with no nonlinearity on it (linear edges into areas whose cells are linear) is a
-        linear system: its values decay or grow geometrically with the steps. A warning, as it may be meant."""
+        """A recurrent loop with no nonlinearity on it (linear edges into areas whose cells are linear), through
+        a weighted edge, is a linear system: its values decay or grow geometrically with the steps. A warning,
+        as it may be meant."""
         linear = {area for area, cell in cells.items() if cell.nonlinearity == "none"}
         graph = nx.MultiDiGraph()
         for edge in edges:
             if edge.is_linear and edge.drives and edge.source in linear and edge.target in linear:
                 graph.add_edge(edge.source, edge.target, edge=edge)
         for group in nx.strongly_connected_components(graph):  # one loop of each group of areas
+            if all(edge.op == "identity" for _, _, edge in graph.subgraph(group).edges(data="edge")):
+                continue  # identity edges only: an area that keeps (or adds up) its values, not a linear map
             try:
                 cycle = [graph.edges[u, v, k]["edge"] for u, v, k in nx.find_cycle(graph.subgraph(group))]
             except nx.NetworkXNoCycle:

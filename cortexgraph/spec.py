@@ -541,8 +541,10 @@ def _located(err: Any, source: SourceMap, prefix: Loc, model: type[BaseModel]) -
         loc, on_key = loc[:-1], True
     # pydantic names the member of a union a value was tried against inside the loc (`readout.loss
     # ['list[constrained-float]'][0]`): not a place in the spec. A key the spec wrote is in its source map.
-    loc = tuple(part for i, part in enumerate(loc) if not (isinstance(part, str) and "[" in part
-                                                          and (prefix + loc[:i + 1]) not in source.values))
+    # An unknown key is the written one, whatever it holds (`{"[": 1}`).
+    tags = len(loc) - 1 if kind == "extra_forbidden" else len(loc)
+    loc = tuple(part for i, part in enumerate(loc) if i >= tags or not (
+        isinstance(part, str) and "[" in part and (prefix + loc[:i + 1]) not in source.values))
     value = err.get("input")
     hint = None
     if kind not in ("missing", "extra_forbidden") and source.values:

@@ -43,3 +43,11 @@ def test_cli_rejects_invalid_spec_with_exit_code_2(path, capsys):
     err = capsys.readouterr().err
     assert f"{path}:{line}:{col}: {where}: {text}" in err
     assert "Traceback" not in err
+
+
+def test_an_unknown_key_that_looks_like_a_union_tag_is_named_as_written():
+    # pydantic writes a union's member as "list[...]" in a loc; a key the spec wrote is never taken for one
+    # (found by the fuzzer: `{"[": 1}` as a key raised IndexError)
+    with pytest.raises(SpecError) as caught:
+        load_spec({"cortexgraph": 1, "[": 1})
+    assert "<spec>:1:1: ['[']: unknown field '[' (known: areas, checkpoint, cortexgraph" in str(caught.value)
