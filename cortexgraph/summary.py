@@ -135,15 +135,15 @@ def exit_flops(model: CortexNet, steps: int | None = None) -> tuple[dict[int, in
 
 
 def frames_entering(plan: Plan, until: int | None = None) -> set:
-    """The distinct frames the pre-net runs on in a run of `plan` (up to step `until`): those shown at steps an
-    input edge fires (`input.stimulus`; a sequence taken to have one frame per step); at least one (a run in
-    which nothing enters still runs the pre-net on the first frame)."""
+    """The distinct frames the pre-net runs on in a run of `plan` (up to step `until`): those input edges carry,
+    shown at the step each fires less its delay (`input.stimulus`; a sequence taken to have one frame per step);
+    at least one (a run in which nothing enters still runs the pre-net on the first frame)."""
     stimulus = plan.spec.input.stimulus
     last = plan.steps if until is None else until
-    steps = [u.step for u in plan.updates if u.step <= last and any(c.edge.is_input for c in u.calls)]
+    shown = [c.reads for u in plan.updates for c in u.calls if c.edge.is_input and c.reads <= last]  # (t - delay)
     if stimulus is None:
         return {0}
-    return {stimulus.frame(t, plan.steps + 1) for t in steps} or {stimulus.frame(0, plan.steps + 1)}
+    return {stimulus.frame(t, plan.steps + 1) for t in shown} or {stimulus.frame(0, plan.steps + 1)}
 
 
 def _count(n: float) -> str:
