@@ -53,8 +53,11 @@ def sync(device: str | torch.device = "cpu") -> None:
 def interleaved(contenders: dict[str, Callable[[], Any]], repeats: int, warmup: int,
                 device: str | torch.device = "cpu") -> dict[str, list[float]]:
     """Time each contender `repeats` times, one after another in each repeat (alternating which goes
-    first), after `warmup` untimed rounds; returns the seconds of every run."""
+    first), after `warmup` untimed rounds; returns the seconds of every run. On the CPU the clock is the
+    process's CPU time (run with one thread: what other processes on a shared machine do is not counted);
+    on a GPU, wall time after synchronising."""
     names = list(contenders)
+    clock = time.process_time if torch.device(device).type == "cpu" else time.perf_counter
     for _ in range(warmup):
         for name in names:
             contenders[name]()
@@ -62,16 +65,22 @@ def interleaved(contenders: dict[str, Callable[[], Any]], repeats: int, warmup: 
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
         for name in (names if r % 2 == 0 else names[::-1]):
-            start = time.perf_counter()
+            start = clock()
             contenders[name]()
             sync(device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return times
 
 
 def median_ratio(times: dict[str, list[float]], ours: str, reference: str) -> float:
     """The median over repeats of ours / reference (each repeat's pair ran back to back)."""
     return statistics.median(a / b for a, b in zip(times[ours], times[reference]))
+
+
+def ratio_range(times: dict[str, list[float]], ours: str, reference: str) -> tuple[float, float]:
+    """The smallest and largest of the per-repeat ratios ours / reference."""
+    ratios = [a / b for a, b in zip(times[ours], times[reference])]
+    return min(ratios), max(ratios)
 
 
 def ms(seconds: list[float]) -> float:
@@ -129,8 +138,9 @@ class HandWrittenLoop(nn.Module):
 
 class StreamLoop(nn.Module):
     """What a researcher would write by hand for a bundled ConvRNN stream (`convrnn/*-stream`): every area's
-    cell runs at every step on the conv of the area below (at the previous step, tnn's convention, zeros
-    where it has no value yet; or at the same step: the leaky stream's sweep) plus, where the spec has one,
+    cell runs at every step on the conv of the area below (at the previous step, PyTorchTNN's convention:
+    the conv of zeros where it has no value yet, `silence: computed`; or at the same step: the leaky
+    stream's sweep) plus, where the spec has one,
     the area's lateral conv of its previous value. It skips the updates the model's Plan prunes (nothing
     reads them), so both do the same work. Built from a compiled model's modules: the same weights."""
 
@@ -143,6 +153,7 @@ class StreamLoop(nn.Module):
         self.same_step = model.plan.edges["V1->V2"].delay == 0
         self.lateral = "V1->V1" in model.plan.edges
         self.updates = {(u.area, u.step) for u in model.plan.updates}
+        self.computed = model.spec.silence == "computed"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.model
@@ -155,6 +166,8 @@ class StreamLoop(nn.Module):
                     continue
                 below = self.AREAS[i - 1] if i else None
                 source = x if below is None else (new if self.same_step else h).get(below)
+                if source is None and self.computed:  # the zeros the area below holds before it has a value
+                    source = x.new_zeros((x.shape[0], *self.shapes[below]))
                 if source is None:
                     d = x.new_zeros((x.shape[0], *self.shapes[area]))
                 else:

@@ -39,6 +39,7 @@ from common import (
     machine,
     median_ratio,
     ms,
+    ratio_range,
     write_json,
 )
 
@@ -85,19 +86,20 @@ def pairs(quick: bool) -> list[tuple[str, str, torch.nn.Module, torch.nn.Module,
 
 
 def compare(quick: bool, only: str | None = None) -> list[dict]:
-    repeats, warmup = (5, 1) if quick else (21, 3)
+    repeats, warmup = (11, 2) if quick else (21, 3)
     rows = []
     for name, shape, reference, ours, x in pairs(quick):
         if only and only not in name:
             continue
         for label, make in (("forward", forward), ("forward+backward", forward_backward)):
             times = interleaved({"reference": make(reference, x), "cortexgraph": make(ours, x)}, repeats, warmup)
+            low, high = ratio_range(times, "cortexgraph", "reference")
             rows.append({"comparison": name, "input": shape, "pass": label, "reference_ms": ms(times["reference"]),
                          "cortexgraph_ms": ms(times["cortexgraph"]),
-                         "ratio": median_ratio(times, "cortexgraph", "reference")})
+                         "ratio": median_ratio(times, "cortexgraph", "reference"), "ratio_range": [low, high]})
             r = rows[-1]
             print(f"{name:>26} {shape:>13} {label:>17} {r['reference_ms']:9.1f}ms {r['cortexgraph_ms']:9.1f}ms "
-                  f"{r['ratio']:7.3f}", flush=True)
+                  f"{r['ratio']:7.3f} [{low:.2f}-{high:.2f}]", flush=True)
     return rows
 
 
@@ -132,8 +134,10 @@ def main() -> None:
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--only", metavar="NAME", help="only the comparisons whose name contains NAME (no build times)")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # CPU time of one thread: a shared machine's other work does not count
     info = machine()
-    print(f"machine: {info['cpu']}, {info['threads']} threads, torch {info['torch']}")
+    print(f"machine: {info['cpu']}, {info['threads']} thread, torch {info['torch']}; CPU time, "
+          f"{11 if args.quick else 21} interleaved repeats: the median ratio [its range]")
     print(f"{'comparison':>26} {'input':>13} {'pass':>17} {'reference':>11} {'cortexgraph':>11} {'ratio':>7}")
     rows = compare(args.quick, args.only)
     if args.only:

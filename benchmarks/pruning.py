@@ -68,7 +68,7 @@ def main() -> None:
     repeats, warmup = (5, 1) if args.quick else (15, 2)
     size, batch = (16, 32) if args.quick else (32, 32)
     model = build("liao2016/frnn4-cifar", size=size).eval()
-    flops = plan_flops(model, every_area=True)
+    flops = plan_flops(model.plan)
     x = torch.randn(batch, 3, size, size)
     info = machine()
     print(f"machine: {info['cpu']}, {info['threads']} threads; liao2016/frnn4-cifar at {size}x{size}, batch {batch}")

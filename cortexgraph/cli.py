@@ -111,12 +111,9 @@ def _summary(plan) -> dict:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    import torch
-
     from .compiler import compile
     from .construct import construct
     from .flags import given
-    from .model import CortexNet
     from .overrides import Overrides
     from .summary import format_summary, summarize
 
@@ -124,8 +121,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
                    **given(args, Overrides, SHOWN))
     for problem in plan.warnings:
         print(problem, file=sys.stderr)
-    with torch.device("meta"):  # shapes, parameters and FLOPs need no weights, however big the model
-        summary = summarize(CortexNet(plan))
+    summary = summarize(plan)  # from the Plan: nothing is built, however big the model
     if args.export:
         from .atomic import check_target
         from .export import example_inputs, export_program

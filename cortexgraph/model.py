@@ -171,16 +171,15 @@ class CortexNet(nn.Module):
         self.spec: Spec = spec
         self.analysis: Analysis = plan.analysis  # what other call forms are planned from
         self.plan: Plan = plan
-        self.prenet = nn.Sequential(*self._prenet_layers(plan))
+        self.prenet = nn.Sequential(*prenet_layers(plan))
         self.edges = nn.ModuleDict()
         for wset in plan.weight_sets.values():
             self._add_weight_set(plan, wset)
         for wset in plan.weight_sets.values():
             if wset.tie:
                 _tie(self._module_of(wset), self.weight_set(wset.tie))
-        self.cells = nn.ModuleDict({area: _cell_module(plan, cell) for area, cell in plan.cells.items()})
-        self.head = Head({area: plan.shapes[area] for area in plan.readout_areas}, spec.readout.head,
-                         plan.head_norm, plan.head_norm_steps, spec.defaults.activation, spec.readout.decoder)
+        self.cells = nn.ModuleDict({area: cell_module(plan, cell) for area, cell in plan.cells.items()})
+        self.head = make_head(plan)
         self._programs: dict[tuple, tuple[_Program, Plan]] = {}  # by call form: (steps, prune[, targets])
         _LIVE[id(self)] = self
         # Recompute each step's intermediate values in the backward pass instead of keeping them.
@@ -197,20 +196,8 @@ class CortexNet(nn.Module):
 
     # --- construction ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _prenet_layers(plan: Plan) -> list[nn.Module]:
-        spec = plan.spec
-        shape = (spec.input.channels, *spec.input.size)
-        layers = []
-        for name, params, out in plan.prenet:
-            op = lookup("prenet", name)
-            ctx = OpContext(op.name, shape, out, params, activation_name=spec.defaults.activation)
-            layers.append(op.load()(ctx))
-            shape = out
-        return layers
-
     def _add_weight_set(self, plan: Plan, wset: WeightSet) -> None:
-        module = _weight_set_module(plan, wset.edge, wset.steps or (0,))
+        module = weight_set_module(plan, wset.edge, wset.steps or (0,))
         if wset.key is None:
             self.edges[wset.edge] = module
         else:
@@ -597,14 +584,33 @@ class _Shown:
         self.made = {frame: value[rows] for frame, value in self.made.items()}
 
 
-def _cell_module(plan: Plan, cell: CellSet) -> nn.Module:
+def prenet_layers(plan: Plan) -> list[nn.Module]:
+    """The pre-net's layers, in order."""
+    spec = plan.spec
+    shape = (spec.input.channels, *spec.input.size)
+    layers = []
+    for name, params, out in plan.prenet:
+        op = lookup("prenet", name)
+        ctx = OpContext(op.name, shape, out, params, activation_name=spec.defaults.activation)
+        layers.append(op.load()(ctx))
+        shape = out
+    return layers
+
+
+def make_head(plan: Plan) -> Head:
+    spec = plan.spec
+    return Head({area: plan.shapes[area] for area in plan.readout_areas}, spec.readout.head, plan.head_norm,
+                plan.head_norm_steps, spec.defaults.activation, spec.readout.decoder)
+
+
+def cell_module(plan: Plan, cell: CellSet) -> nn.Module:
     """The module of an area's cell, with norms for the steps it runs at."""
     area = plan.area_cells[cell.area]
     ctx = CellContext(cell.name, plan.shapes[cell.area], area.params, cell.steps or (0,), area.activation)
     return lookup_cell(cell.name).load()(ctx)
 
 
-def _weight_set_module(plan: Plan, edge_name: str, steps: tuple[int, ...]) -> nn.Module:
+def weight_set_module(plan: Plan, edge_name: str, steps: tuple[int, ...]) -> nn.Module:
     """The op module of one weight set of an edge, with norms for `steps`."""
     edge = plan.edges[edge_name]
     op = lookup("transition", edge.op)

@@ -1,50 +1,66 @@
-"""Plan (and the module built from it) -> the compile summary: shapes, parameters, FLOPs, arrival.
+"""Plan -> the compile summary: shapes, parameters, FLOPs, arrival.
 
-FLOPs are counted by `torch.utils.flop_counter` on a copy of the model on the
-meta device (no arithmetic runs), per call of the Plan, for one image; they
-count convolutions and matrix products (two FLOPs per multiply-add), as that
-counter does.
+FLOPs are counted by `torch.utils.flop_counter` for one image, one part of the
+Plan at a time (the pre-net, one call of a weight set, one run of a cell, one
+reading of the head), each part built alone on the meta device (no weights, no
+arithmetic) and counted once for all the parts alike; they count convolutions
+and matrix products (two FLOPs per multiply-add), as that counter does. No
+model is built: the summary of a spec of any size costs what its parts do.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .analysis import INPUT
-from .model import CortexNet, Site
-from .plan import Plan, Update
+from .model import CortexNet, cell_module, make_head, prenet_layers, weight_set_module
+from .plan import CellSet, Plan, Update
 
 
-def _meta_copy(model: CortexNet) -> CortexNet:
-    """A copy on the meta device: shapes without memory or arithmetic, for counting FLOPs."""
-    return copy.deepcopy(model).to("meta").eval()
+def _flops(run: Callable[[], Any]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        run()
+    return counter.get_total_flops()
 
 
-def plan_flops(model: CortexNet, every_area: bool = False) -> dict[str, int]:
-    """FLOPs of one image through each part of the model's Plan, counted by the runner on a meta-device copy:
-    the pre-net (`prenet`), one call of each weight set that runs (by its path; all its calls cost the
-    same), one run of each cell (`cells.<area>`) and one reading of the head (`head`). `every_area`: of the
-    unpruned run (every area at every step), so that pruned weight sets are counted too."""
+def plan_flops(plan: Plan) -> dict[str, int]:
+    """FLOPs of one image through each part of `plan`: the pre-net (`prenet`), one call of each weight set (by
+    its path: all its calls cost the same), one run of each cell (`cells.<area>`) and one reading of the head
+    (`head`). Parts alike (an op with the same parameters between areas of the same shapes) are counted once."""
     flops: dict[str, int] = {}
-    made: dict[str, torch.Tensor] = {}  # each part's output: on the meta device, one stands for every call's
+    alike: dict[tuple, int] = {}
 
-    def count(site: Site, run, value: torch.Tensor) -> torch.Tensor:
-        part = (site.call.weights.path if site.call is not None else
-                f"cells.{site.area}" if site.what == "cell" else site.what)
-        if part not in made:
-            with FlopCounterMode(display=False) as counter:
-                made[part] = run(value)
-            flops[part] = counter.get_total_flops()
-        return made[part]
+    def empty(shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.empty(1, *shape, device="meta")
 
-    x, mask = example_input(model, "meta")
-    with torch.no_grad():
-        _meta_copy(model)(x, return_states=every_area, around=count, mask=mask)
+    with torch.device("meta"), torch.no_grad():
+        spec = plan.spec
+        prenet = nn.Sequential(*prenet_layers(plan))
+        flops["prenet"] = _flops(lambda: prenet(empty((spec.input.channels, *spec.input.size))))
+        for path, wset in plan.weight_sets.items():
+            edge, step = plan.edges[wset.edge], (wset.steps or (0,))[0]
+            key = ("edge", edge.op, repr(edge.params), plan.shapes[edge.source], plan.shapes[edge.target],
+                   repr(edge.norm), edge.activation)
+            if key not in alike:  # one step's module: its norms for other steps add no FLOPs
+                module = weight_set_module(plan, wset.edge, (step,))
+                alike[key] = _flops(lambda m=module, s=step, e=edge: m(empty(plan.shapes[e.source]), s))
+            flops[path] = alike[key]
+        for area, cell in plan.cells.items():
+            given = plan.area_cells[area]
+            key = ("cell", cell.name, repr(given.params), plan.shapes[area], given.activation)
+            if key not in alike:
+                step = (cell.steps or (0,))[0]
+                module = cell_module(plan, CellSet(area, cell.name, (step,)))
+                alike[key] = _flops(lambda m=module, a=area, s=step: m(empty(plan.shapes[a]), None, None, s))
+            flops[cell.path] = alike[key]
+        head = make_head(plan)
+        features = tuple(empty(plan.shapes[a]) for a in plan.readout_areas)
+        flops["head"] = _flops(lambda: head(features[0] if len(features) == 1 else features))
     return flops
 
 
@@ -60,11 +76,11 @@ def example_input(model: CortexNet, device: str | torch.device = "cpu") -> tuple
     return torch.empty(1, *frames, *image, device=device), mask
 
 
-def summarize(model: CortexNet) -> dict[str, Any]:
-    """Everything `cortexgraph compile` reports, as plain data."""
-    plan = model.plan
+def summarize(plan: Plan | CortexNet) -> dict[str, Any]:
+    """Everything `cortexgraph compile` reports about a Plan (or a model's), as plain data; nothing is built."""
+    plan = plan.plan if isinstance(plan, CortexNet) else plan
     spec = plan.spec
-    call_flops = plan_flops(model)
+    call_flops = plan_flops(plan)
     prenet_flops, head_flops = call_flops["prenet"], call_flops["head"]
 
     areas: dict[str, dict[str, Any]] = {}
@@ -112,7 +128,7 @@ def exit_flops(model: CortexNet, steps: int | None = None) -> tuple[dict[int, in
     """FLOPs of one image that exits early (`model(x, exit_threshold=p)`) at each step it may exit at: the
     pre-net, every update of the anytime Plan up to that step, and the head at each step read so far; and
     those of the full run, `model(x, steps=steps)` (the whole unroll, read out at its readout steps)."""
-    flops = plan_flops(model, every_area=True)
+    flops = plan_flops(model.plan)
     last = steps if steps is not None else max(model.spec.readout_steps)
     anytime, full = model.plan_for(last, "all"), model.plan_for(steps)
 
@@ -192,14 +208,11 @@ def format_summary(s: dict[str, Any]) -> str:
 def specs_table(specs: dict[str, Any]) -> str:
     """A Markdown table of specs: areas, steps, parameters (and if unshared), FLOPs per image."""
     from .compiler import compile
-    from .model import CortexNet
 
     rows = ["| spec | input | areas | steps | parameters | if unshared | FLOPs/image |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, path in specs.items():
-        with torch.device("meta"):
-            model = CortexNet(compile(path))
-        s = summarize(model)
+        s = summarize(compile(path))
         rows.append(f"| `{name}` | {'x'.join(map(str, s['input']))} | {len(s['areas'])} | {s['steps']} | "
                     f"{s['params']:,} | {s['params_unshared']:,} | {_count(s['flops'])} |")
     return "\n".join(rows)
