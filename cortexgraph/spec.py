@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from .errors import Loc, Problem, SpecError, did_you_mean, known_list
+from .ops.cell_registry import known_cells
 from .ops.norm_spec import BATCH_PER_STEP, NormSetting
 from .ops.registry import Activation
 from .source import CHECKPOINT_SUFFIXES, SourceMap, TextLimits, parse_text, read_file
@@ -337,7 +338,7 @@ class CellRef(OpRef):
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict:
         return {**super().__get_pydantic_json_schema__(core_schema, handler),
-                "description": "a cell name (sum, act, conv, leaky, gru, lstm, rgc), or {name: {param: value}}"}
+                "description": f"a cell name ({', '.join(known_cells())}), or {{name: {{param: value}}}}"}
 
 
 class AreaSpec(Model):

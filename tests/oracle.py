@@ -425,6 +425,8 @@ class Oracle:
             i, f, g, o = conv("gates", torch.cat([d, h], 1)).chunk(4, 1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             return torch.sigmoid(o) * torch.tanh(c), c
+        if cell != "rgc":
+            raise NotImplementedError(f"the oracle does not know the {cell} cell")
         new_c = F.elu((1 - torch.sigmoid(conv("memory_tau", c))) * c
                       + (1 - torch.sigmoid(conv("memory_gate", h))) * conv("input_to_memory", d))
         return F.elu((1 - torch.sigmoid(conv("value_tau", h))) * h + (1 - torch.sigmoid(conv("value_gate", c))) * d), \

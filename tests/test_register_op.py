@@ -71,6 +71,20 @@ def test_a_registered_op_enforces_its_shape_rule(gated):
         analyze(load_spec(text))
 
 
+def test_a_registered_op_checks_its_parameters_against_the_shapes():
+    def fits(src, dst, params):  # groups must divide the channels on both sides
+        bad = next((c for c in (src[0], dst[0]) if c % params.groups), None)
+        return None if bad is None else (f"{params.groups} groups cannot split {bad} channels", "choose groups")
+
+    register_op("gated", Gated, params=GatedParams, resample=("same",), fits=fits)
+    try:
+        analyze(load_spec(SPEC))  # groups 2 of 2 and 4 channels
+        with pytest.raises(SpecError, match=r"edges\[0\]: 3 groups cannot split 4 channels \(choose groups\)"):
+            analyze(load_spec(SPEC.replace("{gated: {groups: 2}}", "{gated: {groups: 3}}")))
+    finally:
+        unregister_op("gated")
+
+
 def test_an_unregistered_op_is_unknown():
     with pytest.raises(SpecError, match="unknown transition op 'gated'"):
         analyze(load_spec(SPEC))

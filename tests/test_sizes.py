@@ -157,18 +157,24 @@ def test_build_takes_the_limit(tmp_path):
 
 
 def test_compile_builds_no_weights_however_big(capsys, tmp_path, monkeypatch):
-    devices = []
-    real = model_module.CortexNet.__init__
+    models, convs = [], []
+    real_model, real_conv = model_module.CortexNet.__init__, torch.nn.Conv2d.__init__
 
-    def init(self, plan):
-        devices.append(torch.get_default_device().type)
-        real(self, plan)
+    def model_init(self, plan):
+        models.append(plan)
+        real_model(self, plan)
 
-    monkeypatch.setattr(model_module.CortexNet, "__init__", init)
+    def conv_init(self, *args, **kwargs):
+        real_conv(self, *args, **kwargs)
+        convs.append(self.weight.device.type)
+
+    monkeypatch.setattr(model_module.CortexNet, "__init__", model_init)
+    monkeypatch.setattr(torch.nn.Conv2d, "__init__", conv_init)
     path = tmp_path / "big.yaml"
     path.write_text(BIG.replace("CHANNELS", "512").replace("steps: 1000", "steps: 40"))
     assert main(["compile", str(path)]) == 0
-    assert devices == ["meta"]
+    assert models == []  # the summary reads the Plan: no model is built
+    assert convs and set(convs) == {"meta"}  # its parts, to count FLOPs, on the meta device: no weights
     assert "parameters: 188,826,626" in capsys.readouterr().out
 
 

@@ -21,7 +21,7 @@ from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from ..errors import did_you_mean, known_list
 from .norm_spec import BATCH_PER_STEP, NormSetting
-from .registry import _OP_NAME, _RESERVED, Activation, NoParams, Params, Shape, UnknownOp, Weights, _odd
+from .registry import Activation, NoParams, Params, Registry, Shape, UnknownOp, Weights, _odd
 
 
 class LRNParams(Params):
@@ -154,7 +154,7 @@ class CellDef:
     module: str | type | None  # "package.module:Class" or the class, built as Class(ctx); None for `sum`
     params: type[Params] = NoParams
     runs_every_step: bool = True  # False only for `sum`: it updates where something fires
-    reads_state: bool = False  # its new value depends on its previous one (and it keeps a memory, if it has one)
+    reads_state: bool = True  # its new value depends on its previous one (and it keeps a memory, if it has one)
     count: Callable[[Shape, Any], Weights] | None = _no_count  # None: measured on the meta device
     doc: str = ""
     inputs: tuple[str, ...] = ()  # named inputs besides the drive, which edges reach with `into` (rgc: out_gate)
@@ -171,7 +171,7 @@ class CellDef:
         return getattr(importlib.import_module(path), attr)
 
 
-_CELLS: dict[str, CellDef] = {}
+_CELLS: Registry[CellDef] = Registry("cell")
 
 
 def register_cell(name: str, module: type, *, params: type[Params] = NoParams, reads_state: bool = True,
@@ -190,28 +190,24 @@ def register_cell(name: str, module: type, *, params: type[Params] = NoParams, r
     names inputs besides the drive: an edge with `into: NAME` adds into it, and the cell is called with
     `NAME=tensor` where one fires (as the rgc's `out_gate`).
     """
-    if not _OP_NAME.match(name) or name in _RESERVED:
-        raise ValueError(f"cell name {name!r}: use lower-case letters, digits and '_', starting with a letter")
-    if name in _CELLS and not replace:
-        raise ValueError(f"a cell named {name!r} is registered already (pass replace=True)")
     cell = CellDef(name, module, params, True, reads_state, count, doc, tuple(inputs), nonlinearity)
-    _CELLS[name] = cell
-    return cell
+    return _CELLS.add(name, cell, replace=replace)
 
 
 def unregister_cell(name: str) -> None:
-    _CELLS.pop(name, None)
+    _CELLS.remove(name)
 
 
 def lookup_cell(name: str) -> CellDef:
-    if name in _CELLS:
-        return _CELLS[name]
-    known = sorted(_CELLS)
+    found = _CELLS.get(name)
+    if found is not None:
+        return found
+    known = _CELLS.known()
     raise UnknownOp(f"unknown cell {name!r}", did_you_mean(name, known) or f"known: {known_list(known)}")
 
 
 def known_cells() -> list[str]:
-    return sorted(_CELLS)
+    return _CELLS.known()
 
 
 _MODULES = "cortexgraph.ops.cells"
@@ -219,18 +215,20 @@ ACT = "act"  # a cell's nonlinearity is its `act` parameter
 CELL_ACTIVATION = "relu"  # the `act` of a cell that gives none (defaults.activation is the edges')
 
 for _cell in (
-    CellDef("sum", None, runs_every_step=False, doc="the drive itself, where something fires", nonlinearity="none"),
-    CellDef("act", f"{_MODULES}:ActCell", ActParams, count=_act_count, doc="act(norm_t(D))", nonlinearity=ACT),
-    CellDef("conv", f"{_MODULES}:ConvCell", ConvCellParams, count=_conv_count, doc="act(norm_t(conv(D)))",
+    CellDef("sum", None, runs_every_step=False, reads_state=False, doc="the drive itself, where something fires",
+            nonlinearity="none"),
+    CellDef("act", f"{_MODULES}:ActCell", ActParams, reads_state=False, count=_act_count, doc="act(norm_t(D))",
             nonlinearity=ACT),
-    CellDef("leaky", f"{_MODULES}:LeakyCell", LeakyParams, reads_state=True, count=_leaky_count,
+    CellDef("conv", f"{_MODULES}:ConvCell", ConvCellParams, reads_state=False, count=_conv_count,
+            doc="act(norm_t(conv(D)))", nonlinearity=ACT),
+    CellDef("leaky", f"{_MODULES}:LeakyCell", LeakyParams, count=_leaky_count,
             doc="(1 - dt/tau) h + dt/tau act(D)", nonlinearity=ACT),
-    CellDef("gru", f"{_MODULES}:GRUCell", GRUParams, reads_state=True, count=_gated_count(3, 3),
+    CellDef("gru", f"{_MODULES}:GRUCell", GRUParams, count=_gated_count(3, 3),
             doc="the ConvGRU equations, D as input", nonlinearity="sigmoid, tanh"),
-    CellDef("lstm", f"{_MODULES}:LSTMCell", LSTMParams, reads_state=True, count=_gated_count(4, 5),
+    CellDef("lstm", f"{_MODULES}:LSTMCell", LSTMParams, count=_gated_count(4, 5),
             doc="the ConvLSTM equations, D as input, with a cell memory", nonlinearity="sigmoid, tanh"),
-    CellDef("rgc", f"{_MODULES}:RGCCell", RGCParams, reads_state=True, count=_rgc_count,
+    CellDef("rgc", f"{_MODULES}:RGCCell", RGCParams, count=_rgc_count,
             doc="the reciprocal gated cell (Nayebi et al. 2018), D as input, with a memory",
             nonlinearity="sigmoid, elu", inputs=("out_gate",)),
 ):
-    _CELLS[_cell.name] = _cell
+    _CELLS.add(_cell.name, _cell)

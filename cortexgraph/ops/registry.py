@@ -14,7 +14,7 @@ import types
 import typing
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
@@ -309,22 +309,51 @@ def _size(shape: Shape) -> str:
     return f"{shape[1]}x{shape[2]}"
 
 
-_REGISTRY: dict[tuple[Kind, str], OpDef] = {}
-_ALIASES: dict[tuple[Kind, str], str] = {}
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Definitions that specs name (one kind of op, or cells): each under its name and its aliases, the
+    names checked alike. The one machinery behind `register_op` and `register_cell`."""
+
+    def __init__(self, what: str):
+        self.what = what  # "transition op", "pre-net layer", "cell": for messages
+        self._defs: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}  # every name, aliases included -> its definition's name
+
+    def add(self, name: str, definition: T, aliases: tuple[str, ...] = (), replace: bool = False) -> T:
+        for given in (name, *aliases):
+            if not _OP_NAME.match(given) or given in _RESERVED:
+                raise ValueError(f"{self.what} name {given!r}: use lower-case letters, digits and '_', starting "
+                                 f"with a letter (not {', '.join(sorted(_RESERVED))})")
+            if given in self._aliases and not replace:
+                raise ValueError(f"a {self.what} named {given!r} is registered already (pass replace=True)")
+        self._defs[name] = definition
+        for given in (name, *aliases):
+            self._aliases[given] = name
+        return definition
+
+    def remove(self, name: str) -> None:
+        canonical = self._aliases.get(name, name)
+        self._defs.pop(canonical, None)
+        for given in [g for g, c in self._aliases.items() if c == canonical]:
+            del self._aliases[given]
+
+    def get(self, name: str) -> T | None:
+        canonical = self._aliases.get(name)
+        return None if canonical is None else self._defs[canonical]
+
+    def known(self) -> list[str]:
+        """Every name, aliases included, sorted."""
+        return sorted(self._aliases)
+
+
+_REGISTRIES: dict[Kind, Registry[OpDef]] = {"transition": Registry("transition op"),
+                                            "prenet": Registry("pre-net layer")}
 
 
 def _add(op: OpDef, replace: bool = False) -> OpDef:
-    names = (op.name, *op.aliases)
-    for name in names:
-        if not _OP_NAME.match(name) or name in _RESERVED:
-            raise ValueError(f"op name {name!r}: use lower-case letters, digits and '_', starting with a letter"
-                             f" (not {', '.join(sorted(_RESERVED))})")
-        if (op.kind, name) in _ALIASES and not replace:
-            raise ValueError(f"a {op.kind} op named {name!r} is registered already (pass replace=True)")
-    _REGISTRY[(op.kind, op.name)] = op
-    for name in names:
-        _ALIASES[(op.kind, name)] = op.name
-    return op
+    return _REGISTRIES[op.kind].add(op.name, op, op.aliases, replace)
 
 
 def register_op(name: str, module: type, *, kind: Kind = "transition", params: type[Params] = NoParams,
@@ -333,6 +362,7 @@ def register_op(name: str, module: type, *, kind: Kind = "transition", params: t
                 tie_key: Callable[[OpDef, Shape, Shape, Any], Hashable] | None = None,
                 aliases: tuple[str, ...] = (), doc: str = "", preactivation: bool = False,
                 count: Callable[[Shape, Shape, Any], Weights] | None = None, layer_norm: bool = True,
+                fits: Callable[[Shape, Shape, Any], tuple[str, str | None] | None] | None = None,
                 replace: bool = False) -> OpDef:
     """Register an op so that specs can name it.
 
@@ -346,20 +376,19 @@ def register_op(name: str, module: type, *, kind: Kind = "transition", params: t
     `count(src_shape, dst_shape, params) -> Weights` says how many weights the module
     holds without building it; without it, sizes are measured on the meta device.
     `layer_norm=False` says its norms sit at more than one size (a layer norm, over
-    channels, height and width, then does not fit it).
+    channels, height and width, then does not fit it). `fits(src_shape, dst_shape,
+    params) -> (message, hint) | None` checks what the parameters allow between those
+    shapes (as the built-in convs check that a pool gives the target's size).
     """
     if kind == "prenet" and infer is None:
         raise ValueError("a pre-net op needs infer(shape, params) -> shape")
     op = OpDef(name, kind, module, params, tuple(resample), keeps_channels, infer,
-               tie_key or _default_tie_key, doc, tuple(aliases), preactivation, count, layer_norm)
+               tie_key or _default_tie_key, doc, tuple(aliases), preactivation, count, layer_norm, fits)
     return _add(op, replace=replace)
 
 
 def unregister_op(name: str, kind: Kind = "transition") -> None:
-    op = _REGISTRY.pop((kind, _ALIASES.get((kind, name), name)), None)
-    if op is not None:
-        for alias in (op.name, *op.aliases):
-            _ALIASES.pop((kind, alias), None)
+    _REGISTRIES[kind].remove(name)
 
 
 class UnknownOp(LookupError):
@@ -369,7 +398,7 @@ class UnknownOp(LookupError):
 
 
 def known_ops(kind: Kind) -> list[str]:
-    return sorted(name for (k, name) in _ALIASES if k == kind)
+    return _REGISTRIES[kind].known()
 
 
 _IMPORT_PATH = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*):([a-z][a-z0-9_]*)$")
@@ -378,10 +407,11 @@ _IMPORT_PATH = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)
 def lookup(kind: Kind, name: str, allow_imports: bool = False) -> OpDef:
     """The op a spec names. `package.module:op` imports package.module (which registers its ops) and
     finds `op` there, but only when the user allows specs to import code."""
-    canonical = _ALIASES.get((kind, name))
-    if canonical is not None:
-        return _REGISTRY[(kind, canonical)]
-    where = "pre-net layer" if kind == "prenet" else "transition op"
+    registry = _REGISTRIES[kind]
+    found = registry.get(name)
+    if found is not None:
+        return found
+    where = registry.what
     path = _IMPORT_PATH.match(name)
     if path and allow_imports:
         try:
@@ -389,11 +419,11 @@ def lookup(kind: Kind, name: str, allow_imports: bool = False) -> OpDef:
         except Exception as exc:  # an import runs arbitrary code; whatever it raises is the user's to see
             raise UnknownOp(f"cannot import {path[1]!r} for op {name!r}: {type(exc).__name__}: {exc}",
                             "check that the module is importable (on PYTHONPATH)") from None
-        canonical = _ALIASES.get((kind, path[2]))
-        if canonical is None:
+        found = registry.get(path[2])
+        if found is None:
             raise UnknownOp(f"{path[1]!r} registers no {where} {path[2]!r}",
                             "it must call cortexgraph.register_op for it when imported")
-        return _REGISTRY[(kind, canonical)]
+        return found
     known = known_ops(kind)
     if any(c in name for c in ".:/"):
         hint = ("this looks like an import path; specs never import code unless allowed: pass "
