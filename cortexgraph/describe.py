@@ -114,7 +114,7 @@ def model_text(plan: Plan) -> str:
             text += f"; weights {weights_text(edge)}{several}{norm}"
         rows.append((f"{edge.target} <- {edge.name}", text, "x".join(map(str, plan.shapes[edge.target])),
                      f"{sum(g.size.parameters for g in sets):,}"))
-    for area, cell in plan.cells.items():
+    for area, cell in plan.cell_sets.items():
         given = plan.area_cells[area]
         gain = ", gain 1 + tanh(M)" if given.modulation == "tanh" else ""
         rows.append((f"{area} cell", f"{op_text_of(cell.name, given.params)} at {format_steps(cell.steps)}{gain}",

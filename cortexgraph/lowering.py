@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from .errors import Loc, Problem, SpecError, format_path
 from .ops.cell_registry import ACT, CELL_ACTIVATION, CellDef, lookup_cell
+from .ops.norm_spec import NormSpec
 from .ops.registry import OpDef, Params, UnknownOp, lookup
 from .source import SourceMap
 from .spec import Spec, located_errors
@@ -50,7 +51,7 @@ class Edge:
     delay: int
     first_step: int  # the first step it can fire at (`first_step`)
     share: str | tuple[tuple[int, ...], ...]
-    norm: str
+    norm: NormSpec  # its norm policy and kind
     tie: str | None
     rule: StepRule = field(compare=False)  # the written rule, to extend past the spec's steps
     loc: Loc = field(compare=False, default=())

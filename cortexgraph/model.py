@@ -29,7 +29,7 @@ from .ops.layers import ACTIVATIONS, OpContext, init_weights, tieable_parts
 from .ops.norm_spec import NormSpec
 from .ops.norms import batch_norms_at, frozen_statistics, make_norm
 from .ops.registry import Shape, lookup
-from .plan import Call, CellSet, Plan, Prune, Update, WeightSet, make_plan
+from .plan import Call, CellSet, Keep, Plan, Update, WeightSet, make_plan
 from .spec import Head as HeadSpec
 from .spec import Spec
 
@@ -178,7 +178,7 @@ class CortexNet(nn.Module):
         for wset in plan.weight_sets.values():
             if wset.tie:
                 _tie(self._module_of(wset), self.weight_set(wset.tie))
-        self.cells = nn.ModuleDict({area: cell_module(plan, cell) for area, cell in plan.cells.items()})
+        self.cells = nn.ModuleDict({area: cell_module(plan, cell) for area, cell in plan.cell_sets.items()})
         self.head = make_head(plan)
         self._programs: dict[tuple, tuple[_Program, Plan]] = {}  # by call form: (steps, prune[, targets])
         _LIVE[id(self)] = self
@@ -219,22 +219,22 @@ class CortexNet(nn.Module):
         return self._program(steps, self._prune(readout, states))[1]
 
     @staticmethod
-    def _prune(readout: str | None, states: bool) -> Prune:
+    def _prune(readout: str | None, states: bool) -> Keep:
         if readout not in (None, "all", "steps"):
             raise ValueError(f"readout is None (the spec's readout), 'steps' (each of its steps) or 'all' (every "
                              f"step); got {readout!r}")
         return "none" if states else ("anytime" if readout == "all" else "final")
 
-    def _key(self, steps: int | None, prune: Prune) -> tuple[int | None, Prune]:
+    def _key(self, steps: int | None, prune: Keep) -> tuple[int | None, Keep]:
         if steps == self.spec.steps and self.spec.readout.step is None:
             steps = None  # the same run as the spec's own
         return steps, prune
 
-    def _program(self, steps: int | None, prune: Prune) -> tuple[_Program, Plan]:
+    def _program(self, steps: int | None, prune: Keep) -> tuple[_Program, Plan]:
         key = self._key(steps, prune)
         if key not in self._programs:
             plan = (self.plan if key == (None, "final") else
-                    make_plan(self.analysis, steps, prune, self.plan.weight_sets, self.plan.cells))
+                    make_plan(self.analysis, steps, prune, self.plan.weight_sets, self.plan.cell_sets))
             self._programs[key] = (self._bind(plan), plan)
         return self._programs[key]
 
@@ -367,11 +367,7 @@ class CortexNet(nn.Module):
         for step, slots, norm_step in program.readout:
             if readout == "all" or step in program.final:
                 if (slots, norm_step) not in by_value:
-                    read = values[slots[0]] if len(slots) == 1 else tuple(values[s] for s in slots)
-                    by_value[(slots, norm_step)] = (
-                        self.head(read, norm_step) if around is None else
-                        around(Site("head", step, self.spec.readout.label), partial(_call, self.head, norm_step),
-                               read))
+                    by_value[(slots, norm_step)] = self._read_out(values, slots, norm_step, step, around)
                 logits[step] = by_value[(slots, norm_step)]
         if readout in ("all", "steps"):
             result: Any = logits
@@ -380,6 +376,15 @@ class CortexNet(nn.Module):
         if return_states:
             return result, {key: values[slot] for key, slot in program.states.items()}
         return result
+
+    def _read_out(self, values: list, slots: tuple[int, ...], norm_step: int, step: int,
+                  around: Around | None = None) -> Tensor:
+        """The head's logits of the readout areas' values (in `slots`), with the norm of `norm_step`: the one
+        head reading every run goes through (with a hook, through `around`)."""
+        read = values[slots[0]] if len(slots) == 1 else tuple(values[s] for s in slots)
+        if around is None:
+            return self.head(read, norm_step)
+        return around(Site("head", step, self.spec.readout.label), partial(_call, self.head, norm_step), read)
 
     # --- features --------------------------------------------------------------------------------------
 
@@ -403,7 +408,7 @@ class CortexNet(nn.Module):
             raise ValueError("ask for at least one (area, step) value")
         key = (max(t for _, t in targets), "features", targets)
         if key not in self._programs:
-            plan = make_plan(self.analysis, key[0], "features", self.plan.weight_sets, self.plan.cells, targets)
+            plan = make_plan(self.analysis, key[0], "features", self.plan.weight_sets, self.plan.cell_sets, targets)
             self._programs[key] = (self._bind(plan), plan)
         return self._programs[key]
 
@@ -438,7 +443,7 @@ class CortexNet(nn.Module):
             if t not in readout_at:
                 return False
             slots, norm_step = readout_at[t]
-            now = self.head(values[slots[0]] if len(slots) == 1 else tuple(values[s] for s in slots), norm_step)
+            now = self._read_out(values, slots, norm_step, t)
             if not logits.numel():
                 logits = now.new_empty((x.shape[0], now.shape[1]))
             done = now.softmax(1).amax(1) >= threshold if t < last else torch.ones_like(running, dtype=torch.bool)
@@ -496,9 +501,9 @@ class CortexNet(nn.Module):
                 values[0] = shown.at(t)
             for slot in step.keeps:
                 values[slot] = shown.at(t)
-            if around is not None:
+            if around is not None:  # each call and cell through the hook
                 for (dst, calls, cell), update in zip(step.updates, step.plan):
-                    values[dst] = _update_hooked(calls, cell, update, values, around)
+                    values[dst] = _update(calls, cell, values, around, update)
             elif recompute and step.updates:
                 # Compiled, the recomputation is AOTAutograd's, of a functional graph whose statistics are
                 # updated once, in the forward graph; eagerly, the norms must be told not to count twice.
@@ -510,7 +515,7 @@ class CortexNet(nn.Module):
                     values[slot] = value
             else:
                 for dst, calls, cell in step.updates:
-                    values[dst] = _sum_calls(calls, values) if cell is None else _run_cell(cell, calls, values)
+                    values[dst] = _update(calls, cell, values)
             for slot in step.frees:
                 values[slot] = None
             if after_step is not None and after_step(t, values, shown):
@@ -620,7 +625,7 @@ def weight_set_module(plan: Plan, edge_name: str, steps: tuple[int, ...]) -> nn.
     return op.load()(ctx)
 
 
-def _prepare(model_id: int, steps: int | None, prune: Prune) -> bool:
+def _prepare(model_id: int, steps: int | None, prune: Keep) -> bool:
     """Make (once) the program of a call form, so that `forward` finds it in `model._programs`.
 
     Making a Plan is plain Python that Dynamo cannot and should not trace (it pauses the cycle
@@ -641,15 +646,6 @@ _LIVE: weakref.WeakValueDictionary[int, CortexNet] = weakref.WeakValueDictionary
 _prepare._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
-def _sum_calls(calls: Calls, values: Any) -> Tensor:
-    """One area's new value: the sum of its calls (`values` maps slots to tensors)."""
-    total = None
-    for module, src, norm_step in calls:
-        out = module(values[src], norm_step)
-        total = out if total is None else total + out
-    return total
-
-
 def _at_least_float32(t: Tensor) -> Tensor:
     """Logits made under autocast (float16, bfloat16) in float32 for the loss; others as they are."""
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
@@ -659,20 +655,24 @@ def _call(module: nn.Module, step: int, x: Tensor) -> Tensor:
     return module(x, step)
 
 
-def _run_cell(cell: _Cell, calls: Calls, values: Any, around: Around | None = None,
-              update: Update | None = None) -> Tensor:
-    """An update with modulating calls or a cell: `D = (sum of driving calls) * (1 + g(sum of modulating
-    calls))`, then the cell on D (zeros where nothing drives), the area's previous value and memory, and the
-    sums of the calls into each of its named inputs. With a hook, each call and the cell run through `around`."""
+def _update(calls: Calls, cell: _Cell | None, values: Any, around: Around | None = None,
+            update: Update | None = None) -> Tensor:
+    """One area's new value: the one update body every run goes through. Its calls are summed by what they
+    add into (the drive, its gain, or a named input of its cell); `D = drive * (1 + g(gain))`; then the cell
+    (where the area has one other than `sum`) on D (zeros where nothing drives), the area's previous value
+    and memory, and its named inputs. With a hook, each call and the cell run through `around`."""
     sums: dict[str, Tensor] = {}  # DRIVES, MODULATES, and each named input of the cell
-    for i, ((module, src, norm_step), role) in enumerate(zip(calls, cell.roles)):
+    for i, (module, src, norm_step) in enumerate(calls):
         if around is None:
             out = module(values[src], norm_step)
         else:
             site = Site("call", update.step, update.area, update.calls[i])
             out = around(site, partial(_call, module, norm_step), values[src])
+        role = DRIVES if cell is None else cell.roles[i]
         sums[role] = out if role not in sums else sums[role] + out
     drive, gain = sums.pop(DRIVES, None), sums.pop(MODULATES, None)
+    if cell is None:
+        return drive
     if gain is not None and drive is not None:
         drive = drive * (1 + cell.gain(gain))
     if cell.cell is None:
@@ -697,23 +697,12 @@ def _identity(x: Tensor) -> Tensor:
     return x
 
 
-def _update_hooked(calls: Calls, cell: _Cell | None, update: Update, values: Any, around: Around) -> Tensor:
-    """One update with each call (and the cell) run through the hook `around`."""
-    if cell is not None:
-        return _run_cell(cell, calls, values, around, update)
-    total = None
-    for (module, src, norm_step), call in zip(calls, update.calls):
-        out = around(Site("call", update.step, update.area, call), partial(_call, module, norm_step), values[src])
-        total = out if total is None else total + out
-    return total
-
-
 def _make_values(step: _Step, *inputs: Tensor) -> tuple[Tensor, ...]:
     """A step's new values (and cells' memories) from the values it reads: the unit that activation
     checkpointing recomputes."""
     values = dict(zip(step.reads, inputs))
     for dst, calls, cell in step.updates:
-        values[dst] = _sum_calls(calls, values) if cell is None else _run_cell(cell, calls, values)
+        values[dst] = _update(calls, cell, values)
     return tuple(values[slot] for slot in step.made)
 
 

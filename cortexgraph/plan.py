@@ -38,7 +38,9 @@ from .sizes import (
 )
 from .spec import Spec
 
-Prune = Literal["final", "anytime", "none", "features"]
+# What a Plan keeps: what the readout needs at its readout steps (`final`), at every step (`anytime`), every
+# value (`none`: nothing pruned), or the (area, step) values asked for (`features`).
+Keep = Literal["final", "anytime", "none", "features"]
 
 
 class BeyondHorizonError(ValueError):
@@ -106,7 +108,7 @@ class CellSet:
 @dataclass(frozen=True)
 class Plan:
     steps: int
-    prune: Prune
+    prune: Keep
     readout_areas: tuple[str, ...]  # read at each readout step, pooled and concatenated
     readout_steps: tuple[int, ...]
     weight_sets: dict[str, WeightSet]  # by path
@@ -116,7 +118,7 @@ class Plan:
     head_norm_steps: tuple[int, ...]  # the spec's readout steps: one post-net norm each where per_step
     size: Size  # the whole model's parameters and norm statistics
     analysis: Analysis = field(repr=False, compare=False)
-    cells: dict[str, CellSet] = field(default_factory=dict)  # by area: every cell but `sum`
+    cell_sets: dict[str, CellSet] = field(default_factory=dict)  # by area: every cell but `sum`
     targets: frozenset[tuple[str, int]] = frozenset()  # what a `features` Plan computes: (area, step) values
 
     # What the module, the drawing and the summary read of the analysis, through the Plan only.
@@ -170,7 +172,7 @@ class Plan:
         for wset in self.weight_sets.values():
             target = self.edges[wset.edge].target
             sizes[target] = sizes[target] + wset.size
-        for area, cell in self.cells.items():
+        for area, cell in self.cell_sets.items():
             sizes[area] = sizes[area] + cell.size
         sizes["head"] = head_size(self.analysis)
         return sizes
@@ -352,7 +354,7 @@ def first_readout(timeline: Timeline, areas: tuple[str, ...]) -> int:
     return max(timeline.versions[area][0] for area in areas)
 
 
-def make_plan(analysis: Analysis, steps: int | None = None, prune: Prune = "final",
+def make_plan(analysis: Analysis, steps: int | None = None, prune: Keep = "final",
               sets: dict[str, WeightSet] | None = None, cells: dict[str, CellSet] | None = None,
               targets: frozenset[tuple[str, int]] = frozenset()) -> Plan:
     """The program for a run of `steps` steps (the spec's by default), pruned to what `prune` asks for.

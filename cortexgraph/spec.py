@@ -160,7 +160,7 @@ AreaName = Annotated[str, PlainValidator(_check_area_name),
                      WithJsonSchema({"type": "string", "pattern": AREA_NAME.pattern})]
 EdgeName = Annotated[str, PlainValidator(_check_edge_name),
                      WithJsonSchema({"type": "string", "pattern": EDGE_NAME.pattern})]
-Size = Annotated[tuple[int, int], PlainValidator(_parse_size), PlainSerializer(_dump_size),
+HeightWidth = Annotated[tuple[int, int], PlainValidator(_parse_size), PlainSerializer(_dump_size),
                  WithJsonSchema(_SIZE_SCHEMA)]
 Steps = Annotated[StepRule, PlainValidator(_parse_steps), PlainSerializer(lambda r: r.written()),
                   WithJsonSchema(_STEPS_SCHEMA)]
@@ -249,8 +249,8 @@ class EdgeSpec(_EdgeProps):
         return {k: out.pop(k) for k in ("from", "to") if k in out} | out
 
 
-class Cell(_EdgeProps):
-    """One cell of a transition matrix: an op, or an op with edge settings (`{op: up, delay: 2}`)."""
+class MatrixEntry(_EdgeProps):
+    """One entry of a transition matrix: an op, or an op with edge settings (`{op: up, delay: 2}`)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -265,7 +265,7 @@ class Cell(_EdgeProps):
         return out["op"] if set(out) == {"op"} else out
 
 
-Matrix = dict[str, dict[str, Cell]]
+Matrix = dict[str, dict[str, MatrixEntry]]
 
 
 class Phase(Model):
@@ -328,7 +328,7 @@ class Stimulus(Model):
 
 class InputSpec(Model):
     channels: PositiveInt
-    size: Size
+    size: HeightWidth
     stimulus: Stimulus | None = None  # default: one image, the same at every step
 
 
@@ -343,7 +343,7 @@ class CellRef(OpRef):
 
 class AreaSpec(Model):
     channels: PositiveInt
-    size: Size
+    size: HeightWidth
     cell: CellRef = CellRef(name="sum")  # what the area makes of its drive (docs/semantics.md, "Cells")
     modulation: Literal["identity", "tanh"] = "identity"  # g in the gain 1 + g(M) of modulating edges
 

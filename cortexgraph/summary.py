@@ -50,7 +50,7 @@ def plan_flops(plan: Plan) -> dict[str, int]:
                 module = weight_set_module(plan, wset.edge, (step,))
                 alike[key] = _flops(lambda m=module, s=step, e=edge: m(empty(plan.shapes[e.source]), s))
             flops[path] = alike[key]
-        for area, cell in plan.cells.items():
+        for area, cell in plan.cell_sets.items():
             given = plan.area_cells[area]
             key = ("cell", cell.name, repr(given.params), plan.shapes[area], given.activation)
             if key not in alike:
