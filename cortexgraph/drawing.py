@@ -151,14 +151,14 @@ def _base(name: str, rankdir: str) -> graphviz.Digraph:
 
 
 def _prenet_text(plan: Plan) -> str:
-    spec = plan.spec
+    """Each pre-net layer as the Plan resolved it (its parameters validated, defaults filled in)."""
     layers = []
-    for ref in spec.prenet:
-        p = ref.params
-        if ref.name == "conv":
-            layers.append(f"conv {p.get('kernel', 3)}x{p.get('kernel', 3)}/{p.get('stride', 1)}, {p['out']}")
+    for name, params, out in plan.prenet:
+        kernel, stride = getattr(params, "kernel", None), getattr(params, "stride", None)
+        if name == "conv":
+            layers.append(f"conv {kernel}x{kernel}/{stride}, {out[0]}")
         else:
-            layers.append(f"{ref.name} {p.get('kernel')}/{p.get('stride') or p.get('kernel')}")
+            layers.append(f"{name} {kernel}/{stride or kernel}" if kernel is not None else name)
     return "<br/>".join(html.escape(x) for x in layers) or "identity"
 
 

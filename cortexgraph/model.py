@@ -5,6 +5,7 @@ Parameter names come from spec names and step numbers only:
 time), `edges.S1->S1.t3.conv1.weight` (weights of step 3), `...bn1.t3.weight`
 (the norm of step 3, where one set of weights runs at several steps),
 `head.fc.weight`. Reordering or renaming one area never moves another's weights.
+The modules come from `parts.py`; `program.py` binds a Plan to them and holds the update body.
 """
 
 from __future__ import annotations
@@ -12,25 +13,21 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
-from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .analysis import INPUT, ZEROS, Analysis
+from .analysis import Analysis
 from .describe import model_text
-from .ops.cell_registry import lookup_cell
-from .ops.cells import CellContext
-from .ops.layers import ACTIVATIONS, OpContext, init_weights, tieable_parts
-from .ops.norm_spec import NormSpec
-from .ops.norms import batch_norms_at, frozen_statistics, make_norm
-from .ops.registry import Shape, lookup
-from .plan import Call, CellSet, Keep, Plan, Update, WeightSet, make_plan
-from .spec import Head as HeadSpec
+from .ops.layers import init_weights
+from .ops.norms import frozen_statistics
+from .parts import Head, cell_module, make_head, prenet_layers, tie, weight_set_module  # noqa: F401 (Head: API)
+from .plan import Keep, Plan, WeightSet, make_plan
+from .program import Around, Program, Site, bind, call_part, make_values, run_update  # noqa: F401 (Site: API)
 from .spec import Spec
 
 
@@ -38,128 +35,11 @@ class InputError(ValueError):
     """An input tensor that does not match what the spec expects."""
 
 
-class Head(nn.Module):
-    """The post-net: norm and activation (where the plan has a head norm), pool, flatten, dropout, linear.
-
-    Without a norm it ends as torchvision's ResNet does; with one, as a pre-activation ResNet
-    does (BN-ReLU before pooling), one norm per readout step under `per_step`. Reading several
-    areas, each has its own norm (`norm.<area>`) and is pooled; the linear layer reads their
-    features concatenated in the order the spec lists the areas."""
-
-    def __init__(self, shapes: dict[str, Shape], spec: HeadSpec, norm: NormSpec,
-                 norm_steps: tuple[int, ...], activation: str, decoder: str = "mean"):
-        super().__init__()
-        norms = {area: make_norm(norm.policy, c, norm_steps, norm, (h, w)) for area, (c, h, w) in shapes.items()}
-        self.norm = next(iter(norms.values())) if len(norms) == 1 else nn.ModuleDict(norms)
-        self.act = ACTIVATIONS[activation if norm.policy != "none" else "none"](True)
-        pools = {"avg": nn.AdaptiveAvgPool2d(1), "max": nn.AdaptiveMaxPool2d(1), "none": nn.Identity()}
-        self.pool = pools[spec.pool]
-        features = sum(c if spec.pool != "none" else c * h * w for c, h, w in shapes.values())
-        self.dropout = nn.Dropout(spec.dropout) if spec.dropout else nn.Identity()
-        self.fc = nn.Linear(features, spec.classes, bias=spec.bias)
-        self.last_step = norm_steps[-1]
-        self.decoder = decoder
-        if decoder == "weighted":  # softmax(step_weights): a mean at first
-            self.step_weights = nn.Parameter(torch.zeros(len(norm_steps)))
-
-    def forward(self, x: Tensor | tuple[Tensor, ...], step: int | None = None) -> Tensor:
-        """Logits of an area's value (a tuple of values, one per area, where the head reads several); `step`
-        picks the norm (the Plan's `head_norm_step`; default the last)."""
-        step = self.last_step if step is None else step
-        if isinstance(x, Tensor):
-            features = self._features(self.norm, x, step)
-        else:
-            features = torch.cat([self._features(n, v, step) for n, v in zip(self.norm.values(), x)], 1)
-        return self.fc(self.dropout(features))
-
-    def decode(self, logits: list[Tensor]) -> Tensor:
-        """One prediction of the logits at each of the spec's readout steps (in order), as the decoder says:
-        their mean, the last, a learned weighted mean, or per sample the most confident step's."""
-        if len(logits) == 1 or self.decoder == "last":
-            return logits[-1]
-        stacked = torch.stack(logits)  # (steps, batch, classes)
-        if self.decoder == "weighted":
-            return torch.einsum("s,sbc->bc", self.step_weights.softmax(0), stacked)
-        if self.decoder == "confident":
-            best = stacked.softmax(-1).amax(-1).argmax(0)  # per sample, the step of highest confidence
-            return stacked[best, torch.arange(stacked.shape[1], device=best.device)]
-        return stacked.mean(0)
-
-    def _features(self, norm: nn.Module, x: Tensor, step: int) -> Tensor:
-        return torch.flatten(self.pool(self.act(norm(x, step))), 1)
-
-
-Calls = tuple[tuple[nn.Module, int, int], ...]  # (module, slot read, norm step) summed into one value
-DRIVES, MODULATES = "", "*"  # what a call's output adds into: the drive, or its gain (else a cell's named input)
-
-
-class _Cell(NamedTuple):
-    """What an update does besides summing its calls: modulation, and a cell other than `sum`."""
-
-    cell: nn.Module | None  # None: the `sum` cell (the update only has modulating calls)
-    roles: tuple[str, ...]  # per call: DRIVES, MODULATES (the drive's gain), or the cell input it adds into
-    gain: Callable[[Tensor], Tensor]  # g in the drive's gain 1 + g(M)
-    prev: int  # slot of the value the cell reads as its state; -1: none (zeros)
-    memory_in: int  # slot of the memory it returned last time; -1: none
-    memory_out: int  # slot for the memory it returns; -1: it keeps none
-    step: int  # the step whose norm it uses
-    shape: tuple[int, int, int]  # the area's, for a drive of zeros where nothing fires
-
-
 class EarlyExit(NamedTuple):
     """What `model(x, exit_threshold=p)` returns: each sample's logits at its exit step, and that step."""
 
     logits: Tensor  # (batch, classes)
     steps: Tensor  # (batch,) the step at which each sample exited
-
-
-class Site(NamedTuple):
-    """Where the runner is, as a hook (`around`) sees it: the pre-net on a frame (the step at which the frame
-    is first shown: once per distinct frame), one edge call of the Plan (its step, the area it updates and
-    the `Call`), an area's cell on its drive (its step and area), or the head reading the readout area out at
-    a step."""
-
-    what: Literal["prenet", "call", "cell", "head"]
-    step: int | None = None
-    area: str | None = None
-    call: Call | None = None
-
-
-# A hook around each part the runner runs: `around(site, run, value)` returns what `run(value)` returns,
-# or anything in its place (the non-finite diagnosis checks it, FLOP counting counts it).
-Around = Callable[[Site, Callable[[Tensor], Tensor], Tensor], Tensor]
-
-
-@dataclass(frozen=True)
-class _Step:
-    """One step of a bound Plan: the values it makes from values made before it."""
-
-    updates: tuple[tuple[int, Calls, _Cell | None], ...]  # (slot written, its calls, its cell where not `sum`)
-    reads: tuple[int, ...]  # slots its calls and cells read that earlier steps made
-    frees: tuple[int, ...]  # slots nobody reads after this step
-    made: tuple[int, ...]  # slots it writes: values, and memories cells keep
-    norms: tuple[nn.Module, ...]  # the batch norms it runs (frozen while a checkpoint recomputes the step)
-    plan: tuple[Update, ...]  # the Plan's updates these are bound from, for hooks
-    enters: bool  # an input edge fires: slot 0 must hold what is shown at this step
-    keeps: tuple[int, ...]  # slots that keep what is shown at this step, for delayed input edges to read later
-
-
-@dataclass(frozen=True)
-class _Program:
-    """A Plan bound to this module's submodules, ready to run: value slots instead of names."""
-
-    slots: int
-    steps: tuple[_Step, ...]
-    # (step, slots of the readout areas, head norm step), at each step where every readout area has a value
-    readout: tuple[tuple[int, tuple[int, ...], int], ...]
-    final: tuple[int, ...]  # the steps `model(x)` reads out at
-    states: dict[tuple[str, int], int]  # (area, step) -> slot, for return_states
-    zeros: tuple[tuple[int, Shape], ...]  # (slot, shape): the zeros silent sources hold (silence: computed)
-
-    @property
-    def first_entry(self) -> int:
-        """The first step at which an input edge fires (0 where none does)."""
-        return next((t for t, step in enumerate(self.steps) if step.enters), 0)
 
 
 class CortexNet(nn.Module):
@@ -177,10 +57,10 @@ class CortexNet(nn.Module):
             self._add_weight_set(plan, wset)
         for wset in plan.weight_sets.values():
             if wset.tie:
-                _tie(self._module_of(wset), self.weight_set(wset.tie))
+                tie(self._module_of(wset), self.weight_set(wset.tie))
         self.cells = nn.ModuleDict({area: cell_module(plan, cell) for area, cell in plan.cell_sets.items()})
         self.head = make_head(plan)
-        self._programs: dict[tuple, tuple[_Program, Plan]] = {}  # by call form: (steps, prune[, targets])
+        self._programs: dict[tuple, tuple[Program, Plan]] = {}  # by call form: (steps, prune[, targets])
         _LIVE[id(self)] = self
         # Recompute each step's intermediate values in the backward pass instead of keeping them.
         self.checkpoint: bool = spec.checkpoint
@@ -230,102 +110,13 @@ class CortexNet(nn.Module):
             steps = None  # the same run as the spec's own
         return steps, prune
 
-    def _program(self, steps: int | None, prune: Keep) -> tuple[_Program, Plan]:
+    def _program(self, steps: int | None, prune: Keep) -> tuple[Program, Plan]:
         key = self._key(steps, prune)
         if key not in self._programs:
             plan = (self.plan if key == (None, "final") else
                     make_plan(self.analysis, steps, prune, self.plan.weight_sets, self.plan.cell_sets))
-            self._programs[key] = (self._bind(plan), plan)
+            self._programs[key] = (bind(plan, self._module_of, self.cells), plan)
         return self._programs[key]
-
-    def _bind(self, plan: Plan) -> _Program:
-        keep = plan.prune == "none"
-        wanted = set(plan.readout_steps) if plan.prune == "final" else None  # None: every step
-        reads_out = plan.prune != "features"  # a features Plan keeps its targets' values instead
-        slot_of: dict[tuple[str, int], int] = {}
-        kept_frames: dict[int, int] = {}  # step -> the slot that keeps what entered then, for delayed input edges
-        zeros_of: dict[str, int] = {}  # area -> the slot of the zeros it holds while silent (silence: computed)
-        memory_of: dict[tuple[str, int], int] = {}  # (area, step) -> slot of the memory its cell returned
-        slots = 1
-        latest: dict[str, int] = {}
-        steps: list[tuple[tuple[int, Calls, _Cell | None], ...]] = []
-        readout, last_use = [], {}
-        states: dict[tuple[str, int], int] = {}
-        for step, updates in enumerate(plan.schedule):
-            bound = []
-            for update in updates:
-                calls = []
-                for call in update.calls:
-                    if call.reads == ZEROS:
-                        if call.source not in zeros_of:
-                            zeros_of[call.source], slots = slots, slots + 1
-                        src = zeros_of[call.source]
-                    elif call.source != INPUT:
-                        src = slot_of[(call.source, call.reads)]
-                    elif call.reads == step:
-                        src = 0  # what enters now
-                    else:
-                        if call.reads not in kept_frames:
-                            kept_frames[call.reads], slots = slots, slots + 1
-                        src = kept_frames[call.reads]
-                    last_use[src] = step
-                    calls.append((self._module_of(call.weights), src, call.norm_step))
-                cell = None
-                if update.cell is not None or not all(c.edge.drives for c in update.calls):
-                    cell, slots = self._bind_cell(plan, update, slot_of, memory_of, slots)
-                    for read in (cell.prev, cell.memory_in):
-                        if read >= 0:
-                            last_use[read] = step
-                slot_of[(update.area, step)] = latest[update.area] = slots
-                bound.append((slots, tuple(calls), cell))
-                slots += 1
-            steps.append(tuple(bound))
-            if reads_out and all(a in latest for a in plan.readout_areas) and (wanted is None or step in wanted):
-                readout.append((step, tuple(latest[a] for a in plan.readout_areas), plan.head_norm_step(step)))
-            if keep:
-                states.update({(area, step): slot for area, slot in latest.items()})
-            states.update({(area, t): latest[area] for area, t in plan.targets if t == step})
-        frees: dict[int, list[int]] = {}
-        if not keep:
-            kept = {slot for _, read, _ in readout for slot in read} | {0} | set(states.values())
-            for slot, step in last_use.items():
-                if slot not in kept:
-                    frees.setdefault(step, []).append(slot)
-        program = []
-        for step, updates in enumerate(steps):
-            runs = [(m, norm_step) for _, calls, _ in updates for m, _, norm_step in calls]
-            runs += [(c.cell, c.step) for _, _, c in updates if c is not None and c.cell is not None]
-            norms = tuple({id(n): n for m, t in runs for n in batch_norms_at(m, t)}.values())
-            made = tuple(dst for dst, _, _ in updates) + tuple(
-                c.memory_out for _, _, c in updates if c is not None and c.memory_out >= 0)
-            read = {src for _, calls, _ in updates for _, src, _ in calls}
-            read |= {r for _, _, c in updates if c is not None for r in (c.prev, c.memory_in) if r >= 0}
-            if any(c is not None and c.cell is not None for _, _, c in updates):
-                read.add(0)  # a drive of zeros takes the batch size, device and type of the pre-net's output
-            reads = tuple(sorted(read - set(made)))  # zero-delay edges read values made earlier in the step
-            enters = any(src == 0 for _, calls, _ in updates for _, src, _ in calls)
-            keeps = tuple(slot for shown, slot in kept_frames.items() if shown == step)
-            program.append(_Step(updates, reads, tuple(frees.get(step, ())), made, norms, plan.schedule[step],
-                                 enters, keeps))
-        zeros = tuple((slot, plan.shapes[area]) for area, slot in zeros_of.items())
-        return _Program(slots, tuple(program), tuple(readout), plan.readout_steps, states, zeros)
-
-    def _bind_cell(self, plan: Plan, update: Update, slot_of: dict, memory_of: dict,
-                   slots: int) -> tuple[_Cell, int]:
-        """An update's modulation and cell, bound to slots; memory slots are taken from `slots` on."""
-        prev = memory_in = memory_out = -1
-        if update.prev is not None:
-            prev = slot_of[(update.area, update.prev)]
-            memory_in = memory_of.get((update.area, update.prev), -1)
-        if update.cell is not None and plan.area_cells[update.area].reads_state:
-            memory_out = memory_of[(update.area, update.step)] = slots
-            slots += 1
-        gain = torch.tanh if plan.area_cells[update.area].modulation == "tanh" else _identity
-        module = self.cells[update.area] if update.cell is not None else None
-        roles = tuple(MODULATES if c.edge.modulating else c.edge.into or DRIVES for c in update.calls)
-        return _Cell(module, roles, gain, prev, memory_in, memory_out, update.cell_step,
-                     plan.shapes[update.area]), slots
-
     def forward(self, x: Tensor, steps: int | None = None, readout: str | None = None,
                 return_states: bool = False, around: Around | None = None,
                 exit_threshold: float | None = None, mask: Tensor | None = None) -> Any:
@@ -384,7 +175,7 @@ class CortexNet(nn.Module):
         read = values[slots[0]] if len(slots) == 1 else tuple(values[s] for s in slots)
         if around is None:
             return self.head(read, norm_step)
-        return around(Site("head", step, self.spec.readout.label), partial(_call, self.head, norm_step), read)
+        return around(Site("head", step, self.spec.readout.label), partial(call_part, self.head, norm_step), read)
 
     # --- features --------------------------------------------------------------------------------------
 
@@ -402,14 +193,14 @@ class CortexNet(nn.Module):
         """The Plan `features(x, at)` runs; made (and `at` checked) without running anything."""
         return self._features_program(at)[1]
 
-    def _features_program(self, at: Iterable[tuple[str, int]]) -> tuple[_Program, Plan]:
+    def _features_program(self, at: Iterable[tuple[str, int]]) -> tuple[Program, Plan]:
         targets = frozenset(at)
         if not targets:
             raise ValueError("ask for at least one (area, step) value")
         key = (max(t for _, t in targets), "features", targets)
         if key not in self._programs:
             plan = make_plan(self.analysis, key[0], "features", self.plan.weight_sets, self.plan.cell_sets, targets)
-            self._programs[key] = (self._bind(plan), plan)
+            self._programs[key] = (bind(plan, self._module_of, self.cells), plan)
         return self._programs[key]
 
     # --- early exit ------------------------------------------------------------------------------------
@@ -484,7 +275,7 @@ class CortexNet(nn.Module):
         """The logits `model(x)` gives, from what `model(x, readout=model.loss_readout)` gave."""
         return self.head.decode(list(output.values())) if isinstance(output, dict) else output
 
-    def _run(self, program: _Program, x: Tensor, around: Around | None, mask: Tensor | None = None,
+    def _run(self, program: Program, x: Tensor, around: Around | None, mask: Tensor | None = None,
              after_step: Callable[[int, list, _Shown], bool] | None = None) -> list[Tensor | None]:
         """The interpreter: the values of one bound Plan on images `x`, slot by slot (freed after last use).
         Slot 0 holds what enters at the current step: the pre-net's output of the frame shown then.
@@ -503,19 +294,19 @@ class CortexNet(nn.Module):
                 values[slot] = shown.at(t)
             if around is not None:  # each call and cell through the hook
                 for (dst, calls, cell), update in zip(step.updates, step.plan):
-                    values[dst] = _update(calls, cell, values, around, update)
+                    values[dst] = run_update(calls, cell, values, around, update)
             elif recompute and step.updates:
                 # Compiled, the recomputation is AOTAutograd's, of a functional graph whose statistics are
                 # updated once, in the forward graph; eagerly, the norms must be told not to count twice.
                 contexts = {} if torch.compiler.is_compiling() else {
                     "context_fn": partial(_recompute_contexts, step.norms)}
-                made = checkpoint(_make_values, step, *(values[s] for s in step.reads), use_reentrant=False,
+                made = checkpoint(make_values, step, *(values[s] for s in step.reads), use_reentrant=False,
                                   **contexts)
                 for slot, value in zip(step.made, made):
                     values[slot] = value
             else:
                 for dst, calls, cell in step.updates:
-                    values[dst] = _update(calls, cell, values)
+                    values[dst] = run_update(calls, cell, values)
             for slot in step.frees:
                 values[slot] = None
             if after_step is not None and after_step(t, values, shown):
@@ -589,42 +380,6 @@ class _Shown:
         self.made = {frame: value[rows] for frame, value in self.made.items()}
 
 
-def prenet_layers(plan: Plan) -> list[nn.Module]:
-    """The pre-net's layers, in order."""
-    spec = plan.spec
-    shape = (spec.input.channels, *spec.input.size)
-    layers = []
-    for name, params, out in plan.prenet:
-        op = lookup("prenet", name)
-        ctx = OpContext(op.name, shape, out, params, activation_name=spec.defaults.activation)
-        layers.append(op.load()(ctx))
-        shape = out
-    return layers
-
-
-def make_head(plan: Plan) -> Head:
-    spec = plan.spec
-    return Head({area: plan.shapes[area] for area in plan.readout_areas}, spec.readout.head, plan.head_norm,
-                plan.head_norm_steps, spec.defaults.activation, spec.readout.decoder)
-
-
-def cell_module(plan: Plan, cell: CellSet) -> nn.Module:
-    """The module of an area's cell, with norms for the steps it runs at."""
-    area = plan.area_cells[cell.area]
-    ctx = CellContext(cell.name, plan.shapes[cell.area], area.params, cell.steps or (0,), area.activation)
-    return lookup_cell(cell.name).load()(ctx)
-
-
-def weight_set_module(plan: Plan, edge_name: str, steps: tuple[int, ...]) -> nn.Module:
-    """The op module of one weight set of an edge, with norms for `steps`."""
-    edge = plan.edges[edge_name]
-    op = lookup("transition", edge.op)
-    ctx = OpContext(op.name, plan.shapes[edge.source], plan.shapes[edge.target], edge.params,
-                    norm_policy=edge.norm.policy, norm_steps=steps, activation_name=edge.activation,
-                    norm_kind=edge.norm)
-    return op.load()(ctx)
-
-
 def _prepare(model_id: int, steps: int | None, prune: Keep) -> bool:
     """Make (once) the program of a call form, so that `forward` finds it in `model._programs`.
 
@@ -651,76 +406,5 @@ def _at_least_float32(t: Tensor) -> Tensor:
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
-def _call(module: nn.Module, step: int, x: Tensor) -> Tensor:
-    return module(x, step)
-
-
-def _update(calls: Calls, cell: _Cell | None, values: Any, around: Around | None = None,
-            update: Update | None = None) -> Tensor:
-    """One area's new value: the one update body every run goes through. Its calls are summed by what they
-    add into (the drive, its gain, or a named input of its cell); `D = drive * (1 + g(gain))`; then the cell
-    (where the area has one other than `sum`) on D (zeros where nothing drives), the area's previous value
-    and memory, and its named inputs. With a hook, each call and the cell run through `around`."""
-    sums: dict[str, Tensor] = {}  # DRIVES, MODULATES, and each named input of the cell
-    for i, (module, src, norm_step) in enumerate(calls):
-        if around is None:
-            out = module(values[src], norm_step)
-        else:
-            site = Site("call", update.step, update.area, update.calls[i])
-            out = around(site, partial(_call, module, norm_step), values[src])
-        role = DRIVES if cell is None else cell.roles[i]
-        sums[role] = out if role not in sums else sums[role] + out
-    drive, gain = sums.pop(DRIVES, None), sums.pop(MODULATES, None)
-    if cell is None:
-        return drive
-    if gain is not None and drive is not None:
-        drive = drive * (1 + cell.gain(gain))
-    if cell.cell is None:
-        return drive
-    if drive is None:
-        drive = values[0].new_zeros((values[0].shape[0], *cell.shape))
-    h = values[cell.prev] if cell.prev >= 0 else None
-    memory = values[cell.memory_in] if cell.memory_in >= 0 else None
-    run = partial(_cell_value, cell, h, memory, values, sums)
-    return run(drive) if around is None else around(Site("cell", update.step, update.area), run, drive)
-
-
-def _cell_value(cell: _Cell, h: Tensor | None, memory: Any, values: Any, inputs: dict[str, Tensor],
-                drive: Tensor) -> Tensor:
-    value, memory = cell.cell(drive, h, memory, cell.step, **inputs)
-    if cell.memory_out >= 0:
-        values[cell.memory_out] = memory
-    return value
-
-
-def _identity(x: Tensor) -> Tensor:
-    return x
-
-
-def _make_values(step: _Step, *inputs: Tensor) -> tuple[Tensor, ...]:
-    """A step's new values (and cells' memories) from the values it reads: the unit that activation
-    checkpointing recomputes."""
-    values = dict(zip(step.reads, inputs))
-    for dst, calls, cell in step.updates:
-        values[dst] = _update(calls, cell, values)
-    return tuple(values[slot] for slot in step.made)
-
-
 def _recompute_contexts(norms: tuple[nn.Module, ...]) -> tuple[Any, Any]:
     return nullcontext(), frozen_statistics(norms)
-
-
-def _tie(module: nn.Module, target: nn.Module) -> None:
-    """Make `module` use `target`'s weights: its weight-bearing parts become references to target's.
-
-    The shared parts stay registered only under the target, so every parameter
-    has one name (the owner's) and counts once; norms are never shared.
-    """
-    names = tieable_parts(module)
-    for name in names:
-        mine, theirs = getattr(module, name), getattr(target, name, None)
-        shapes = [p.shape for p in mine.parameters()]
-        if theirs is None or shapes != [p.shape for p in theirs.parameters()]:
-            raise ValueError(f"cannot tie {name!r}: the target has no part of that name and shape")
-        del module._modules[name]
-        object.__setattr__(module, name, theirs)

@@ -18,7 +18,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .analysis import INPUT
-from .model import CortexNet, cell_module, make_head, prenet_layers, weight_set_module
+from .model import CortexNet
+from .parts import cell_module, make_head, prenet_layers, weight_set_module
 from .plan import CellSet, Plan, Update
 
 

@@ -488,3 +488,13 @@ def test_an_edge_into_the_rgc_s_out_gate_adds_into_the_gate_not_the_drive():
             p.zero_()
     torch.testing.assert_close(gated(x), plain(x))
     assert "rgc(A->B(A@1) + B->B(B@1), B@1, out_gate=gate(A@1))" in str(gated.plan_for(steps=2))
+
+
+@pytest.mark.parametrize("tau, dt", [(1.5, 1.0), (3.0, 1.0), (20.0, 0.5), (800.0, 1.0), (1e5, 2.0)])
+def test_a_learned_time_constant_starts_at_the_spec_s_tau(tau, dt):
+    # tau = dt + softplus(raw): the raw value is chosen so that the model starts at the tau the spec gives,
+    # also where softplus's inverse would overflow (tau - dt past 709)
+    model = build(_spec(f"{{leaky: {{tau: {tau}, dt: {dt}, learn_tau: true, per_channel: true}}}}"))
+    start = model.cells["B"].time_constant().detach().double()
+    assert start.shape == (1, 3, 1, 1)
+    torch.testing.assert_close(start, torch.full_like(start, tau), rtol=1e-6, atol=0)

@@ -110,3 +110,22 @@ def test_evaluate_reports_the_full_run_and_each_threshold(tmp_path, capsys):
 def test_evaluate_says_what_is_wrong_in_one_line(tmp_path, capsys):
     assert main(["evaluate", "demo/frnn3-digits", "--exit-threshold", "2"]) == 2
     assert capsys.readouterr().err.strip() == "cortexgraph: exit_threshold is a probability in (0, 1]; got 2.0"
+
+
+def test_a_sample_exits_where_its_confidence_reaches_the_threshold_exactly():
+    # Logits of [200, 0, 0, 0, 0] whatever the image: a softmax of exactly 1.0 in float32 at every step, so at
+    # threshold 1.0 (the largest allowed) every sample exits at the first step it may: "reaches" is >=.
+    model = build(TWO_AREAS).eval()
+    with torch.no_grad():
+        model.head.fc.weight.zero_()
+        model.head.fc.bias.copy_(torch.tensor([200.0, 0, 0, 0, 0]))
+    x = torch.randn(3, 1, 8, 8)
+    assert bool((model(x, readout="all")[1].softmax(1).amax(1) == 1.0).all())
+    first = min(model(x, readout="all"))
+    assert model(x, exit_threshold=1.0).steps.tolist() == [first] * 3
+    # just below a confidence, it exits; just above, it runs to the last step
+    with torch.no_grad():
+        model.head.fc.bias.copy_(torch.tensor([2.0, 0, 0, 0, 0]))
+    p = float(model(x, readout="all")[first].softmax(1).amax(1)[0])  # e^2 / (e^2 + 4), the same for all
+    assert model(x, exit_threshold=p).steps.tolist() == [first] * 3
+    assert model(x, exit_threshold=min(1.0, p + 1e-6)).steps.tolist() == [4] * 3

@@ -113,6 +113,8 @@ def _changed(change):
     (lambda s: s["areas"]["A"].update(size=0), "areas.A.size: a size must be at least 1, got 0$"),
     (lambda s: s["areas"]["A"].update(size=[4, 0]), r"areas.A.size: a size must be at least 1, got \[4, 0\]"),
     (lambda s: s["readout"].update(step=[3, 2]), "readout.step: list the readout steps in increasing order, each once"),
+    (lambda s: s["readout"].update(step=[2, 2, 4]),
+     "readout.step: list the readout steps in increasing order, each once"),  # a step read out twice
     (lambda s: s["readout"].update(step="late"), "readout.step: expected a step .* or a list of steps; got the text"),
     (lambda s: s["edges"][0].update(op={5: {}}), r"edges\[0\].op: an op name is text, not the number 5"),
     (lambda s: s["edges"][0].update(op={"conv": 3}), "the parameters of op 'conv' are a mapping such as {kernel: 3}"),

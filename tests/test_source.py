@@ -95,6 +95,21 @@ def test_moderate_nesting_beyond_the_limit_is_refused():
     assert "nested more than 64 levels" in found[0].message
 
 
+@pytest.mark.parametrize("file", ["s.yaml", "s.json"])
+def test_nesting_is_allowed_up_to_the_limit_exactly(file):
+    # a value 64 levels deep (the key, then 63 lists) is read; one level more is refused
+    def text(lists: int) -> str:
+        inner = "[" * lists + "0" + "]" * lists
+        return f'{{"a": {inner}}}' if file.endswith(".json") else f"a: {inner}\n"
+
+    data, _ = parse_text(text(63), file)
+    deepest = data["a"]
+    for _ in range(63):
+        (deepest,) = deepest
+    assert deepest == 0
+    assert "nested more than 64 levels deep" in problems(text(64), file)[0].message
+
+
 def test_non_utf8_bytes_are_refused():
     assert "not UTF-8" in problems(b"name: \xff\xfe\n")[0].message
 

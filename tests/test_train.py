@@ -479,3 +479,24 @@ def test_specs_with_cells_train_and_come_back_from_their_checkpoint(spec, tmp_pa
     trained = build(result["checkpoint"]).eval()
     state = read_checkpoint(result["checkpoint"])["model"]
     assert all(torch.equal(trained.state_dict()[k], v) for k, v in state.items())
+
+
+def test_the_test_loss_is_the_mean_over_test_images_not_over_batches(tiny, tmp_path):
+    # 48 does not divide the synthetic test split, so a mean of batch means would differ from the mean over
+    # images; the expectation is computed here, from the saved model and the test split alone
+    result = train(config(tiny, tmp_path / "run", epochs=1, batch_size=48))
+    out = Path(result["out"])
+    model = build(str(out / "checkpoint.pt")).eval()
+    x, y = stacked(make_data("synthetic", load_spec(TINY), seed=0).test)  # the default seed
+    assert len(y) % 48
+    with torch.no_grad():
+        expected = float(torch.nn.functional.cross_entropy(model(x), y))
+    assert json.loads((out / "metrics.json").read_text())["epochs"][0]["test_loss"] == pytest.approx(expected,
+                                                                                                   rel=1e-5)
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_limit_batches_trains_on_exactly_that_many_batches_an_epoch(tiny, tmp_path, limit):
+    result = train(config(tiny, tmp_path / "run", epochs=2, batch_size=16, limit_batches=limit))
+    state = read_checkpoint(Path(result["out"]) / "checkpoint.pt")["optimizer"]["state"]
+    assert {int(s["step"]) for s in state.values()} == {2 * limit}  # one optimizer step a batch, two epochs
