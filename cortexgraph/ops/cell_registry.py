@@ -39,9 +39,9 @@ class ActParams(Params):
     """`act`: the drive normalised, then activated: `act(norm_t(D))` (BLT's `relu(BN_t(b + l + t))`); with
     `lrn`, a local response normalisation after the activation: `lrn(act(norm_t(D)))` (Spoerer et al. 2017)."""
 
-    norm: NormSetting = BATCH_PER_STEP
-    act: Activation | None = None  # default: relu (defaults.activation is the edges')
-    lrn: LRNParams | None = None
+    norm: NormSetting = Field(BATCH_PER_STEP, description="`shared`, `none`, or a kind")
+    act: Activation | None = Field(None, description="default: `relu`; defaults.activation is the edges'")
+    lrn: LRNParams | None = Field(None, description="a local response normalisation after `act`")
 
 
 class ConvCellParams(ActParams):
@@ -64,11 +64,11 @@ def _float32(x: float) -> float:
 class LeakyParams(Params):
     """`leaky`: `h = (1 - a) h_prev + a act(D)`, `a = dt / tau` (a continuous-time area, Euler steps)."""
 
-    tau: float = Field(2.0, gt=0)
+    tau: float = Field(2.0, gt=0, description="above dt")
     dt: float = Field(1.0, gt=0)
-    learn_tau: bool = False  # learned, kept above dt (tau = dt + softplus(raw))
-    per_channel: bool = False  # one tau per channel
-    act: Activation | None = None  # default: relu (defaults.activation is the edges')
+    learn_tau: bool = Field(False, description="learned, kept above dt: dt + softplus(raw)")
+    per_channel: bool = Field(False, description="one tau per channel")
+    act: Activation | None = Field(None, description="default: `relu`")
 
     @model_validator(mode="after")
     def _tau_above_dt(self) -> LeakyParams:
@@ -98,19 +98,19 @@ class GatedParams(Params):
 class GRUParams(GatedParams):
     """`gru`: `reset_bias` is added to the reset gate's pre-activation (PyTorchTNN's GRUCell adds 1.0)."""
 
-    reset_bias: float = 0.0
+    reset_bias: float = Field(0.0, description="PyTorchTNN's: 1")
 
 
 class LSTMParams(GatedParams):
     """`lstm`: `forget_bias` is added to the forget gate's pre-activation (PyTorchTNN's LSTMCell adds 1.0)."""
 
-    forget_bias: float = 0.0
+    forget_bias: float = Field(0.0, description="PyTorchTNN's: 1")
 
 
 class RGCParams(GatedParams):
     """`rgc`: the memory has `memory_channels` (PyTorchTNN's `cell_depth`; default the area's channels)."""
 
-    memory_channels: PositiveInt | None = None
+    memory_channels: PositiveInt | None = Field(None, description="default: the area's; PyTorchTNN's `cell_depth`")
 
 
 def _act_count(shape: Shape, p: ActParams) -> Weights:
@@ -214,21 +214,44 @@ _MODULES = "cortexgraph.ops.cells"
 ACT = "act"  # a cell's nonlinearity is its `act` parameter
 CELL_ACTIVATION = "relu"  # the `act` of a cell that gives none (defaults.activation is the edges')
 
-for _cell in (
-    CellDef("sum", None, runs_every_step=False, reads_state=False, doc="the drive itself, where something fires",
-            nonlinearity="none"),
-    CellDef("act", f"{_MODULES}:ActCell", ActParams, reads_state=False, count=_act_count, doc="act(norm_t(D))",
-            nonlinearity=ACT),
+BUILT_IN = (
+    CellDef("sum", None, runs_every_step=False, reads_state=False,
+            doc="`D`, where something fires (the area keeps its value otherwise)", nonlinearity="none"),
+    CellDef("act", f"{_MODULES}:ActCell", ActParams, reads_state=False, count=_act_count,
+            doc="`act(norm_t(D))`, then `lrn` where given", nonlinearity=ACT),
     CellDef("conv", f"{_MODULES}:ConvCell", ConvCellParams, reads_state=False, count=_conv_count,
-            doc="act(norm_t(conv(D)))", nonlinearity=ACT),
+            doc="`act(norm_t(conv(D)))`, then `lrn` where given", nonlinearity=ACT),
     CellDef("leaky", f"{_MODULES}:LeakyCell", LeakyParams, count=_leaky_count,
-            doc="(1 - dt/tau) h + dt/tau act(D)", nonlinearity=ACT),
+            doc="`(1 - a) h + a act(D)`, `a = dt / tau`", nonlinearity=ACT),
     CellDef("gru", f"{_MODULES}:GRUCell", GRUParams, count=_gated_count(3, 3),
-            doc="the ConvGRU equations, D as input", nonlinearity="sigmoid, tanh"),
+            doc="the ConvGRU equations", nonlinearity="sigmoid, tanh"),
     CellDef("lstm", f"{_MODULES}:LSTMCell", LSTMParams, count=_gated_count(4, 5),
-            doc="the ConvLSTM equations, D as input, with a cell memory", nonlinearity="sigmoid, tanh"),
+            doc="the ConvLSTM equations (with a cell memory)", nonlinearity="sigmoid, tanh"),
     CellDef("rgc", f"{_MODULES}:RGCCell", RGCParams, count=_rgc_count,
-            doc="the reciprocal gated cell (Nayebi et al. 2018), D as input, with a memory",
+            doc="the reciprocal gated cell (with a memory)",
             nonlinearity="sigmoid, elu", inputs=("out_gate",)),
-):
+)
+for _cell in BUILT_IN:
     _CELLS.add(_cell.name, _cell)
+
+
+def cells_table() -> str:
+    """The table of the built-in cells in docs/spec.md ('areas'), made from the registry (a test keeps the
+    docs current): each cell's parameters with their defaults, its named inputs, and what it computes."""
+    rows = ["| cell | parameters | new value |", "| --- | --- | --- |"]
+    for cell in BUILT_IN:
+        params = [_param_text(name, field) for name, field in cell.params.model_fields.items()]
+        inputs = f"; the input{'s' * (len(cell.inputs) > 1)} {', '.join(f'`{i}`' for i in cell.inputs)}"
+        rows.append(f"| `{cell.name}` | {', '.join(params)}{inputs if cell.inputs else ''} | {cell.doc} |")
+    return "\n".join(rows)
+
+
+def _param_text(name: str, field: Any) -> str:
+    default = field.default
+    if field.is_required() or default is None:
+        text = f"`{name}`"
+    else:
+        shown = (str(default).lower() if isinstance(default, bool) else default.time if hasattr(default, "time")
+                 else f"{default:g}" if isinstance(default, float) else default)
+        text = f"`{name}: {shown}`"
+    return text + (f" ({field.description})" if field.description else "")
