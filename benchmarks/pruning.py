@@ -29,7 +29,7 @@ def naive_calls(model, steps: int) -> list[tuple[int, str, str]]:
     """(step, edge, weight set) for every edge at every step it is listed (none of the Plan's pruning)."""
     calls = []
     groups = model.plan.weight_sets
-    for edge in model.analysis.edges:
+    for edge in model.plan.edges.values():
         owned = [g for g in groups.values() if g.edge == edge.name]
         for t in edge.fires_until(steps):
             group = next((g for g in owned if t in g.steps), owned[-1])
@@ -39,13 +39,13 @@ def naive_calls(model, steps: int) -> list[tuple[int, str, str]]:
 
 def naive_forward(model, x: torch.Tensor, steps: int) -> torch.Tensor:
     """Every area at every step: zeros stand in for silent areas."""
-    analysis = model.analysis
+    plan = model.plan
     batch = x.shape[0]
     prenet = model.prenet(x)
-    history = {area: [prenet.new_zeros(batch, *analysis.shapes[area])] for area in model.spec.areas}
+    history = {area: [prenet.new_zeros(batch, *plan.shapes[area])] for area in model.spec.areas}
     by_step: dict[int, list] = {}
     for t, name, group in naive_calls(model, steps):
-        by_step.setdefault(t, []).append((analysis.edge(name), group))
+        by_step.setdefault(t, []).append((plan.edges[name], group))
     for edge, _ in by_step.get(0, []):
         history[edge.target][0] = prenet
     for t in range(1, steps + 1):

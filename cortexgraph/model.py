@@ -21,12 +21,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .analysis import Analysis
 from .describe import model_text
 from .ops.layers import init_weights
 from .ops.norms import frozen_statistics
 from .parts import Head, cell_module, make_head, prenet_layers, tie, weight_set_module  # noqa: F401 (Head: API)
-from .plan import Keep, Plan, WeightSet, make_plan
+from .plan import Keep, Plan, WeightSet
 from .program import Around, Program, Site, bind, call_part, make_values, run_update  # noqa: F401 (Site: API)
 from .spec import Spec
 
@@ -49,7 +48,6 @@ class CortexNet(nn.Module):
         super().__init__()
         spec = plan.spec
         self.spec: Spec = spec
-        self.analysis: Analysis = plan.analysis  # what other call forms are planned from
         self.plan: Plan = plan
         self.prenet = nn.Sequential(*prenet_layers(plan))
         self.edges = nn.ModuleDict()
@@ -114,7 +112,7 @@ class CortexNet(nn.Module):
         key = self._key(steps, prune)
         if key not in self._programs:
             plan = (self.plan if key == (None, "final") else
-                    make_plan(self.analysis, steps, prune, self.plan.weight_sets, self.plan.cell_sets))
+                    self.plan.variant(steps, prune))
             self._programs[key] = (bind(plan, self._module_of, self.cells), plan)
         return self._programs[key]
     def forward(self, x: Tensor, steps: int | None = None, readout: str | None = None,
@@ -199,7 +197,7 @@ class CortexNet(nn.Module):
             raise ValueError("ask for at least one (area, step) value")
         key = (max(t for _, t in targets), "features", targets)
         if key not in self._programs:
-            plan = make_plan(self.analysis, key[0], "features", self.plan.weight_sets, self.plan.cell_sets, targets)
+            plan = self.plan.variant(key[0], "features", targets)
             self._programs[key] = (bind(plan, self._module_of, self.cells), plan)
         return self._programs[key]
 

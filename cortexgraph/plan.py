@@ -177,6 +177,11 @@ class Plan:
         sizes["head"] = head_size(self.analysis)
         return sizes
 
+    def variant(self, steps: int | None, keep: Keep, targets: frozenset[tuple[str, int]] = frozenset()) -> Plan:
+        """The Plan of another call form of the same model (`steps`, what it keeps, the values asked for):
+        its weight sets and cells are this one's, so the model that runs this Plan runs it too."""
+        return make_plan(self.analysis, steps, keep, self.weight_sets, self.cell_sets, targets)
+
     def head_norm_step(self, step: int) -> int:
         """The step whose post-net norm a readout at `step` uses: that of the first readout step at or
         after it (the last one's past them all), so every step of an anytime readout is normalised."""

@@ -51,7 +51,7 @@ transitions:
 readout: {area: V4, head: {classes: 2}}
 """
     model = build(text)
-    level, kinds = model.analysis.levels, model.analysis.kinds
+    level, kinds = model.plan.levels, model.plan.kinds
     assert level == {"V1": 0, "V2": 1, "V3": 2, "V4": 3}
     assert kinds["V1->V2"] == "feedforward" and kinds["V2->V1"] == "feedback"
     assert kinds["V1->V1"] == "lateral"

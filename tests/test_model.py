@@ -204,15 +204,14 @@ def test_return_states_gives_every_area_at_every_step():
     x = torch.randn(2, 3, 16, 16)
     logits, states = model(x, return_states=True)
     torch.testing.assert_close(logits, model(x))
-    assert set(states) == {(a, t) for a, first in model.analysis.arrival.items() for t in range(first, 6)}
+    assert set(states) == {(a, t) for a, first in model.plan.arrival.items() for t in range(first, 6)}
     assert states[("V1", 0)].shape == (2, 4, 16, 16) and states[("V4", 5)].shape == (2, 8, 4, 4)
     torch.testing.assert_close(model.head(states[("V4", 5)]), logits)
 
 
 def naive_run(model, x, steps):
     """Every edge at every step it is listed, silent sources masked to zero (as graph-to-module tools do)."""
-    analysis = model.analysis
-    shapes = analysis.shapes
+    shapes = model.plan.shapes
     prenet = model.prenet(x)
     history = {area: [] for area in model.spec.areas}  # (step, value, has_signal)
     for area in model.spec.inputs:
@@ -223,7 +222,7 @@ def naive_run(model, x, steps):
     groups = model.plan.weight_sets
     for t in range(1, steps + 1):
         new = {}
-        for edge in analysis.edges:
+        for edge in model.plan.edges.values():
             if edge.is_input or t not in edge.steps:
                 continue
             held = [h for h in history[edge.source] if h[0] <= t - edge.delay]
@@ -383,7 +382,7 @@ def test_a_tied_edge_uses_the_same_weights_and_counts_them_once():
 
 def test_size_override_rescales_every_area():
     model = build("torchvision/resnet18", size=32)
-    assert model.analysis.shapes["S1"] == (64, 8, 8) and model.analysis.shapes["S4"] == (512, 1, 1)
+    assert model.plan.shapes["S1"] == (64, 8, 8) and model.plan.shapes["S4"] == (512, 1, 1)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 1000)
 
 
