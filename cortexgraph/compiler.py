@@ -15,7 +15,9 @@ from typing import Any
 from .analysis import Limits, analyze
 from .overrides import Overrides
 from .plan import Plan, make_plan
-from .spec import load_spec
+from .spec import load_spec, parse_spec
+
+__all__ = ["Limits", "compile", "load_spec", "parse_spec"]  # the front door: what the stages above it import
 
 
 def compile(spec: Any, *, limits: Limits = Limits(), allow_imports: bool = False, **overrides: Any) -> Plan:

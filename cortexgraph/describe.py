@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .analysis import INPUT, Edge, every_step
 from .ops.norm_spec import NormSpec
 from .ops.registry import PoolAfter
-from .plan import Plan, WeightSet
+from .plan import INPUT, Edge, Plan, WeightSet, every_step
 
 
 def format_steps(steps: tuple[int, ...] | list[int]) -> str:

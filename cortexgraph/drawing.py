@@ -14,11 +14,9 @@ from typing import Any
 
 import graphviz
 
-from .analysis import INPUT, ZEROS, Edge, every_step
 from .compiler import compile
 from .describe import edge_label, format_steps, head_text, op_text, op_text_of
-from .plan import Plan
-from .spec import Stimulus
+from .plan import INPUT, ZEROS, Edge, Plan, Stimulus, every_step
 
 VIEWS = ("rolled", "unrolled", "matrix")
 FORMATS = ("svg", "png", "pdf", "dot")

@@ -25,9 +25,8 @@ from .describe import model_text
 from .ops.layers import init_weights
 from .ops.norms import frozen_statistics
 from .parts import Head, cell_module, make_head, prenet_layers, tie, weight_set_module  # noqa: F401 (Head: API)
-from .plan import Keep, Plan, WeightSet
+from .plan import Keep, Plan, Spec, WeightSet
 from .program import Around, Program, Site, bind, call_part, make_values, run_update  # noqa: F401 (Site: API)
-from .spec import Spec
 
 
 class InputError(ValueError):

@@ -15,8 +15,7 @@ from .ops.layers import ACTIVATIONS, OpContext, tieable_parts
 from .ops.norm_spec import NormSpec
 from .ops.norms import make_norm
 from .ops.registry import Shape, lookup
-from .plan import CellSet, Plan
-from .spec import Head as HeadSpec
+from .plan import CellSet, HeadSpec, Plan
 
 
 class Head(nn.Module):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal, NamedTuple
 
-from .analysis import INPUT, ZEROS, Analysis, AreaCell, Edge, Timeline, live
+from .analysis import INPUT, ZEROS, Analysis, AreaCell, Edge, Timeline, every_step, live
 from .collector import collector_paused
 from .errors import Problem
 from .ops.cell_registry import lookup_cell
@@ -36,7 +36,13 @@ from .sizes import (
     prenet_size,
     unshared_size,
 )
-from .spec import Spec
+from .spec import Head as HeadSpec
+from .spec import Spec, Stimulus
+
+# The vocabulary the Plan's readers use, given here so that they read the Plan, not the stages before it (an
+# import-linter contract in pyproject.toml keeps them off spec, lowering, timeline and analysis).
+__all__ = ["INPUT", "ZEROS", "AreaCell", "Call", "CellSet", "Edge", "HeadSpec", "Keep", "Plan", "Spec", "Stimulus",
+           "Update", "WeightSet", "every_step", "make_plan"]
 
 # What a Plan keeps: what the readout needs at its readout steps (`final`), at every step (`anytime`), every
 # value (`none`: nothing pruned), or the (area, step) values asked for (`features`).

@@ -15,10 +15,9 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .analysis import INPUT, ZEROS
 from .ops.norms import batch_norms_at
 from .ops.registry import Shape
-from .plan import Call, Plan, Update, WeightSet
+from .plan import INPUT, ZEROS, Call, Plan, Update, WeightSet
 
 Calls = tuple[tuple[nn.Module, int, int], ...]  # (module, slot read, norm step) summed into one value
 DRIVES, MODULATES = "", "*"  # what a call's output adds into: the drive, or its gain (else a cell's named input)

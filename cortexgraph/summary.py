@@ -17,10 +17,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .analysis import INPUT
 from .model import CortexNet
 from .parts import cell_module, make_head, prenet_layers, weight_set_module
-from .plan import CellSet, Plan, Update
+from .plan import INPUT, CellSet, Plan, Update
 
 
 def _flops(run: Callable[[], Any]) -> int:

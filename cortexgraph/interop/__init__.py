@@ -12,8 +12,8 @@ import warnings
 from typing import Any
 
 from ..builder import build
+from ..compiler import load_spec, parse_spec
 from ..model import CortexNet
-from ..spec import load_spec, parse_spec
 from .blt import NEVER_USED, blt_names, pooled_as_maps
 from .cornet import cornet_r_names, cornet_s_names, cornet_z_names
 from .mapping import WeightMapError, load_mapped, read_state_dict
