@@ -17,7 +17,18 @@ import networkx as nx
 
 from .collector import collector_paused
 from .errors import Loc, Problem, did_you_mean, known_list
-from .lowering import INPUT, ZEROS, AreaCell, Edge, Reporter, every_step, lower_cells, lower_edges, resolve_op  # noqa: F401
+from .lowering import (  # noqa: F401
+    INPUT,
+    ZEROS,
+    AreaCell,
+    Edge,
+    Reporter,
+    every_step,
+    fires_throughout,
+    lower_cells,
+    lower_edges,
+    resolve_op,
+)
 from .ops.norm_spec import BATCH_PER_STEP, NO_NORM, NormSpec
 from .ops.registry import OpDef, Params, Shape, StemConvParams, resampling
 from .spec import Spec
@@ -309,15 +320,16 @@ class _Checker(Reporter):
     def check_steps(self, edge: Edge) -> None:
         loc, rule = edge.loc, edge.rule
         at = loc + ("at",) if loc[0] != "schedule" else loc
-        if edge.first_step == 1 and rule.earliest() == 0:
-            self.error(at, "edges fire from step 1; step 0 is when the pre-net's output arrives",
-                       "'once' and step 0 are for inputs and for zero-delay edges, delay: 0")
-            return
         earliest = rule.earliest()
-        if edge.is_input and earliest is not None and earliest < edge.first_step:
-            self.error(at, f"an input edge of delay {edge.delay} carries the frame shown {edge.delay} steps earlier, "
-                           f"so it cannot fire before step {edge.delay} (it is written to fire at step {earliest})",
-                       f"let it fire from step {edge.delay} ('at: all' does), or lower its delay")
+        if earliest is not None and earliest < edge.first_step:  # a step before the edge's first
+            if edge.is_input:
+                self.error(at, f"an input edge of delay {edge.delay} carries the frame shown {edge.delay} steps "
+                               f"earlier, so it cannot fire before step {edge.delay} (it is written to fire at step "
+                               f"{earliest})",
+                           f"let it fire from step {edge.delay} ('at: all' does), or lower its delay")
+            else:
+                self.error(at, "edges fire from step 1; step 0 is when the pre-net's output arrives",
+                           "'once' and step 0 are for inputs and for zero-delay edges, delay: 0")
             return
         beyond = rule.beyond(self.spec.steps)
         if beyond:
@@ -417,7 +429,7 @@ class _Checker(Reporter):
                 cycle = [graph.edges[u, v, k]["edge"] for u, v, k in nx.find_cycle(graph.subgraph(group))]
             except nx.NetworkXNoCycle:
                 continue
-            loop = " -> ".join([cycle[0].source] + [e.target for e in cycle])
+            loop = _loop_text(cycle)
             self.warn(cycle[0].loc, f"the loop {loop} has no nonlinearity (its edges are linear and its areas' "
                                     "cells add none), so its values decay or grow geometrically with the steps",
                       "give an edge an activation, or its areas a cell with one, e.g. cell: {act: {act: relu}}")
@@ -425,7 +437,7 @@ class _Checker(Reporter):
     def check_same_step(self, edges: tuple[Edge, ...]) -> None:
         cycle = zero_delay_cycle(edges)
         if cycle is not None:
-            loop = " -> ".join([cycle[0].source] + [e.target for e in cycle])
+            loop = _loop_text(cycle)
             names = ", ".join(repr(e.name) for e in cycle)
             where = cycle[0].loc + ("delay",)
             self.error(where if where in self.source.values else cycle[0].loc,
@@ -522,6 +534,11 @@ class _Checker(Reporter):
                 self.warn(edge.loc, f"edge {edge.name!r} feeds nothing that reaches the readout "
                                     f"({spec.readout.label} at step {last})",
                           "its work is pruned; remove it or read out later")
+
+
+def _loop_text(cycle: list[Edge]) -> str:
+    """`A -> B -> A`: the areas a cycle of edges goes through."""
+    return " -> ".join([cycle[0].source] + [e.target for e in cycle])
 
 
 def _end(loc: Loc, name: str, matrix_index: int) -> Loc:

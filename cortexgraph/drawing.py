@@ -16,7 +16,7 @@ import graphviz
 
 from .compiler import compile
 from .describe import edge_label, format_steps, head_text, op_text, op_text_of
-from .plan import INPUT, ZEROS, Edge, Plan, Stimulus, every_step
+from .plan import INPUT, ZEROS, Edge, Plan, Stimulus, every_step, fires_throughout
 
 VIEWS = ("rolled", "unrolled", "matrix")
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -419,7 +419,7 @@ def _matrix(plan: Plan) -> graphviz.Digraph:
     g = _base(f"{spec.name}-matrix", "TB")
     g.attr(label=f"{spec.name}: transition matrix", labelloc="t", fontsize="13")
     g.node("matrix", f"<{table}>", shape="plaintext")
-    if any(e.steps != tuple(range(e.first_step, spec.steps + 1)) for e in plan.edges.values()):  # (every_step)
+    if not all(fires_throughout(e, spec.steps) for e in plan.edges.values()):
         g.node("timeline", f"<{_timeline(plan)}>", shape="plaintext")
         g.edge("matrix", "timeline", style="invis")
     return g

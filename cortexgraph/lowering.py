@@ -102,10 +102,15 @@ class AreaCell:
         return self.name == "sum"
 
 
+def fires_throughout(edge: Edge, steps: int) -> bool:
+    """Whether `edge` fires at every step it can within `steps` (from its first step on)."""
+    return edge.steps == tuple(range(edge.first_step, steps + 1))
+
+
 def every_step(edge: Edge, steps: int) -> bool:
-    """Whether `edge` fires at every step it can within `steps` (from 1, or from 0 at zero delay): an edge
-    between areas by default (it is then drawn and described without its steps)."""
-    return not edge.is_input and edge.steps == tuple(range(edge.first_step, steps + 1))
+    """Whether `edge` is an edge between areas that fires at every step it can (it is then drawn and described
+    without its steps)."""
+    return not edge.is_input and fires_throughout(edge, steps)
 
 
 class Reporter:

@@ -18,20 +18,18 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal, NamedTuple
 
-from .analysis import INPUT, ZEROS, Analysis, AreaCell, Edge, Timeline, every_step, live
+from .analysis import INPUT, ZEROS, Analysis, AreaCell, Edge, Timeline, every_step, fires_throughout, live
 from .collector import collector_paused
 from .errors import Problem
-from .ops.cell_registry import lookup_cell
-from .ops.norm_spec import NO_NORM, NormSpec
+from .ops.norm_spec import NormSpec
 from .ops.registry import Params, Shape
 from .sizes import (
     Size,
+    cell_has_step_norms,
     cell_size,
-    cell_weights,
     check_size,
+    edge_has_step_norms,
     edge_set_size,
-    edge_weights,
-    has_step_norms,
     head_size,
     prenet_size,
     unshared_size,
@@ -42,7 +40,7 @@ from .spec import Spec, Stimulus
 # The vocabulary the Plan's readers use, given here so that they read the Plan, not the stages before it (an
 # import-linter contract in pyproject.toml keeps them off spec, lowering, timeline and analysis).
 __all__ = ["INPUT", "ZEROS", "AreaCell", "Call", "CellSet", "Edge", "HeadSpec", "Keep", "Plan", "Spec", "Stimulus",
-           "Update", "WeightSet", "every_step", "make_plan"]
+           "Update", "WeightSet", "every_step", "fires_throughout", "make_plan"]
 
 # What a Plan keeps: what the readout needs at its readout steps (`final`), at every step (`anytime`), every
 # value (`none`: nothing pruned), or the (area, step) values asked for (`features`).
@@ -233,7 +231,7 @@ def _update_text(update: Update, step: int) -> str:
     if update.cell is None:
         return drive
     state = f", {update.area}@{update.prev}" if update.prev is not None else ""
-    inputs = {c.edge.into: "" for c in update.calls if c.edge.into}
+    inputs = dict.fromkeys(c.edge.into for c in update.calls if c.edge.into)  # in the order they come
     named = "".join(f", {name}=" + " + ".join(_term(c, step) for c in update.calls if c.edge.into == name)
                     for name in inputs)
     reused = f" [norm of step {update.cell_step}]" if update.cell_step != step else ""
@@ -283,7 +281,7 @@ def weight_sets(analysis: Analysis) -> dict[str, WeightSet]:
                 tie = f"edges.{edge.tie}" if edge.tie else None
                 sets.append(WeightSet(edge.name, None, steps, tie,
                                       edge_set_size(analysis, edge, len(steps), tie is not None),
-                                      has_step_norms(edge_weights(analysis, edge), edge.norm)))
+                                      edge_has_step_norms(analysis, edge)))
         elif edge.share == "none":
             one = edge_set_size(analysis, edge, 1, False)
             sets += [WeightSet(edge.name, f"t{t}", (t,), size=one) for t in steps]
@@ -345,8 +343,7 @@ def cell_sets(analysis: Analysis) -> dict[str, CellSet]:
         ran = timeline.versions[area]
         steps = tuple(t for t in ran if t <= last) or tuple(ran[:1])
         cells[area] = CellSet(area, cell.name, steps, cell_size(analysis, area, len(steps)),
-                              has_step_norms(cell_weights(lookup_cell(cell.name), analysis.shapes[area], cell.params),
-                                             getattr(cell.params, "norm", None) or NO_NORM))
+                              cell_has_step_norms(analysis, area))
     return cells
 
 

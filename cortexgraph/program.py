@@ -155,9 +155,10 @@ def bind(plan: Plan, module_of: Callable[[WeightSet], nn.Module], cells: Mapping
         enters = any(src == 0 for _, calls, _ in updates for _, src, _ in calls)
         keeps = tuple(slot for shown, slot in kept_frames.items() if shown == step)
         program.append(BoundStep(updates, reads, tuple(frees.get(step, ())), made, norms, plan.schedule[step],
-                             enters, keeps))
+                                 enters, keeps))
     zeros = tuple((slot, plan.shapes[area]) for area, slot in zeros_of.items())
     return Program(slots, tuple(program), tuple(readout), plan.readout_steps, states, zeros)
+
 
 def _bind_cell(plan: Plan, update: Update, cells: Mapping[str, nn.Module], slot_of: dict, memory_of: dict,
                slots: int) -> tuple[BoundCell, int]:
@@ -173,7 +174,7 @@ def _bind_cell(plan: Plan, update: Update, cells: Mapping[str, nn.Module], slot_
     module = cells[update.area] if update.cell is not None else None
     roles = tuple(MODULATES if c.edge.modulating else c.edge.into or DRIVES for c in update.calls)
     return BoundCell(module, roles, gain, prev, memory_in, memory_out, update.cell_step,
-                 plan.shapes[update.area]), slots
+                     plan.shapes[update.area]), slots
 
 
 def call_part(module: nn.Module, step: int, x: Tensor) -> Tensor:
@@ -181,11 +182,17 @@ def call_part(module: nn.Module, step: int, x: Tensor) -> Tensor:
 
 
 def run_update(calls: Calls, cell: BoundCell | None, values: Any, around: Around | None = None,
-            update: Update | None = None) -> Tensor:
+               update: Update | None = None) -> Tensor:
     """One area's new value: the one update body every run goes through. Its calls are summed by what they
     add into (the drive, its gain, or a named input of its cell); `D = drive * (1 + g(gain))`; then the cell
     (where the area has one other than `sum`) on D (zeros where nothing drives), the area's previous value
     and memory, and its named inputs. With a hook, each call and the cell run through `around`."""
+    if cell is None and around is None:  # a `sum` area, every call driving: the common case, kept lean
+        total = None
+        for module, src, norm_step in calls:
+            out = module(values[src], norm_step)
+            total = out if total is None else total + out
+        return total
     sums: dict[str, Tensor] = {}  # DRIVES, MODULATES, and each named input of the cell
     for i, (module, src, norm_step) in enumerate(calls):
         if around is None:

@@ -61,9 +61,24 @@ def weight_set_size(w: Weights, norm: NormSpec, steps: int, tied: bool, spatial:
     return Size(w.own + (0 if tied else w.tied)) + _norms(w.norm_channels, norm, steps, spatial)
 
 
-def has_step_norms(w: Weights, norm: NormSpec) -> bool:
+def _has_step_norms(w: Weights, norm: NormSpec) -> bool:
     """Whether weights `w` under `norm` have a norm for each step (so a step past the last made lacks one)."""
     return norm.policy == "per_step" and norm.kind != "none" and w.norm_channels > 0
+
+
+def edge_has_step_norms(analysis: Analysis, edge: Edge) -> bool:
+    return _has_step_norms(edge_weights(analysis, edge), edge.norm)
+
+
+def cell_has_step_norms(analysis: Analysis, area: str) -> bool:
+    cell = analysis.cells[area]
+    weights = cell_weights(lookup_cell(cell.name), analysis.shapes[area], cell.params)
+    return _has_step_norms(weights, _cell_norm(cell))
+
+
+def _cell_norm(cell: Any) -> NormSpec:
+    """An area's cell's norm: its `norm` where it has one (act, conv), else none."""
+    return getattr(cell.params, "norm", None) or NO_NORM
 
 
 def edge_set_size(analysis: Analysis, edge: Edge, steps: int, tied: bool) -> Size:
@@ -77,7 +92,7 @@ def cell_size(analysis: Analysis, area: str, steps: int) -> Size:
     cell = analysis.cells[area]
     _, height, width = analysis.shapes[area]
     w = cell_weights(lookup_cell(cell.name), analysis.shapes[area], cell.params)
-    return weight_set_size(w, getattr(cell.params, "norm", None) or NO_NORM, steps, False, height * width)
+    return weight_set_size(w, _cell_norm(cell), steps, False, height * width)
 
 
 def cell_weights(cell: CellDef, shape: Shape, params: Any) -> Weights:

@@ -64,18 +64,6 @@ def plan_flops(plan: Plan) -> dict[str, int]:
     return flops
 
 
-def example_input(model: CortexNet, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One input of the shape the model takes (a sequence of one frame per step where its stimulus has frames),
-    and a mask where its stimulus shows one; empty tensors."""
-    spec = model.spec
-    image = (spec.input.channels, *spec.input.size)
-    stimulus = spec.input.stimulus
-    frames = (spec.steps + 1,) if stimulus is not None and stimulus.frames is not None else ()
-    mask = (torch.empty(image, device=device) if stimulus is not None and stimulus.show is not None
-            and stimulus.then == "mask" else None)
-    return torch.empty(1, *frames, *image, device=device), mask
-
-
 def summarize(plan: Plan | CortexNet) -> dict[str, Any]:
     """Everything `cortexgraph compile` reports about a Plan (or a model's), as plain data; nothing is built."""
     plan = plan.plan if isinstance(plan, CortexNet) else plan
