@@ -126,6 +126,6 @@ def test_a_sample_exits_where_its_confidence_reaches_the_threshold_exactly():
     # just below a confidence, it exits; just above, it runs to the last step
     with torch.no_grad():
         model.head.fc.bias.copy_(torch.tensor([2.0, 0, 0, 0, 0]))
-    p = float(model(x, readout="all")[first].softmax(1).amax(1)[0])  # e^2 / (e^2 + 4), the same for all
+    p = float(model(x, readout="all")[first].detach().softmax(1).amax(1)[0])  # e^2 / (e^2 + 4), the same for all
     assert model(x, exit_threshold=p).steps.tolist() == [first] * 3
     assert model(x, exit_threshold=min(1.0, p + 1e-6)).steps.tolist() == [4] * 3
