@@ -26,7 +26,7 @@ from common import write_json
 
 from cortexgraph import Limits, analyze
 from cortexgraph.construct import construct
-from cortexgraph.plan import make_plan
+from cortexgraph.plan import PlanFamily
 from cortexgraph.source import parse_text
 from cortexgraph.spec import parse_spec
 
@@ -60,7 +60,7 @@ def time_once(text: str, limits: Limits, build: bool) -> dict[str, float]:
     t2 = time.perf_counter()
     analysis = analyze(spec, limits)
     t3 = time.perf_counter()
-    plan = make_plan(analysis)
+    plan = PlanFamily(analysis).plan()
     t4 = time.perf_counter()
     if build:
         construct(plan)

@@ -129,7 +129,7 @@ def fusable(name: str) -> dict:
             module = model._module_of(call.weights)
             conv = linear_conv(module)
             if conv is not None:
-                size = module.pool_input(torch.zeros(1, *plan.analysis.shapes[call.source])).shape[2:]
+                size = module.pool_input(torch.zeros(1, *plan.shapes[call.source])).shape[2:]
                 key = (conv, tuple(size), call.edge.modulating)  # a modulating call is summed apart
                 alike[key] = alike.get(key, 0) + 1
         groups += sum(n > 1 for n in alike.values())

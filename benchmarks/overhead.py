@@ -49,7 +49,7 @@ from cortexgraph.construct import construct
 from cortexgraph.interop import load_cornet, load_torchvision
 from cortexgraph.model import CortexNet
 from cortexgraph.overrides import override
-from cortexgraph.plan import make_plan
+from cortexgraph.plan import PlanFamily
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the references the tests check against
 from tests.test_cornet_family import CORnetR  # noqa: E402
@@ -111,7 +111,7 @@ def build_times(repeats: int) -> list[dict]:
             t0 = time.perf_counter()
             analysis = analyze(load_spec(name))
             t1 = time.perf_counter()
-            plan = make_plan(analysis)
+            plan = PlanFamily(analysis).plan()
             t2 = time.perf_counter()
             construct(plan)
             t3 = time.perf_counter()

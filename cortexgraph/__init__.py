@@ -29,7 +29,7 @@ _LAZY = {  # name -> module that defines it, imported on first use (these need t
     "InputError": "model",
     "BeyondHorizonError": "plan",
     "Plan": "plan",
-    "make_plan": "plan",
+    "PlanFamily": "plan",
     "OpContext": "ops.layers",
     "summarize": "summary",
     "draw": "drawing",

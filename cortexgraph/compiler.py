@@ -14,7 +14,7 @@ from typing import Any
 
 from .analysis import Limits, analyze
 from .overrides import Overrides
-from .plan import Plan, make_plan
+from .plan import Plan, PlanFamily
 from .spec import load_spec, parse_spec
 
 __all__ = ["Limits", "compile", "load_spec", "parse_spec"]  # the front door: what the stages above it import
@@ -25,4 +25,4 @@ def compile(spec: Any, *, limits: Limits = Limits(), allow_imports: bool = False
     (its spec). `overrides` replace fields of the spec for this run (see `Overrides`: steps, classes,
     share, norm, size, checkpoint). A SpecError says what is wrong, located in the spec; a spec whose
     model would not fit the `limits` or this machine is refused here, before anything is built."""
-    return make_plan(analyze(Overrides.of(**overrides).apply(load_spec(spec)), limits, allow_imports))
+    return PlanFamily(analyze(Overrides.of(**overrides).apply(load_spec(spec)), limits, allow_imports)).plan()

@@ -327,7 +327,7 @@ def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
     for i in sorted(entering):
         g.node(f"{INPUT}@{i}", style="filled", fillcolor="#999999", color="#555555", pos=at(x(i), y[INPUT]))
         if stimulus is not None:  # what is shown, under it
-            g.node(f"shown_{i}", f"<{html.escape(_shown(stimulus, columns[i][0]))}>", shape="plaintext",
+            g.node(f"shown_{i}", f"<{html.escape(_shown(plan, columns[i][0]))}>", shape="plaintext",
                    fixedsize="false", fontsize="8", pos=at(x(i), y[INPUT] - 0.35))
     drawn = set()
     for first, _ in columns:
@@ -357,10 +357,12 @@ def _unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
     return g
 
 
-def _shown(stimulus: Stimulus, step: int) -> str:
+def _shown(plan: Plan, step: int) -> str:
     """What enters at `step`, in a word: the image, frame k (of a sequence), a blank or the mask."""
-    frame = stimulus.frame(step, step + 1)  # for a sequence: frame `step`, however long it is
-    return frame if isinstance(frame, str) else ("image" if stimulus.show is not None else f"frame {frame}")
+    frame = plan.shown(step)  # for a sequence: frame `step`, however long it is
+    if isinstance(frame, str):
+        return frame
+    return f"frame {frame}" if plan.spec.input.stimulus.frames else "image"
 
 
 def _stimulus_text(stimulus: Stimulus, steps: int) -> str:

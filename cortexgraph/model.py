@@ -352,12 +352,12 @@ class _Shown:
     def __init__(self, model: CortexNet, x: Tensor, mask: Tensor | None, around: Around | None):
         self.model, self.x, self.around = model, x, around
         self.stimulus = model.spec.input.stimulus
-        self.frames = x.shape[1] if self.stimulus is not None and self.stimulus.frames else 1
+        self.frames = x.shape[1] if x.dim() == 5 else 1  # a sequence's length (one image: 1)
         self.mask = mask.expand_as(x) if mask is not None else None
         self.made: dict[int | str, Tensor] = {}
 
     def at(self, step: int) -> Tensor:
-        frame = self.stimulus.frame(step, self.frames) if self.stimulus is not None else 0
+        frame = self.model.plan.shown(step, self.frames)
         if frame not in self.made:
             if frame == "mask":
                 image = self.mask

@@ -40,7 +40,7 @@ from .spec import Spec, Stimulus
 # The vocabulary the Plan's readers use, given here so that they read the Plan, not the stages before it (an
 # import-linter contract in pyproject.toml keeps them off spec, lowering, timeline and analysis).
 __all__ = ["INPUT", "ZEROS", "AreaCell", "Call", "CellSet", "Edge", "HeadSpec", "Keep", "Plan", "Spec", "Stimulus",
-           "Update", "WeightSet", "every_step", "fires_throughout", "make_plan"]
+           "Update", "WeightSet", "every_step", "fires_throughout", "PlanFamily"]
 
 # What a Plan keeps: what the readout needs at its readout steps (`final`), at every step (`anytime`), every
 # value (`none`: nothing pruned), or the (area, step) values asked for (`features`).
@@ -109,87 +109,182 @@ class CellSet:
         return f"cells.{self.area}"
 
 
+class PlanFamily:
+    """Every Plan of one model, one per call form (its steps, what it keeps, the features asked for); made once,
+    by `compile`, and held by the model, so that the model's runner never holds the stages before it.
+
+    It holds what the analysis resolved of the spec, which every Plan of the family reads (the edges, shapes,
+    arrival, cells, pre-net, the head's norm), and the model's weight sets and cells, fixed here, from the
+    spec's steps and horizon, so that a model built from one Plan runs every other. A model that would not fit
+    `limits` or this machine is refused here, before anything is built."""
+
+    def __init__(self, analysis: Analysis):
+        self._analysis = analysis  # for making Plans: its timelines and what each area's value depends on
+        self.spec: Spec = analysis.spec
+        self.edges: dict[str, Edge] = analysis.edges_by_name
+        self.shapes: dict[str, Shape] = analysis.shapes
+        self.arrival: dict[str, int | None] = analysis.arrival
+        self.levels: dict[str, int] = analysis.levels
+        self.kinds: dict[str, str] = analysis.kinds
+        self.area_cells: dict[str, AreaCell] = analysis.cells
+        self.warnings: list[Problem] = analysis.warnings
+        self.prenet: list[tuple[str, Params, Shape]] = analysis.prenet
+        self.head_norm: NormSpec = analysis.head_norm
+        self.cell_sets: dict[str, CellSet] = cell_sets(analysis)
+        self.weight_sets: dict[str, WeightSet] = weight_sets(analysis)
+        self.size: Size = _model_size(analysis, self.weight_sets, self.cell_sets)
+        check_size(analysis, self.size, _by_edge(self.weight_sets))
+        self.parts: dict[str, Size] = _parts(analysis, self.weight_sets, self.cell_sets)
+
+    def plan(self, steps: int | None = None, keep: Keep = "final",
+             targets: frozenset[tuple[str, int]] = frozenset()) -> Plan:
+        """The program for a run of `steps` steps (the spec's by default), pruned to what `keep` asks for.
+
+        `final` keeps what the readout needs at the readout step(s); `anytime` what it
+        needs at every step; `none` keeps every area's value at every step; `features`
+        what the `targets` need, the (area, step) values asked for (no readout).
+        """
+        return _make_plan(self, self._analysis, steps, keep, targets)
+
+    def unshared(self, plan: Plan) -> Size:
+        """The size of `plan`'s program with a fresh set of weights (and norm) for every call it makes, and a
+        fresh cell for every update that runs one."""
+        edges = unshared_size(self._analysis, (c.edge.name for u in plan.updates for c in u.calls))
+        cells = [cell_size(self._analysis, u.area, 1) for u in plan.updates if u.cell is not None]
+        return sum(cells, edges)
+
+
 @dataclass(frozen=True)
 class Plan:
+    """The program of one call form: for every step, the updates that run, each a sum of edge calls and maybe
+    a cell, bound to the weight sets and cells of its family's model. What the spec resolved to (edges,
+    shapes, cells, pre-net) is read through the Plan from its family; the rules of a run (what enters at each
+    step, when the head reads out) are its methods, so the module, the drawing and the summary share them."""
+
     steps: int
     prune: Keep
     readout_areas: tuple[str, ...]  # read at each readout step, pooled and concatenated
     readout_steps: tuple[int, ...]
-    weight_sets: dict[str, WeightSet]  # by path
     schedule: tuple[tuple[Update, ...], ...]  # [step] -> updates at that step
     naive_calls: int  # calls in the naive unrolling: every edge at every step it is listed
-    head_norm: NormSpec  # the post-net's norm before pooling (kind none: no norm)
-    head_norm_steps: tuple[int, ...]  # the spec's readout steps: one post-net norm each where per_step
-    size: Size  # the whole model's parameters and norm statistics
-    analysis: Analysis = field(repr=False, compare=False)
-    cell_sets: dict[str, CellSet] = field(default_factory=dict)  # by area: every cell but `sum`
+    family: PlanFamily = field(repr=False, compare=False)
     targets: frozenset[tuple[str, int]] = frozenset()  # what a `features` Plan computes: (area, step) values
 
-    # What the module, the drawing and the summary read of the analysis, through the Plan only.
+    # What the family resolved, read through the Plan.
 
     @property
     def spec(self) -> Spec:
-        return self.analysis.spec
+        return self.family.spec
 
     @property
     def edges(self) -> dict[str, Edge]:
         """Every edge of the spec by name (pruned or not), in the order the spec lists them."""
-        return self.analysis.edges_by_name
+        return self.family.edges
 
     @property
     def shapes(self) -> dict[str, Shape]:
         """(channels, height, width) of every area, and of INPUT (the pre-net's output)."""
-        return self.analysis.shapes
+        return self.family.shapes
 
     @property
     def arrival(self) -> dict[str, int | None]:
         """The step at which signal first reaches each area (None: never, within the spec's steps)."""
-        return self.analysis.arrival
+        return self.family.arrival
 
     @property
     def levels(self) -> dict[str, int]:
-        return self.analysis.levels
+        return self.family.levels
 
     @property
     def kinds(self) -> dict[str, str]:
-        return self.analysis.kinds
+        return self.family.kinds
 
     @property
     def area_cells(self) -> dict[str, AreaCell]:
         """Each area's cell as the spec gives it (`sum` included): its name, parameters and modulation."""
-        return self.analysis.cells
+        return self.family.area_cells
 
     @property
     def warnings(self) -> list[Problem]:
-        return self.analysis.warnings
+        return self.family.warnings
 
     @property
     def prenet(self) -> list[tuple[str, Params, Shape]]:
         """Each pre-net layer: its op, validated parameters and output shape."""
-        return self.analysis.prenet
+        return self.family.prenet
 
-    @cached_property
+    @property
+    def weight_sets(self) -> dict[str, WeightSet]:
+        """The model's weight sets, by path (those this Plan calls and the others)."""
+        return self.family.weight_sets
+
+    @property
+    def cell_sets(self) -> dict[str, CellSet]:
+        """The model's cells by area: every cell but `sum`."""
+        return self.family.cell_sets
+
+    @property
+    def size(self) -> Size:
+        """The whole model's parameters and norm statistics."""
+        return self.family.size
+
+    @property
     def parts(self) -> dict[str, Size]:
         """The size of each part of the model: `prenet`, each area (the weight sets of the edges into it, and
         its cell), and `head`."""
-        sizes = {"prenet": prenet_size(self.analysis), **{area: Size() for area in self.spec.areas}}
-        for wset in self.weight_sets.values():
-            target = self.edges[wset.edge].target
-            sizes[target] = sizes[target] + wset.size
-        for area, cell in self.cell_sets.items():
-            sizes[area] = sizes[area] + cell.size
-        sizes["head"] = head_size(self.analysis)
-        return sizes
+        return self.family.parts
+
+    @property
+    def head_norm(self) -> NormSpec:
+        """The post-net's norm before pooling (kind none: no norm)."""
+        return self.family.head_norm
+
+    @property
+    def head_norm_steps(self) -> tuple[int, ...]:
+        """The spec's readout steps: one post-net norm each where per_step."""
+        return self.family.spec.readout_steps
 
     def variant(self, steps: int | None, keep: Keep, targets: frozenset[tuple[str, int]] = frozenset()) -> Plan:
         """The Plan of another call form of the same model (`steps`, what it keeps, the values asked for):
         its weight sets and cells are this one's, so the model that runs this Plan runs it too."""
-        return make_plan(self.analysis, steps, keep, self.weight_sets, self.cell_sets, targets)
+        return self.family.plan(steps, keep, targets)
+
+    # The rules of a run, in one place.
 
     def head_norm_step(self, step: int) -> int:
         """The step whose post-net norm a readout at `step` uses: that of the first readout step at or
         after it (the last one's past them all), so every step of an anytime readout is normalised."""
         return next((t for t in self.head_norm_steps if t >= step), self.head_norm_steps[-1])
+
+    @cached_property
+    def reads_out(self) -> tuple[int, ...]:
+        """The steps at which the head reads out: from the first step at which every readout area has been
+        computed in this program, each readout step (`final`) or every step (`anytime`, `none`); none for a
+        `features` Plan, which keeps its targets' values instead."""
+        if self.prune == "features":
+            return ()
+        first: dict[str, int] = {}
+        for step, updates in enumerate(self.schedule):
+            for update in updates:
+                first.setdefault(update.area, step)
+        if not all(area in first for area in self.readout_areas):
+            return ()
+        start = max(first[area] for area in self.readout_areas)
+        return tuple(t for t in range(start, self.steps + 1) if self.prune != "final" or t in self.readout_steps)
+
+    def shown(self, step: int, frames: int | None = None) -> int | str:
+        """What enters at `step` (`input.stimulus`): a frame's index (0: the one image), "blank" or "mask".
+        `frames` is a sequence's length (None: as long as the run, one frame per step)."""
+        stimulus = self.spec.input.stimulus
+        return 0 if stimulus is None else stimulus.frame(step, step + 1 if frames is None else frames)
+
+    def frames_entering(self, until: int | None = None) -> set[int | str]:
+        """The distinct frames the pre-net runs on in a run of this Plan (up to step `until`): those its input
+        edges carry, each shown at the step it fires less its delay; at least one (a run in which nothing
+        enters still runs the pre-net, on the first frame)."""
+        last = self.steps if until is None else until
+        shown = {self.shown(c.reads) for u in self.updates for c in u.calls if c.edge.is_input and c.reads <= last}
+        return shown or {self.shown(0)}
 
     @property
     def calls(self) -> int:
@@ -199,18 +294,16 @@ class Plan:
     def unshared(self) -> Size:
         """The size of this program with a fresh set of weights (and norm) for every call it makes, and a fresh
         cell for every update that runs one."""
-        edges = unshared_size(self.analysis, (c.edge.name for u in self.updates for c in u.calls))
-        cells = [cell_size(self.analysis, u.area, 1) for u in self.updates if u.cell is not None]
-        return sum(cells, edges)
+        return self.family.unshared(self)
 
     @property
     def updates(self) -> list[Update]:
         return [u for updates in self.schedule for u in updates]
 
     def __str__(self) -> str:
-        spec = self.analysis.spec
-        what = {"final": f"readout {self.spec.readout.label} at {_steps(self.readout_steps)}",
-                "anytime": f"readout {self.spec.readout.label} at every step", "none": "every area at every step",
+        spec = self.spec
+        what = {"final": f"readout {spec.readout.label} at {_steps(self.readout_steps)}",
+                "anytime": f"readout {spec.readout.label} at every step", "none": "every area at every step",
                 "features": f"features {', '.join(f'{a}.t{t}' for a, t in sorted(self.targets))}"}
         lines = [f"Plan for {spec.name}: {self.steps} steps, {what[self.prune]}; "
                  f"{self.calls} of {self.naive_calls} edge calls run"]
@@ -362,15 +455,8 @@ def first_readout(timeline: Timeline, areas: tuple[str, ...]) -> int:
     return max(timeline.versions[area][0] for area in areas)
 
 
-def make_plan(analysis: Analysis, steps: int | None = None, prune: Keep = "final",
-              sets: dict[str, WeightSet] | None = None, cells: dict[str, CellSet] | None = None,
-              targets: frozenset[tuple[str, int]] = frozenset()) -> Plan:
-    """The program for a run of `steps` steps (the spec's by default), pruned to what `prune` asks for.
-
-    `final` keeps what the readout needs at the readout step(s); `anytime` what it
-    needs at every step; `none` keeps every area's value at every step; `features`
-    what the `targets` need, the (area, step) values asked for (no readout).
-    """
+def _make_plan(family: PlanFamily, analysis: Analysis, steps: int | None, prune: Keep,
+               targets: frozenset[tuple[str, int]]) -> Plan:
     spec = analysis.spec
     total = spec.steps if steps is None else steps
     if total < 0:
@@ -378,53 +464,34 @@ def make_plan(analysis: Analysis, steps: int | None = None, prune: Keep = "final
     if total > max(analysis.limits.steps, spec.steps):  # as a spec of that many steps would be
         raise ValueError(f"a run of {total:,} steps exceeds the limit of {analysis.limits.steps:,} steps that "
                          "specs are held to (build with limits=Limits(steps=N) to raise it)")
-    if cells is None:
-        cells = cell_sets(analysis)
-    if sets is None:  # the model's own weights: refused here, before anything is built, if too many
-        sets = weight_sets(analysis)
-        check_size(analysis, _model_size(analysis, sets, cells), _by_edge(sets))
     timeline = analysis.timeline_for(total)
     areas = spec.readout.areas
     readout_steps = spec.readout_steps if steps is None else (total,)
     if prune == "features":
-        return _features_plan(analysis, total, sets, cells, targets)
-    for area in areas:
-        held = timeline.versions[area]  # under silence: zeros an area may hold a value before signal reaches it
-        first = held[0] if held else None
-        if first is None or min(readout_steps) < first:
-            raise ValueError(f"signal reaches {area!r} at step {first}; a run of {total} steps reads it out at "
-                             f"step {min(readout_steps)}, before it has any value" if first is not None else
-                             f"signal never reaches {area!r} within {total} steps")
-    if prune == "none":
-        needed = None
-    else:  # anytime: from the first step at which every readout area holds a value
+        for area, step in sorted(targets):
+            if area not in spec.areas:
+                raise ValueError(f"unknown area {area!r}; the areas are {', '.join(spec.areas)}")
+            if not 0 <= step <= total or timeline.version(area, step) is None:
+                first = analysis.timeline_for(max(total, spec.steps)).versions[area]
+                raise ValueError(f"{area} holds no value at step {step}" + (
+                    f" (it does from step {first[0]} on)" if first else " (signal never reaches it)"))
+        wanted = {(a, timeline.version(a, t)) for a, t in targets}
+    else:
+        for area in areas:
+            held = timeline.versions[area]  # under silence: computed, an area may hold zeros before signal comes
+            first = held[0] if held else None
+            if first is None or min(readout_steps) < first:
+                raise ValueError(f"signal reaches {area!r} at step {first}; a run of {total} steps reads it out at "
+                                 f"step {min(readout_steps)}, before it has any value" if first is not None else
+                                 f"signal never reaches {area!r} within {total} steps")
+        # anytime: from the first step at which every readout area holds a value
         read = range(first_readout(timeline, areas), total + 1) if prune == "anytime" else readout_steps
-        needed = live(timeline, {(area, timeline.version(area, r)) for area in areas for r in read},
-                      analysis.stateful)
-
-    schedule = _schedule(analysis, timeline, needed, sets, cells)
+        wanted = {(area, timeline.version(area, r)) for area in areas for r in read}
+    needed = None if prune == "none" else live(timeline, wanted, analysis.stateful)
+    schedule = _schedule(analysis, timeline, needed, family.weight_sets, family.cell_sets)
     naive = sum(len(e.fires_until(total)) for e in analysis.edges)
-    return Plan(total, prune, areas, readout_steps, sets, schedule, naive, analysis.head_norm,
-                spec.readout_steps, _model_size(analysis, sets, cells), analysis, cells)
-
-
-def _features_plan(analysis: Analysis, total: int, sets: dict[str, WeightSet], cells: dict[str, CellSet],
-                   targets: frozenset[tuple[str, int]]) -> Plan:
-    """A Plan that computes the (area, step) values asked for, and what they need; it reads nothing out."""
-    spec = analysis.spec
-    timeline = analysis.timeline_for(total)
-    for area, step in sorted(targets):
-        if area not in spec.areas:
-            raise ValueError(f"unknown area {area!r}; the areas are {', '.join(spec.areas)}")
-        if not 0 <= step <= total or timeline.version(area, step) is None:
-            first = analysis.timeline_for(max(total, spec.steps)).versions[area]
-            raise ValueError(f"{area} holds no value at step {step}" + (
-                f" (it does from step {first[0]} on)" if first else " (signal never reaches it)"))
-    needed = live(timeline, {(a, timeline.version(a, t)) for a, t in targets}, analysis.stateful)
-    schedule = _schedule(analysis, timeline, needed, sets, cells)
-    naive = sum(len(e.fires_until(total)) for e in analysis.edges)
-    return Plan(total, "features", spec.readout.areas, spec.readout_steps, sets, schedule, naive,
-                analysis.head_norm, spec.readout_steps, _model_size(analysis, sets, cells), analysis, cells, targets)
+    return Plan(total, prune, areas, readout_steps, schedule, naive, family,
+                targets if prune == "features" else frozenset())
 
 
 def _schedule(analysis: Analysis, timeline: Timeline, needed: set | None, sets: dict[str, WeightSet],
@@ -467,4 +534,15 @@ def _by_edge(sets: dict[str, WeightSet]) -> dict[str, Size]:
     sizes: dict[str, Size] = {}
     for wset in sets.values():
         sizes[wset.edge] = sizes.get(wset.edge, Size()) + wset.size
+    return sizes
+
+
+def _parts(analysis: Analysis, sets: dict[str, WeightSet], cells: dict[str, CellSet]) -> dict[str, Size]:
+    sizes = {"prenet": prenet_size(analysis), **{area: Size() for area in analysis.spec.areas}}
+    for wset in sets.values():
+        target = analysis.edges_by_name[wset.edge].target
+        sizes[target] = sizes[target] + wset.size
+    for area, cell in cells.items():
+        sizes[area] = sizes[area] + cell.size
+    sizes["head"] = head_size(analysis)
     return sizes

@@ -89,8 +89,7 @@ def bind(plan: Plan, module_of: Callable[[WeightSet], nn.Module], cells: Mapping
     """`plan` bound to a model's modules (`module_of` a weight set's, `cells` by area): value slots instead of
     names, each freed after its last use, ready for `CortexNet._run`."""
     keep = plan.prune == "none"
-    wanted = set(plan.readout_steps) if plan.prune == "final" else None  # None: every step
-    reads_out = plan.prune != "features"  # a features Plan keeps its targets' values instead
+    reads_out = set(plan.reads_out)
     slot_of: dict[tuple[str, int], int] = {}
     kept_frames: dict[int, int] = {}  # step -> the slot that keeps what entered then, for delayed input edges
     zeros_of: dict[str, int] = {}  # area -> the slot of the zeros it holds while silent (silence: computed)
@@ -129,7 +128,7 @@ def bind(plan: Plan, module_of: Callable[[WeightSet], nn.Module], cells: Mapping
             bound.append((slots, tuple(calls), cell))
             slots += 1
         steps.append(tuple(bound))
-        if reads_out and all(a in latest for a in plan.readout_areas) and (wanted is None or step in wanted):
+        if step in reads_out:
             readout.append((step, tuple(latest[a] for a in plan.readout_areas), plan.head_norm_step(step)))
         if keep:
             states.update({(area, step): slot for area, slot in latest.items()})

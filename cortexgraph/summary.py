@@ -92,7 +92,7 @@ def summarize(plan: Plan | CortexNet) -> dict[str, Any]:
                 entry["cells"][update.area] = update.cell.name
             entry["flops"] += flops
         schedule.append(entry)
-    total_flops = (prenet_flops * len(frames_entering(plan)) + head_flops * len(plan.readout_steps)
+    total_flops = (prenet_flops * len(plan.frames_entering()) + head_flops * len(plan.reads_out)
                    + sum(s["flops"] for s in schedule))
     return {
         "name": spec.name,
@@ -100,7 +100,7 @@ def summarize(plan: Plan | CortexNet) -> dict[str, Any]:
         "steps": plan.steps,
         "readout": {"area": spec.readout.written, "steps": list(plan.readout_steps)},
         "prenet": {"shape": list(plan.shapes[INPUT]), "params": plan.parts["prenet"].parameters,
-                   "flops": prenet_flops, "runs": len(frames_entering(plan))},  # once per distinct frame
+                   "flops": prenet_flops, "runs": len(plan.frames_entering())},  # once per distinct frame
         "head": {"classes": spec.readout.head.classes, "params": plan.parts["head"].parameters, "flops": head_flops},
         "areas": areas,
         "params": plan.size.parameters,
@@ -124,30 +124,17 @@ def exit_flops(model: CortexNet, steps: int | None = None) -> tuple[dict[int, in
         return sum(sum(flops[c.weights.path] for c in u.calls) + (flops[u.cell.path] if u.cell is not None else 0)
                    for u in updates)
 
-    total, made, by_step, seen = 0, set(), {}, set()
+    total, by_step, seen, reads_out = 0, {}, set(), set(anytime.reads_out)
     for step, updates in enumerate(anytime.schedule):
         total += cost(updates)
-        shown = frames_entering(anytime, step) - seen  # the pre-net runs once per distinct frame
+        shown = anytime.frames_entering(step) - seen  # the pre-net runs once per distinct frame
         total += flops["prenet"] * len(shown)
         seen |= shown
-        made |= {u.area for u in updates}
-        if made >= set(anytime.readout_areas):  # the head reads out from here on, as the module does
+        if step in reads_out:
             total += flops["head"]
             by_step[step] = total
-    whole = flops["prenet"] * len(frames_entering(full)) + flops["head"] * len(full.readout_steps)
+    whole = flops["prenet"] * len(full.frames_entering()) + flops["head"] * len(full.reads_out)
     return by_step, whole + cost(full.updates)
-
-
-def frames_entering(plan: Plan, until: int | None = None) -> set:
-    """The distinct frames the pre-net runs on in a run of `plan` (up to step `until`): those input edges carry,
-    shown at the step each fires less its delay (`input.stimulus`; a sequence taken to have one frame per step);
-    at least one (a run in which nothing enters still runs the pre-net on the first frame)."""
-    stimulus = plan.spec.input.stimulus
-    last = plan.steps if until is None else until
-    shown = [c.reads for u in plan.updates for c in u.calls if c.edge.is_input and c.reads <= last]  # (t - delay)
-    if stimulus is None:
-        return {0}
-    return {stimulus.frame(t, plan.steps + 1) for t in shown} or {stimulus.frame(0, plan.steps + 1)}
 
 
 def _count(n: float) -> str:

@@ -28,8 +28,8 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from cortexgraph import SpecError, analyze, load_spec
-from cortexgraph.plan import make_plan
+import cortexgraph
+from cortexgraph import SpecError
 
 TARGETS = {"cifar": (187e3, 778e3), "imagenet": (8.4e6, 29e6)}
 NAMES = ["V1", "V2", "V4", "IT"]
@@ -80,11 +80,10 @@ def resnet(blocks: int, base: int, entry: Any, share: str) -> dict:
 def counts(spec: dict) -> tuple[int, int, int] | None:
     """(shared, unshared over the pruned calls, unshared over every call), or None if the reading is invalid."""
     try:
-        analysis = analyze(load_spec(spec))
+        plan = cortexgraph.compile(spec)
     except SpecError:
         return None
-    plan = make_plan(analysis)
-    return plan.size.parameters, plan.unshared.parameters, make_plan(analysis, prune="none").unshared.parameters
+    return plan.size.parameters, plan.unshared.parameters, plan.variant(None, "none").unshared.parameters
 
 
 def readings() -> list[dict[str, Any]]:

@@ -8,8 +8,7 @@ number of parameters, trains them the same way and writes parameters and accurac
 
 from _common import machine, options, run, spec_file, write_csv
 
-from cortexgraph import analyze, load_spec
-from cortexgraph.plan import make_plan
+import cortexgraph
 from cortexgraph.train.report import plot_lines
 
 NAMES = ["V1", "V2", "V4", "IT"]
@@ -33,7 +32,7 @@ def frnn(states: int, width: int, size: int, steps: int) -> dict:
 
 
 def parameters(spec: dict) -> int:
-    return make_plan(analyze(load_spec(spec))).size.parameters  # counted from the spec: nothing is built
+    return cortexgraph.compile(spec).size.parameters  # counted from the spec: nothing is built
 
 
 def matched(states: int, budget: int, size: int, steps: int) -> dict:

@@ -9,16 +9,16 @@ import pytest
 
 import cortexgraph
 from cortexgraph import Overrides, SpecError, analyze, build, load_spec
-from cortexgraph.plan import make_plan
+from cortexgraph.plan import PlanFamily
 
 PACKAGE = Path(cortexgraph.__file__).parent
 
 
 def test_compile_is_the_pipeline_with_the_overrides_applied():
     plan = cortexgraph.compile("liao2016/frnn4-cifar", steps=3, classes=7, size=16)
-    by_hand = make_plan(analyze(load_spec("liao2016/frnn4-cifar")))
+    by_hand = PlanFamily(analyze(load_spec("liao2016/frnn4-cifar"))).plan()
     assert plan.steps == 3 and by_hand.steps != 3
-    spec = plan.analysis.spec
+    spec = plan.spec
     assert (spec.readout.head.classes, spec.input.size) == (7, (16, 16))
     assert str(cortexgraph.compile("liao2016/frnn4-cifar")) == str(by_hand)
 
@@ -67,9 +67,8 @@ def _calls(path: Path) -> set[str]:
 
 def test_only_the_front_door_runs_the_stages_in_a_row():
     # Analysis then planning, spelt anywhere but the compiler, is a second pipeline that can drift from it.
-    # (A CortexNet re-plans its own analysis for other call forms, reusing its weight sets: not a pipeline.)
     spelt = [p.relative_to(PACKAGE).as_posix() for p in sorted(PACKAGE.rglob("*.py"))
-             if {"analyze", "make_plan"} <= _calls(p) or {"override", "load_spec"} <= _calls(p)]
+             if {"analyze", "PlanFamily"} <= _calls(p) or {"override", "load_spec"} <= _calls(p)]
     assert spelt == ["compiler.py"]
 
 
@@ -83,3 +82,12 @@ def test_what_runs_the_plan_reads_the_plan_not_the_analysis_behind_it():
                 if any(isinstance(node, ast.Attribute) and node.attr == "analysis"
                        for node in ast.walk(ast.parse((PACKAGE / name).read_text())))]
     assert reaching == []
+
+
+def test_the_plan_holds_no_analysis_and_its_family_gives_every_call_form():
+    plan = cortexgraph.compile("liao2016/frnn4-cifar", steps=3)
+    assert not hasattr(plan, "analysis") and "analysis" not in vars(plan.family)
+    anytime = plan.variant(5, "anytime")
+    assert anytime.family is plan.family and anytime.weight_sets is plan.weight_sets
+    first = anytime.reads_out[0]
+    assert anytime.reads_out == tuple(range(first, 6)) and plan.reads_out == plan.readout_steps == (3,)

@@ -7,7 +7,7 @@ import torch
 
 from cortexgraph import SpecError, build, compile, draw
 from cortexgraph.model import InputError
-from cortexgraph.summary import frames_entering, summarize
+from cortexgraph.summary import summarize
 
 from .helpers import randomize_norms
 
@@ -238,7 +238,7 @@ def test_an_input_edge_of_delay_d_carries_the_frame_shown_d_steps_earlier():
     # frame 0 into C at step 0; B carries frames 0 and 1 at steps 2 and 3 into C at steps 3 and 4 (B at step 4
     # feeds nothing read): the pre-net runs on frames 0 and 1, not on those of the steps the edges fire at
     only_delayed = {**DELAYED, "inputs": {"C": "once"}}
-    assert frames_entering(build(only_delayed).plan_for(readout="all")) == {0, 1}
+    assert build(only_delayed).plan_for(readout="all").frames_entering() == {0, 1}
     unrolled = draw(DELAYED, "unrolled").source  # C at step 4 reads B at 3, which carries frame 1
     assert '"input@1" -> "B@3"' in unrolled and '"input@4" -> "C@4"' in unrolled
 
