@@ -7,9 +7,9 @@ cannot reach what is asked for (the readout, by default) are pruned here,
 once, so the module's forward pass is a plain walk over the Plan; the drawing
 and the summary read the same Plan, so they show what runs.
 
-Weight sets (`WeightSet`) are fixed when a model is built, from the spec's
-steps and horizon; plans for other step counts or readouts reuse them, and a
-call past the horizon follows `defaults.beyond` (reuse the last, or refuse).
+A model's weight sets and cells (`weights.py`) are fixed when it is built; the
+Plans of its other call forms (steps, readouts, features) come from its
+`PlanFamily`, which reuses them.
 """
 
 from __future__ import annotations
@@ -23,54 +23,31 @@ from .collector import collector_paused
 from .errors import Problem
 from .ops.norm_spec import NormSpec
 from .ops.registry import Params, Shape
-from .sizes import (
-    Size,
-    cell_has_step_norms,
-    cell_size,
-    check_size,
-    edge_has_step_norms,
-    edge_set_size,
-    head_size,
-    prenet_size,
-    unshared_size,
-)
+from .sizes import Size, cell_size, check_size, unshared_size
 from .spec import Head as HeadSpec
 from .spec import Spec, Stimulus
+from .weights import (
+    BeyondHorizonError,
+    CellSet,
+    WeightsAt,
+    WeightSet,
+    by_edge,
+    cell_sets,
+    cell_step,
+    horizon,
+    model_size,
+    parts,
+    weight_sets,
+)
 
 # The vocabulary the Plan's readers use, given here so that they read the Plan, not the stages before it (an
 # import-linter contract in pyproject.toml keeps them off spec, lowering, timeline and analysis).
 __all__ = ["INPUT", "ZEROS", "AreaCell", "Call", "CellSet", "Edge", "HeadSpec", "Keep", "Plan", "Spec", "Stimulus",
-           "Update", "WeightSet", "every_step", "fires_throughout", "PlanFamily"]
+           "Update", "WeightSet", "every_step", "fires_throughout", "PlanFamily", "BeyondHorizonError"]
 
 # What a Plan keeps: what the readout needs at its readout steps (`final`), at every step (`anytime`), every
 # value (`none`: nothing pruned), or the (area, step) values asked for (`features`).
 Keep = Literal["final", "anytime", "none", "features"]
-
-
-class BeyondHorizonError(ValueError):
-    """A run asked for steps that per-step weights or norms were not built for (`beyond: error`)."""
-
-
-@dataclass(frozen=True)
-class WeightSet:
-    """One set of weights, with the norms that go with it; one module in the model."""
-
-    edge: str  # the edge that owns it
-    key: str | None  # "t<first step>" for per-step or grouped weights; None when shared across time
-    steps: tuple[int, ...]  # the steps at which it computes, up to the horizon: its per-step norms
-    tie: str | None = None  # path of the set whose weights it uses
-    size: Size = Size()  # its parameters and norm statistics (borrowed weights not counted)
-    per_step: bool = True  # it has a norm per step (else one set of weights and norms serves every step)
-
-    @property
-    def name(self) -> str:
-        """The edge, and the step it starts at where it has a set of its own: `V1->V2`, `S1->S1.t1`."""
-        return self.edge + (f".{self.key}" if self.key else "")
-
-    @property
-    def path(self) -> str:
-        """Where its module sits in the model: `edges.V1->V2` or `edges.S1->S1.t1`."""
-        return f"edges.{self.name}"
 
 
 class Call(NamedTuple):
@@ -92,21 +69,6 @@ class Update(NamedTuple):
     cell: CellSet | None = None  # None: the `sum` cell
     prev: int | None = None  # the step of the value the cell reads as its state (None: zeros)
     cell_step: int = 0  # the step whose norm the cell uses
-
-
-@dataclass(frozen=True)
-class CellSet:
-    """An area's cell other than `sum`: one module in the model, its weights shared across time."""
-
-    area: str
-    name: str  # the registered cell
-    steps: tuple[int, ...]  # the steps at which it runs, up to the horizon: its per-step norms
-    size: Size = Size()
-    per_step: bool = True  # it has a norm per step (else it serves every step as it is)
-
-    @property
-    def path(self) -> str:
-        return f"cells.{self.area}"
 
 
 class PlanFamily:
@@ -132,9 +94,9 @@ class PlanFamily:
         self.head_norm: NormSpec = analysis.head_norm
         self.cell_sets: dict[str, CellSet] = cell_sets(analysis)
         self.weight_sets: dict[str, WeightSet] = weight_sets(analysis)
-        self.size: Size = _model_size(analysis, self.weight_sets, self.cell_sets)
-        check_size(analysis, self.size, _by_edge(self.weight_sets))
-        self.parts: dict[str, Size] = _parts(analysis, self.weight_sets, self.cell_sets)
+        self.size: Size = model_size(analysis, self.weight_sets, self.cell_sets)
+        check_size(analysis, self.size, by_edge(self.weight_sets))
+        self.parts: dict[str, Size] = parts(analysis, self.weight_sets, self.cell_sets)
 
     def plan(self, steps: int | None = None, keep: Keep = "final",
              targets: frozenset[tuple[str, int]] = frozenset()) -> Plan:
@@ -344,112 +306,6 @@ def _steps(steps: tuple[int, ...]) -> str:
     return ", ".join(map(str, steps))
 
 
-# --- weight sets ----------------------------------------------------------------------------------
-
-
-def horizon(analysis: Analysis) -> int:
-    spec = analysis.spec
-    return spec.defaults.horizon or spec.steps
-
-
-def weight_sets(analysis: Analysis) -> dict[str, WeightSet]:
-    """The weights a model of this spec holds: one set per edge shared across time, per step, or per share group."""
-    last = horizon(analysis)
-    timeline = analysis.timeline_for(max(last, analysis.spec.steps))
-    active: dict[str, list[int]] = {e.name: [] for e in analysis.edges}
-    for step, now in enumerate(timeline.updates):
-        for firings in now.values():
-            for edge, _ in firings:
-                active[edge.name].append(step)
-    for name, steps in active.items():
-        # Per-step weights and norms go up to the horizon; an edge that first computes past it gets
-        # those of its first step, so that `beyond: reuse_last` has something to reuse.
-        active[name] = [t for t in steps if t <= last] or steps[:1]
-    tie_targets = {e.tie for e in analysis.edges if e.tie}
-    sets: list[WeightSet] = []
-    for edge in analysis.edges:
-        steps = tuple(active[edge.name])
-        if edge.share == "time":
-            if steps or edge.name in tie_targets:  # a tie target holds weights even if it never runs itself
-                tie = f"edges.{edge.tie}" if edge.tie else None
-                sets.append(WeightSet(edge.name, None, steps, tie,
-                                      edge_set_size(analysis, edge, len(steps), tie is not None),
-                                      edge_has_step_norms(analysis, edge)))
-        elif edge.share == "none":
-            one = edge_set_size(analysis, edge, 1, False)
-            sets += [WeightSet(edge.name, f"t{t}", (t,), size=one) for t in steps]
-        else:
-            for declared in edge.share:
-                runs = tuple(t for t in declared if t in steps)
-                if runs:
-                    sets.append(WeightSet(edge.name, f"t{declared[0]}", runs,
-                                          size=edge_set_size(analysis, edge, len(runs), False)))
-    return {g.path: g for g in sets}
-
-
-class _WeightsAt:
-    """Which weight set, and which step's norm, each call of an edge uses (the horizon policy too)."""
-
-    def __init__(self, sets: dict[str, WeightSet], last: int, policy: str):
-        self.last, self.policy = last, policy
-        self.at: dict[str, dict[int, WeightSet]] = {}  # edge -> step -> its set
-        self.latest: dict[str, WeightSet] = {}  # edge -> its set that runs latest
-        for wset in sets.values():
-            self.at.setdefault(wset.edge, {}).update(dict.fromkeys(wset.steps, wset))
-            latest = self.latest.get(wset.edge)
-            if latest is None or (wset.steps[-1:] or [0])[0] > (latest.steps[-1:] or [0])[0]:
-                self.latest[wset.edge] = wset
-
-    def __call__(self, edge: Edge, step: int) -> tuple[WeightSet, int]:
-        wset = self.at.get(edge.name, {}).get(step)
-        if wset is not None:
-            return wset, step
-        latest = self.latest.get(edge.name)
-        if latest is not None and latest.key is None and not latest.per_step:
-            return latest, step  # one set of weights and norms for every step: nothing is missing past the horizon
-        if latest is not None and step > self.last and self.policy == "reuse_last":
-            return latest, latest.steps[-1] if latest.steps else step
-        if latest is None:  # it computes only past the steps the model was built for: nothing was made for it
-            raise BeyondHorizonError(
-                f"edge {edge.name!r} first computes at step {step}, past the steps its model was built for, so the "
-                "model holds no weights for it; build the model with more steps or a later defaults.horizon")
-        if step <= self.last:
-            raise BeyondHorizonError(f"edge {edge.name!r} has no weights for step {step}")
-        lacks = (f"has per-step weights or norms up to step {latest.steps[-1]}, not for step {step}" if latest.steps
-                 else f"computes at no step up to the horizon ({self.last}), so it has no norm for step {step}")
-        raise BeyondHorizonError(f"edge {edge.name!r} {lacks} (defaults.beyond: error); run at most {self.last} "
-                                 "steps, or set defaults.horizon or beyond: reuse_last")
-
-
-# --- plans ------------------------------------------------------------------------------------------------
-
-
-def cell_sets(analysis: Analysis) -> dict[str, CellSet]:
-    """The cells a model of this spec holds (every area whose cell is not `sum`), with the steps at which
-    each runs up to the horizon (its per-step norms; past it, `defaults.beyond`)."""
-    last = horizon(analysis)
-    timeline = analysis.timeline_for(max(last, analysis.spec.steps))
-    cells = {}
-    for area, cell in analysis.cells.items():
-        if cell.is_sum:
-            continue
-        ran = timeline.versions[area]
-        steps = tuple(t for t in ran if t <= last) or tuple(ran[:1])
-        cells[area] = CellSet(area, cell.name, steps, cell_size(analysis, area, len(steps)),
-                              cell_has_step_norms(analysis, area))
-    return cells
-
-
-def _cell_step(cell: CellSet, step: int, last: int, policy: str) -> int:
-    if step in cell.steps or not cell.steps or not cell.per_step:
-        return step
-    if step > last and policy == "reuse_last":
-        return cell.steps[-1]
-    raise BeyondHorizonError(f"area {cell.area!r}'s {cell.name} cell has per-step norms up to step "
-                             f"{cell.steps[-1]}, not for step {step} (defaults.beyond: error); run at most {last} "
-                             "steps, or set defaults.horizon or beyond: reuse_last")
-
-
 def first_readout(timeline: Timeline, areas: tuple[str, ...]) -> int:
     """The first step at which every readout area holds a value (each does within the run)."""
     return max(timeline.versions[area][0] for area in areas)
@@ -499,7 +355,7 @@ def _schedule(analysis: Analysis, timeline: Timeline, needed: set | None, sets: 
     """Each step's updates: every firing of the timeline (only those `needed` where not None), bound to the
     weight sets and cells that compute it."""
     last, policy = horizon(analysis), analysis.spec.defaults.beyond
-    weights_at = _WeightsAt(sets, last, policy)
+    weights_at = WeightsAt(sets, last, policy)
     stateful = analysis.stateful
     schedule = []
     with collector_paused():  # one small object per call, none in a cycle
@@ -518,31 +374,6 @@ def _schedule(analysis: Analysis, timeline: Timeline, needed: set | None, sets: 
                 else:
                     prev = timeline.version(target, step - 1) if step and target in stateful else None
                     updates.append(Update(target, step, tuple(calls), cell, prev,
-                                          _cell_step(cell, step, last, policy)))
+                                          cell_step(cell, step, last, policy)))
             schedule.append(tuple(updates))
     return tuple(schedule)
-
-
-def _model_size(analysis: Analysis, sets: dict[str, WeightSet], cells: dict[str, CellSet]) -> Size:
-    total = prenet_size(analysis) + head_size(analysis)
-    for part in (*sets.values(), *cells.values()):
-        total = total + part.size
-    return total
-
-
-def _by_edge(sets: dict[str, WeightSet]) -> dict[str, Size]:
-    sizes: dict[str, Size] = {}
-    for wset in sets.values():
-        sizes[wset.edge] = sizes.get(wset.edge, Size()) + wset.size
-    return sizes
-
-
-def _parts(analysis: Analysis, sets: dict[str, WeightSet], cells: dict[str, CellSet]) -> dict[str, Size]:
-    sizes = {"prenet": prenet_size(analysis), **{area: Size() for area in analysis.spec.areas}}
-    for wset in sets.values():
-        target = analysis.edges_by_name[wset.edge].target
-        sizes[target] = sizes[target] + wset.size
-    for area, cell in cells.items():
-        sizes[area] = sizes[area] + cell.size
-    sizes["head"] = head_size(analysis)
-    return sizes
