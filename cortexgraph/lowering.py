@@ -11,11 +11,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import Loc, Problem, SpecError, format_path
+from .located import located_errors
 from .ops.cell_registry import ACT, CELL_ACTIVATION, CellDef, lookup_cell
 from .ops.norm_spec import NormSpec
 from .ops.registry import OpDef, Params, UnknownOp, lookup
 from .source import SourceMap
-from .spec import Spec, located_errors
+from .spec import Spec
 from .step_rules import StepRule
 
 INPUT = "input"  # the pre-net's output, a source present at every step

@@ -1,19 +1,17 @@
 """The spec language: one pydantic schema for YAML and JSON specs.
 
 The schema is declared once here; the JSON Schema (`cortexgraph schema`) comes
-from it. Flexible notations (an op as a bare name, steps as `all`, a list or a
-range) are parsed by small validators with messages of their own, so a user
-sees one clear error per mistake instead of pydantic's list of union members.
+from it. Flexible notations (steps as `all`, a list or a range; sizes; sharing)
+are parsed by small validators with messages of their own (`notations.py`), so
+a user sees one clear error per mistake instead of pydantic's list of union
+members; pydantic's errors become located problems in `located.py`.
 Cross-references (area names, ties, shapes) are the analysis's job.
 """
 
 from __future__ import annotations
 
-import re
-import types
-import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -21,159 +19,36 @@ from pydantic import (
     Field,
     NonNegativeFloat,
     NonNegativeInt,
-    PlainSerializer,
-    PlainValidator,
     PositiveInt,
     PrivateAttr,
     ValidationError,
-    WithJsonSchema,
     model_serializer,
     model_validator,
 )
 
-from .errors import Loc, Problem, SpecError, did_you_mean, known_list
+from .errors import Problem, SpecError, known_list
+from .located import located_errors
+from .notations import (
+    AreaName,
+    EdgeName,
+    HeightWidth,
+    ReadoutArea,
+    ReadoutStep,
+    Share,
+    SpecName,
+    Steps,
+    Version,
+    kind_of,
+)
 from .ops.cell_registry import known_cells
 from .ops.norm_spec import BATCH_PER_STEP, NormSetting
 from .ops.registry import Activation
 from .source import CHECKPOINT_SUFFIXES, SourceMap, TextLimits, parse_text, read_file
 from .step_rules import StepRule
 
-VERSION = 1
-AREA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-EDGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_+<>-]*$")  # no dots: names become module paths
-SPEC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")  # one safe path component: names become files
-
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
-
-
-# --- flexible scalar notations -------------------------------------------------------------
-
-
-def _check_area_name(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"an area name is text, not {_kind(value)}")
-    if not AREA_NAME.match(value):
-        raise ValueError(f"area name {value!r} must be letters, digits and '_', not starting with a digit")
-    if value == "input":
-        raise ValueError("'input' is reserved for the pre-net's output; choose another area name")
-    return value
-
-
-def _check_edge_name(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"an edge name is text, not {_kind(value)}")
-    if not EDGE_NAME.match(value):
-        raise ValueError(f"edge name {value!r} may hold letters, digits and '_', '-', '+', '<', '>' (no dots)")
-    return value
-
-
-def _check_spec_name(value: Any) -> str:
-    # The name becomes a folder (runs/<name>) and file names (<name>-rolled.svg): it must stay one
-    # path component, so that a spec never decides to write outside the folder it is run in.
-    if not isinstance(value, str):
-        raise ValueError(f"a spec's name is text, not {_kind(value)}")
-    if not SPEC_NAME.match(value):
-        raise ValueError(f"name {value!r} is not a safe file name: use up to 100 letters, digits, '.', '_', '+' "
-                         "and '-', starting with a letter or digit (it names the run folder and drawings)")
-    return value
-
-
-def _parse_size(value: Any) -> tuple[int, int]:
-    sides = [value, value] if _is_int(value) else value
-    if isinstance(sides, list) and len(sides) == 2 and all(_is_int(v) for v in sides):
-        if min(sides) < 1:
-            raise ValueError(f"a size must be at least 1, got {value}")  # as written: 0, not [0, 0]
-        return (sides[0], sides[1])
-    raise ValueError(f"expected a size: a whole number or [height, width]; got {_kind(value)}")
-
-
-def _dump_size(size: tuple[int, int]) -> int | list[int]:
-    return size[0] if size[0] == size[1] else list(size)
-
-
-def _parse_steps(value: Any) -> StepRule:
-    return StepRule.parse(value)
-
-
-def _parse_share(value: Any) -> str | tuple[tuple[int, ...], ...]:
-    if value in ("time", "none"):
-        return value
-    if isinstance(value, list) and value and all(isinstance(g, list) and g for g in value):
-        if all(_is_int(s) and s >= 0 for g in value for s in g):
-            return tuple(tuple(g) for g in value)
-    hint = did_you_mean(value, ["time", "none"]) if isinstance(value, str) else None
-    raise ValueError("share is 'time' (one set of weights for all steps), 'none' (a set per step) "
-                     "or a list of step groups such as [[1, 2], [3, 4]]" + (f"; {hint}" if hint else ""))
-
-
-def _dump_share(value: str | tuple) -> Any:
-    return value if isinstance(value, str) else [list(g) for g in value]
-
-
-def _parse_readout_step(value: Any) -> int | tuple[int, ...]:
-    if _is_int(value) and value >= 0:
-        return value
-    if isinstance(value, list) and value and all(_is_int(v) and v >= 0 for v in value):
-        if any(b <= a for a, b in zip(value, value[1:])):
-            raise ValueError("list the readout steps in increasing order, each once")
-        return tuple(value)
-    raise ValueError(f"expected a step (a whole number from 0) or a list of steps; got {_kind(value)}")
-
-
-def _parse_readout_area(value: Any) -> str | tuple[str, ...]:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        if not value:
-            raise ValueError("list at least one readout area")
-        if len(set(value)) < len(value):
-            raise ValueError("list each readout area once")
-        return tuple(value)
-    raise ValueError(f"expected an area's name or a list of names; got {_kind(value)}")
-
-
-def _parse_version(value: Any) -> int:
-    if value != VERSION or not _is_int(value):
-        raise ValueError(f"unsupported spec version {value!r}; this cortexgraph reads version {VERSION}")
-    return value
-
-
-_STEPS_SCHEMA = {
-    "description": "'all'/'every', 'once' (step 0, inputs only), a step, a list of steps, or {from, to, every}",
-    "anyOf": [
-        {"enum": ["all", "every", "once"]},
-        {"type": "integer", "minimum": 0},
-        {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
-        {"type": "object", "additionalProperties": False, "properties": {
-            "from": {"type": "integer", "minimum": 0}, "to": {"type": "integer", "minimum": 0},
-            "every": {"type": "integer", "minimum": 1}}},
-    ],
-}
-_SIZE_SCHEMA = {"anyOf": [{"type": "integer", "minimum": 1},
-                          {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 2}]}
-_SHARE_SCHEMA = {"anyOf": [{"enum": ["time", "none"]},
-                           {"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 0}}}]}
-
-AreaName = Annotated[str, PlainValidator(_check_area_name),
-                     WithJsonSchema({"type": "string", "pattern": AREA_NAME.pattern})]
-EdgeName = Annotated[str, PlainValidator(_check_edge_name),
-                     WithJsonSchema({"type": "string", "pattern": EDGE_NAME.pattern})]
-HeightWidth = Annotated[tuple[int, int], PlainValidator(_parse_size), PlainSerializer(_dump_size),
-                 WithJsonSchema(_SIZE_SCHEMA)]
-Steps = Annotated[StepRule, PlainValidator(_parse_steps), PlainSerializer(lambda r: r.written()),
-                  WithJsonSchema(_STEPS_SCHEMA)]
-Share = Annotated[str | tuple, PlainValidator(_parse_share), PlainSerializer(_dump_share),
-                  WithJsonSchema(_SHARE_SCHEMA)]
-ReadoutArea = Annotated[str | tuple, PlainValidator(_parse_readout_area),
-                        PlainSerializer(lambda v: list(v) if isinstance(v, tuple) else v),
-                        WithJsonSchema({"anyOf": [{"type": "string"},
-                                                  {"type": "array", "items": {"type": "string"}, "minItems": 1}]})]
-ReadoutStep = Annotated[int | tuple, PlainValidator(_parse_readout_step),
-                        PlainSerializer(lambda v: list(v) if isinstance(v, tuple) else v),
-                        WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0},
-                                                  {"type": "array", "items": {"type": "integer", "minimum": 0}}]})]
 
 
 # --- ops and edges ------------------------------------------------------------------------------
@@ -197,18 +72,18 @@ class OpRef(Model):
         if isinstance(value, dict) and len(value) == 1:
             (name, params), = value.items()
             if not isinstance(name, str):
-                raise ValueError(f"an op name is text, not {_kind(name)}")
+                raise ValueError(f"an op name is text, not {kind_of(name)}")
             if params is None:
                 params = {}
             if not isinstance(params, dict):
                 raise ValueError(f"the parameters of op {name!r} are a mapping such as {{kernel: 3}}, "
-                                 f"not {_kind(params)}")
+                                 f"not {kind_of(params)}")
             return {"name": name, "params": params}
         if isinstance(value, dict):
             raise ValueError("an op is one name with its parameters, such as {down: {kernel: 3}}; "
                              f"this mapping has {len(value)} keys ({known_list(map(str, value), 4)})")
         raise ValueError("expected an op: a name such as 'residual', or {name: {param: value}}; "
-                         f"got {_kind(value)}")
+                         f"got {kind_of(value)}")
 
     @model_serializer
     def _dump(self) -> Any:
@@ -404,9 +279,8 @@ class Readout(Model):
 class Spec(Model):
     """A whole network: areas, transitions, schedule and readout."""
 
-    cortexgraph: Annotated[int, PlainValidator(_parse_version), WithJsonSchema({"const": VERSION})]
-    name: Annotated[str, PlainValidator(_check_spec_name),
-                    WithJsonSchema({"type": "string", "pattern": SPEC_NAME.pattern})]
+    cortexgraph: Version
+    name: SpecName
     description: str | None = None
     input: InputSpec
     prenet: list[OpRef] = Field(default_factory=list)
@@ -475,12 +349,12 @@ def parse_spec(data: Any, source: SourceMap | None = None) -> Spec:
     """Validate plain data against the schema; every error is located in `source`."""
     source = source or SourceMap("<spec>")
     if not isinstance(data, dict):
-        raise SpecError([source.place(Problem((), f"a spec is a mapping of fields, not {_kind(data)}",
+        raise SpecError([source.place(Problem((), f"a spec is a mapping of fields, not {kind_of(data)}",
                                               "a spec starts with 'cortexgraph: 1'"))])
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(located_errors(exc, source)) from None
+        raise SpecError(located_errors(exc, source, (), Spec)) from None
     spec._source = source
     return spec
 
@@ -513,136 +387,3 @@ def _spec_in_checkpoint(path: Path) -> Spec:
     except CheckpointError as exc:
         raise SpecError([Problem((), str(exc).removeprefix(f"{path} "), file=str(path))]) from None
     return parse_spec(payload["spec"], SourceMap(f"{path} (its spec)"))
-
-
-_FIELD_HINTS = {
-    "cortexgraph": "a spec starts with 'cortexgraph: 1'",
-    "steps": "how many steps to unroll, e.g. 'steps: 8'",
-    "readout": "e.g. readout: {area: IT, head: {classes: 10}}",
-    "inputs": "which areas receive the pre-net's output, e.g. inputs: {V1: once}",
-}
-
-
-def located_errors(exc: ValidationError, source: SourceMap, prefix: Loc = (),
-                   model: type[BaseModel] | None = None) -> list[Problem]:
-    """pydantic's errors as located problems; `prefix` is where `model` sits in the spec."""
-    problems = [_located(err, source, prefix, model or Spec) for err in exc.errors()]
-    # A misspelt field shows as unknown and as missing; the first says it all.
-    misspelt = {(p.loc[:-1], p.hint) for p in problems if p.message.startswith("unknown field")}
-    return [p for p in problems if not (p.message.startswith("missing required field")
-                                        and (p.loc[:-1], f"did you mean {p.loc[-1]!r}?") in misspelt)]
-
-
-def _located(err: Any, source: SourceMap, prefix: Loc, model: type[BaseModel]) -> Problem:
-    loc: Loc = tuple(err["loc"])
-    kind = err["type"]
-    on_key = kind == "extra_forbidden"
-    # pydantic marks an error in a mapping's key with a last '[key]'; a key written "[key]" is not that.
-    if len(loc) >= 2 and loc[-1] == "[key]" and kind != "extra_forbidden":
-        loc, on_key = loc[:-1], True
-    # pydantic names the member of a union a value was tried against inside the loc (`readout.loss
-    # ['list[constrained-float]'][0]`): not a place in the spec. A key the spec wrote is in its source map.
-    # An unknown key is the written one, whatever it holds (`{"[": 1}`).
-    tags = len(loc) - 1 if kind == "extra_forbidden" else len(loc)
-    loc = tuple(part for i, part in enumerate(loc) if i >= tags or not (
-        isinstance(part, str) and "[" in part and (prefix + loc[:i + 1]) not in source.values))
-    value = err.get("input")
-    hint = None
-    if kind not in ("missing", "extra_forbidden") and source.values:
-        # Shorthands (`V2: down` for `V2: {op: down}`) put pydantic's loc below what was written.
-        while loc and (prefix + loc) not in source.values and (prefix + loc[:-1]) in source.values:
-            loc = loc[:-1]
-    if kind == "missing":
-        message = f"missing required field {loc[-1]!r}"
-        hint = _FIELD_HINTS.get(str(loc[-1]))
-    elif kind == "extra_forbidden":
-        known = _fields_at(model, loc[:-1])
-        message = f"unknown field {loc[-1]!r}"
-        hint = did_you_mean(loc[-1], known) or (f"known: {known_list(known)}" if known else None)
-    elif kind == "literal_error":
-        expected = err["ctx"]["expected"]
-        message = f"{value!r} is not allowed here; expected {expected}"
-        hint = did_you_mean(value, re.findall(r"'([^']*)'", expected))
-    # Spec and op parameters validate strictly: a wrong kind of value is always a `*_type` error, never
-    # a `*_parsing` one (nothing is parsed from text).
-    elif kind == "int_type":
-        message = f"expected a whole number, got {_kind(value)}"
-    elif kind == "float_type":
-        message = f"expected a number, got {_kind(value)}"
-    elif kind == "string_type":
-        message = f"expected text, got {_kind(value)}"
-    elif kind == "bool_type":
-        message = f"expected true or false, got {_kind(value)}"
-    elif kind in ("dict_type", "model_type"):
-        message = f"expected a mapping (key: value), got {_kind(value)}"
-    elif kind in ("list_type", "tuple_type"):
-        message = f"expected a list, got {_kind(value)}"
-    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
-        bound = next(iter(err["ctx"].values()))
-        message = f"must be {op} {bound}, got {value!r}"
-    elif kind == "too_short":
-        message = "must not be empty"
-    elif kind == "string_too_short":
-        message = "must not be empty"
-    elif kind == "value_error":
-        message = str(err["ctx"]["error"])
-    else:
-        message = err["msg"]
-    return source.place(Problem(prefix + loc, message, hint), key=on_key)
-
-
-def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
-    """The field names a model accepts at `loc` inside `model` (for 'did you mean')."""
-    tp: Any = model
-    for part in loc:
-        tp = _unwrap(tp)
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            field = next((f for n, f in tp.model_fields.items() if (f.alias or n) == part), None)
-            if field is None:
-                return []
-            tp = field.annotation
-        elif typing.get_origin(tp) is dict:
-            tp = typing.get_args(tp)[1]
-        elif typing.get_origin(tp) is list:
-            tp = typing.get_args(tp)[0]
-        else:
-            return []
-    tp = _unwrap(tp)
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return [f.alias or n for n, f in tp.model_fields.items()]
-    return []
-
-
-def _unwrap(tp: Any) -> Any:
-    while True:
-        origin = typing.get_origin(tp)
-        if origin is Annotated:
-            tp = typing.get_args(tp)[0]
-        elif origin in (Union, types.UnionType):
-            members = [a for a in typing.get_args(tp) if a is not type(None)]
-            if len(members) != 1:
-                return tp
-            tp = members[0]
-        else:
-            return tp
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"{str(value).lower()}"
-    if isinstance(value, (int, float)):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        return f"the text {value[:40]!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
