@@ -3,7 +3,6 @@ valid JSON, plots do not flatter, and a non-finite stop names its place on a lin
 
 import json
 import math
-from types import SimpleNamespace
 
 import matplotlib.figure
 import pytest
@@ -41,14 +40,14 @@ def loud(tmp_path):
 
 
 def test_a_loss_is_diverging_above_a_hundred_times_a_uniform_guess():
-    import cortexgraph.train.loop as training
+    from cortexgraph.train.report import epoch_warnings
 
-    run = SimpleNamespace(spec=load_spec(TINY))  # three classes: a uniform guess's loss is log 3
+    classes = load_spec(TINY).readout.head.classes  # three classes: a uniform guess's loss is log 3
     chance = math.log(3)
 
     def warnings(loss, skipped=0):
-        return training._Run._warnings(run, {"train_loss": loss, "skipped_steps": skipped, "unreadable": {"count": 0}},
-                                       {"test_loss": 1.0, "test_unreadable": {"count": 0}})
+        return epoch_warnings({"train_loss": loss, "skipped_steps": skipped, "unreadable": {"count": 0}},
+                              {"test_loss": 1.0, "test_unreadable": {"count": 0}}, classes)
 
     assert warnings(100 * chance) == []
     assert warnings(100.5 * chance) == [

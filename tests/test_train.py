@@ -17,7 +17,8 @@ from cortexgraph.cli import main
 from cortexgraph.train import DataError, TrainConfig, TrainingError, result_lines, train
 from cortexgraph.train import distributed as dist
 from cortexgraph.train.data import CIFAR_MEAN, CIFAR_STD, make_data, stacked
-from cortexgraph.train.loop import _Run, optimizer_kernels
+from cortexgraph.train.loop import _Run
+from cortexgraph.train.optim import optimizer_kernels
 
 from .helpers import train_until_the_first_checkpoint
 
@@ -454,9 +455,9 @@ def test_a_run_resumed_onto_fused_kernels_loads_its_optimizer_for_them(tiny, tmp
         state["step"] = state["step"].double()
     save_checkpoint(checkpoint, **payload)  # (a new file: the one read is mapped)
 
-    import cortexgraph.train.loop as loop
+    import cortexgraph.train.optim as optim
 
-    monkeypatch.setattr(loop, "optimizer_kernels", lambda device: {"fused": True})
+    monkeypatch.setattr(optim, "optimizer_kernels", lambda device: {"fused": True})
     run = _Run(config(tiny, tmp_path / "run", resume=True, **settings), dist.world_from_env(), torch.device("cpu"))
     try:
         run.prepare()

@@ -18,8 +18,8 @@ from typing import Any
 
 from .config import TrainConfig
 
-_LAZY = {"train": "loop", "result_lines": "loop", "TrainingError": "loop", "RefusedRun": "loop", "Interrupted": "loop",
-         "DataError": "data"}
+_LAZY = {"train": "loop", "result_lines": "report", "TrainingError": "loop", "RefusedRun": "loop",
+         "Interrupted": "loop", "DataError": "data"}
 
 
 def __getattr__(name: str) -> Any:

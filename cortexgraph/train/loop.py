@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..atomic import OutputError
 from ..checkpoint import CheckpointError, load_weights, read_checkpoint, resume_problem, save_checkpoint
 from ..compiler import compile
 from ..construct import construct
@@ -27,7 +25,8 @@ from ..model import CortexNet
 from . import distributed as dist
 from .config import TrainConfig
 from .data import DataError, Unreadable, check_batch, collate, make_data
-from .report import write_anytime, write_metrics
+from .optim import load_optimizer_state, make_optimizer, set_lr
+from .report import epoch_warnings, result_lines, write_anytime, write_metrics
 from .resume import changed_settings, per_epoch
 from .run_folder import FolderError, RunFolder
 
@@ -106,11 +105,11 @@ class _Run:
         if self.world.main:
             self._check_output()
         self.model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
-        self.optimizer = self._optimizer()
+        self.optimizer = make_optimizer(self.config, self.model.parameters(), self.device)
         self.epochs: list[dict[str, Any]] = []
         self.start_epoch = 0
         if self.payload:
-            self._load_optimizer(self.payload["optimizer"])
+            load_optimizer_state(self.optimizer, self.payload["optimizer"], self.device, self.checkpoint_path)
             self.start_epoch = int(self.payload["epoch"])
             self.epochs = list(self.payload.get("metrics", []))
             self.payload = None
@@ -127,55 +126,17 @@ class _Run:
             self.net = torch.compile(self.net, mode=config.compile, fullgraph=not self.world.distributed)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
-    def _load_optimizer(self, saved: Any) -> None:
-        """The checkpoint's optimizer state into this run's optimizer, or one CheckpointError."""
-        # The saved groups name the kernels the checkpoint's device ran; this device's replace them
-        # before loading, since torch places each saved step counter by them (fused AdamW on CUDA
-        # needs its counters there, a CPU run's stay on the CPU: pytorch#104767).
-        kernels = {"fused": None, "foreach": None, **optimizer_kernels(self.device)}
-        try:
-            saved = {**saved, "param_groups": [{**group, **kernels} for group in saved["param_groups"]]}
-            if not all(isinstance(state, dict) for state in saved["state"].values()):
-                raise ValueError("a parameter's state is not a mapping")
-            self.optimizer.load_state_dict(saved)
-            _check_state_shapes(self.optimizer)
-        except (ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
-            raise CheckpointError(f"{self.checkpoint_path}: its optimizer's state does not fit this model "
-                                  f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
-                                  ) from None
-        # The loaded state is mapped from the checkpoint file (read_checkpoint): copied into memory, so
-        # that the file is never written through and its space is freed when the next one replaces it.
-        for state in self.optimizer.state.values():
-            state.update({k: v.clone() for k, v in state.items() if torch.is_tensor(v)})
-
     def _take_folder(self) -> None:
         """Hold the run folder for this run: never a folder another run holds, never a finished or
         stopped run's files unless the user said --resume or --overwrite."""
         try:
-            self.folder.hold()
-        except OutputError as exc:  # a link planted where the lock or the owner record goes
+            replaced = self.folder.take(self.config.resume, self.config.overwrite)
+        except FolderError as exc:
             raise RefusedRun(str(exc)) from None
-        except OSError as exc:
-            raise RefusedRun(f"cannot write to {self.out}: {exc.strerror or exc}") from None
-        except FolderError as exc:  # another run holds it
-            raise RefusedRun(str(exc)) from None
-        self.folder.remove_stale_temporaries()
-        existing = self.folder.existing_run()
-        if existing and not (self.config.resume or self.config.overwrite):
-            raise RefusedRun(f"{self.out} already holds a run ({self._describe_run(existing)}); continue it "
-                                "with --resume, replace it with --overwrite, or choose another --out")
-        if existing and self.config.overwrite:  # kept until this run saves its first epoch
-            self.say(f"replacing the run in {self.out} ({self._describe_run(existing)}) once this run's first "
-                     "epoch is saved: --overwrite")
+        if replaced:  # kept until this run saves its first epoch
+            self.say(f"replacing the run in {self.out} ({replaced}) once this run's first epoch is saved: "
+                     "--overwrite")
             self.replacing = True
-
-    def _describe_run(self, files: list[str]) -> str:
-        try:
-            payload = read_checkpoint(self.checkpoint_path)
-            planned = payload.get("settings", {}).get("epochs")
-            return f"{payload.get('epoch', 0)} of {planned} epochs trained" if planned else ", ".join(files)
-        except CheckpointError:
-            return ", ".join(files)
 
     def _resume_payload(self, spec) -> dict[str, Any]:
         if not self.checkpoint_path.is_file():
@@ -198,40 +159,11 @@ class _Run:
 
     def _check_output(self) -> None:
         """Fail now, not after an epoch, if checkpoints cannot be written here."""
-        try:
-            self.folder.check_files()
-        except OutputError as exc:  # a link, a folder or a device where a file of the run goes
-            raise RefusedRun(str(exc)) from None
-        except OSError as exc:
-            raise RefusedRun(f"cannot write to {self.out}: {exc.strerror or exc}") from None
         need = 3 * sum(t.numel() * t.element_size() for t in self.model.state_dict().values()) + (1 << 20)
-        free = shutil.disk_usage(self.out).free
-        if free < need:
-            raise RefusedRun(f"{self.out} has {free / 1e6:.1f} MB free; a checkpoint of this model needs "
-                                f"about {need / 1e6:.1f} MB")
-
-    def _optimizer(self) -> torch.optim.Optimizer:
-        c, kernels = self.config, optimizer_kernels(self.device)
-        if c.optimizer == "sgd":
-            return torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
-                                   **kernels)
-        return torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay, **kernels)
-
-    def _set_lr(self, epoch: int) -> None:
-        """The learning rate of an epoch, in closed form (what CosineAnnealingLR and StepLR compute).
-
-        Set from the epoch number rather than kept in a stateful scheduler, so a
-        resumed run (or one resumed with more epochs) has exactly the rates it
-        would have had without stopping."""
-        c = self.config
-        if c.schedule == "cosine":
-            factor = 0.5 * (1 + math.cos(math.pi * epoch / c.epochs))
-        elif c.schedule == "step":
-            factor = c.gamma ** (epoch // c.step_size)
-        else:
-            factor = 1.0
-        for group in self.optimizer.param_groups:
-            group["lr"] = c.lr * factor
+        try:
+            self.folder.check_writable(need, "a checkpoint of this model")
+        except FolderError as exc:
+            raise RefusedRun(str(exc)) from None
 
     def _loader(self, dataset, train: bool, epoch: int) -> DataLoader:
         sampler = None
@@ -272,7 +204,7 @@ class _Run:
         for epoch in range(self.start_epoch, config.epochs):
             torch.manual_seed(_epoch_seed(config.seed, epoch))
             random.seed(_epoch_seed(config.seed, epoch))
-            self._set_lr(epoch)
+            set_lr(self.optimizer, config, epoch)
             train = self._train_epoch(epoch)
             dist.share_buffers(self.model, self.world)
             test = self._evaluate(epoch)
@@ -280,7 +212,7 @@ class _Run:
             in_sync, checksum = dist.checksums_agree(self.model, self.world, self.device)
             if not in_sync:
                 raise TrainingError(f"processes disagree on the weights after epoch {epoch + 1}")
-            warnings = self._warnings(train, test)
+            warnings = epoch_warnings(train, test, self.spec.readout.head.classes)
             record = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], **train, **test,
                       "warnings": warnings, "settings": per_epoch(self._settings())}
             if self.world.distributed:
@@ -296,26 +228,6 @@ class _Run:
             if self.world.main:
                 self._save(epoch + 1)
             dist.barrier(self.world)
-
-    def _warnings(self, train: dict[str, Any], test: dict[str, Any]) -> list[str]:
-        """What makes an epoch's numbers untrustworthy: losses not finite, or orders of magnitude above the
-        loss of a uniform guess (log of the classes), where a run starts; skipped optimizer steps."""
-        chance = math.log(self.spec.readout.head.classes)
-        warnings = []
-        for part, loss in (("train", train["train_loss"]), ("test", test["test_loss"])):
-            if not math.isfinite(loss):
-                warnings.append(f"the {part} loss is {loss}: the model's outputs are not finite")
-            elif loss > 100 * chance:
-                warnings.append(f"the {part} loss is {loss:.3g}, {loss / chance:.0e} times a uniform guess's "
-                                f"({chance:.2f}): training diverges; lower the learning rate or clip the "
-                                "gradients (--clip-grad)")
-        if train["skipped_steps"]:
-            warnings.append(f"{train['skipped_steps']} optimizer steps skipped (non-finite gradients)")
-        for part, record in (("training", train["unreadable"]), ("test", test["test_unreadable"])):
-            if record["count"]:
-                warnings.append(f"{record['count']} {part} files could not be read and were left out, such as "
-                                f"{record['files'][0]} (all named in metrics.json)")
-        return warnings
 
     def _autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
@@ -514,35 +426,6 @@ class _Run:
         return result
 
 
-def _check_state_shapes(optimizer: torch.optim.Optimizer) -> None:
-    """Each per-parameter state tensor (momentum, moments) has its parameter's shape; torch loads any
-    shape, and one that differs would fail only at the first step."""
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            for name, value in optimizer.state.get(param, {}).items():
-                if torch.is_tensor(value) and value.dim() and value.shape != param.shape:
-                    raise ValueError(f"{name} of shape {tuple(value.shape)} for a parameter of "
-                                     f"{tuple(param.shape)}")
-
-
-def optimizer_kernels(device: torch.device) -> dict[str, bool]:
-    """How the optimizer runs on `device`: on CUDA its fused kernels (every parameter updated in one
-    launch, not one per tensor, for hundreds of per-step norm parameters); elsewhere torch's default."""
-    return {"fused": True} if device.type == "cuda" else {}
-
-
 def _unreadable_record(items: list[Unreadable], named: int = 20) -> dict[str, Any]:
     """How many files could not be read, and the first few of them with the reason."""
     return {"count": len(items), "files": [f"{u.path}: {u.reason}" for u in items[:named]]}
-
-
-def result_lines(result: dict[str, Any]) -> list[str]:
-    """What a finished run says: its test accuracy (at every readout step) and where it wrote everything."""
-    if not result["epochs"]:
-        return []
-    out = result["out"]
-    if result.get("plot"):
-        steps = ", ".join(f"t={t} {100 * a:.1f}%" for t, a in sorted(result["anytime"].items()))
-        return [f"test accuracy by readout step: {steps}",
-                f"wrote {out}/metrics.csv, metrics.json, checkpoint.pt and the plot {result['plot']}"]
-    return [f"test accuracy {100 * result['test_acc']:.1f}%; wrote {out}/metrics.csv, metrics.json and checkpoint.pt"]

@@ -98,3 +98,36 @@ def plot_lines(path: Path, series: dict[str, tuple[list, list]], xlabel: str, yl
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return path
+
+
+def result_lines(result: dict[str, Any]) -> list[str]:
+    """What a finished run says: its test accuracy (at every readout step) and where it wrote everything."""
+    if not result["epochs"]:
+        return []
+    out = result["out"]
+    if result.get("plot"):
+        steps = ", ".join(f"t={t} {100 * a:.1f}%" for t, a in sorted(result["anytime"].items()))
+        return [f"test accuracy by readout step: {steps}",
+                f"wrote {out}/metrics.csv, metrics.json, checkpoint.pt and the plot {result['plot']}"]
+    return [f"test accuracy {100 * result['test_acc']:.1f}%; wrote {out}/metrics.csv, metrics.json and checkpoint.pt"]
+
+
+def epoch_warnings(train: dict[str, Any], test: dict[str, Any], classes: int) -> list[str]:
+    """What makes an epoch's numbers untrustworthy: losses not finite, or orders of magnitude above the
+    loss of a uniform guess (log of the classes), where a run starts; skipped optimizer steps."""
+    chance = math.log(classes)
+    warnings = []
+    for part, loss in (("train", train["train_loss"]), ("test", test["test_loss"])):
+        if not math.isfinite(loss):
+            warnings.append(f"the {part} loss is {loss}: the model's outputs are not finite")
+        elif loss > 100 * chance:
+            warnings.append(f"the {part} loss is {loss:.3g}, {loss / chance:.0e} times a uniform guess's "
+                            f"({chance:.2f}): training diverges; lower the learning rate or clip the "
+                            "gradients (--clip-grad)")
+    if train["skipped_steps"]:
+        warnings.append(f"{train['skipped_steps']} optimizer steps skipped (non-finite gradients)")
+    for part, record in (("training", train["unreadable"]), ("test", test["test_unreadable"])):
+        if record["count"]:
+            warnings.append(f"{record['count']} {part} files could not be read and were left out, such as "
+                            f"{record['files'][0]} (all named in metrics.json)")
+    return warnings

@@ -9,9 +9,11 @@ it leaves them empty (a run refused before it wrote anything).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-from ..atomic import check_target, make_folders, remove_empty
+from ..atomic import OutputError, check_target, make_folders, remove_empty
+from ..checkpoint import CheckpointError, read_checkpoint
 from ..lock import InUse, Lock
 
 RUN_FILES = ("checkpoint.pt", "metrics.json", "metrics.csv", "anytime.csv", "anytime.png")
@@ -38,6 +40,47 @@ class RunFolder:
             if isinstance(exc, InUse):
                 raise FolderError(str(exc)) from None
             raise
+
+    def take(self, resume: bool, overwrite: bool) -> str | None:
+        """Hold the folder for a run, or FolderError: held by another run, a link planted where the lock or
+        the owner record goes, not writable, or holding a run the user did not name (`resume`, `overwrite`).
+        Returns what `overwrite` will replace, described (None: nothing)."""
+        try:
+            self.hold()
+        except OutputError as exc:
+            raise FolderError(str(exc)) from None
+        except OSError as exc:
+            raise FolderError(f"cannot write to {self.path}: {exc.strerror or exc}") from None
+        self.remove_stale_temporaries()
+        existing = self.existing_run()
+        if not existing:
+            return None
+        described = self._describe_run(existing)
+        if not (resume or overwrite):
+            raise FolderError(f"{self.path} already holds a run ({described}); continue it with --resume, "
+                              "replace it with --overwrite, or choose another --out")
+        return described if overwrite else None
+
+    def _describe_run(self, files: list[str]) -> str:
+        try:
+            payload = read_checkpoint(self.path / "checkpoint.pt")
+            planned = payload.get("settings", {}).get("epochs")
+            return f"{payload.get('epoch', 0)} of {planned} epochs trained" if planned else ", ".join(files)
+        except CheckpointError:
+            return ", ".join(files)
+
+    def check_writable(self, need: int, what: str) -> None:
+        """FolderError now, not after an epoch, if the run's files cannot be written here or `what` (`need`
+        bytes) would not fit."""
+        try:
+            self.check_files()
+        except OutputError as exc:  # a link, a folder or a device where a file of the run goes
+            raise FolderError(str(exc)) from None
+        except OSError as exc:
+            raise FolderError(f"cannot write to {self.path}: {exc.strerror or exc}") from None
+        free = shutil.disk_usage(self.path).free
+        if free < need:
+            raise FolderError(f"{self.path} has {free / 1e6:.1f} MB free; {what} needs about {need / 1e6:.1f} MB")
 
     def release(self) -> None:
         if self._lock.held:
