@@ -17,7 +17,8 @@ from .analysis import Analysis, Limits, analyze
 from .compiler import compile
 from .errors import Problem, SpecError
 from .ops.cell_registry import register_cell
-from .ops.registry import Params, register_op
+from .ops.op_params import Params
+from .ops.registry import register_op
 from .overrides import Overrides
 from .spec import Spec, load_spec
 

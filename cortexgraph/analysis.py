@@ -19,7 +19,7 @@ from .collector import collector_paused
 from .errors import Problem
 from .lowering import INPUT, ZEROS, AreaCell, Edge, Reporter, every_step, fires_throughout, lower_edges  # noqa: F401
 from .ops.norm_spec import NO_NORM, NormSpec
-from .ops.registry import Params, Shape
+from .ops.op_params import Params, Shape
 from .spec import Spec
 from .timeline import Timeline, build_timeline, live, zero_delay_cycle  # noqa: F401 (the stages below read them here)
 

@@ -13,7 +13,8 @@ import networkx as nx
 from .errors import Loc, Problem, did_you_mean, known_list
 from .lowering import INPUT, AreaCell, Edge, Reporter, lower_cells, lower_edges, resolve_op
 from .ops.norm_spec import BATCH_PER_STEP, NO_NORM, NormSpec
-from .ops.registry import OpDef, Params, Shape, StemConvParams, resampling
+from .ops.op_params import Params, Shape, StemConvParams, resampling
+from .ops.registry import OpDef
 from .spec import Spec
 from .timeline import Timeline, build_timeline, live, zero_delay_cycle
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .ops.norm_spec import NormSpec
-from .ops.registry import PoolAfter
+from .ops.op_params import PoolAfter
 from .plan import INPUT, Edge, Plan, WeightSet, every_step
 
 

@@ -14,7 +14,8 @@ from .errors import Loc, Problem, SpecError, format_path
 from .located import located_errors
 from .ops.cell_registry import ACT, CELL_ACTIVATION, CellDef, lookup_cell
 from .ops.norm_spec import NormSpec
-from .ops.registry import OpDef, Params, UnknownOp, lookup
+from .ops.op_params import Params
+from .ops.registry import OpDef, UnknownOp, lookup
 from .source import SourceMap
 from .spec import Spec
 from .step_rules import StepRule

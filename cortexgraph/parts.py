@@ -14,7 +14,8 @@ from .ops.cells import CellContext
 from .ops.layers import ACTIVATIONS, OpContext, tieable_parts
 from .ops.norm_spec import NormSpec
 from .ops.norms import make_norm
-from .ops.registry import Shape, lookup
+from .ops.op_params import Shape
+from .ops.registry import lookup
 from .plan import CellSet, HeadSpec, Plan
 
 

@@ -22,7 +22,7 @@ from .analysis import INPUT, ZEROS, Analysis, AreaCell, Edge, Timeline, every_st
 from .collector import collector_paused
 from .errors import Problem
 from .ops.norm_spec import NormSpec
-from .ops.registry import Params, Shape
+from .ops.op_params import Params, Shape
 from .sizes import Size, cell_size, check_size, unshared_size
 from .spec import Head as HeadSpec
 from .spec import Spec, Stimulus

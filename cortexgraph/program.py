@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from .ops.norms import batch_norms_at
-from .ops.registry import Shape
+from .ops.op_params import Shape
 from .plan import INPUT, ZEROS, Call, Plan, Update, WeightSet
 
 Calls = tuple[tuple[nn.Module, int, int], ...]  # (module, slot read, norm step) summed into one value

@@ -20,7 +20,8 @@ from .analysis import Analysis, Edge
 from .errors import Problem, SpecError
 from .ops.cell_registry import CellDef, lookup_cell
 from .ops.norm_spec import NO_NORM, NormSpec
-from .ops.registry import OpDef, Shape, StemConvParams, Weights, lookup
+from .ops.op_params import Shape, StemConvParams, Weights
+from .ops.registry import OpDef, lookup
 from .units import format_bytes
 
 SHARED_BATCH = NormSpec(time="shared")  # the pre-net's norms

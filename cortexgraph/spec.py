@@ -42,7 +42,7 @@ from .notations import (
 )
 from .ops.cell_registry import known_cells
 from .ops.norm_spec import BATCH_PER_STEP, NormSetting
-from .ops.registry import Activation
+from .ops.op_params import Activation
 from .source import CHECKPOINT_SUFFIXES, SourceMap, TextLimits, parse_text, read_file
 from .step_rules import StepRule
 

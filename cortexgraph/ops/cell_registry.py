@@ -21,7 +21,8 @@ from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from ..errors import did_you_mean, known_list
 from .norm_spec import BATCH_PER_STEP, NormSetting
-from .registry import Activation, NoParams, Params, Registry, Shape, UnknownOp, Weights, _odd
+from .op_params import Activation, NoParams, Params, Shape, Weights, _odd
+from .registry import Registry, UnknownOp
 
 
 class LRNParams(Params):

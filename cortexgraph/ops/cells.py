@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from .layers import ACTIVATIONS
 from .norms import make_norm
-from .registry import Shape
+from .op_params import Shape
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from .norm_spec import NormSpec
 from .norms import NORMS, make_norm
-from .registry import Shape, _pooled, resampling
+from .op_params import Shape, _pooled, resampling
 
 ACTIVATIONS = {  # name -> (inplace -> module)
     "relu": lambda inplace: nn.ReLU(inplace=inplace),
