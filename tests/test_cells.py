@@ -357,6 +357,7 @@ def test_op_and_cell_names_are_checked_alike():
 # --- compiled and exported ---------------------------------------------------------------------------
 
 
+@pytest.mark.dynamo
 @pytest.mark.parametrize("call", [{}, {"readout": "all"}, {"return_states": True}], ids=["final", "anytime", "states"])
 def test_a_model_with_cells_compiles_with_no_graph_break(call):
     torch._dynamo.reset()

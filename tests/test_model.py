@@ -289,6 +289,7 @@ def test_build_refuses_a_bad_override_with_a_located_error():
 @pytest.mark.parametrize("call", [{}, {"readout": "all"}, {"steps": 4}, {"return_states": True}],
                          ids=["final", "anytime", "steps", "states"])
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+@pytest.mark.dynamo
 def test_torch_compile_fullgraph_has_no_graph_break(train, call):
     # A fresh model: the call form's plan is made while Dynamo traces the first call.
     torch._dynamo.reset()
@@ -305,6 +306,7 @@ def test_torch_compile_fullgraph_has_no_graph_break(train, call):
     assert model.weight_set("edges.V2->V2").conv1.weight.grad is not None
 
 
+@pytest.mark.dynamo
 def test_compiled_models_share_the_default_call_forms_graph():
     """Twelve models (more than Dynamo's recompile limit of 8) compiled in one process."""
     torch._dynamo.reset()
@@ -315,6 +317,7 @@ def test_compiled_models_share_the_default_call_forms_graph():
         torch.testing.assert_close(compiled(x), model(x))
 
 
+@pytest.mark.dynamo
 def test_a_copied_model_compiles_too():
     """`_prepare` finds its model by id among the live ones: a copy (deepcopy, unpickled) is one of them."""
     import pickle
@@ -328,6 +331,7 @@ def test_a_copied_model_compiles_too():
         torch.testing.assert_close(compiled(x, steps=4), expected)
 
 
+@pytest.mark.dynamo
 def test_plans_are_made_outside_the_traced_graph_as_torch_compiler_would_mark_them():
     from cortexgraph.model import _prepare
 
@@ -434,7 +438,7 @@ def test_no_op_changes_its_input(op, target, norm):
     out.sum().backward()
 
 
-@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=pytest.mark.dynamo)])
 def test_activation_checkpointing_changes_no_output_gradient_or_statistic(compiled):
     """Eagerly the recomputed norms update scratch statistics; compiled, recomputation is AOTAutograd's (of a
     graph whose statistics move once, in its forward). Either way: the plain step's gradients and statistics."""

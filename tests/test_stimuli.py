@@ -206,6 +206,7 @@ def test_the_pre_net_runs_only_on_frames_that_enter_and_is_counted_so():
     assert held["flops"] - plain["flops"] == 4 * plain["prenet"]["flops"]
 
 
+@pytest.mark.dynamo
 @pytest.mark.parametrize("stimulus", [{"frames": "hold"}, {"show": {"to": 1}, "then": "mask"}])
 def test_stimuli_trace_as_one_graph(stimulus):
     model = build(spec(stimulus)).eval()

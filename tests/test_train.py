@@ -391,6 +391,7 @@ def test_ranks_whose_weights_differ_below_float32_resolution_disagree(two_proces
     assert not checksums_agree(model, world, torch.device("cpu"))[0]
 
 
+@pytest.mark.dynamo
 def test_compiled_training_runs_full_batches_compiled_and_a_smaller_last_batch_eagerly(tiny, tmp_path,
                                                                                         monkeypatch):
     """--compile MODE hands the mode to torch.compile (here with Dynamo's AOT eager backend: Inductor takes
