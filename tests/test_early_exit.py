@@ -90,6 +90,33 @@ def test_exit_flops_count_the_updates_and_heads_up_to_each_step():
     assert by_step[6] == whole + 4 * summary["head"]["flops"]
 
 
+@pytest.mark.parametrize("name", list(SPECS))
+def test_exit_flops_are_what_an_image_that_exits_runs(name):
+    """The cost accounting against the run itself: FLOPs counted while one image runs to its exit (each of
+    the thresholds its steps' confidences give, and a run with no exit) are what `exit_flops` says."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    spec, overrides = SPECS[name]
+    torch.manual_seed(0)
+    model = build(spec, **overrides).eval()
+    by_step, whole = exit_flops(model)
+    x = torch.randn(1, model.spec.input.channels, *model.spec.input.size) * 3
+
+    def counted(**call):
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            out = model(x, **call)
+        return out, counter.get_total_flops()
+
+    with torch.no_grad():
+        confidence = {t: float(logits.softmax(1).max()) for t, logits in model(x, readout="all").items()}
+    exits = set()
+    for threshold in sorted({1e-9, 1.0, *confidence.values()}):
+        out, flops = counted(exit_threshold=threshold)
+        exits.add(int(out.steps[0]))
+        assert flops == by_step[int(out.steps[0])], threshold
+    assert counted()[1] == whole and min(by_step) in exits
+
+
 def test_evaluate_reports_the_full_run_and_each_threshold(tmp_path, capsys):
     run = tmp_path / "run"
     result = train(TrainConfig(spec="demo/frnn3-digits", data="digits", out=str(run), epochs=1, batch_size=64,

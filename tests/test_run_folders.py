@@ -231,6 +231,35 @@ def test_resume_refuses_other_settings_naming_each(tiny, tmp_path, changes, name
     assert (out / "checkpoint.pt").read_bytes() == before
 
 
+def test_resume_refuses_a_change_to_every_other_fixed_setting_and_allows_those_the_recipe_ignores(tiny, tmp_path):
+    """With the cases above and the processes' test below, each of the 14 fixed settings: an SGD run on the step
+    schedule uses all of them. Momentum under AdamW and the step schedule's settings under cosine are not part
+    of the recipe, so they may change."""
+    out = tmp_path / "run"
+    recipe = dict(optimizer="sgd", lr=0.01, schedule="step", step_size=1, gamma=0.5, limit_batches=1)
+    train(config(tiny, out, **recipe))
+    before = (out / "checkpoint.pt").read_bytes()
+    for name, value, named in [
+        ("momentum", 0.5, "--momentum 0.5 (the run: --momentum 0.9)"),
+        ("weight_decay", 0.01, "--weight-decay 0.01 (the run: --weight-decay 0.0005)"),
+        ("schedule", "constant", "--schedule constant (the run: --schedule step)"),
+        ("step_size", 2, "--step-size 2 (the run: --step-size 1)"),
+        ("gamma", 0.1, "--gamma 0.1 (the run: --gamma 0.5)"),
+        ("label_smoothing", 0.1, "--label-smoothing 0.1 (the run: --label-smoothing 0.0)"),
+        ("limit_batches", None, "no --limit-batches (the run: --limit-batches 1)"),
+    ]:
+        with pytest.raises(TrainingError) as caught:
+            train(config(tiny, out, resume=True, **{**recipe, name: value}))
+        assert str(caught.value) == (f"cannot resume {out} with other settings than its run's: {named}; give the "
+                                     "run's values, or start a new run (--overwrite, or another --out)"), name
+    assert (out / "checkpoint.pt").read_bytes() == before
+    adamw = tmp_path / "adamw"
+    train(config(tiny, adamw, epochs=1, limit_batches=1))
+    resumed = train(config(tiny, adamw, epochs=1, limit_batches=1, resume=True, momentum=0.1, step_size=5,
+                           gamma=0.9))
+    assert [e["epoch"] for e in resumed["epochs"]] == [1]
+
+
 def test_an_sgd_run_resumed_with_adamw_is_refused_before_its_state_is_read(tiny, tmp_path):
     """The case the issue found (once a KeyError: 'step' from AdamW reading SGD's state), in its direction."""
     out = tmp_path / "run"

@@ -39,6 +39,19 @@ def test_edge_that_never_fires_within_the_steps():
     assert "edges[2].at: warning: step 5 lies beyond the spec's 4 steps" in w
 
 
+@pytest.mark.parametrize("at, beyond", [
+    ("4", None), ("5", 5), ("[2, 4]", None), ("[3, 5, 6]", 5), ("{from: 4, to: 9}", None), ("{from: 5}", 5),
+    ("{from: 1, every: 2}", None),
+])
+def test_a_step_past_the_last_is_warned_of_and_the_last_is_not(at, beyond):
+    """The spec's last step (4) is within it; the first step written past it is named; a range that starts
+    within it, or a rule with no end, is not beyond it."""
+    found = [w for w in warnings(f"  - {{from: A, to: A, op: conv, at: {at}}}") if "lies beyond" in w]
+    assert found == ([] if beyond is None else [
+        f"<text>:14:36: edges[2].at: warning: step {beyond} lies beyond the spec's 4 steps (it fires only in "
+        "longer runs)"])
+
+
 def test_edge_that_fires_only_while_its_source_is_silent():
     (w,) = warnings("  - {from: C, to: A, op: conv, at: 1}")
     assert "edge 'C->A' fires only while 'C' is silent (signal reaches it at step 2)" in w
