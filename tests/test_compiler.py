@@ -91,3 +91,17 @@ def test_the_plan_holds_no_analysis_and_its_family_gives_every_call_form():
     assert anytime.family is plan.family and anytime.weight_sets is plan.weight_sets
     first = anytime.reads_out[0]
     assert anytime.reads_out == tuple(range(first, 6)) and plan.reads_out == plan.readout_steps == (5,)
+
+
+def test_the_architecture_names_every_module_and_each_rule_one_file_that_exists():
+    import re
+
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    rules = text.split("## Where each rule lives")[1].split("\n## ")[0]
+    rows = [line.split("|")[2] for line in rules.splitlines()
+            if line.startswith("| ") and not line.startswith(("| rule |", "| --- |"))]
+    files = [re.findall(r"`([\w/]+\.py)`", cell) for cell in rows]
+    assert len(rows) >= 25 and all(len(named) == 1 and (PACKAGE / named[0]).is_file() for named in files)
+    stages = text.split("## The stages")[1].split("\n## ")[0]
+    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    assert sorted(m for m in modules if f"`{m}`" not in stages) == []
