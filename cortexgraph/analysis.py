@@ -20,6 +20,7 @@ from .errors import Problem
 from .lowering import INPUT, ZEROS, AreaCell, Edge, Reporter, every_step, fires_throughout, lower_edges  # noqa: F401
 from .ops.norm_spec import NO_NORM, NormSpec
 from .ops.op_params import Params, Shape
+from .ops.registry import OpDef
 from .spec import Spec
 from .timeline import Timeline, build_timeline, live, zero_delay_cycle  # noqa: F401 (the stages below read them here)
 
@@ -31,7 +32,7 @@ class Analysis:
     spec: Spec
     edges: tuple[Edge, ...]
     shapes: dict[str, Shape]  # every area and INPUT
-    prenet: list[tuple[str, Params, Shape]]  # each pre-net layer: its op, validated parameters, output shape
+    prenet: list[tuple[OpDef, Params, Shape]]  # each pre-net layer: its op, validated parameters, output shape
     levels: dict[str, int]  # each area's level in the hierarchy that feedforward edges make (see `hierarchy`)
     kinds: dict[str, str]  # each edge's kind: feedforward, feedback, lateral, skip or input
     timeline: Timeline
@@ -88,7 +89,7 @@ def analyze(spec: Spec, limits: Limits = Limits(), allow_imports: bool = False) 
 def lower(spec: Spec) -> tuple[Edge, ...]:
     """The spec's edges in the internal form, whichever notation wrote them (no other checks)."""
     reporter = Reporter(spec.source)
-    edges, _ = lower_edges(spec, reporter)
+    edges = lower_edges(spec, reporter)
     reporter.stop_if_errors()
     return edges
 

@@ -44,7 +44,7 @@ class Checked(NamedTuple):
 
     edges: tuple[Edge, ...]
     shapes: dict[str, Shape]  # every area and INPUT
-    prenet: list[tuple[str, Params, Shape]]
+    prenet: list[tuple[OpDef, Params, Shape]]  # each layer: its op, validated parameters, output shape
     timeline: Timeline
     warnings: list[Problem]
     head_norm: NormSpec
@@ -59,7 +59,6 @@ class Checker(Reporter):
         self.spec = spec
         self.limits = limits
         self.allow_imports = allow_imports
-        self.defs: dict[str, OpDef] = {}  # edge name -> op definition, where known
 
     def op_def(self, kind: str, ref: Any, loc: Loc) -> tuple[OpDef, Params] | None:
         return resolve_op(self, kind, ref, loc, self.allow_imports)
@@ -72,7 +71,7 @@ class Checker(Reporter):
         prenet = self.prenet()
         if prenet is not None:  # else unknown: the pre-net's problems are reported already
             shapes[INPUT] = prenet[-1][2] if prenet else (spec.input.channels, *spec.input.size)
-        edges, self.defs = lower_edges(self.spec, self, self.allow_imports)
+        edges = lower_edges(self.spec, self, self.allow_imports)
         cells = lower_cells(spec, self)
         self.check_edges(edges, shapes)
         self.check_drive(edges, cells)
@@ -111,7 +110,7 @@ class Checker(Reporter):
                 for channels in sorted({self.spec.areas[area].channels for area in areas}):
                     self.check_norm(readout.head.norm, channels, ("readout", "head", "norm"))
             return readout.head.norm
-        writers = [self.defs[e.name] for e in edges if e.target in areas and e.name in self.defs]
+        writers = [e.definition for e in edges if e.target in areas and e.definition is not None]
         return BATCH_PER_STEP if any(op.preactivation for op in writers) else NO_NORM
 
     # limits first: nothing expensive runs on a spec that exceeds them
@@ -140,9 +139,9 @@ class Checker(Reporter):
             if isinstance(out, int) and out > lim.channels:
                 self.error(("prenet", i), f"{out:,} channels exceed the limit of {lim.channels:,}")
 
-    def prenet(self) -> list[tuple[str, Params, Shape]] | None:
+    def prenet(self) -> list[tuple[OpDef, Params, Shape]] | None:
         shape: Shape = (self.spec.input.channels, *self.spec.input.size)
-        layers: list[tuple[str, Params, Shape]] = []
+        layers: list[tuple[OpDef, Params, Shape]] = []
         for i, ref in enumerate(self.spec.prenet):
             found = self.op_def("prenet", ref, ("prenet", i))
             if found is None:
@@ -155,7 +154,7 @@ class Checker(Reporter):
                 return None
             if isinstance(params, StemConvParams):
                 self.check_norm(params.norm_kind, shape[0], ("prenet", i, ref.name, "norm"))
-            layers.append((op.name, params, shape))
+            layers.append((op, params, shape))
         return layers
 
     def check_edges(self, edges: tuple[Edge, ...], shapes: dict[str, Shape]) -> None:
@@ -184,8 +183,8 @@ class Checker(Reporter):
                                 "do not differ by one integer factor",
                            "connected areas must be the same size, or one a whole multiple of the other in both sides")
                 continue
-            op = self.defs.get(edge.name)
-            if edge.is_input and op is not None and op.name == "identity" and src != dst:
+            op = edge.definition
+            if edge.is_input and edge.passes_through and src != dst:
                 self.error(loc, f"{edge.target!r} is {_shape(dst)} but the pre-net's output is {_shape(src)}",
                            "change the pre-net (e.g. a conv with the area's channels) or inject with an op")
             elif op is not None:
@@ -257,7 +256,7 @@ class Checker(Reporter):
                 self.error(loc, "tied edges share one set of weights across all their steps",
                            f"set share: time on {edge.name!r} and {target.name!r}")
                 continue
-            op_a, op_b = self.defs.get(edge.name), self.defs.get(target.name)
+            op_a, op_b = edge.definition, target.definition
             if op_a is None or op_b is None or edge.source not in shapes or target.source not in shapes:
                 continue  # reported already
             if edge.target not in shapes or target.target not in shapes:
@@ -310,7 +309,7 @@ class Checker(Reporter):
             if edge.is_linear and edge.drives and edge.source in linear and edge.target in linear:
                 graph.add_edge(edge.source, edge.target, edge=edge)
         for group in nx.strongly_connected_components(graph):  # one loop of each group of areas
-            if all(edge.op == "identity" for _, _, edge in graph.subgraph(group).edges(data="edge")):
+            if all(edge.passes_through for _, _, edge in graph.subgraph(group).edges(data="edge")):
                 continue  # identity edges only: an area that keeps (or adds up) its values, not a linear map
             try:
                 cycle = [graph.edges[u, v, k]["edge"] for u, v, k in nx.find_cycle(graph.subgraph(group))]

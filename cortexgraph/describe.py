@@ -66,8 +66,8 @@ def edge_label(edge: Edge, steps: int) -> str:
     if edge.is_input:
         when = "@ " + format_steps(edge.steps)
     lines.append(when + (f", delay {edge.delay}" if edge.delay != edge.usual_delay else ""))
-    if not edge.is_input or edge.op != "identity":
-        lines.append(weights_text(edge) + (norm_text(edge.norm) if edge.op != "identity" else ""))
+    if not edge.is_input or not edge.passes_through:
+        lines.append(weights_text(edge) + (norm_text(edge.norm) if not edge.passes_through else ""))
     return "\n".join(lines)
 
 
@@ -96,7 +96,7 @@ def model_text(plan: Plan) -> str:
     shape = "x".join(map(str, (spec.input.channels, *spec.input.size)))
     title = (f"{spec.name}: input {shape}, {len(spec.areas)} areas, {spec.steps} steps, readout "
              f"{spec.readout.label} at step {format_steps(plan.readout_steps)}, {plan.size.parameters:,} parameters")
-    rows = [("prenet", " -> ".join(name for name, _, _ in plan.prenet) or "(none)",
+    rows = [("prenet", " -> ".join(op.name for op, _, _ in plan.prenet) or "(none)",
              "x".join(map(str, plan.shapes[INPUT])), f"{plan.parts['prenet'].parameters:,}")]
     by_edge: dict[str, list[WeightSet]] = {}
     for wset in plan.weight_sets.values():
@@ -104,12 +104,12 @@ def model_text(plan: Plan) -> str:
     for edge in plan.edges.values():
         sets = by_edge.get(edge.name, [])
         runs = sorted({t for g in sets for t in g.steps}) or list(edge.steps)
-        norm = ("" if edge.op == "identity" else
+        norm = ("" if edge.passes_through else
                 {"per_step": ", norm per step", "shared": ", one norm", "none": ""}[edge.norm.policy]
                 if edge.norm.kind in ("batch", "none") else norm_text(edge.norm))
         several = f" ({len(sets)} sets)" if len(sets) > 1 else ""
         text = f"{op_text(edge)} at {format_steps(runs) or 'no step'}"
-        if not (edge.is_input and edge.op == "identity"):
+        if not (edge.is_input and edge.passes_through):
             text += f"; weights {weights_text(edge)}{several}{norm}"
         rows.append((f"{edge.target} <- {edge.name}", text, "x".join(map(str, plan.shapes[edge.target])),
                      f"{sum(g.size.parameters for g in sets):,}"))

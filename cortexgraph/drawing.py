@@ -151,8 +151,8 @@ def _base(name: str, rankdir: str) -> graphviz.Digraph:
 def _prenet_text(plan: Plan) -> str:
     """Each pre-net layer as the Plan resolved it (its parameters validated, defaults filled in)."""
     layers = []
-    for name, params, out in plan.prenet:
-        kernel, stride = getattr(params, "kernel", None), getattr(params, "stride", None)
+    for op, params, out in plan.prenet:
+        kernel, stride, name = getattr(params, "kernel", None), getattr(params, "stride", None), op.name
         if name == "conv":
             layers.append(f"conv {kernel}x{kernel}/{stride}, {out[0]}")
         else:
@@ -377,7 +377,7 @@ def _colour_legend(plan: Plan, colours: dict[str, str]) -> str | None:
     """A table of which colour is which set of weights, when each set has a colour of its own."""
     owners: dict[str, list[str]] = {}
     for wset in plan.weight_sets.values():
-        if plan.edges[wset.edge].op != "identity":
+        if not plan.edges[wset.edge].passes_through:
             owners.setdefault(colours[wset.path], []).append(wset.name)
     if not owners or len({g.tie or g.path for g in plan.weight_sets.values()}) > len(PALETTE):
         return None

@@ -21,7 +21,6 @@ from .spec import Spec
 from .step_rules import StepRule
 
 INPUT = "input"  # the pre-net's output, a source present at every step
-LINEAR_OPS = ("identity", "avgpool")  # ops that apply no activation
 ZEROS = -1  # the step a call reads where its source is silent and `silence: computed` runs it on zeros
 
 
@@ -61,6 +60,7 @@ class Edge:
     activation: str = "relu"  # the op's nonlinearity (none, with norm none: a linear edge, which can inhibit)
     modulating: bool = False  # its contributions scale the target's drive (1 + g(M)) instead of adding to it
     into: str | None = None  # a named input of the target's cell that its contributions add into, not the drive
+    definition: OpDef | None = field(compare=False, default=None, repr=False)  # its op, resolved (None: unknown)
 
     @property
     def drives(self) -> bool:
@@ -74,7 +74,12 @@ class Edge:
     @property
     def is_linear(self) -> bool:
         """Its contribution is linear (affine) in its source's value: no activation, or an op without one."""
-        return self.activation == "none" or self.op in LINEAR_OPS
+        return self.activation == "none" or (self.definition is not None and self.definition.linear)
+
+    @property
+    def passes_through(self) -> bool:
+        """Its op hands the source on unchanged (`identity`): no weights, no norm, no activation."""
+        return self.definition is not None and self.definition.passes_through
 
     @property
     def usual_delay(self) -> int:
@@ -148,13 +153,11 @@ def resolve_op(report: Reporter, kind: str, ref: Any, loc: Loc,
         return None
 
 
-def lower_edges(spec: Spec, report: Reporter,
-                allow_imports: bool = False) -> tuple[tuple[Edge, ...], dict[str, OpDef]]:
-    """Every notation's edges as `Edge`s, with the op definition of each edge whose op is known; problems go
+def lower_edges(spec: Spec, report: Reporter, allow_imports: bool = False) -> tuple[Edge, ...]:
+    """Every notation's edges as `Edge`s, each with its op's definition where the op is known; problems go
     to `report` (an edge defined twice, a phase's edge that changes, an unknown op or bad parameters)."""
     defaults = spec.defaults
     found: dict[str, Edge] = {}
-    defs: dict[str, OpDef] = {}
 
     def add(name: str, source: str, target: str, props: Any, rule: StepRule, loc: Loc, op_loc: Loc) -> None:
         if name in found:
@@ -167,8 +170,6 @@ def lower_edges(spec: Spec, report: Reporter,
         first = first_step(source, delay, spec.silence == "computed")
         resolved = resolve_op(report, "transition", props.op, op_loc, allow_imports)
         op, params = resolved if resolved else (None, None)
-        if op is not None:
-            defs[name] = op
         edge = Edge(
             name=name, source=source, target=target, op=op.name if op else props.op.name, params=params,
             steps=tuple(rule.resolve(spec.steps, first)), delay=delay, first_step=first,
@@ -176,7 +177,7 @@ def lower_edges(spec: Spec, report: Reporter,
             norm=getattr(props, "norm", None) or defaults.norm,
             tie=getattr(props, "tie", None), rule=rule, loc=loc, written=props.op.name,
             activation=getattr(props, "activation", None) or defaults.activation,
-            modulating=getattr(props, "modulating", False), into=getattr(props, "into", None))
+            modulating=getattr(props, "modulating", False), into=getattr(props, "into", None), definition=op)
         found[name] = edge
 
     def op_loc(loc: Loc) -> Loc:
@@ -214,7 +215,7 @@ def lower_edges(spec: Spec, report: Reporter,
                     merged[name] = (cell, [phase.at], loc, source, target)
     for name, (cell, rules, loc, source, target) in merged.items():
         add(name, source, target, cell, StepRule.union(rules), loc, op_loc(loc))
-    return tuple(found.values()), defs
+    return tuple(found.values())
 
 
 def lower_cells(spec: Spec, report: Reporter) -> dict[str, AreaCell]:

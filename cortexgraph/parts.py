@@ -15,7 +15,6 @@ from .ops.layers import ACTIVATIONS, OpContext, tieable_parts
 from .ops.norm_spec import NormSpec
 from .ops.norms import make_norm
 from .ops.op_params import Shape
-from .ops.registry import lookup
 from .plan import CellSet, HeadSpec, Plan
 
 
@@ -75,8 +74,7 @@ def prenet_layers(plan: Plan) -> list[nn.Module]:
     spec = plan.spec
     shape = (spec.input.channels, *spec.input.size)
     layers = []
-    for name, params, out in plan.prenet:
-        op = lookup("prenet", name)
+    for op, params, out in plan.prenet:
         ctx = OpContext(op.name, shape, out, params, activation_name=spec.defaults.activation)
         layers.append(op.load()(ctx))
         shape = out
@@ -99,7 +97,7 @@ def cell_module(plan: Plan, cell: CellSet) -> nn.Module:
 def weight_set_module(plan: Plan, edge_name: str, steps: tuple[int, ...]) -> nn.Module:
     """The op module of one weight set of an edge, with norms for `steps`."""
     edge = plan.edges[edge_name]
-    op = lookup("transition", edge.op)
+    op = edge.definition
     ctx = OpContext(op.name, plan.shapes[edge.source], plan.shapes[edge.target], edge.params,
                     norm_policy=edge.norm.policy, norm_steps=steps, activation_name=edge.activation,
                     norm_kind=edge.norm)

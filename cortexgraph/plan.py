@@ -23,6 +23,7 @@ from .collector import collector_paused
 from .errors import Problem
 from .ops.norm_spec import NormSpec
 from .ops.op_params import Params, Shape
+from .ops.registry import OpDef
 from .sizes import Size, cell_size, check_size, unshared_size
 from .spec import Head as HeadSpec
 from .spec import Spec, Stimulus
@@ -90,7 +91,7 @@ class PlanFamily:
         self.kinds: dict[str, str] = analysis.kinds
         self.area_cells: dict[str, AreaCell] = analysis.cells
         self.warnings: list[Problem] = analysis.warnings
-        self.prenet: list[tuple[str, Params, Shape]] = analysis.prenet
+        self.prenet: list[tuple[OpDef, Params, Shape]] = analysis.prenet
         self.head_norm: NormSpec = analysis.head_norm
         self.cell_sets: dict[str, CellSet] = cell_sets(analysis)
         self.weight_sets: dict[str, WeightSet] = weight_sets(analysis)
@@ -171,7 +172,7 @@ class Plan:
         return self.family.warnings
 
     @property
-    def prenet(self) -> list[tuple[str, Params, Shape]]:
+    def prenet(self) -> list[tuple[OpDef, Params, Shape]]:
         """Each pre-net layer: its op, validated parameters and output shape."""
         return self.family.prenet
 

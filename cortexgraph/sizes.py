@@ -21,7 +21,7 @@ from .errors import Problem, SpecError
 from .ops.cell_registry import CellDef, lookup_cell
 from .ops.norm_spec import NO_NORM, NormSpec
 from .ops.op_params import Shape, StemConvParams, Weights
-from .ops.registry import OpDef, lookup
+from .ops.registry import OpDef
 from .units import format_bytes
 
 SHARED_BATCH = NormSpec(time="shared")  # the pre-net's norms
@@ -51,8 +51,7 @@ def _norms(channels: int, norm: NormSpec, steps: int, spatial: int = 1) -> Size:
 
 
 def edge_weights(analysis: Analysis, edge: Edge) -> Weights:
-    return weights(lookup("transition", edge.op), analysis.shapes[edge.source], analysis.shapes[edge.target],
-                   edge.params)
+    return weights(edge.definition, analysis.shapes[edge.source], analysis.shapes[edge.target], edge.params)
 
 
 def weight_set_size(w: Weights, norm: NormSpec, steps: int, tied: bool, spatial: int = 1) -> Size:
@@ -122,8 +121,8 @@ def prenet_size(analysis: Analysis) -> Size:
     spec = analysis.spec
     shape: Shape = (spec.input.channels, *spec.input.size)
     total = Size()
-    for name, params, out in analysis.prenet:
-        w = weights(lookup("prenet", name), shape, out, params)
+    for op, params, out in analysis.prenet:
+        w = weights(op, shape, out, params)
         kind = params.norm_kind if isinstance(params, StemConvParams) else SHARED_BATCH
         total = total + Size(w.own + w.tied) + _norms(w.norm_channels, kind, 1, out[1] * out[2])
         shape = out

@@ -199,3 +199,19 @@ def test_a_big_model_is_made_once_unless_an_op_cannot_reset_its_weights(gated, m
     big = SPEC.replace("channels: 4", "channels: 512").replace("out: 4", "out: 512").replace("groups: 2", "groups: 1")
     model = build(big)  # 2.4 million weights, but Gated has a parameter and no reset_parameters: made for real
     assert len(made) == 2 and model.weight_set("edges.A->B").gate.item() == 0.0
+
+
+def test_an_op_registered_as_linear_makes_a_loop_through_it_linear():
+    """`linear=True` is the registry's word that an op applies no activation, as for identity and avgpool; the
+    analysis reads it from the op's definition, never from its name."""
+    loop = SPEC.replace("op: {gated: {groups: 2}}, tie: A->B", "op: scaled").replace(
+        "op: {gated: {groups: 2}}", "op: conv")
+    try:
+        register_op("scaled", Gated, linear=True)
+        assert [w.message for w in analyze(load_spec(loop)).warnings] == [
+            "the loop B -> B has no nonlinearity (its edges are linear and its areas' cells add none), so its values "
+            "decay or grow geometrically with the steps"]
+        register_op("scaled", Gated, replace=True)
+        assert analyze(load_spec(loop)).warnings == []
+    finally:
+        unregister_op("scaled")

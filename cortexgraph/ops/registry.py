@@ -70,6 +70,8 @@ class OpDef:
     count: Callable[[Shape, Shape, Any], Weights] | None = None  # its weights without building it
     layer_norm: bool = True  # its norms sit at its output's size, so a layer norm (over C, H, W) fits
     fits: Callable[[Shape, Shape, Any], tuple[str, str | None] | None] | None = None  # checks of its parameters
+    linear: bool = False  # it applies no activation (a linear loop through it warns)
+    passes_through: bool = False  # it hands its input on unchanged: no weights, no norm (`identity`)
 
     def check(self, src: Shape, dst: Shape) -> tuple[str, str | None] | None:
         """Why this op cannot map `src` onto `dst` (message, hint), or None if it can."""
@@ -149,7 +151,7 @@ def register_op(name: str, module: type, *, kind: Kind = "transition", params: t
                 aliases: tuple[str, ...] = (), doc: str = "", preactivation: bool = False,
                 count: Callable[[Shape, Shape, Any], Weights] | None = None, layer_norm: bool = True,
                 fits: Callable[[Shape, Shape, Any], tuple[str, str | None] | None] | None = None,
-                replace: bool = False) -> OpDef:
+                linear: bool = False, replace: bool = False) -> OpDef:
     """Register an op so that specs can name it.
 
     `module` is an `nn.Module` class built as `module(ctx)` (a
@@ -165,11 +167,12 @@ def register_op(name: str, module: type, *, kind: Kind = "transition", params: t
     channels, height and width, then does not fit it). `fits(src_shape, dst_shape,
     params) -> (message, hint) | None` checks what the parameters allow between those
     shapes (as the built-in convs check that a pool gives the target's size).
+    `linear=True` says it applies no activation (a loop of such edges is warned of).
     """
     if kind == "prenet" and infer is None:
         raise ValueError("a pre-net op needs infer(shape, params) -> shape")
     op = OpDef(name, kind, module, params, tuple(resample), keeps_channels, infer,
-               tie_key or _default_tie_key, doc, tuple(aliases), preactivation, count, layer_norm, fits)
+               tie_key or _default_tie_key, doc, tuple(aliases), preactivation, count, layer_norm, fits, linear)
     return _add(op, replace=replace)
 
 
@@ -225,7 +228,7 @@ _BLOCKS = "cortexgraph.ops.blocks"
 
 for _op in (
     OpDef("identity", "transition", f"{_LAYERS}:Identity", resample=("same",), keeps_channels=True, count=_no_weights,
-          doc="passes the source through unchanged"),
+          linear=True, passes_through=True, doc="passes the source through unchanged"),
     OpDef("conv", "transition", f"{_LAYERS}:ConvNormAct", ConvParams, count=_conv_weights, fits=_conv_fits,
           doc="conv-norm-activation; strided when the target is smaller (then pooled, with `pool`)"),
     OpDef("down", "transition", f"{_LAYERS}:ConvNormAct", ConvParams, resample=("down",), count=_conv_weights,
@@ -238,7 +241,7 @@ for _op in (
     OpDef("maxpool", "transition", f"{_LAYERS}:Pool", PoolShape, resample=("down",), keeps_channels=True,
           count=_no_weights, fits=_pool_fits, doc="max pooling (`pool` of kind max)"),
     OpDef("avgpool", "transition", f"{_LAYERS}:Pool", PoolShape, resample=("down",), keeps_channels=True,
-          count=_no_weights, fits=_pool_fits, doc="average pooling (`pool` of kind avg)"),
+          count=_no_weights, fits=_pool_fits, linear=True, doc="average pooling (`pool` of kind avg)"),
     OpDef("basic", "transition", f"{_BLOCKS}:BasicBlock", count=_basic_weights,
           layer_norm=False,
           doc="torchvision's BasicBlock: act(h + K(h)), projection shortcut where the shape changes"),
