@@ -103,6 +103,7 @@ class AreaCell:
     activation: str  # its `act`, where it has one (relu unless given)
     nonlinearity: str  # what makes it nonlinear ("none": it is linear; see CellDef)
     inputs: tuple[str, ...] = ()  # its named inputs besides the drive, which edges reach with `into`
+    definition: CellDef | None = field(compare=False, default=None, repr=False)  # its cell, resolved
 
     @property
     def is_sum(self) -> bool:
@@ -236,5 +237,5 @@ def lower_cells(spec: Spec, report: Reporter) -> dict[str, AreaCell]:
         act = getattr(params, "act", None) or CELL_ACTIVATION  # defaults.activation is the edges'
         nonlinearity = act if cell.nonlinearity == ACT else cell.nonlinearity
         cells[area] = AreaCell(area, cell.name, params, cell.runs_every_step, cell.reads_state, a.modulation, act,
-                               nonlinearity, cell.inputs)
+                               nonlinearity, cell.inputs, cell)
     return cells

@@ -9,7 +9,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .ops.cell_registry import lookup_cell
 from .ops.cells import CellContext
 from .ops.layers import ACTIVATIONS, OpContext, tieable_parts
 from .ops.norm_spec import NormSpec
@@ -91,7 +90,7 @@ def cell_module(plan: Plan, cell: CellSet) -> nn.Module:
     """The module of an area's cell, with norms for the steps it runs at."""
     area = plan.area_cells[cell.area]
     ctx = CellContext(cell.name, plan.shapes[cell.area], area.params, cell.steps or (0,), area.activation)
-    return lookup_cell(cell.name).load()(ctx)
+    return area.definition.load()(ctx)
 
 
 def weight_set_module(plan: Plan, edge_name: str, steps: tuple[int, ...]) -> nn.Module:

@@ -18,7 +18,7 @@ from typing import Any
 
 from .analysis import Analysis, Edge
 from .errors import Problem, SpecError
-from .ops.cell_registry import CellDef, lookup_cell
+from .ops.cell_registry import CellDef
 from .ops.norm_spec import NO_NORM, NormSpec
 from .ops.op_params import Shape, StemConvParams, Weights
 from .ops.registry import OpDef
@@ -72,7 +72,7 @@ def edge_has_step_norms(analysis: Analysis, edge: Edge) -> bool:
 
 def cell_has_step_norms(analysis: Analysis, area: str) -> bool:
     cell = analysis.cells[area]
-    weights = cell_weights(lookup_cell(cell.name), analysis.shapes[area], cell.params)
+    weights = cell_weights(cell.definition, analysis.shapes[area], cell.params)
     return _has_step_norms(weights, _cell_norm(cell))
 
 
@@ -91,7 +91,7 @@ def cell_size(analysis: Analysis, area: str, steps: int) -> Size:
     """An area's cell, its norms running at `steps` steps (one each under its `norm: per_step`)."""
     cell = analysis.cells[area]
     _, height, width = analysis.shapes[area]
-    w = cell_weights(lookup_cell(cell.name), analysis.shapes[area], cell.params)
+    w = cell_weights(cell.definition, analysis.shapes[area], cell.params)
     return weight_set_size(w, _cell_norm(cell), steps, False, height * width)
 
 
