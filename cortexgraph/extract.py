@@ -42,8 +42,7 @@ def parse_at(model: CortexNet, at: Iterable[str], steps: int | None = None) -> l
         if area not in model.spec.areas:
             raise ValueError(f"{name!r}: unknown area {area!r}; the areas are {', '.join(model.spec.areas)}")
         if found["all"]:
-            schedule = model.plan_for(steps=last, states=True).schedule  # every update, nothing pruned
-            first = next((t for t, updates in enumerate(schedule) if any(u.area == area for u in updates)), None)
+            first = model.plan_for(steps=last, states=True).first_update.get(area)  # nothing pruned
             pairs += [(area, t) for t in range(first, last + 1)] if first is not None else []
         else:
             pairs.append((area, int(found["step"])))

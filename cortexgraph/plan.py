@@ -224,16 +224,21 @@ class Plan:
         """The steps at which the head reads out: from the first step at which every readout area has been
         computed in this program, each readout step (`final`) or every step (`anytime`, `none`); none for a
         `features` Plan, which keeps its targets' values instead."""
-        if self.prune == "features":
+        first = self.first_update
+        if self.prune == "features" or not all(area in first for area in self.readout_areas):
             return ()
+        start = max(first[area] for area in self.readout_areas)
+        return tuple(t for t in range(start, self.steps + 1) if self.prune != "final" or t in self.readout_steps)
+
+    @cached_property
+    def first_update(self) -> dict[str, int]:
+        """The step at which this program first computes each area it computes (from then on the area holds
+        a value: its latest)."""
         first: dict[str, int] = {}
         for step, updates in enumerate(self.schedule):
             for update in updates:
                 first.setdefault(update.area, step)
-        if not all(area in first for area in self.readout_areas):
-            return ()
-        start = max(first[area] for area in self.readout_areas)
-        return tuple(t for t in range(start, self.steps + 1) if self.prune != "final" or t in self.readout_steps)
+        return first
 
     def shown(self, step: int, frames: int | None = None) -> int | str:
         """What enters at `step` (`input.stimulus`): a frame's index (0: the one image), "blank" or "mask".
