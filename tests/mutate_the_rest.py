@@ -9,8 +9,8 @@ functions alone, and it never mutates module-level statements. This script plant
 change (a comparison or boolean operator turned, a number moved by one, a string or flag changed, a `not`
 dropped, an arithmetic operator swapped) in those places, one at a time, in a copy of the repository, and runs
 the test files that name what was mutated most often (the function, property or table; the core's where none
-does), stopping at the first failure; a mutant they let through then runs every test (as mutmut's survivors do).
-A mutant no test fails survives. Results go to standard output and,
+does), stopping at the first failure (with --survivors-run-all, a mutant they let through then runs every test, as
+mutmut's survivors do). A mutant no test fails survives. Results go to standard output and,
 with --json, to a file.
 """
 
@@ -163,7 +163,7 @@ def _pytest(work: Path, tests: list[str], timeout: int) -> tuple[str, list[str]]
     return ("survived" if done.returncode == 0 else "killed"), re.findall(r"^FAILED (\S+)", done.stdout, re.M)[:1]
 
 
-def run(m: Mutant, work: Path, timeout: int) -> dict:
+def run(m: Mutant, work: Path, timeout: int, everything: bool) -> dict:
     source = work / m.file
     original = source.read_text()
     source.write_text(_apply(original, m))
@@ -175,7 +175,7 @@ def run(m: Mutant, work: Path, timeout: int) -> dict:
     tests, began = _tests_for(m), time.monotonic()
     try:
         status, failed = _pytest(work, tests, timeout)
-        if status == "survived":  # as mutmut does: a survivor of its own tests runs them all
+        if status == "survived" and everything:  # as mutmut does: a survivor of its own tests runs them all
             tests = ["tests", *(f"--ignore=tests/{name}" for name in LEFT_OUT)]
             status, failed = _pytest(work, tests, timeout)
     finally:
@@ -190,6 +190,8 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=40)
     parser.add_argument("--seed", type=int, default=29)
     parser.add_argument("--timeout", type=int, default=900, help="seconds per mutant")
+    parser.add_argument("--survivors-run-all", action="store_true",
+                        help="a mutant its own tests let through runs every test (minutes each)")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     everything = candidates()
@@ -206,7 +208,7 @@ def main() -> None:
         shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", ".git", "mutants", "__pycache__",
                                                                   "runs", "data", "*.egg-info"))
         for i, m in enumerate(sample, 1):
-            result = run(m, work, args.timeout)
+            result = run(m, work, args.timeout, args.survivors_run_all)
             results.append(result)
             print(f"[{i}/{len(sample)}] {result['status']:8s} {result['seconds']:6.1f}s {m.name}", flush=True)
     counts = {s: sum(r["status"] == s for r in results) for s in ("killed", "survived", "timeout", "invalid")}
