@@ -499,3 +499,12 @@ def test_a_learned_time_constant_starts_at_the_spec_s_tau(tau, dt):
     start = model.cells["B"].time_constant().detach().double()
     assert start.shape == (1, 3, 1, 1)
     torch.testing.assert_close(start, torch.full_like(start, tau), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("learned, per_channel, count", [(False, False, 0), (True, False, 1), (True, True, 3)])
+def test_a_leaky_cell_holds_one_time_constant_or_one_per_channel_as_counted(learned, per_channel, count):
+    """The count without building (what `compile` reports) against the built cell's parameters."""
+    text = _spec(f"{{leaky: {{tau: 3, learn_tau: {str(learned).lower()}, per_channel: {str(per_channel).lower()}}}}}")
+    plan = compile(text)
+    held = sum(p.numel() for p in build(text).cells["B"].parameters())
+    assert held == count and plan.cell_sets["B"].size.parameters == count

@@ -35,7 +35,9 @@ def test_one_bad_spec_among_good_ones_exits_2(capsys):
 
 def test_validate_json_output(capsys):
     assert main(["validate", "--json", str(EDGE_LIST), str(INVALID[-1])]) == 2
-    report = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    report = json.loads(out)
+    assert out.startswith('[\n  {\n    "') # indented for a reader, as the other --json outputs
     assert [entry["valid"] for entry in report] == [True, False]
     assert report[0]["summary"]["arrival"] == {"V1": 0, "V2": 1, "V4": 2}
     problem = report[1]["problems"][0]
@@ -66,6 +68,7 @@ def test_schema_is_json_schema_with_every_top_level_field(capsys):
     assert schema["additionalProperties"] is False
     assert {"cortexgraph", "areas", "edges", "transitions", "schedule", "readout"} <= set(schema["properties"])
     op = schema["$defs"]["OpRef"]
+    assert op["description"] == "an op name, or {name: {param: value}}"
     assert op["anyOf"][0]["type"] == "string" and "residual" in op["anyOf"][0]["examples"]
     assert op["anyOf"][1] == {"type": "object", "minProperties": 1, "maxProperties": 1,  # {name: {params}}
                               "additionalProperties": {"type": ["object", "null"]}}
@@ -74,7 +77,10 @@ def test_schema_is_json_schema_with_every_top_level_field(capsys):
 
 def test_specs_lists_bundled_specs(capsys):
     assert main(["specs"]) == 0
-    assert "torchvision/resnet18" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("torchvision/resnet18 ") for line in lines)
+    demo = next(line for line in lines if line.startswith("demo/frnn3-digits "))
+    assert demo.split(None, 1)[1] == "The offline demo: a 3-state fully recurrent network (V1, V2, V4)..."
 
 
 def test_real_process_exit_code_and_no_traceback():

@@ -54,6 +54,8 @@ def test_compile_prints_the_summary(capsys):
     assert "cornet-s: input 3x224x224, 8 steps, readout IT at step 8" in out
     assert "parameters: 53,416,616" in out
     assert "step   4: V4 <- V4->V4" in out
+    assert out.splitlines()[2].split() == ["shape", "cell", "params", "FLOPs/update", "updates", "arrival"]
+    assert "edge calls run; silent and unread work is pruned)" in out
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     assert lines["V4"].split()[1:5] == ["256x14x14", "sum", "(linear)", "10.08M"]
 

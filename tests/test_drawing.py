@@ -78,6 +78,7 @@ def test_rolled_view_greys_out_pruned_edges():
 def test_ranges_read_like_a_person_writes_them():
     assert format_steps([1, 2, 3, 5, 7, 9]) == "1-3, 5-9/2"
     assert format_steps([4]) == "4" and format_steps([2, 4]) == "2, 4" and format_steps([1, 2]) == "1-2"
+    assert format_steps([0, 5, 6]) == "0, 5-6" and format_steps([0, 2, 9, 10]) == "0, 2, 9-10"
 
 
 def test_draw_command_writes_the_format_of_the_suffix(tmp_path, capsys):
@@ -127,3 +128,34 @@ def test_drawing_a_spec_needs_no_torch():
     code = ("import sys; from cortexgraph import draw; draw('liao2016/frnn4-imagenet'); "
             "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_rendering_refusals_say_the_formats_and_the_hint_given(tmp_path):
+    from cortexgraph.drawing import rendered
+
+    graph = draw("demo/frnn3-digits")
+    with pytest.raises(DrawError) as caught:
+        rendered(graph, "jpg")
+    assert str(caught.value) == "cannot write 'jpg': formats are svg, png, pdf, dot"
+    taken = tmp_path / "taken.dot"
+    taken.write_text("mine")
+    with pytest.raises(Exception, match=r"; write elsewhere$"):
+        render(graph, str(taken), "dot", replace=False, hint="write elsewhere")
+    assert taken.read_text() == "mine"
+
+
+def test_a_plan_drawn_for_other_steps_may_import_its_ops(tmp_path, monkeypatch):
+    """A Plan whose spec names an op by import path is compiled again for `steps` with the permission given."""
+    import cortexgraph
+    from cortexgraph.ops.registry import unregister_op
+
+    (tmp_path / "lab_draw_ops.py").write_text(
+        "import cortexgraph\nfrom cortexgraph.ops.layers import ConvNormAct\nfrom cortexgraph.ops.op_params import "
+        "ConvParams\ncortexgraph.register_op('lab_conv', ConvNormAct, params=ConvParams, replace=True)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    text = bundled_specs()["demo/frnn3-digits"].read_text().replace("V1: {V1: residual,", "V1: {V1: 'lab_draw_ops:lab_conv',")
+    try:
+        plan = cortexgraph.compile(text, allow_imports=True)
+        assert "t=3" in draw(plan, view="unrolled", steps=3, allow_imports=True).source
+    finally:
+        unregister_op("lab_conv")

@@ -196,3 +196,19 @@ def test_the_rest_of_the_feature_errors_are_one_message(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"writing f.h5 needs h5py: pip install 'cortexgraph\[hdf5\]' \(or write "
                                          r"to a folder of .npy files\)"):
         write_features(model, data, ["V1.t0"], tmp_path / "f.h5")
+
+
+def test_features_are_staged_beside_their_output_whatever_the_temporary_folder(tmp_path, monkeypatch):
+    """The staging file or folder is renamed into place when complete: it must be on the output's file system,
+    beside it, never in the system's temporary folder (here one that does not exist)."""
+    import tempfile
+
+    from torch.utils.data import Subset
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    model = build("demo/frnn3-digits").eval()
+    data = Subset(make_data("digits", model.spec).test, range(8))
+    for out in ("folder", "f.h5"):
+        path = write_features(model, data, ["V1.t0"], tmp_path / out)
+        assert path == tmp_path / out and path.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.h5", "folder"]

@@ -215,3 +215,8 @@ def test_an_op_registered_as_linear_makes_a_loop_through_it_linear():
         assert analyze(load_spec(loop)).warnings == []
     finally:
         unregister_op("scaled")
+
+
+def test_unregistering_a_name_never_registered_is_harmless():
+    unregister_op("never_registered_here")
+    unregister_op("never_registered_here", kind="prenet")

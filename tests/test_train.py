@@ -188,6 +188,9 @@ def test_image_folder_trains(tmp_path):
     spec.write_text(TINY.replace("classes: 3", "classes: 2"))
     result = train(config(str(spec), tmp_path / "run", data=f"imagefolder:{tmp_path / 'images'}", batch_size=4))
     assert len(result["epochs"]) == 2
+    data = make_data(f"imagefolder:{tmp_path / 'images'}", load_spec(str(spec)))
+    assert (data.name, data.classes, len(data.train), len(data.test)) == (f"imagefolder:{tmp_path / 'images'}", 2,
+                                                                          12, 12)
 
 
 @pytest.mark.parametrize("failure, reason", [
