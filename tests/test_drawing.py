@@ -153,7 +153,8 @@ def test_a_plan_drawn_for_other_steps_may_import_its_ops(tmp_path, monkeypatch):
         "import cortexgraph\nfrom cortexgraph.ops.layers import ConvNormAct\nfrom cortexgraph.ops.op_params import "
         "ConvParams\ncortexgraph.register_op('lab_conv', ConvNormAct, params=ConvParams, replace=True)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    text = bundled_specs()["demo/frnn3-digits"].read_text().replace("V1: {V1: residual,", "V1: {V1: 'lab_draw_ops:lab_conv',")
+    text = bundled_specs()["demo/frnn3-digits"].read_text()
+    text = text.replace("V1: {V1: residual,", "V1: {V1: 'lab_draw_ops:lab_conv',")
     try:
         plan = cortexgraph.compile(text, allow_imports=True)
         assert "t=3" in draw(plan, view="unrolled", steps=3, allow_imports=True).source
