@@ -191,7 +191,7 @@ class Checker(Reporter):
                 why = op.check(src, dst) or (op.fits(src, dst, edge.params) if op.fits and edge.params else None)
                 if why:
                     self.error(loc, *why)
-                elif not edge.is_input or op.name != "identity":
+                elif not (edge.is_input and edge.passes_through):
                     self.check_norm(edge.norm, dst[0], _norm_loc(edge, self.source), op)
 
     def check_norm(self, norm: NormSpec, channels: int, loc: Loc, op: OpDef | None = None) -> None:

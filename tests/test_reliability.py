@@ -111,6 +111,17 @@ def test_a_full_disk_fails_before_training(tmp_path, tiny, monkeypatch):
     with pytest.raises(TrainingError, match=r"has 0.0 MB free; a checkpoint of this model needs about"):
         train(config(tiny, tmp_path / "run"))
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    # the bound: three checkpoints' worth of the model's tensors and a megabyte (writing one beside the last)
+    need = 3 * sum(t.numel() * t.element_size() for t in build(tiny).state_dict().values()) + (1 << 20)
+    for free, refused in ((need - 1, True), (need, False)):
+        monkeypatch.setattr(shutil, "disk_usage", lambda path, f=free: shutil._ntuple_diskusage(10**9, 10**9 - f, f))
+        if refused:
+            with pytest.raises(TrainingError) as caught:
+                train(config(tiny, tmp_path / "bound", epochs=1, limit_batches=1))
+            assert str(caught.value).endswith(f"has {free / 1e6:.1f} MB free; a checkpoint of this model needs "
+                                              f"about {need / 1e6:.1f} MB")
+        else:
+            assert train(config(tiny, tmp_path / "bound", epochs=1, limit_batches=1))["epochs"]
 
 
 def test_a_disk_filling_up_mid_run_keeps_the_last_good_checkpoint(tmp_path, tiny, monkeypatch):

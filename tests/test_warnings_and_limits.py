@@ -98,3 +98,23 @@ def test_channel_and_size_limits():
 def test_unknown_limit_name_is_refused():
     with pytest.raises(ValueError, match="unknown limit 'stepz'"):
         Limits().replace(stepz=3)
+
+
+def test_a_loop_through_average_pooling_is_linear_and_through_max_pooling_is_not():
+    text = """
+cortexgraph: 1
+name: pooled-loop
+input: {channels: 2, size: 8}
+areas:
+  A: {channels: 2, size: 8}
+  B: {channels: 2, size: 4}
+inputs: {A: once}
+steps: 4
+edges:
+  - {from: A, to: B, op: POOL}
+  - {from: B, to: A, op: up, activation: none, norm: none}
+readout: {area: B, head: {classes: 2}}
+"""
+    (linear,) = [w for w in warnings_of(text.replace("POOL", "avgpool")) if "loop" in w]
+    assert "the loop A -> B -> A has no nonlinearity" in linear
+    assert not [w for w in warnings_of(text.replace("POOL", "maxpool")) if "loop" in w]
