@@ -163,20 +163,25 @@ def _pytest(work: Path, tests: list[str], timeout: int) -> tuple[str, list[str]]
     return ("survived" if done.returncode == 0 else "killed"), re.findall(r"^FAILED (\S+)", done.stdout, re.M)[:1]
 
 
-def run(m: Mutant, work: Path, timeout: int, everything: bool) -> dict:
+EVERY_TEST = ["tests", *(f"--ignore=tests/{name}" for name in LEFT_OUT)]
+
+
+def run(m: Mutant, work: Path, timeout: int, tests: list[str], everything: bool) -> dict:
     source = work / m.file
     original = source.read_text()
+    if _apply(original, Mutant(**{**asdict(m), "replacement": m.original})) != original:
+        return {"mutant": m.name, "status": "moved", "seconds": 0.0, "tests": []}  # the code changed since
     source.write_text(_apply(original, m))
     try:
         ast.parse(source.read_text())
     except SyntaxError:
         source.write_text(original)
         return {"mutant": m.name, "status": "invalid", "seconds": 0.0, "tests": []}
-    tests, began = _tests_for(m), time.monotonic()
+    began = time.monotonic()
     try:
         status, failed = _pytest(work, tests, timeout)
         if status == "survived" and everything:  # as mutmut does: a survivor of its own tests runs them all
-            tests = ["tests", *(f"--ignore=tests/{name}" for name in LEFT_OUT)]
+            tests = EVERY_TEST
             status, failed = _pytest(work, tests, timeout)
     finally:
         source.write_text(original)
@@ -192,9 +197,15 @@ def main() -> None:
     parser.add_argument("--timeout", type=int, default=900, help="seconds per mutant")
     parser.add_argument("--survivors-run-all", action="store_true",
                         help="a mutant its own tests let through runs every test (minutes each)")
+    parser.add_argument("--again", metavar="FILE", help="run the survivors of an earlier --json against every test")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     everything = candidates()
+    if args.again:  # the survivors as they were drawn (each checked to be where it was before it is planted)
+        fields = Mutant.__dataclass_fields__
+        everything = [Mutant(**{k: r[k] for k in fields}) for r in json.loads(Path(args.again).read_text())
+                      if r["status"] == "survived"]
+        args.sample = len(everything)
     if args.list:
         by = {}
         for m in everything:
@@ -208,10 +219,11 @@ def main() -> None:
         shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", ".git", "mutants", "__pycache__",
                                                                   "runs", "data", "*.egg-info"))
         for i, m in enumerate(sample, 1):
-            result = run(m, work, args.timeout, args.survivors_run_all)
+            tests = EVERY_TEST if args.again else _tests_for(m)
+            result = run(m, work, args.timeout, tests, args.survivors_run_all and not args.again)
             results.append(result)
             print(f"[{i}/{len(sample)}] {result['status']:8s} {result['seconds']:6.1f}s {m.name}", flush=True)
-    counts = {s: sum(r["status"] == s for r in results) for s in ("killed", "survived", "timeout", "invalid")}
+    counts = {s: sum(r["status"] == s for r in results) for s in ("killed", "survived", "timeout", "invalid", "moved")}
     print(counts)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
