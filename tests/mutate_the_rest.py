@@ -125,16 +125,24 @@ def candidates() -> list[Mutant]:
     return mutants
 
 
-def _apply(text: str, m: Mutant) -> str:
-    lines = text.splitlines(keepends=True)
+def _span(text: str, m: Mutant) -> tuple[int, int]:
+    """Where the mutated node's source is in `text`, in bytes (ast's columns are UTF-8 offsets)."""
     offsets = [0]
-    for line in lines:
+    for line in text.splitlines(keepends=True):
         offsets.append(offsets[-1] + len(line.encode()))
+    return offsets[m.line - 1] + m.col, offsets[m.end_line - 1] + m.end_col
+
+
+def _apply(text: str, m: Mutant) -> str:
+    start, end = _span(text, m)
     data = text.encode()
-    start = offsets[m.line - 1] + m.col
-    end = offsets[m.end_line - 1] + m.end_col
     replacement = m.replacement if "\n" not in m.original else f"({m.replacement})"
     return (data[:start] + replacement.encode() + data[end:]).decode()
+
+
+def _in_place(text: str, m: Mutant) -> bool:
+    start, end = _span(text, m)
+    return text.encode()[start:end].decode(errors="replace") == m.original
 
 
 def _tests_for(m: Mutant, most: int = 5) -> list[str]:
@@ -169,7 +177,7 @@ EVERY_TEST = ["tests", *(f"--ignore=tests/{name}" for name in LEFT_OUT)]
 def run(m: Mutant, work: Path, timeout: int, tests: list[str], everything: bool) -> dict:
     source = work / m.file
     original = source.read_text()
-    if _apply(original, Mutant(**{**asdict(m), "replacement": m.original})) != original:
+    if not _in_place(original, m):
         return {"mutant": m.name, "status": "moved", "seconds": 0.0, "tests": []}  # the code changed since
     source.write_text(_apply(original, m))
     try:
