@@ -508,3 +508,21 @@ def test_a_leaky_cell_holds_one_time_constant_or_one_per_channel_as_counted(lear
     plan = compile(text)
     held = sum(p.numel() for p in build(text).cells["B"].parameters())
     assert held == count and plan.cell_sets["B"].size.parameters == count
+
+
+@pytest.mark.parametrize("norm", ["per_step", "shared", "{kind: layer}", "{kind: layer, time: shared}", "none"])
+def test_a_cell_registered_without_a_count_is_measured_as_its_counted_twin(norm):
+    """`act` registered again without `count`: measured on the meta device, its size (weights, and norms at each
+    step, a layer norm's at every place of the area) is what the built-in's count says and what is built."""
+    from cortexgraph.ops.cell_registry import ActParams
+    from cortexgraph.ops.cells import ActCell
+
+    register_cell("measured_act", ActCell, params=ActParams, reads_state=False)
+    try:
+        counted, measured = (compile(_spec(f"{{{name}: {{norm: {norm}}}}}")).cell_sets["B"].size
+                             for name in ("act", "measured_act"))
+        built = build(_spec(f"{{measured_act: {{norm: {norm}}}}}")).cells["B"]
+        assert measured == counted
+        assert measured.parameters == sum(p.numel() for p in built.parameters())
+    finally:
+        unregister_cell("measured_act")
