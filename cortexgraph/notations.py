@@ -107,7 +107,7 @@ def _parse_version(value: Any) -> int:
     return value
 
 
-_STEPS_SCHEMA = {
+STEPS_SCHEMA = {
     "description": "'all'/'every', 'once' (step 0, inputs only), a step, a list of steps, or {from, to, every}",
     "anyOf": [
         {"enum": ["all", "every", "once"]},
@@ -130,7 +130,7 @@ EdgeName = Annotated[str, PlainValidator(_check_edge_name),
 HeightWidth = Annotated[tuple[int, int], PlainValidator(_parse_size), PlainSerializer(_dump_size),
                  WithJsonSchema(_SIZE_SCHEMA)]
 Steps = Annotated[StepRule, PlainValidator(_parse_steps), PlainSerializer(lambda r: r.written()),
-                  WithJsonSchema(_STEPS_SCHEMA)]
+                  WithJsonSchema(STEPS_SCHEMA)]
 Share = Annotated[str | tuple, PlainValidator(_parse_share), PlainSerializer(_dump_share),
                   WithJsonSchema(_SHARE_SCHEMA)]
 ReadoutArea = Annotated[str | tuple, PlainValidator(_parse_readout_area),

@@ -29,6 +29,7 @@ from pydantic import (
 from .errors import Problem, SpecError, known_list
 from .located import located_errors
 from .notations import (
+    STEPS_SCHEMA,
     AreaName,
     EdgeName,
     HeightWidth,
@@ -91,10 +92,18 @@ class OpRef(Model):
 
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict:
-        return {"description": "an op name, or {name: {param: value}}",
-                "anyOf": [{"type": "string"},
-                          {"type": "object", "minProperties": 1, "maxProperties": 1,
-                           "additionalProperties": {"type": ["object", "null"]}}]}
+        return {"description": "an op name, or {name: {param: value}}", "anyOf": OP_FORMS}
+
+
+# What an op may be written as: a name, or one name with its parameters.
+OP_FORMS = [{"type": "string"}, {"type": "object", "minProperties": 1, "maxProperties": 1,
+                                 "additionalProperties": {"type": ["object", "null"]}}]
+
+
+def _or_shorthand(shorthand: list[dict], description: str, core_schema: Any, handler: Any) -> dict:
+    """The JSON Schema of a model that may also be written as a shorthand (`V1: once`, `V2: down`)."""
+    long_form = dict(handler.resolve_ref_schema(handler(core_schema)))
+    return {"description": description, "anyOf": [*shorthand, long_form]}
 
 
 class _EdgeProps(Model):
@@ -139,6 +148,10 @@ class MatrixEntry(_EdgeProps):
         out = handler(self)
         return out["op"] if set(out) == {"op"} else out
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict:
+        return _or_shorthand(OP_FORMS, "an op, or {op, ...} with the edge's settings", core_schema, handler)
+
 
 Matrix = dict[str, dict[str, MatrixEntry]]
 
@@ -167,6 +180,11 @@ class InputRule(Model):
     def _dump(self, handler: Any) -> Any:
         out = handler(self)
         return out.get("at", "once") if "op" not in out else out
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict:
+        return _or_shorthand(STEPS_SCHEMA["anyOf"], "the steps it receives the input at, or {at, op}",
+                             core_schema, handler)
 
 
 # --- the rest ---------------------------------------------------------------------------------
