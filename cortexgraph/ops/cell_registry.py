@@ -21,7 +21,7 @@ from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from ..errors import did_you_mean, known_list
 from .norm_spec import BATCH_PER_STEP, NormSetting
-from .op_params import Activation, NoParams, Params, Shape, Weights, _odd
+from .op_params import Activation, NoParams, Params, Shape, Weights, _odd, param_text
 from .registry import Registry, UnknownOp
 
 
@@ -241,18 +241,7 @@ def cells_table() -> str:
     docs current): each cell's parameters with their defaults, its named inputs, and what it computes."""
     rows = ["| cell | parameters | new value |", "| --- | --- | --- |"]
     for cell in BUILT_IN:
-        params = [_param_text(name, field) for name, field in cell.params.model_fields.items()]
+        params = [param_text(name, field) for name, field in cell.params.model_fields.items()]
         inputs = f"; the input{'s' * (len(cell.inputs) > 1)} {', '.join(f'`{i}`' for i in cell.inputs)}"
         rows.append(f"| `{cell.name}` | {', '.join(params)}{inputs if cell.inputs else ''} | {cell.doc} |")
     return "\n".join(rows)
-
-
-def _param_text(name: str, field: Any) -> str:
-    default = field.default
-    if field.is_required() or default is None:
-        text = f"`{name}`"
-    else:
-        shown = (str(default).lower() if isinstance(default, bool) else default.time if hasattr(default, "time")
-                 else f"{default:g}" if isinstance(default, float) else default)
-        text = f"`{name}: {shown}`"
-    return text + (f" ({field.description})" if field.description else "")

@@ -72,8 +72,8 @@ class PoolAfter(Params):
 class ConvParams(Params):
     kernel: int = 3
     bias: bool = False
-    pool: PoolAfter | None = None  # pool after norm and activation
-    pool_input: PoolAfter | None = None  # pool the source first (BLT's bottom-up: max-pool 2x2, then the conv)
+    pool: PoolAfter | None = Field(None, description="pools after the norm and activation")
+    pool_input: PoolAfter | None = Field(None, description="pools the source first")
 
     _kernel = field_validator("kernel")(_odd)
 
@@ -82,7 +82,7 @@ class UpParams(Params):
     """`up`: resize then a conv of `kernel`, or one transposed conv of stride the size ratio (its kernel the
     ratio, or `kernel` where given, padded to give exactly the target's size, as BLT's top-down convs)."""
 
-    mode: Literal["nearest", "bilinear", "transpose"] = "nearest"
+    mode: Literal["nearest", "bilinear", "transpose"] = Field("nearest", description="or bilinear, transpose")
     kernel: int = 3
 
     _kernel = field_validator("kernel")(_odd)
@@ -95,14 +95,14 @@ class PoolShape(Params):
     """`maxpool`, `avgpool`: the stride is the size ratio; the kernel is the stride unless given, with
     `padding` on each side (CORnet-Z's 3x3 max-pool of stride 2: kernel 3, padding 1)."""
 
-    kernel: PositiveInt | None = None
+    kernel: PositiveInt | None = Field(None, description="default: the stride")
     padding: int = Field(default=0, ge=0)
 
 
 class PoolParams(PoolShape):
     """`pool`: max or average pooling, as `maxpool` and `avgpool`."""
 
-    kind: Literal["max", "avg"] = "max"
+    kind: Literal["max", "avg"] = Field("max", description="or avg")
 
 
 def _pooled(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -146,7 +146,7 @@ def _conv_fits(src: Shape, dst: Shape, p: ConvParams) -> tuple[str, str | None] 
 
 
 class BottleneckParams(Params):
-    width: PositiveInt | None = None  # default: out channels / 4, as torchvision's expansion
+    width: PositiveInt | None = Field(None, description="default: out channels / 4, torchvision's expansion")
     groups: PositiveInt = 1
 
 
@@ -259,3 +259,16 @@ def _stem_pool_shape(shape: Shape, p: StemPoolParams) -> Shape:
 
 def size_text(shape: Shape) -> str:
     return f"{shape[1]}x{shape[2]}"
+
+
+def param_text(name: str, field: Any) -> str:
+    """A parameter as the docs' tables show it: `name: default` (its description)."""
+    default = field.default
+    if field.is_required() or default is None:
+        text = f"`{name}`"
+    else:
+        shown = (str(default).lower() if isinstance(default, bool) else default.time if hasattr(default, "time")
+                 else f"{default:g}" if isinstance(default, float) else default)
+        text = f"`{name}: {shown}`"
+    return text + (f" ({field.description})" if field.description else "")
+

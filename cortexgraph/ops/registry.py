@@ -44,6 +44,7 @@ from .op_params import (
     _stem_conv_weights,
     _stem_pool_shape,
     _up_weights,
+    param_text,
     resampling,
     size_text,
 )
@@ -226,36 +227,38 @@ def lookup(kind: Kind, name: str, allow_imports: bool = False) -> OpDef:
 _LAYERS = "cortexgraph.ops.layers"
 _BLOCKS = "cortexgraph.ops.blocks"
 
-for _op in (
+BUILT_IN = (  # the ops every spec may name; their modules are imported when a model is built
     OpDef("identity", "transition", f"{_LAYERS}:Identity", resample=("same",), keeps_channels=True, count=_no_weights,
-          linear=True, passes_through=True, doc="passes the source through unchanged"),
+          linear=True, passes_through=True, doc="`h`"),
     OpDef("conv", "transition", f"{_LAYERS}:ConvNormAct", ConvParams, count=_conv_weights, fits=_conv_fits,
-          doc="conv-norm-activation; strided when the target is smaller (then pooled, with `pool`)"),
+          doc="conv (strided when smaller), norm, activation"),
     OpDef("down", "transition", f"{_LAYERS}:ConvNormAct", ConvParams, resample=("down",), count=_conv_weights,
-          fits=_conv_fits, doc="strided conv-norm-activation into a smaller area (then pooled, with `pool`)"),
+          fits=_conv_fits, doc="strided conv, norm, activation"),
     OpDef("up", "transition", f"{_LAYERS}:UpConv", UpParams, resample=("up",), count=_up_weights,
-          doc="upsampling (nearest, bilinear or transposed conv) then norm-activation, into a larger area"),
+          doc="upsample then conv, or a transposed conv of stride the size ratio (its kernel the ratio, or "
+              "`kernel` where given, padded to give the target's size exactly); then norm, activation"),
     OpDef("pool", "transition", f"{_LAYERS}:Pool", PoolParams, resample=("down",), keeps_channels=True,
           count=_no_weights, fits=_pool_fits,
-          doc="max or average pooling into a smaller area with the same channels"),
+          doc="pooling, strided by the size ratio"),
     OpDef("maxpool", "transition", f"{_LAYERS}:Pool", PoolShape, resample=("down",), keeps_channels=True,
-          count=_no_weights, fits=_pool_fits, doc="max pooling (`pool` of kind max)"),
+          count=_no_weights, fits=_pool_fits, doc="`pool` of kind max"),
     OpDef("avgpool", "transition", f"{_LAYERS}:Pool", PoolShape, resample=("down",), keeps_channels=True,
-          count=_no_weights, fits=_pool_fits, linear=True, doc="average pooling (`pool` of kind avg)"),
+          count=_no_weights, fits=_pool_fits, linear=True, doc="`pool` of kind avg"),
     OpDef("basic", "transition", f"{_BLOCKS}:BasicBlock", count=_basic_weights,
           layer_norm=False,
-          doc="torchvision's BasicBlock: act(h + K(h)), projection shortcut where the shape changes"),
+          doc="torchvision's BasicBlock, `act(h + K(h))`, projection shortcut when the shape changes"),
     OpDef("bottleneck", "transition", f"{_BLOCKS}:Bottleneck", BottleneckParams, count=_bottleneck_weights,
           layer_norm=False,
-          doc="torchvision's Bottleneck (1x1, 3x3, 1x1), projection shortcut where the shape changes"),
+          doc="torchvision's Bottleneck (1x1, 3x3, 1x1 convs), projection shortcut when the shape changes"),
     OpDef("preact", "transition", f"{_BLOCKS}:PreActBlock", aliases=("residual",), preactivation=True,
           count=_preact_weights,
           layer_norm=False,
-          doc="pre-activation residual unit: h + K(h), K = conv(act(norm(conv(act(norm(h))))))"),
+          doc="the paper's `h + K(h)`: a pre-activation residual unit, K = conv(act(norm(conv(act(norm(h)))))); "
+              "projection shortcut when the shape changes"),
     OpDef("cornet", "transition", f"{_BLOCKS}:CornetBlock", CornetParams, tie_key=_cornet_tie_key,
           count=_cornet_weights,
           layer_norm=False,
-          doc="CORnet-S's recurrent bottleneck; an entry edge adds conv_input and a strided skip"),
+          doc="CORnet-S's recurrent bottleneck; an entry (shape-changing) edge adds `conv_input` and a strided skip"),
     OpDef("conv", "prenet", f"{_LAYERS}:StemConv", StemConvParams, infer=_stem_conv_shape,
           count=_stem_conv_weights,
           doc="conv, then norm and activation unless switched off"),
@@ -263,5 +266,23 @@ for _op in (
           doc="max pooling"),
     OpDef("avgpool", "prenet", f"{_LAYERS}:StemPool", StemPoolParams, infer=_stem_pool_shape, count=_no_weights,
           doc="average pooling"),
-):
+)
+for _op in BUILT_IN:
     _add(_op)
+
+
+_SHAPES = {("same",): "same size", ("same", "down"): "same size or smaller", ("down",): "smaller", ("up",): "larger"}
+
+
+def ops_table() -> str:
+    """The table of the built-in transition ops in docs/spec.md, made from the registry (a test keeps the docs
+    current): each op (its aliases in brackets), the shapes it maps, its parameters with their defaults, and
+    what it computes."""
+    rows = ["| op | shapes | parameters | what it computes |", "| --- | --- | --- | --- |"]
+    for op in (op for op in BUILT_IN if op.kind == "transition"):
+        name = f"`{op.name}`" + "".join(f" (`{alias}`)" for alias in op.aliases)
+        shapes = _SHAPES.get(op.resample, "/".join(op.resample)) + (", same channels" if op.keeps_channels else "")
+        shapes = "same shape" if shapes == "same size, same channels" else shapes
+        params = ", ".join(param_text(n, f) for n, f in op.params.model_fields.items())
+        rows.append(f"| {name} | {shapes} | {params} | {op.doc} |")
+    return "\n".join(rows)
