@@ -203,6 +203,26 @@ def test_train_config_refuses_nonsense():
             TrainConfig(spec="x", **bad)
 
 
+@pytest.mark.parametrize("setting, bad, good, message", [
+    ("epochs", 0, 1, "epochs must be at least 1"), ("batch_size", 0, 1, "batch size must be at least 1"),
+    ("lr", 0.0, 1e-9, "learning rate must be positive"),
+    ("label_smoothing", 1.0, 0.999, "label smoothing is in [0, 1)"),
+    ("label_smoothing", -0.001, 0.0, "label smoothing is in [0, 1)"),
+    ("clip_grad", 0.0, 1e-9, "gradient clipping needs a positive norm"), ("workers", -1, 0, "workers must be >= 0"),
+    ("step_size", 0, 1, "the step schedule's step size is at least 1 epoch"),
+    ("gamma", 0.0, 1e-9, "the step schedule's gamma must be positive"),
+    ("momentum", -0.001, 0.0, "momentum must be >= 0"), ("weight_decay", -0.001, 0.0, "weight decay must be >= 0"),
+    ("seed", 2**32, 2**32 - 1, "the seed must be in [0, 2**32)"), ("seed", -1, 0, "the seed must be in [0, 2**32)"),
+    ("limit_batches", 0, 1, "limit_batches must be at least 1 (or None for every batch)"),
+    ("out", " ", "o", "the output folder is an empty name"),
+])
+def test_each_training_setting_is_refused_past_its_bound_and_taken_at_it(setting, bad, good, message):
+    with pytest.raises(ValueError) as caught:
+        TrainConfig(spec="x", **{setting: bad})
+    assert message in str(caught.value)
+    assert getattr(TrainConfig(spec="x", **{setting: good}), setting) == good
+
+
 def test_nothing_but_whole_files_appear(tmp_path):
     from cortexgraph.atomic import atomic_path
 
