@@ -111,3 +111,15 @@ schedule:
 """
     steps = {e.name: e.steps for e in analyze(load_spec(text)).edges}
     assert steps["V1->V2"] == (1, 3, 5) and steps["V2->IT"] == (6,)
+
+
+@pytest.mark.parametrize("short, long", [
+    ("{V1: once}", "{V1: {at: once}}"), ("{V1: [0, 2]}", "{V1: {at: [0, 2]}}"),
+    ("{V1: every}", "{V1: {at: every, op: identity}}"), ("{V1: once}", "{V1: {op: identity}}"),
+])
+def test_an_input_rule_written_short_or_long_is_one_rule(short, long):
+    written = [load_spec(HEAD.replace("inputs: {V1: once}", f"inputs: {form}") + EDGE_LIST[len(HEAD):])
+               for form in (short, long)]
+    assert written[0].inputs == written[1].inputs
+    assert edges_of(HEAD.replace("inputs: {V1: once}", f"inputs: {short}") + EDGE_LIST[len(HEAD):]) == edges_of(
+        HEAD.replace("inputs: {V1: once}", f"inputs: {long}") + EDGE_LIST[len(HEAD):])

@@ -36,7 +36,7 @@ def test_every_spec_cortexgraph_reads_passes_the_schema(path):
 
 @pytest.mark.parametrize("where, value, valid", [
     (("areas", "B", "size"), [4, 4], True), (("areas", "B", "size"), 1, True), (("areas", "B", "size"), 0, False),
-    (("areas", "B", "size"), "4", False),
+    (("areas", "B", "size"), "4", False), (("areas", "B", "size"), [1, 1], True),
     (("areas", "B", "size"), [4], False), (("areas", "B", "size"), [4, 0], False),
     (("edges", 1, "at"), "all", True), (("edges", 1, "at"), [1, 3], True), (("edges", 1, "at"), -1, False),
     (("edges", 1, "at"), [], False), (("edges", 1, "at"), "sometimes", False), (("edges", 1, "at"), [-1], False),
