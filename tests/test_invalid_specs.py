@@ -51,3 +51,11 @@ def test_an_unknown_key_that_looks_like_a_union_tag_is_named_as_written():
     with pytest.raises(SpecError) as caught:
         load_spec({"cortexgraph": 1, "[": 1})
     assert "<spec>:1:1: ['[']: unknown field '[' (known: areas, checkpoint, cortexgraph" in str(caught.value)
+    # pydantic marks an error in a mapping's key with a last "[key]": an unknown field written "[key]" is not that
+    text = ("cortexgraph: 1\nname: k\ninput: {channels: 2, size: 4}\nareas:\n"
+            "  A: {channels: 2, size: 4, \"[key]\": 1}\ninputs: {A: once}\nsteps: 2\n"
+            "readout: {area: A, head: {classes: 2}}\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(text)
+    assert str(caught.value) == ("<text>:5:29: areas.A['[key]']: unknown field '[key]' (known: cell, channels, "
+                                 "modulation, size)")

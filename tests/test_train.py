@@ -505,3 +505,14 @@ def test_limit_batches_trains_on_exactly_that_many_batches_an_epoch(tiny, tmp_pa
     result = train(config(tiny, tmp_path / "run", epochs=2, batch_size=16, limit_batches=limit))
     state = read_checkpoint(Path(result["out"]) / "checkpoint.pt")["optimizer"]["state"]
     assert {int(s["step"]) for s in state.values()} == {2 * limit}  # one optimizer step a batch, two epochs
+
+
+@pytest.mark.parametrize("given, on_the_cpu", [(None, False), (True, True), (False, False)])
+def test_amp_and_channels_last_default_to_the_device_s_and_follow_the_flag(tiny, tmp_path, given, on_the_cpu):
+    """Unset, each is on for CUDA and off elsewhere; set, it is what the user said, on any device."""
+    run = _Run(config(tiny, tmp_path / "run", amp=given, channels_last=given), dist.world_from_env(),
+               torch.device("cpu"))
+    assert (run.amp, run.channels_last) == (on_the_cpu, on_the_cpu)
+    cuda = _Run(config(tiny, tmp_path / "run", amp=given, channels_last=given), dist.world_from_env(),
+                torch.device("cuda", 0))
+    assert (cuda.amp, cuda.channels_last) == ((True, True) if given is None else (given, given))
