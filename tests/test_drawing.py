@@ -160,3 +160,12 @@ def test_a_plan_drawn_for_other_steps_may_import_its_ops(tmp_path, monkeypatch):
         assert "t=3" in draw(plan, view="unrolled", steps=3, allow_imports=True).source
     finally:
         unregister_op("lab_conv")
+
+
+def test_a_suffix_that_is_no_format_is_a_name_like_any_other(tmp_path, capsys):
+    """`--format` decides; a suffix is checked against it only where the suffix is itself a format."""
+    out = tmp_path / "graph.Xsvg"
+    assert main(["draw", "demo/frnn3-digits", "-o", str(out), "--format", "dot"]) == 0
+    assert out.read_text().startswith("digraph")
+    assert main(["draw", "demo/frnn3-digits", "-o", str(tmp_path / "graph.svg"), "--format", "dot"]) == 2
+    assert "its suffix says svg" in capsys.readouterr().err
