@@ -107,7 +107,7 @@ class PlanFamily:
         needs at every step; `none` keeps every area's value at every step; `features`
         what the `targets` need, the (area, step) values asked for (no readout).
         """
-        return _make_plan(self, self._analysis, steps, keep, targets)
+        return _plan_of_call_form(self, self._analysis, steps, keep, targets)
 
     def unshared(self, plan: Plan) -> Size:
         """The size of `plan`'s program with a fresh set of weights (and norm) for every call it makes, and a
@@ -317,7 +317,7 @@ def first_readout(timeline: Timeline, areas: tuple[str, ...]) -> int:
     return max(timeline.versions[area][0] for area in areas)
 
 
-def _make_plan(family: PlanFamily, analysis: Analysis, steps: int | None, prune: Keep,
+def _plan_of_call_form(family: PlanFamily, analysis: Analysis, steps: int | None, prune: Keep,
                targets: frozenset[tuple[str, int]]) -> Plan:
     spec = analysis.spec
     total = spec.steps if steps is None else steps
