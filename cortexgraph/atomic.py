@@ -11,6 +11,9 @@
 - Size first: where the size is known, the free space is checked before a byte is written
   (`check_space`).
 - One line on failure: `OutputError`, an `OSError` whose message names the file and the reason.
+- A commit is not cut short: its few renames run with Ctrl-C and SIGTERM held off (`uninterrupted`); a
+  writer that cannot survive a failed write (HDF5) writes through `GuardedFile`, which keeps the first
+  failure for the caller to raise.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import signal
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .units import format_bytes
 
@@ -154,3 +160,79 @@ def write_file(path: str | Path, data: bytes | str, replace: bool = True, hint: 
         raise
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}", refused=False) from None
+
+
+class GuardedFile:
+    """The file HDF5 writes through (h5py's file-object driver). HDF5 does not survive a failed write: it
+    retries from its destructors, floods stderr and crashes the process (seen under `ulimit -f`). So the
+    first failure is kept here and every later write is dropped as if done; the writer then raises it
+    (`raise_failure`) and removes the file, which is never used."""
+
+    def __init__(self, f: Any):
+        self.f, self.failure = f, None
+
+    def write(self, data: Any) -> int:
+        if self.failure is None:
+            try:
+                return self.f.write(data)
+            except OSError as exc:
+                self.failure = exc
+        return len(memoryview(data))
+
+    def read(self, n: int = -1) -> bytes:
+        return self.f.read(n)
+
+    def readinto(self, buffer: Any) -> int:
+        return self.f.readinto(buffer)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.failure is None:
+            try:
+                return self.f.truncate(size)
+            except OSError as exc:
+                self.failure = exc
+        return size if size is not None else self.f.tell()
+
+    def flush(self) -> None:
+        if self.failure is None:
+            try:
+                self.f.flush()
+                os.fsync(self.f.fileno())
+            except OSError as exc:
+                self.failure = exc
+
+    def close(self) -> None:
+        self.flush()
+        try:
+            self.f.close()
+        except OSError as exc:  # the last buffered bytes failed
+            self.failure = self.failure or exc
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Ctrl-C and SIGTERM held off, and sent again right after, so that a commit's few renames finish.
+    (Python's handlers, not the signal mask: torch's threads would take a signal the main thread blocks.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.signal(s, lambda number, frame: received.append(number)) for s in held}
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+        for number in sorted(set(received), key=lambda n: n == signal.SIGINT):  # SIGINT's exception last
+            os.kill(os.getpid(), number)

@@ -21,16 +21,22 @@ import json
 import os
 import re
 import shutil
-import signal
 import tempfile
-import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .atomic import OutputError, check_space, check_target, make_folders, publish, remove_empty
+from .atomic import (
+    GuardedFile,
+    OutputError,
+    check_space,
+    check_target,
+    make_folders,
+    publish,
+    remove_empty,
+    uninterrupted,
+)
 from .lock import FOLDER_LOCK, FOLDER_OWNER, InUse, Lock
 
 MANIFEST = "features.json"
@@ -264,7 +270,7 @@ class _NpyFolder(FeatureSink):
         staged.write_text(json.dumps({**meta, "complete": True}, indent=2) + "\n")
         self.check()
         old = _old_manifest(self.out)
-        with _uninterrupted():  # renames and removals only: nothing here can run out of space
+        with uninterrupted():  # renames and removals only: nothing here can run out of space
             (self.out / MANIFEST).unlink(missing_ok=True)  # the folder reads as incomplete until the end
             for name in self.files:
                 os.replace(self.staging / f"{name}.npy", self.out / f"{name}.npy")
@@ -307,7 +313,7 @@ class _HDF5(FeatureSink):
         for stale in self.out.parent.glob(f".{self.out.name}.*.tmp"):  # killed writers': this one holds the lock
             stale.unlink(missing_ok=True)
         fd, self.tmp = tempfile.mkstemp(dir=self.out.parent, prefix=f".{self.out.name}.", suffix=".tmp")
-        self.disk = _Guarded(os.fdopen(fd, "r+b"))
+        self.disk = GuardedFile(os.fdopen(fd, "r+b"))
         self.file = h5py.File(self.disk, "w")
 
     def _write(self, name: str, chunk: Any) -> None:
@@ -327,86 +333,10 @@ class _HDF5(FeatureSink):
 
     def abort(self) -> None:
         if hasattr(self, "file"):
-            self.file.close()  # HDF5 sees no failure (_Guarded), so closing is safe; the file goes anyway
+            self.file.close()  # HDF5 sees no failure (GuardedFile), so closing is safe; the file goes anyway
             self.disk.close()
         if hasattr(self, "tmp"):
             Path(self.tmp).unlink(missing_ok=True)
-
-
-class _Guarded:
-    """The file HDF5 writes through (h5py's file-object driver). HDF5 does not survive a failed write: it
-    retries from its destructors, floods stderr and crashes the process (seen under `ulimit -f`). So the
-    first failure is kept here and every later write is dropped as if done; the writer then raises it
-    (`raise_failure`) and removes the file, which is never used."""
-
-    def __init__(self, f: Any):
-        self.f, self.failure = f, None
-
-    def write(self, data: Any) -> int:
-        if self.failure is None:
-            try:
-                return self.f.write(data)
-            except OSError as exc:
-                self.failure = exc
-        return len(memoryview(data))
-
-    def read(self, n: int = -1) -> bytes:
-        return self.f.read(n)
-
-    def readinto(self, buffer: Any) -> int:
-        return self.f.readinto(buffer)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self.f.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self.f.tell()
-
-    def truncate(self, size: int | None = None) -> int:
-        if self.failure is None:
-            try:
-                return self.f.truncate(size)
-            except OSError as exc:
-                self.failure = exc
-        return size if size is not None else self.f.tell()
-
-    def flush(self) -> None:
-        if self.failure is None:
-            try:
-                self.f.flush()
-                os.fsync(self.f.fileno())
-            except OSError as exc:
-                self.failure = exc
-
-    def close(self) -> None:
-        self.flush()
-        try:
-            self.f.close()
-        except OSError as exc:  # the last buffered bytes failed
-            self.failure = self.failure or exc
-
-    def raise_failure(self) -> None:
-        if self.failure is not None:
-            raise self.failure
-
-
-@contextmanager
-def _uninterrupted() -> Iterator[None]:
-    """Ctrl-C and SIGTERM held off, and sent again right after, so that a commit's few renames finish.
-    (Python's handlers, not the signal mask: torch's threads would take a signal the main thread blocks.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    held = (signal.SIGINT, signal.SIGTERM)
-    before = {s: signal.signal(s, lambda number, frame: received.append(number)) for s in held}
-    try:
-        yield
-    finally:
-        for number, handler in before.items():
-            signal.signal(number, handler)
-        for number in sorted(set(received), key=lambda n: n == signal.SIGINT):  # SIGINT's exception last
-            os.kill(os.getpid(), number)
 
 
 def _old_manifest(folder: Path) -> dict[str, Any] | None:

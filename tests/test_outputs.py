@@ -449,7 +449,7 @@ def test_a_commit_cut_short_leaves_no_output_that_looks_complete(tiny, tmp_path,
         read_features(out)  # B.t3 new, A.t1 and labels old: once a mix that loaded
     finished = []
     with pytest.raises(KeyboardInterrupt):  # delivered once the renames are done
-        with feature_files._uninterrupted():
+        with atomic.uninterrupted():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
             finished.append(True)  # not reached, were Ctrl-C not held off
