@@ -93,7 +93,7 @@ def norm_text(norm: NormSpec) -> str:
 def model_text(plan: Plan) -> str:
     """A model in a page: its size, then one row per edge (op, steps, weights, parameters), pre-net and head."""
     spec = plan.spec
-    shape = "x".join(map(str, (spec.input.channels, *spec.input.size)))
+    shape = "x".join(map(str, plan.input_shape))
     title = (f"{spec.name}: input {shape}, {len(spec.areas)} areas, {spec.steps} steps, readout "
              f"{spec.readout.label} at step {format_steps(plan.readout_steps)}, {plan.size.parameters:,} parameters")
     rows = [("prenet", " -> ".join(op.name for op, _, _ in plan.prenet) or "(none)",

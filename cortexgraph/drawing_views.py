@@ -73,7 +73,7 @@ def rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
     g = _base(f"{spec.name}-rolled", "BT")
     g.attr(label=f"{spec.name}: {plan.steps} steps, readout {spec.readout.label} at step "
                  f"{format_steps(plan.readout_steps)}", labelloc="t", fontsize="13")
-    image = f"image<br/>{_shape((spec.input.channels, *spec.input.size))}"
+    image = f"image<br/>{_shape(plan.input_shape)}"
     if spec.input.stimulus is not None:
         image += f"<br/><font point-size='9'>{html.escape(_stimulus_text(spec.input.stimulus, plan.steps))}</font>"
     g.node("image", f"<{image}>", shape="plaintext")

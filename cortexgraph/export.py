@@ -15,8 +15,7 @@ def example_inputs(model: CortexNet, batch: int = 2) -> dict[str, torch.Tensor]:
     """What the program is called with, as the spec's input says: images (batch, C, H, W), or sequences
     (batch, frames, C, H, W) of one frame a step (frames past the last step would never be shown), and the
     mask where the stimulus shows one (`then: mask`)."""
-    spec = model.spec
-    image = (spec.input.channels, *spec.input.size)
+    spec, image = model.spec, model.plan.input_shape
     stimulus = spec.input.stimulus
     sequence = stimulus is not None and stimulus.frames is not None
     inputs = {"x": torch.randn(batch, spec.steps + 1, *image) if sequence else torch.randn(batch, *image)}

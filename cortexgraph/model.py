@@ -312,7 +312,7 @@ class CortexNet(nn.Module):
 
     def _check_input(self, x: Any, mask: Any = None) -> None:
         spec = self.spec
-        expected = (spec.input.channels, *spec.input.size)
+        expected = self.plan.input_shape
         stimulus = spec.input.stimulus
         sequence = stimulus is not None and stimulus.frames is not None
         want = f"(batch, {'frames, ' if sequence else ''}{expected[0]}, {expected[1]}, {expected[2]})"

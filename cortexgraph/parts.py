@@ -70,8 +70,7 @@ class Head(nn.Module):
 
 def prenet_layers(plan: Plan) -> list[nn.Module]:
     """The pre-net's layers, in order."""
-    spec = plan.spec
-    shape = (spec.input.channels, *spec.input.size)
+    spec, shape = plan.spec, plan.input_shape
     layers = []
     for op, params, out in plan.prenet:
         ctx = OpContext(op.name, shape, out, params, activation_name=spec.defaults.activation)

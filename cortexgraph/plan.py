@@ -86,6 +86,7 @@ class PlanFamily:
         self.spec: Spec = analysis.spec
         self.edges: dict[str, Edge] = analysis.edges_by_name
         self.shapes: dict[str, Shape] = analysis.shapes
+        self.input_shape: Shape = (analysis.spec.input.channels, *analysis.spec.input.size)
         self.arrival: dict[str, int | None] = analysis.arrival
         self.levels: dict[str, int] = analysis.levels
         self.kinds: dict[str, str] = analysis.kinds
@@ -148,6 +149,11 @@ class Plan:
     def shapes(self) -> dict[str, Shape]:
         """(channels, height, width) of every area, and of INPUT (the pre-net's output)."""
         return self.family.shapes
+
+    @property
+    def input_shape(self) -> Shape:
+        """(channels, height, width) of an image the model takes (of each frame, for a sequence)."""
+        return self.family.input_shape
 
     @property
     def arrival(self) -> dict[str, int | None]:

@@ -39,9 +39,8 @@ def plan_flops(plan: Plan) -> dict[str, int]:
         return torch.empty(1, *shape, device="meta")
 
     with torch.device("meta"), torch.no_grad():
-        spec = plan.spec
         prenet = nn.Sequential(*prenet_layers(plan))
-        flops["prenet"] = _flops(lambda: prenet(empty((spec.input.channels, *spec.input.size))))
+        flops["prenet"] = _flops(lambda: prenet(empty(plan.input_shape)))
         for path, wset in plan.weight_sets.items():
             edge, step = plan.edges[wset.edge], (wset.steps or (0,))[0]
             key = ("edge", edge.op, repr(edge.params), plan.shapes[edge.source], plan.shapes[edge.target],
@@ -96,7 +95,7 @@ def summarize(plan: Plan | CortexNet) -> dict[str, Any]:
                    + sum(s["flops"] for s in schedule))
     return {
         "name": spec.name,
-        "input": [spec.input.channels, *spec.input.size],
+        "input": list(plan.input_shape),
         "steps": plan.steps,
         "readout": {"area": spec.readout.written, "steps": list(plan.readout_steps)},
         "prenet": {"shape": list(plan.shapes[INPUT]), "params": plan.parts["prenet"].parameters,
