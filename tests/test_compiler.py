@@ -105,3 +105,12 @@ def test_the_architecture_names_every_module_and_each_rule_one_file_that_exists(
     stages = text.split("## The stages")[1].split("\n## ")[0]
     modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
     assert sorted(m for m in modules if f"`{m}`" not in stages) == []
+
+
+def test_every_public_name_resolves_and_the_documented_ones_are_public():
+    """`cortexgraph.X` for each name of `__all__` (the torch-bound ones imported on first use)."""
+    for name in cortexgraph.__all__:
+        assert getattr(cortexgraph, name).__name__ == name, name
+    documented = {"build", "compile", "load_spec", "register_op", "register_cell", "draw", "summarize", "features",
+                  "write_features", "read_features", "AreaLayers", "CortexNet", "Plan", "PlanFamily", "SpecError"}
+    assert documented <= set(cortexgraph.__all__)
