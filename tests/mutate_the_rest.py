@@ -147,12 +147,12 @@ def _in_place(text: str, m: Mutant) -> bool:
 
 def _tests_for(m: Mutant, most: int = 5) -> list[str]:
     """The test files that name what was mutated most often, at most `most` of them: the function or table
-    (for a private method, its class), else the module; the core's (the oracle, the model, specs valid and
-    invalid, sizes, training) where none does."""
+    (for a private method, its class), else the module (`drawing_views`, else `drawing`); the core's (the
+    oracle, the model, specs valid and invalid, sizes, training) where none does."""
     parts = m.where.split(".")
     word = parts[-2] if m.kind == "decorated" and parts[-1].startswith("_") and len(parts) > 1 else parts[-1]
     files = [p for p in sorted((ROOT / "tests").glob("test_*.py")) if p.name not in LEFT_OUT]
-    for name in (word.lstrip("_"), Path(m.file).stem):
+    for name in (word.lstrip("_"), Path(m.file).stem, Path(m.file).stem.split("_")[0]):
         mentions = {p: len(re.findall(rf"\b_?{re.escape(name)}\b", p.read_text())) for p in files}
         named = sorted((p for p in files if mentions[p]), key=lambda p: -mentions[p])[:most]
         if named:
