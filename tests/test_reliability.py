@@ -232,3 +232,10 @@ def test_nothing_but_whole_files_appear(tmp_path):
         Path(tmp).write_bytes(b"new but unfinished")
         raise RuntimeError("interrupted")
     assert target.read_bytes() == b"old" and not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("optimizer, lr, weight_decay", [("sgd", 0.1, 5e-4), ("adamw", 1e-3, 0.05)])
+def test_the_optimizer_s_defaults_are_the_documented_ones(optimizer, lr, weight_decay):
+    config = TrainConfig(spec="x", optimizer=optimizer)
+    assert (config.lr, config.weight_decay) == (lr, weight_decay)
+    assert (TrainConfig(spec="x", optimizer=optimizer, lr=0.5, weight_decay=0.0).lr, config.momentum) == (0.5, 0.9)
