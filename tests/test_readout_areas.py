@@ -106,3 +106,14 @@ def test_bad_readout_areas_are_located(area, step, message):
     with pytest.raises(SpecError) as caught:
         compile(doc)
     assert message in str(caught.value)
+
+
+def test_the_diagnosis_runs_the_whole_plan_so_it_finds_trouble_in_areas_not_read_out():
+    """C is read by no readout (pruned from `model(x)`); a non-finite weight into it is still found."""
+    model = build(spec()).eval()
+    with torch.no_grad():
+        model.weight_set("edges.B->C").conv.weight[0, 0, 0, 0] = float("nan")
+    x = torch.randn(2, 1, 8, 8)
+    assert torch.isfinite(model(x)).all()
+    place = first_nonfinite_value(model, x)
+    assert (place.what, place.step, place.area, place.edge) == ("edge", 2, "C", "B->C")
