@@ -261,10 +261,13 @@ class CortexNet(nn.Module):
              criterion: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy) -> Tensor:
         """The training loss of `model(x, readout=model.loss_readout)`: the criterion on the prediction, or
         the weighted mean (`sum`: the sum) of its values at the readout steps, as `readout.loss` says (float32
-        under autocast)."""
+        under autocast). A loss over steps given one tensor of logits is refused: it is not that loss."""
         weights = self.spec.loss_weights
-        if weights is None or not isinstance(output, dict):
+        if weights is None:
             return criterion(_at_least_float32(output), target)
+        if not isinstance(output, dict):
+            raise ValueError(f"{self.spec.name}'s readout.loss weighs the loss of each readout step: give model.loss "
+                             'the output of model(x, readout="steps") (model.loss_readout), not the final logits')
         return torch.stack([w * criterion(_at_least_float32(output[t]), target)
                             for t, w in zip(self.spec.readout_steps, weights) if w]).sum()
 

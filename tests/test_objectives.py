@@ -82,6 +82,10 @@ def test_a_loss_over_steps_weighs_each_step_s_own_loss(loss, weights):
     want = sum(w * F.cross_entropy(steps[t], y) for w, t in zip(weights, (1, 2, 3)))
     torch.testing.assert_close(model.loss(steps, y), want)
     torch.testing.assert_close(model.prediction(steps), model(X))  # the prediction is still the decoder's
+    with pytest.raises(ValueError) as caught:
+        model.loss(model(X), y)  # the final logits: not the loss over steps
+    assert str(caught.value).endswith("readout.loss weighs the loss of each readout step: give model.loss the "
+                                      'output of model(x, readout="steps") (model.loss_readout), not the final logits')
 
 
 def test_training_minimises_the_loss_over_steps(tmp_path, monkeypatch):
@@ -99,6 +103,13 @@ def test_training_minimises_the_loss_over_steps(tmp_path, monkeypatch):
                                batch_size=16, progress=False, limit_batches=2))
     assert seen and all(s == [1, 2, 3] for s in seen)  # training and evaluation, one pass each
     assert result["epochs"][-1]["train_loss"] > 0
+    # one readout step, read with the anytime curve: evaluation hands the loss that step's logits by step too
+    seen.clear()
+    spec.write_text(SPEC.replace("READOUT", ", loss: uniform").replace("channels: 1", "channels: 3")
+                    .replace("step: [1, 2, 3]", "step: 3"))
+    result = train(TrainConfig(spec=str(spec), data="synthetic", out=str(tmp_path / "one"), epochs=1,
+                               batch_size=16, progress=False, limit_batches=2))
+    assert seen and all(s == [3] for s in seen) and result["epochs"][-1]["test_loss"] > 0
 
 
 def test_every_bundled_spec_keeps_the_mean_and_the_loss_of_its_prediction():

@@ -356,8 +356,9 @@ class _Run:
             x, y = self._inputs(x), y.to(self.device)
             with self._autocast():
                 anytime = model(x, readout="all") if self.config.anytime else {}
-                if single and anytime:
-                    output = final = anytime[self.spec.readout_steps[0]]
+                if single and anytime:  # the one readout step's logits, as the loss takes them
+                    final = anytime[self.spec.readout_steps[0]]
+                    output = {self.spec.readout_steps[0]: final} if model.loss_readout else final
                 else:
                     output = model(x, readout=model.loss_readout)
                     final = model.prediction(output)
