@@ -354,13 +354,13 @@ class _Shown:
 
     def __init__(self, model: CortexNet, x: Tensor, mask: Tensor | None, around: Around | None):
         self.model, self.x, self.around = model, x, around
-        self.stimulus = model.spec.input.stimulus
+        self.stimulus, self.shown = model.plan.family.stimulus, model.plan.shown  # looked up once, not per step
         self.frames = x.shape[1] if x.dim() == 5 else 1  # a sequence's length (one image: 1)
         self.mask = mask.expand_as(x) if mask is not None else None
         self.made: dict[int | str, Tensor] = {}
 
     def at(self, step: int) -> Tensor:
-        frame = self.model.plan.shown(step, self.frames)
+        frame = self.shown(step, self.frames)
         if frame not in self.made:
             if frame == "mask":
                 image = self.mask

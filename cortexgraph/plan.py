@@ -87,6 +87,7 @@ class PlanFamily:
         self.edges: dict[str, Edge] = analysis.edges_by_name
         self.shapes: dict[str, Shape] = analysis.shapes
         self.input_shape: Shape = (analysis.spec.input.channels, *analysis.spec.input.size)
+        self.stimulus: Stimulus | None = analysis.spec.input.stimulus  # None: one image, shown at every step
         self.arrival: dict[str, int | None] = analysis.arrival
         self.levels: dict[str, int] = analysis.levels
         self.kinds: dict[str, str] = analysis.kinds
@@ -249,7 +250,7 @@ class Plan:
     def shown(self, step: int, frames: int | None = None) -> int | str:
         """What enters at `step` (`input.stimulus`): a frame's index (0: the one image), "blank" or "mask".
         `frames` is a sequence's length (None: as long as the run, one frame per step)."""
-        stimulus = self.spec.input.stimulus
+        stimulus = self.family.stimulus
         return 0 if stimulus is None else stimulus.frame(step, step + 1 if frames is None else frames)
 
     def frames_entering(self, until: int | None = None) -> set[int | str]:
