@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .drawing import FORMATS, VIEWS
     from .flags import add_flags
     from .overrides import Overrides
-    from .train.config import TrainConfig
+    from .train.config import DATA_FLAGS, TrainConfig
 
     parser = argparse.ArgumentParser(prog="cortexgraph", description="Compile specs of multi-area recurrent "
                                      "vision networks into PyTorch modules.")
@@ -104,9 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="a checkpoint (.pt) or a spec")
     p.add_argument("--exit-threshold", type=float, nargs="+", default=[0.5, 0.9, 0.99], metavar="P",
                    help="confidence thresholds in (0, 1] (default: 0.5 0.9 0.99)")
-    p.add_argument("--data", help="digits, digits-moving, synthetic, cifar10 or imagefolder:DIR (default: the "
-                   "checkpoint's, else digits)")
-    p.add_argument("--data-dir", help="where CIFAR-10 is (default: the checkpoint's, else data)")
+    add_flags(p, TrainConfig, DATA_FLAGS, unset="the checkpoint's, else {default}")
+    add_flags(p, TrainConfig, ["download"])
     p.add_argument("--batch-size", type=_positive, default=256)
     p.add_argument("--device", default="cpu", help="cpu, cuda:N (default: cpu)")
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
@@ -125,9 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="a folder, or a file ending in .h5")
     p.add_argument("--pool", choices=["none", "avg", "max"], default="none",
                    help="whole maps, or averaged or maxed over space (default: none)")
-    p.add_argument("--data", help="digits, digits-moving, synthetic, cifar10 or imagefolder:DIR (default: the "
-                   "checkpoint's, else digits)")
-    p.add_argument("--data-dir", help="where CIFAR-10 is (default: the checkpoint's, else data)")
+    add_flags(p, TrainConfig, DATA_FLAGS, unset="the checkpoint's, else {default}")
+    add_flags(p, TrainConfig, ["download"])
     p.add_argument("--split", choices=["test", "train"], default="test")
     p.add_argument("--limit", type=_positive, help="only the first N images of the split")
     p.add_argument("--batch-size", type=_positive, default=256)

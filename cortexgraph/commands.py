@@ -206,11 +206,11 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError
-    from .flags import given
+    from .flags import made_from
     from .train import DataError, RefusedRun, TrainConfig, TrainingError, result_lines, train
 
-    try:
-        config = TrainConfig(**given(args, TrainConfig))
+    try:  # of the flags given only: a resumed run takes the others from its checkpoint
+        config = made_from(args, TrainConfig)
         result = train(config)
         if not config.progress and os.environ.get("RANK", "0") == "0":  # --quiet hides epochs, not the result
             print("\n".join(result_lines(result)))
@@ -226,29 +226,35 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _model_and_data(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    """The model of `args.spec` (a checkpoint or a spec), its data and the device: `--data` and `--data-dir`
-    where given, else the checkpoint's (its split seed too), else digits. The checkpoint's settings are data,
+    """The model of `args.spec` (a checkpoint or a spec), its data and the device: each data setting as given,
+    else the checkpoint's (its split seed too), else `train`'s default. The checkpoint's settings are data,
     validated as flags are, and its `data_dir` is read, never written to (nothing is downloaded there)."""
     from .builder import build
     from .checkpoint import CheckpointError, is_checkpoint_path, read_checkpoint
-    from .train.config import TrainConfig
-    from .train.data import check_batch, make_data
+    from .train.config import DATA_FLAGS, TrainConfig
+    from .train.data import DataError, check_batch, make_data, saved_data_settings
     from .train.distributed import World, device_for
 
     device = device_for(args.device, World(), args.command)
     model = build(args.spec, allow_imports=args.allow_imports, allow_nonfinite=args.allow_nonfinite)
     saved: dict = {}
     if is_checkpoint_path(args.spec):
-        settings = read_checkpoint(args.spec).get("settings", {})
-        saved = {k: settings[k] for k in ("data", "data_dir", "seed") if k in settings}
+        settings = saved_data_settings(read_checkpoint(args.spec).get("settings", {}))
+        saved = {k: settings[k] for k in (*DATA_FLAGS, "seed") if k in settings}
         try:
             TrainConfig(spec=str(args.spec), **saved)
         except ValueError as exc:
             raise CheckpointError(f"{args.spec}: its settings cannot be used ({exc})") from None
     check_batch(model.spec, args.batch_size)
-    root = args.data_dir or saved.get("data_dir", "data")
-    download = args.data_dir is not None or "data_dir" not in saved
-    data = make_data(args.data or saved.get("data", "digits"), model.spec, root, saved.get("seed", 0), download)
+    chosen = {name: getattr(args, name) if getattr(args, name) is not None else
+              saved.get(name, TrainConfig.model_fields[name].default) for name in DATA_FLAGS}
+    theirs = args.data_dir is None and "data_dir" in saved
+    if theirs and args.download:
+        raise DataError(f"--download writes only where --data-dir names (the checkpoint's data_dir, "
+                        f"{chosen['data_dir']}, is read, never written to)")
+    data = make_data(chosen["data"], model.spec, chosen["data_dir"], saved.get("seed", 0), args.download,
+                     chosen["augment"], chosen["normalize"], chosen["data_keys"], chosen["test_split"],
+                     root_is_theirs=theirs)
     return model, data, device
 
 
@@ -293,7 +299,7 @@ def cmd_features(args: argparse.Namespace) -> int:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     digest.update(block)
             about["checkpoint_sha256"] = digest.hexdigest()
-        split = data.test if args.split == "test" else data.train
+        split = data.test if args.split == "test" else data.plain_train  # features of images as they are
         if args.limit is not None:
             split = Subset(split, range(min(args.limit, len(split))))
         about["stimuli"] = {"data": data.name, "split": args.split, "images": len(split)}

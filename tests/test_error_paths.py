@@ -211,13 +211,19 @@ def test_data_that_cannot_feed_the_spec_is_one_line(tmp_path):
     from cortexgraph.train.data import DataError, make_data
 
     spec = load_spec(SPEC)
-    with pytest.raises(DataError, match="unknown data 'mnist'; choose one of "):
-        make_data("mnist", spec)
-    with pytest.raises(DataError, match="CIFAR-10 images are 3x32x32 but the spec's input is 2x4x4; rescale"):
-        make_data("cifar10", spec, root=tmp_path)
+    with pytest.raises(DataError, match="unknown data 'emnist'; choose one of "):
+        make_data("emnist", spec)
+    import numpy as np
+
+    np.savez(tmp_path / "rgb.npz", x=np.zeros((10, 3, 4, 4), np.uint8), y=np.arange(10) % 2)
+    with pytest.raises(DataError, match=r"^arrays:.*rgb.npz: images of 3 channels cannot be given to a spec whose "
+                                        r"input has 2 \(one channel is repeated, three become one as greyscale; "
+                                        r"others must match\)$"):
+        make_data(f"arrays:{tmp_path / 'rgb.npz'}", spec)
     for part in ("train", "val"):
         (tmp_path / part).mkdir()
-    with pytest.raises(DataError, match="image folders give 3-channel images but the spec's input has 2 channels"):
+    with pytest.raises(DataError, match=r"^image files give 1 \(greyscale\) or 3 \(RGB\) channels but the spec's "
+                                        r"input has 2$"):
         make_data(f"imagefolder:{tmp_path}", spec)
 
 

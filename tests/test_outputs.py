@@ -182,8 +182,12 @@ def test_a_checkpoint_s_settings_never_decide_where_evaluate_writes(tmp_path, ca
     path = checkpoint_with(tmp_path, spec, data="cifar10", data_dir=str(elsewhere))
     assert main(["evaluate", str(path)]) == 2
     assert one_line(capsys.readouterr().err) == (
-        f"cortexgraph: CIFAR-10 is not in {elsewhere} (the checkpoint's data_dir, read but never written to); pass "
-        "--data-dir to name where it is, or where to download it")
+        f"cortexgraph: cifar10 is not in {elsewhere} (the checkpoint's data_dir, read but never written to); pass "
+        "--data-dir to name where it is (with --download to fetch it there)")
+    assert main(["evaluate", str(path), "--download"]) == 2
+    assert one_line(capsys.readouterr().err) == (
+        f"cortexgraph: --download writes only where --data-dir names (the checkpoint's data_dir, {elsewhere}, is "
+        "read, never written to)")
     assert not (tmp_path / "elsewhere").exists()
 
 
@@ -557,9 +561,9 @@ def test_digits_at_any_size_are_standardised_as_the_resized_set_would_be():
     some = (whole[:5] - mean) / std
     assert images.shape[1:] == (3, 24, 24) and torch.allclose(images[:, :1].std(), torch.tensor(
         float(images[:, :1].std())))  # the three channels are one image repeated
-    from cortexgraph.train.data import _resized_moments
+    from cortexgraph.train.preprocess import moments
 
-    m, s = _resized_moments(torch.tensor(load_digits().images, dtype=torch.float32)[:, None] / 16, (24, 24))
+    (m,), (s,) = moments([torch.tensor(load_digits().images, dtype=torch.float32)[:, None] / 16], (24, 24), 1)
     assert abs(m - mean) < 1e-6 and abs(s - std) < 1e-6 and some.shape == (5, 1, 24, 24)
 
 
@@ -595,11 +599,11 @@ def test_data_sets_shape_each_image_when_it_is_asked_for(monkeypatch):
     doc = load_spec(TINY).to_dict() | {"input": {"channels": 1, "size": 1024}, "areas": {
         "A": {"channels": 4, "size": 1024}, "B": {"channels": 8, "size": 512}}}
     data = make_data("digits", load_spec(doc))  # once 7.5 GB up front
-    assert data.train.images.shape[-2:] == (8, 8) and data.train[0][0].shape == (1, 1024, 1024)
+    assert data.train.source.images.shape[-2:] == (8, 8) and data.train[0][0].shape == (1, 1024, 1024)
     moving = load_spec(doc | {"steps": 1000, "input": {"channels": 1, "size": 1024, "stimulus": {"frames": "hold"}},
                               "inputs": {"A": "every"}})
     data = make_data("digits-moving", moving)  # ~23 GB up front once
-    assert data.test.frames == 1001 and data.test.images.shape[-2:] == (8, 8)
+    assert data.test.frames == 1001 and data.test.source.images.shape[-2:] == (8, 8)
     with pytest.raises(DataError, match=r"a batch of 128 inputs of 1,001 frames of 1x1024x1024 takes 537.4 GB, more "
                                         r"than this machine's"):
         check_batch(moving, 128)

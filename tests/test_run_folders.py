@@ -198,6 +198,10 @@ def test_a_split_with_no_readable_image_is_one_line(tiny, tmp_path):
             folder.mkdir(parents=True)
             (folder / "0.png").write_bytes(b"not a png")
     settings = dict(epochs=1, batch_size=2, data=f"imagefolder:{tmp_path / 'images'}")
+    with pytest.raises(DataError, match=r"normalize computed found no readable training image \(.*0.png: .*, and "
+                                        r"others\); give --normalize none or MEAN,STD$"):
+        train(config(tiny, tmp_path / "run0", **settings))  # the images' statistics are read before training
+    settings["normalize"] = "none"
     with pytest.raises(TrainingError, match=r"epoch 1 trained on no images: all 3 files were unreadable \(.*0.png: "):
         train(config(tiny, tmp_path / "run", **settings))
     from PIL import Image

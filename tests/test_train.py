@@ -16,7 +16,7 @@ from cortexgraph.checkpoint import CheckpointError, read_checkpoint, save_checkp
 from cortexgraph.cli import main
 from cortexgraph.train import DataError, TrainConfig, TrainingError, result_lines, train
 from cortexgraph.train import distributed as dist
-from cortexgraph.train.data import CIFAR_MEAN, CIFAR_STD, make_data, stacked
+from cortexgraph.train.data import make_data, stacked
 from cortexgraph.train.loop import _Run
 from cortexgraph.train.optim import optimizer_kernels
 
@@ -208,11 +208,16 @@ def test_cifar10_offline_says_where_to_put_the_files(tmp_path, monkeypatch, fail
                     "A: {channels: 4, size: 32}").replace("B: {channels: 8, size: 4}", "B: {channels: 8, size: 16}")
                     .replace("classes: 3", "classes: 10"))
     with pytest.raises(DataError) as caught:
-        train(config(str(spec), tmp_path / "run", data="cifar10", data_dir=str(tmp_path / "data")))
+        train(config(str(spec), tmp_path / "run", data="cifar10", data_dir=str(tmp_path / "data"), download=True))
     data = tmp_path / "data"
-    assert str(caught.value) == (f"CIFAR-10 is not in {data} and could not be downloaded ({reason}); put "
-                                 f"cifar-10-python.tar.gz (or its extracted cifar-10-batches-py folder) in {data}, "
-                                 "or pass --data-dir")
+    assert str(caught.value) == (f"cifar10 is not in {data} and could not be downloaded ({reason}); put "
+                                 f"cifar-10-batches-py/ (cifar-10-python.tar.gz extracted) in {data}, or pass "
+                                 "--data-dir")
+    with pytest.raises(DataError) as caught:  # nothing is downloaded unless asked
+        train(config(str(spec), tmp_path / "run", data="cifar10", data_dir=str(tmp_path / "data")))
+    assert str(caught.value) == (f"cifar10 is not in {data} (torchvision's layout: {data}/cifar-10-batches-py/ "
+                                 "(cifar-10-python.tar.gz extracted)); pass --download to fetch it there, or "
+                                 "--data-dir to name where it is")
 
 
 def test_cifar10_reads_the_real_format(tmp_path, monkeypatch):
@@ -225,30 +230,39 @@ def test_cifar10_reads_the_real_format(tmp_path, monkeypatch):
     folder = tmp_path / "data" / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
+    batches = {}
     for name, n in [(f"data_batch_{i}", 20) for i in range(1, 6)] + [("test_batch", 30)]:
-        batch = {"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), "labels": list(range(10)) * (n // 10)}
-        (folder / name).write_bytes(pickle.dumps(batch))
+        batches[name] = {"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), "labels": list(range(10)) * (n // 10)}
+        (folder / name).write_bytes(pickle.dumps(batches[name]))
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}))
     monkeypatch.setattr(cifar.CIFAR10, "_check_integrity", lambda self: True)
     monkeypatch.setattr(cifar, "check_integrity", lambda *args: True)
     data = make_data("cifar10", load_spec("liao2016/frnn2-cifar"), root=tmp_path / "data")
     assert (len(data.train), len(data.test), data.classes) == (100, 30, 10)  # five training batches, one test
+    assert (data.augment, data.about["normalize"]) == ("crop", "computed")  # CIFAR's recipe, by default
+    # Normalised by each channel's mean and deviation over the training images (CIFAR's usual constants are
+    # these, over the real set).
+    train_pixels = np.concatenate([batches[f"data_batch_{i}"]["data"] for i in range(1, 6)]).reshape(-1, 3, 1024)
+    mean = torch.tensor(train_pixels.transpose(1, 0, 2).reshape(3, -1).mean(1) / 255)
+    std = torch.tensor(train_pixels.transpose(1, 0, 2).reshape(3, -1).std(1, ddof=1) / 255)
+    assert torch.allclose(torch.tensor(data.train.prepare.mean, dtype=torch.float64), mean)
+    assert torch.allclose(torch.tensor(data.train.prepare.std, dtype=torch.float64), std)
+
+    def plain(row):
+        image = torch.tensor(row, dtype=torch.float32).reshape(3, 32, 32) / 255
+        return (image - mean.float()[:, None, None]) / std.float()[:, None, None]
+
     # Training images are augmented as the recipe does (random 32-pixel crops of the image padded by 4 zeros,
     # random flips); test images are not.
-    from PIL import Image
-    from torchvision import transforms
-
-    def plain(image):
-        return transforms.Normalize(CIFAR_MEAN, CIFAR_STD)(transforms.functional.to_tensor(Image.fromarray(image)))
-
-    first = plain(data.train.data[0])
+    first = plain(batches["data_batch_1"]["data"][0])
     torch.manual_seed(0)
     draws = [data.train[0][0] for _ in range(40)]
-    shifted = [d for d in draws if not (torch.equal(d, first) or torch.equal(d, first.flip(-1)))]
-    padding = ((0 - torch.tensor(CIFAR_MEAN)) / torch.tensor(CIFAR_STD))[:, None].expand(3, 32)
+    shifted = [d for d in draws if not (torch.allclose(d, first, atol=1e-6) or torch.allclose(d, first.flip(-1),
+                                                                                             atol=1e-6))]
+    padding = ((0 - mean.float()) / std.float())[:, None].expand(3, 32)
     assert shifted and all(any(torch.allclose(d[:, :, i], padding) or torch.allclose(d[:, i, :], padding)
                                for i in (0, 31)) for d in shifted)  # a shift brings in a row or column of zeros
-    assert torch.equal(data.test[0][0], plain(data.test.data[0]))
+    assert torch.allclose(data.test[0][0], plain(batches["test_batch"]["data"][0]), atol=1e-6)
     spec = build("liao2016/frnn2-cifar").spec.to_dict()
     spec["steps"] = 3
     for area in spec["areas"].values():

@@ -6,9 +6,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..overrides import Overrides
+from .preprocess import normalize_text, parse_normalize
+
+# The settings of a run's data: `evaluate` and `features` take them too, defaulting to a checkpoint's
+# (and --download, which is never a checkpoint's).
+DATA_FLAGS = ("data", "data_dir", "augment", "normalize", "data_keys", "test_split")
 
 
 class TrainConfig(Overrides):
@@ -18,9 +23,25 @@ class TrainConfig(Overrides):
     model_config = ConfigDict(extra="forbid", strict=False, frozen=False, validate_assignment=False)
 
     spec: str = Field(description="a spec file or a bundled spec name", json_schema_extra={"positional": True})
-    data: str = Field("synthetic", description="digits, digits-moving, synthetic, cifar10 or imagefolder:DIR "
+    data: str = Field("synthetic", description="digits, digits-moving, synthetic, mnist, fashion-mnist, cifar10, "
+                      "cifar100, svhn, stl10, imagenet (a folder at --data-dir), imagefolder:DIR or arrays:FILE "
                       "(default: synthetic)")
-    data_dir: str = Field("data", description="where CIFAR-10 is (or is downloaded to)")
+    data_dir: str = Field("data", description="where a named data set is, in torchvision's layout (default: "
+                                              "%(default)s)")
+    download: bool = Field(False, description="download the named data set into --data-dir if it is not there "
+                                              "(nothing is downloaded otherwise)")
+    augment: Literal["none", "flip", "crop", "imagenet"] | None = Field(
+        None, description="training images: none, flip (random horizontal flips), crop (random crops of the image "
+        "padded by an eighth, and flips) or imagenet (random resized crops, and flips) (default: crop for "
+        "cifar10, cifar100 and stl10, imagenet for imagenet, else none)")
+    normalize: str | None = Field(
+        None, description="none, imagenet, computed (each channel's mean and deviation over the training images) "
+        "or MEAN,STD (numbers, or one per channel separated by '/') (default: imagenet for imagenet, none for "
+        "synthetic, else computed)")
+    data_keys: str | None = Field(None, description="arrays:FILE's images and labels, IMAGES,LABELS (default: the "
+                                                    "first of x, images, data, ... and of y, labels, targets, ...)")
+    test_split: float = Field(0.2, description="the fraction of arrays:FILE's images held out to test on, where it "
+                                               "has no _test arrays (default: %(default)s)")
     out: str | None = Field(None, description="output folder (default: runs/<spec name>)")
     epochs: int = Field(10, description="default: %(default)s")
     batch_size: int = Field(128, description="default: %(default)s")
@@ -44,8 +65,10 @@ class TrainConfig(Overrides):
                                             "(default: %(default)s)")
     workers: int = Field(0, description="data loader processes (default: %(default)s)")
     seed: int = Field(0, description="default: %(default)s")
-    resume: bool = Field(False, description="continue the run in OUT (from OUT/checkpoint.pt, with the same "
-                                            "settings of what it trains)")
+    resume: bool = Field(False, description="continue the run in OUT from OUT/checkpoint.pt, with the settings "
+                                            "it keeps: no other flag is needed; one given may change how the run "
+                                            "goes on (--device, --workers, ...) or extend --epochs, and is refused "
+                                            "where it would change what the run trains")
     overwrite: bool = Field(False, description="replace the run in OUT (never replaced otherwise)")
     clip_grad: float | None = Field(None, description="clip the gradients' total norm",
                                     json_schema_extra={"metavar": "NORM"})
@@ -59,6 +82,15 @@ class TrainConfig(Overrides):
     allow_imports: bool = Field(False, description="let ops named package.module:op import their module (specs "
                                                    "run no code otherwise)")
     limit_batches: int | None = Field(None, description="at most this many batches per epoch")
+
+    @field_validator("normalize", mode="before")
+    @classmethod
+    def _normalize_text(cls, value: Any) -> Any:
+        """`[mean, std]` from Python is the setting `MEAN,STD` (so checkpoints keep it as the flag gives it)."""
+        text = normalize_text(value)
+        if text is not None:
+            parse_normalize(text)  # refused now, in one line, not when the data are read
+        return text
 
     def __init__(self, **settings: Any) -> None:
         try:
@@ -82,6 +114,7 @@ class TrainConfig(Overrides):
                   (self.limit_batches is None or self.limit_batches >= 1,
                    "limit_batches must be at least 1 (or None for every batch)"),
                   (self.out is None or self.out.strip() != "", "the output folder is an empty name"),
+                  (0 < self.test_split < 1, "the test split is a fraction in (0, 1)"),
                   (not (self.resume and self.overwrite), "resume (continue the run) or overwrite (replace "
                                                          "it), not both")]
         for ok, message in checks:
@@ -89,8 +122,10 @@ class TrainConfig(Overrides):
                 raise ValueError(message)
         if self.lr is None:
             self.lr = 0.1 if self.optimizer == "sgd" else 1e-3
+            self.model_fields_set.discard("lr")  # filled in, not given: a resumed run takes its checkpoint's
         if self.weight_decay is None:
             self.weight_decay = 5e-4 if self.optimizer == "sgd" else 0.05
+            self.model_fields_set.discard("weight_decay")
         return self
 
     def overrides(self) -> Overrides:

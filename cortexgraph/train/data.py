@@ -1,42 +1,46 @@
-"""Datasets for `cortexgraph train`, shaped to what the spec's input asks for.
+"""Data sets for `cortexgraph train`, `evaluate` and `features`, shaped to what the spec's input asks for.
 
-- `digits`: scikit-learn's 1,797 handwritten 8x8 digits (shipped inside the
-  wheel: real and offline), resized to the spec's input size and repeated to
-  its channels; a fixed, stratified 80/20 split.
-
-Every data set here shapes an image when it is asked for (the data loader's
-batch is the most held at once), and `check_batch` refuses a batch bigger
-than the machine before the first one is made.
-
-- `digits-moving`: the same digits as sequences, one frame per step, each digit
-  sliding from left to right across its frames: for specs whose input is a
-  sequence (`input.stimulus: {frames: ...}`).
+- `digits`: scikit-learn's 1,797 handwritten 8x8 digits (shipped inside its wheel: real and offline); a
+  fixed, stratified 80/20 split. `digits-moving`: the same digits as sequences, one frame per step, each
+  digit sliding from left to right across its frames (for specs whose input is a sequence).
 - `synthetic`: class prototypes plus noise at the spec's shape; for checks.
-- `cifar10`: torchvision's CIFAR-10 (downloaded where the network allows),
-  standard augmentation (4-pixel padded crops, flips).
-- `imagefolder:DIR`: ImageNet's layout, DIR/train/<class>/*.jpg and DIR/val/...,
-  random resized crops for training, resize and centre crop for testing.
-  A file that cannot be read as an image (corrupt, truncated, not an image,
-  or a decompression bomb) is left out of its batch and reported, not raised
-  mid-epoch: `collate` gathers the names, and the run counts them per epoch.
+- `mnist`, `fashion-mnist`, `cifar10`, `cifar100`, `svhn`, `stl10`: torchvision's data sets in its
+  layout under `--data-dir`, downloaded there only with `--download`. `imagenet`: an ImageNet folder at
+  `--data-dir` (DIR/train/<class>/<image>, DIR/val/<class>/<image>).
+- `imagefolder:DIR`: any images in that layout (greyscale, RGB, any size).
+- `arrays:FILE`: images (N, C, H, W) or sequences (N, T, C, H, W) and labels in an .npz, .h5 or .mat file
+  or a folder of .npy files, memory-mapped (`cortexgraph.train.arrays`).
+
+Every image is shaped when the data loader asks for it (a batch is the most held at once; `check_batch`
+refuses one bigger than the machine before the first is made): its channels and size made the spec's,
+augmented for training and normalised as `augment` and `normalize` say (`cortexgraph.train.preprocess`),
+each defaulting to what suits its data set (`DEFAULTS`).
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset, default_collate
 
 from ..plan import Spec
+from .preprocess import AUGMENTS, IMAGENET_MEAN, IMAGENET_STD, Preprocess, PreprocessError, moments, parse_normalize
 
-CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-KINDS = ("digits", "digits-moving", "synthetic", "cifar10", "imagefolder:DIR")
+KINDS = ("digits", "digits-moving", "synthetic", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn", "stl10",
+         "imagenet", "imagefolder:DIR", "arrays:FILE")
+# What each data set gets unless told otherwise: (augment, normalize).
+DEFAULTS = {"digits": ("none", "computed"), "digits-moving": ("none", "computed"), "synthetic": ("none", "none"),
+            "mnist": ("none", "computed"), "fashion-mnist": ("none", "computed"), "cifar10": ("crop", "computed"),
+            "cifar100": ("crop", "computed"), "svhn": ("none", "computed"), "stl10": ("crop", "computed"),
+            "imagenet": ("imagenet", "imagenet"), "imagefolder": ("none", "computed"),
+            "arrays": ("none", "computed")}
+# What runs made before `augment` and `normalize` were settings did, for their checkpoints' sake.
+BEFORE_SETTINGS = {"imagefolder": ("imagenet", "imagenet"),
+                   "cifar10": ("crop", "0.4914/0.4822/0.4465,0.247/0.2435/0.2616")}
+SAMPLED = 1000  # images a computed normalisation reads from a data set that is not held as arrays
 
 
 class DataError(ValueError):
@@ -49,6 +53,16 @@ class Data:
     train: Dataset
     test: Dataset
     classes: int
+    augment: str = "none"
+    normalize: str = "none"  # as set, with the values a computed one found
+    about: dict[str, Any] = field(default_factory=dict)
+    plain_train: Dataset | None = None  # the training images as the test images are prepared (not augmented)
+
+    def describe(self) -> str:
+        """What the run's first line says of its data."""
+        return (f"{self.name}: {len(self.train):,} training and {len(self.test):,} test "  # type: ignore[arg-type]
+                f"{'sequences' if self.about.get('sequences') else 'images'}, augment {self.augment}, "
+                f"normalize {self.normalize}")
 
 
 @dataclass(frozen=True)
@@ -66,55 +80,113 @@ def collate(items: list[Any]) -> tuple[torch.Tensor | None, torch.Tensor | None,
     return x, y, bad
 
 
-class CheckedImages(Dataset):
-    """An image folder whose unreadable files become `Unreadable` items instead of exceptions."""
+class Prepared(Dataset):
+    """A source's items (float images (C, h, w) or sequences (T, C, h, w), and labels), each prepared for the
+    spec's input when it is asked for; with `frames`, an image becomes a sequence of it sliding across."""
 
-    def __init__(self, folder):
-        self.folder = folder
+    def __init__(self, source, prepare: Preprocess, frames: int | None = None):
+        self.source, self.prepare, self.frames = source, prepare, frames
 
     def __len__(self) -> int:
-        return len(self.folder)
+        return len(self.source)
 
     def __getitem__(self, index: int):
-        from PIL import Image
-
-        path = self.folder.samples[index][0]
-        try:
-            with warnings.catch_warnings():
-                # PIL warns between 1x and 2x its pixel limit and raises above: both are refused.
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                return self.folder[index]
-        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError,
-                Image.DecompressionBombWarning) as exc:  # what PIL raises on damaged or hostile files
-            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-            return Unreadable(path, reason)
+        item = self.source[index]
+        if isinstance(item, Unreadable):
+            return item
+        x, y = item
+        x = self.prepare(x)
+        return (slide(x[None], self.frames)[0] if self.frames else x), y
 
 
-def make_data(kind: str, spec: Spec, root: str | Path = "data", seed: int = 0, download: bool = True) -> Data:
-    """The data set `kind` shaped to `spec`'s input. `download=False` reads `root` and never writes there (a
-    folder that a checkpoint's settings name, which the user did not)."""
-    channels, size = spec.input.channels, spec.input.size
+@dataclass
+class Sources:
+    """What a data set's reader gives: its training and test items (unprepared), its number of classes, and
+    the kind of data set it is (a key of `DEFAULTS`)."""
+    name: str
+    train: Any
+    test: Any
+    classes: int
+    kind: str
+    sequences: bool = False
+
+
+def saved_data_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's settings, with the augmentation and normalisation a run made before they were settings
+    used (ImageNet's recipe for image folders, fixed constants for CIFAR-10), so that it is evaluated and
+    resumed on images prepared as it trained on them."""
+    if "augment" in settings or "data" not in settings or not isinstance(settings["data"], str):
+        return settings
+    kind = settings["data"].split(":")[0]
+    augment, normalize = BEFORE_SETTINGS.get(kind, DEFAULTS.get(kind, (None, None)))
+    return {**settings, "augment": augment, "normalize": normalize}
+
+
+def make_data(kind: str, spec: Spec, root: str | Path = "data", seed: int = 0, download: bool = False,
+              augment: str | None = None, normalize: str | None = None, keys: str | None = None,
+              test_split: float = 0.2, root_is_theirs: bool = False) -> Data:
+    """The data set `kind` shaped to `spec`'s input. Nothing is downloaded unless `download`; `root` is only
+    read otherwise (`root_is_theirs`: a folder that a checkpoint's settings name, which the user did not)."""
+    from . import sources
+
     stimulus = spec.input.stimulus
     if stimulus is not None and stimulus.show is not None and stimulus.then == "mask":
         raise DataError(f"{spec.name} shows a mask after its image (model(x, mask=m)), and no data set here gives "
                         "masks: train it without the stimulus and load the weights into it "
                         "(examples/backward_masking.py does)")
-    sequences = stimulus is not None and stimulus.frames is not None
-    if sequences != (kind == "digits-moving"):
-        raise DataError(f"{spec.name} takes sequences (input.stimulus has frames): use --data digits-moving"
-                        if sequences else f"{kind} gives sequences, one frame per step, but {spec.name} takes one "
-                        "image: give its input a stimulus with frames ({frames: hold})")
-    if kind == "digits":
-        return _digits(channels, size, seed)
-    if kind == "digits-moving":
-        return _digits(channels, size, seed, frames=spec.steps + 1)
-    if kind == "synthetic":
-        return _synthetic(channels, size, spec.readout.head.classes, seed)
-    if kind == "cifar10":
-        return _cifar10(channels, size, Path(root), download)
-    if kind.startswith("imagefolder:"):
-        return _imagefolder(channels, size, Path(kind.removeprefix("imagefolder:")))
-    raise DataError(f"unknown data {kind!r}; choose one of {', '.join(KINDS)}")
+    wants_sequences = stimulus is not None and stimulus.frames is not None
+    try:
+        got = sources.read(kind, spec, Path(root), seed, download, keys, test_split, wants_sequences, root_is_theirs)
+        default_augment, default_normalize = DEFAULTS[got.kind]
+        augment = augment or default_augment
+        if augment not in AUGMENTS:
+            raise DataError(f"augment {augment!r} is one of {', '.join(AUGMENTS)}")
+        normalize = normalize or default_normalize
+        mean, std, said = _normalization(parse_normalize(normalize), got, spec)
+        channels, size = spec.input.channels, spec.input.size
+        frames = spec.steps + 1 if kind == "digits-moving" else None
+        train = Prepared(got.train, Preprocess(channels, size, augment, mean, std, train=True), frames)
+        test = Prepared(got.test, Preprocess(channels, size, augment, mean, std), frames)
+        if len(train) and not isinstance(train[0], Unreadable):
+            _ = train[0]  # a first image through the whole preparation: a mismatch is found now, not mid-epoch
+    except PreprocessError as exc:
+        raise DataError(f"{got.name if 'got' in locals() else kind}: {exc}") from None
+    plain = Prepared(got.train, Preprocess(channels, size, augment, mean, std), frames)
+    return Data(got.name, train, test, got.classes, augment, said, {"sequences": wants_sequences,
+                                                                    "normalize": normalize}, plain)
+
+
+def _normalization(setting, got: Sources, spec: Spec):
+    """The means and deviations a normalisation setting gives (None, None for none), and how to say it."""
+    if setting == "none":
+        return None, None, "none"
+    if setting == "imagenet":
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+        if spec.input.channels == 1:  # as the luma of an RGB image: its mean, and a deviation of the same scale
+            mean, std = (sum(m * w for m, w in zip(mean, (0.299, 0.587, 0.114))),), (sum(std) / 3,)
+        return _fit(mean, std, spec), _fit(std, std, spec), "imagenet"
+    if setting == "computed":
+        from .sources import training_blocks
+
+        mean, std = moments(training_blocks(got, SAMPLED), spec.input.size, spec.input.channels)
+        return mean, std, f"computed (mean {_numbers(mean)}, std {_numbers(std)})"
+    mean, std = setting
+    return _fit(mean, std, spec), _fit(std, mean, spec), f"{_numbers(mean)},{_numbers(std)}"
+
+
+def _fit(values: tuple[float, ...], other: tuple[float, ...], spec: Spec) -> tuple[float, ...]:
+    channels = spec.input.channels
+    if len(values) == 1:
+        return values * channels
+    if len(values) != channels:
+        raise PreprocessError(f"normalize gives {len(values)} values per channel but the spec's input has "
+                              f"{channels} channels")
+    return values
+
+
+def _numbers(values: tuple[float, ...]) -> str:
+    same = all(abs(v - values[0]) < 1e-12 for v in values)
+    return f"{values[0]:.4g}" if same else "/".join(f"{v:.4g}" for v in values)
 
 
 def check_batch(spec: Spec, batch_size: int) -> None:
@@ -134,66 +206,10 @@ def check_batch(spec: Spec, batch_size: int) -> None:
                         f"machine's {format_bytes(memory)} of memory; lower --batch-size, or the spec's size or steps")
 
 
-def _digits(channels: int, size: tuple[int, int], seed: int, frames: int | None = None) -> Data:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    mean, std = _resized_moments(images, size)
-    images = (images - mean) / std  # as the resized images would be: resizing is linear, so it commutes
-    labels = torch.tensor(digits.target, dtype=torch.long)
-    train_idx, test_idx = train_test_split(range(len(labels)), test_size=0.2, random_state=seed,
-                                           stratify=digits.target)
-    return Data("digits-moving" if frames else "digits",
-                Shaped(images[train_idx], labels[train_idx], channels, size, frames),
-                Shaped(images[test_idx], labels[test_idx], channels, size, frames), 10)
-
-
-def _resized_moments(images: torch.Tensor, size: tuple[int, int]) -> tuple[float, float]:
-    """The mean and standard deviation of `images` (N, 1, h, w) resized to `size` (bilinear), without resizing
-    them. Bilinear resizing is separable, R_h X R_w^T, so with u = R_h^T 1 and v = R_w^T 1 the sum of a
-    resized image is u^T X v, and the sum of its squares sum(X * (R_h^T R_h) X (R_w^T R_w))."""
-    def resizing(n: int, to: int) -> torch.Tensor:  # (to, n): a row of n values resized to `to`
-        basis = torch.eye(n, dtype=torch.float64).reshape(n, 1, 1, n)
-        return F.interpolate(basis, size=(1, to), mode="bilinear", align_corners=False).reshape(n, to).T
-
-    x = images[:, 0].double()
-    r_h, r_w = resizing(x.shape[1], size[0]), resizing(x.shape[2], size[1])
-    u, v = r_h.sum(0), r_w.sum(0)
-    count = x.shape[0] * size[0] * size[1]
-    total = torch.einsum("h,nhw,w->", u, x, v)
-    squares = torch.einsum("nhw,nhw->", x, (r_h.T @ r_h) @ x @ (r_w.T @ r_w))
-    mean = total / count
-    variance = (squares - count * mean**2) / (count - 1)  # unbiased, as torch.std
-    return float(mean), float(variance.sqrt())
-
-
-class Shaped(Dataset):
-    """Small source images (N, 1, h, w) and their labels, each shaped to the spec's input only when it is
-    asked for (a 1x1024 spec on digits would otherwise hold 7.5 GB): resized (bilinear), repeated to
-    `channels`, and, with `frames`, a sequence of the image sliding from left to right, one frame a step:
-    shifted by -s to s pixels (s a fifth of the width), the uncovered columns filled with the background
-    (the image's smallest value)."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, channels: int, size: tuple[int, int],
-                 frames: int | None = None):
-        self.images, self.labels, self.channels, self.size, self.frames = images, labels, channels, size, frames
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = self.images[index:index + 1]
-        if tuple(image.shape[-2:]) != tuple(self.size):
-            image = F.interpolate(image, size=self.size, mode="bilinear", align_corners=False)
-        image = image.expand(-1, self.channels, -1, -1)
-        shaped = _slide(image, self.frames) if self.frames else image
-        return shaped[0].contiguous(), self.labels[index]
-
-
-def _slide(images: torch.Tensor, frames: int) -> torch.Tensor:
-    """(N, C, H, W) images -> (N, frames, C, H, W) sequences of them sliding from left to right."""
+def slide(images: torch.Tensor, frames: int) -> torch.Tensor:
+    """(N, C, H, W) images -> (N, frames, C, H, W) sequences of them sliding from left to right: shifted by
+    -s to s pixels (s a fifth of the width), the uncovered columns filled with the background (the image's
+    smallest value)."""
     width = images.shape[-1]
     span = max(width // 5, 1)
     shifts = torch.linspace(-span, span, frames).round().long().tolist()
@@ -213,80 +229,3 @@ def stacked(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     """Every (image, label) of a small data set at once, as two tensors (for analyses and tests)."""
     images, labels = zip(*(dataset[i] for i in range(len(dataset))))  # type: ignore[arg-type]
     return torch.stack(images), torch.stack([torch.as_tensor(y) for y in labels])
-
-
-class Synthetic(Dataset):
-    """Class prototypes (smooth: upsampled 4x4 noise) plus noise at the spec's shape, each image made when it
-    is asked for, from its own seed: the same seed, split and index give the same image."""
-
-    def __init__(self, prototypes: torch.Tensor, size: tuple[int, int], n: int, seed: int):
-        self.prototypes, self.size, self.n, self.seed = prototypes, size, n, seed
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not 0 <= index < self.n:
-            raise IndexError(index)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-        label = torch.randint(len(self.prototypes), (), generator=g)
-        prototype = F.interpolate(self.prototypes[label][None], size=self.size, mode="bilinear",
-                                  align_corners=False)[0]
-        return prototype + 0.5 * torch.randn(prototype.shape, generator=g), label
-
-
-def _synthetic(channels: int, size: tuple[int, int], classes: int, seed: int, train: int = 1024,
-               test: int = 256) -> Data:
-    prototypes = torch.randn(classes, channels, 4, 4, generator=torch.Generator().manual_seed(seed))
-    return Data("synthetic", Synthetic(prototypes, size, train, 2 * seed), Synthetic(prototypes, size, test,
-                                                                                    2 * seed + 1), classes)
-
-
-def _cifar10(channels: int, size: tuple[int, int], root: Path, download: bool) -> Data:
-    from torchvision import datasets, transforms
-
-    if (channels, size) != (3, (32, 32)):
-        raise DataError(f"CIFAR-10 images are 3x32x32 but the spec's input is {channels}x{size[0]}x{size[1]}; "
-                        "rescale the spec with --size 32, or choose a CIFAR spec")
-    normalize = transforms.Normalize(CIFAR_MEAN, CIFAR_STD)
-    augment = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
-                                  transforms.ToTensor(), normalize])
-    plain = transforms.Compose([transforms.ToTensor(), normalize])
-    try:
-        train = datasets.CIFAR10(str(root), train=True, transform=augment, download=download)
-        test = datasets.CIFAR10(str(root), train=False, transform=plain, download=download)
-    except (OSError, RuntimeError) as exc:  # no network, or a corrupted archive
-        if not download:
-            raise DataError(f"CIFAR-10 is not in {root} (the checkpoint's data_dir, read but never written to); "
-                            "pass --data-dir to name where it is, or where to download it") from None
-        raise DataError(f"CIFAR-10 is not in {root} and could not be downloaded ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else 'no reason given'}); put "
-                        f"cifar-10-python.tar.gz (or its extracted cifar-10-batches-py folder) in {root}, "
-                        "or pass --data-dir") from None
-    return Data("cifar10", train, test, 10)
-
-
-def _imagefolder(channels: int, size: tuple[int, int], root: Path) -> Data:
-    from torchvision import datasets, transforms
-
-    for part in ("train", "val"):
-        if not (root / part).is_dir():
-            raise DataError(f"{root / part} is not a folder; imagefolder:DIR wants DIR/train/<class>/<image> "
-                            "and DIR/val/<class>/<image> (ImageNet's layout)")
-    if channels != 3:
-        raise DataError(f"image folders give 3-channel images but the spec's input has {channels} channels")
-    normalize = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
-    augment = transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
-                                  transforms.ToTensor(), normalize])
-    resize = tuple(int(s * 256 / 224) for s in size)
-    plain = transforms.Compose([transforms.Resize(resize), transforms.CenterCrop(size), transforms.ToTensor(),
-                                normalize])
-    try:
-        train = datasets.ImageFolder(str(root / "train"), transform=augment)
-        test = datasets.ImageFolder(str(root / "val"), transform=plain)
-    except (FileNotFoundError, OSError) as exc:
-        raise DataError(f"cannot read images under {root}: {exc}") from None
-    if train.classes != test.classes:
-        raise DataError(f"{root}/train has {len(train.classes)} classes but {root}/val has {len(test.classes)}; "
-                        "they must name the same class folders")
-    return Data(f"imagefolder:{root}", CheckedImages(train), CheckedImages(test), len(train.classes))

@@ -27,7 +27,7 @@ from .config import TrainConfig
 from .data import DataError, Unreadable, check_batch, collate, make_data
 from .optim import load_optimizer_state, make_optimizer, set_lr
 from .report import epoch_warnings, result_lines, write_anytime, write_metrics
-from .resume import changed_settings, per_epoch
+from .resume import changed_settings, inherit, inherited_words, per_epoch, saved_settings
 from .run_folder import FolderError, RunFolder
 
 
@@ -88,7 +88,10 @@ class _Run:
         if self.world.main:
             self.folder = RunFolder(self.out)
             self._take_folder()
-        self.payload = self._resume_payload(spec) if config.resume else None
+        self.payload, self.inherited = None, set()  # (the settings a resumed run took from its checkpoint)
+        if config.resume:  # the run's settings, with those given on top: a config of their own
+            self.payload, plan = self._resume_payload(plan)
+            config = self.config
         torch.manual_seed(config.seed)
         self.model: CortexNet = construct(plan)
         if self.payload:
@@ -97,7 +100,11 @@ class _Run:
             self.saved_epochs = self.payload["epoch"]
         self.spec = self.model.spec
         check_batch(self.spec, config.batch_size)
-        self.data = make_data(config.data, self.spec, config.data_dir, config.seed)
+        self.data = make_data(config.data, self.spec, config.data_dir, config.seed, config.download, config.augment,
+                              config.normalize, config.data_keys, config.test_split,
+                              root_is_theirs="data_dir" in self.inherited)
+        # The run's checkpoints keep what its data set chose, so a resumed run prepares its images alike.
+        config.augment, config.normalize = self.data.augment, self.data.about["normalize"]
         classes = self.spec.readout.head.classes
         if self.data.classes != classes:
             raise DataError(f"{self.spec.name} reads out {classes} classes but {self.data.name} has "
@@ -138,24 +145,43 @@ class _Run:
                      "--overwrite")
             self.replacing = True
 
-    def _resume_payload(self, spec) -> dict[str, Any]:
+    def _resume_payload(self, plan) -> tuple[dict[str, Any], Any]:
+        """The checkpoint to resume from and the plan of its spec; `self.config` becomes the run's settings,
+        with those given on top (`resume.inherit`), once they are found to continue the run."""
         if not self.checkpoint_path.is_file():
             raise CheckpointError(f"nothing to resume: {self.checkpoint_path} does not exist")
         payload = read_checkpoint(self.checkpoint_path)
         problem = resume_problem(payload)
         if problem:
             raise CheckpointError(f"cannot resume from {self.checkpoint_path}: {problem}")
-        changes = changed_settings(self._settings(), payload["settings"], payload["epoch"])
+        given, saved = self.config, saved_settings(payload["settings"])
+        settings, taken = inherit(given, saved)
+        try:  # the checkpoint's settings are data, validated as flags are
+            self.config = TrainConfig(**settings)
+        except ValueError as exc:
+            raise CheckpointError(f"cannot resume from {self.checkpoint_path}: its settings cannot be used "
+                                  f"({exc})") from None
+        self.inherited = set(taken)
+        # Its data_dir is read, never written to: --download downloads only where --data-dir is given.
+        if self.config.download and "data_dir" in taken and self.config.data_dir != given.data_dir:
+            raise RefusedRun(f"--download writes only where --data-dir names (the run's data_dir, "
+                             f"{self.config.data_dir}, is read, never written to); pass --data-dir "
+                             f"{self.config.data_dir} to download there")
+        changes = changed_settings(self._settings(), saved, payload["epoch"])
         if changes:
             raise RefusedRun(f"cannot resume {self.out} with other settings than its run's: {'; '.join(changes)}; "
                                 "give the run's values, or start a new run (--overwrite, or another --out)")
+        if self.config.overrides() != given.overrides():  # the run's overrides make the run's spec
+            plan = compile(self.config.spec, allow_imports=self.config.allow_imports,
+                           **self.config.overrides().model_dump())
         # Activation checkpointing is how the run is carried out (memory for time), not what it trains.
         theirs = {k: v for k, v in payload["spec"].items() if k != "checkpoint"}
-        if theirs != {k: v for k, v in spec.to_dict().items() if k != "checkpoint"}:
+        if theirs != {k: v for k, v in plan.spec.to_dict().items() if k != "checkpoint"}:
             raise CheckpointError(f"{self.checkpoint_path} was trained from another spec than "
                                   f"{self.config.spec!r} (with these overrides); resume with the same spec")
-        self.say(f"resuming {self.out} after epoch {payload['epoch']}")
-        return payload
+        words = inherited_words(given, settings, taken)
+        self.say(f"resuming {self.out} after epoch {payload['epoch']}" + (f" (its settings: {words})" if words else ""))
+        return payload, plan
 
     def _check_output(self) -> None:
         """Fail now, not after an epoch, if checkpoints cannot be written here."""
@@ -201,6 +227,8 @@ class _Run:
         config = self.config
         if self.start_epoch >= config.epochs:
             self.say(f"{self.checkpoint_path} has finished all {config.epochs} epochs; nothing to do")
+        else:
+            self.say(f"data {self.data.describe()}")
         for epoch in range(self.start_epoch, config.epochs):
             torch.manual_seed(_epoch_seed(config.seed, epoch))
             random.seed(_epoch_seed(config.seed, epoch))
