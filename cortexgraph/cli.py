@@ -25,6 +25,7 @@ from .commands import (
     cmd_features,
     cmd_schema,
     cmd_specs,
+    cmd_sweep,
     cmd_train,
     cmd_validate,
 )
@@ -96,6 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
                                    "train ...) it runs DistributedDataParallel.")
     add_flags(p, TrainConfig)
     p.set_defaults(run=cmd_train, parser=p)
+
+    p = sub.add_parser("sweep", help="train many specs, settings and seeds as one study (Optuna)",
+                       description="Run the trials of a sweep file (each an ordinary run folder under OUT/trials), "
+                                   "or, with 'report', write what they found: trials.csv, configurations.csv (each "
+                                   "configuration's mean and standard deviation over seeds) and, with several "
+                                   "objectives, pareto.csv. A sweep run again continues where it stopped.")
+    p.add_argument("words", nargs="+", metavar="[report] SWEEP", help="a sweep file (.yaml or .json)")
+    p.add_argument("--out", help="the sweep's folder (default: sweeps/<its name>)")
+    p.add_argument("--workers", type=_positive, default=1, help="trials at once, each in its own process "
+                   "(default: 1)")
+    p.add_argument("--storage", help="a database URL that workers on many machines share, such as "
+                   "postgresql://user@host/db (default: OUT/study.db, a SQLite file)")
+    p.set_defaults(run=cmd_sweep, parser=p)
 
     p = sub.add_parser("evaluate", help="accuracy, mean exit step and FLOPs of early exit at confidence thresholds",
                        description="Evaluate a trained model (a checkpoint of cortexgraph train) or a spec on a "

@@ -258,6 +258,39 @@ def _model_and_data(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     return model, data, device
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .atomic import write_file
+    from .sweep import SweepError, load_sweep, open_study, run_sweep, write_report
+
+    report = args.words[0] == "report"
+    words = args.words[1:] if report else args.words
+    if len(words) != 1:
+        args.parser.error("give one sweep file: cortexgraph sweep [report] SWEEP")
+    sweep = load_sweep(words[0])  # a bad file: located problems, printed by main
+    out = Path(args.out) if args.out else Path("sweeps") / sweep.name
+    try:
+        if report:
+            if args.storage is None and not (out / "study.db").is_file():
+                raise SweepError(f"{out} holds no study of {sweep.name}; run cortexgraph sweep {words[0]} first")
+            for path in write_report(sweep, out, open_study(sweep, out, args.storage, create=False)):
+                print(f"wrote {path}")
+            return EXIT_OK
+        kept = out / "sweep.yaml"
+        text = sweep.path.read_text()
+        if kept.is_file() and kept.read_text() != text:
+            raise SweepError(f"{out} holds a sweep made from another file ({kept}); run it with that file, or "
+                             "give this one another --out")
+        out.mkdir(parents=True, exist_ok=True)
+        if not kept.is_file():
+            write_file(kept, text, replace=False)
+        done = run_sweep(sweep, out, args.workers, args.storage)
+    except (SweepError, ValueError) as exc:
+        print(f"cortexgraph: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    print(f"{sweep.name}: {done} trials finished in {out}; cortexgraph sweep report {words[0]} summarises them")
+    return EXIT_OK
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .atomic import check_target, write_file
     from .checkpoint import CheckpointError

@@ -147,11 +147,11 @@ def make_data(kind: str, spec: Spec, root: str | Path = "data", seed: int = 0, d
         frames = spec.steps + 1 if kind == "digits-moving" else None
         train = Prepared(got.train, Preprocess(channels, size, augment, mean, std, train=True), frames)
         test = Prepared(got.test, Preprocess(channels, size, augment, mean, std), frames)
-        if len(train) and not isinstance(train[0], Unreadable):
-            _ = train[0]  # a first image through the whole preparation: a mismatch is found now, not mid-epoch
+        plain = Prepared(got.train, Preprocess(channels, size, augment, mean, std), frames)
+        if len(plain):
+            plain[0]  # a first image through the preparation (no random draw): a mismatch is found now
     except PreprocessError as exc:
         raise DataError(f"{got.name if 'got' in locals() else kind}: {exc}") from None
-    plain = Prepared(got.train, Preprocess(channels, size, augment, mean, std), frames)
     return Data(got.name, train, test, got.classes, augment, said, {"sequences": wants_sequences,
                                                                     "normalize": normalize}, plain)
 
