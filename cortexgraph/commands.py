@@ -296,12 +296,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError
     from .evaluate import evaluate_exits, exit_table, rows_as_dicts
     from .train import DataError
+    from .train.data import Strict
 
     if args.json:
         check_target(args.json)  # before the evaluation: a bad name costs nothing
     try:
         model, data, device = _model_and_data(args)
-        rows = evaluate_exits(model, data.test, args.exit_threshold, args.batch_size, device)
+        rows = evaluate_exits(model, Strict(data.test), args.exit_threshold, args.batch_size, device)
     except (DataError, CheckpointError, ValueError) as exc:
         print(f"cortexgraph: {exc}", file=sys.stderr)
         return EXIT_BAD_SPEC
@@ -321,6 +322,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     from .extract import feature_shapes, write_features
     from .feature_files import FeaturesError, check_output, feature_bytes
     from .train import DataError
+    from .train.data import Strict
 
     pool = None if args.pool == "none" else args.pool
     try:
@@ -332,7 +334,7 @@ def cmd_features(args: argparse.Namespace) -> int:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     digest.update(block)
             about["checkpoint_sha256"] = digest.hexdigest()
-        split = data.test if args.split == "test" else data.plain_train  # features of images as they are
+        split = Strict(data.test if args.split == "test" else data.plain_train)  # images as they are
         if args.limit is not None:
             split = Subset(split, range(min(args.limit, len(split))))
         about["stimuli"] = {"data": data.name, "split": args.split, "images": len(split)}

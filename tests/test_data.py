@@ -62,7 +62,7 @@ def test_a_greyscale_image_folder_trains_in_one_command(tmp_path, capsys):
     data = make_data(f"imagefolder:{tmp_path / 'digits'}", load_spec(spec))
     x, y = stacked(data.test)
     assert x.shape == (6, 1, 8, 8) and sorted(y.tolist()) == [0, 0, 1, 1, 2, 2]
-    assert (data.augment, data.about["normalize"]) == ("none", "computed")  # no ImageNet recipe by default
+    assert data.augment == "none" and data.normalize.startswith("computed")  # no ImageNet recipe by default
     assert abs(float(stacked(data.plain_train)[0].mean())) < 1e-5  # computed over these very images
 
 
@@ -360,7 +360,18 @@ def test_the_run_says_its_data_augmentation_and_normalisation(tmp_path, capsys):
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("data digits: 1,437 training and 360 test images, augment flip, normalize computed (mean ")
     settings = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["settings"]
-    assert (settings["augment"], settings["normalize"]) == ("flip", "computed")  # kept as chosen, for a resume
+    # Kept as chosen, the computed normalisation as the numbers found: a resumed run, and new stimuli given to
+    # evaluate or features, are normalised as the training images were, not by their own statistics.
+    mean, std = (float(v) for v in settings["normalize"].split(","))
+    assert settings["augment"] == "flip" and f"(mean {mean:.4g}, std {std:.4g})" in first
+    other = tmp_path / "other.npz"
+    np.savez(other, x=np.full((20, 1, 8, 8), 0.9, np.float32), y=np.arange(20) % 2)
+    from cortexgraph.cli import build_parser
+    from cortexgraph.commands import _model_and_data
+
+    args = build_parser().parse_args(["evaluate", str(tmp_path / "run" / "checkpoint.pt"), "--data", f"arrays:{other}"])
+    _, data, _ = _model_and_data(args)
+    assert torch.allclose(data.test[0][0], torch.full((1, 8, 8), (0.9 - mean) / std))
 
 
 def test_memory_stays_flat_in_image_size_and_steps(tmp_path):
@@ -396,3 +407,45 @@ def test_a_checkpoint_from_before_the_settings_is_evaluated_on_images_prepared_a
     assert saved_data_settings({"data": "cifar10"})["normalize"] == "0.4914/0.4822/0.4465,0.247/0.2435/0.2616"
     assert saved_data_settings({"data": "digits"})["normalize"] == "computed"
     assert saved_data_settings({"data": "digits", "augment": "flip"}) == {"data": "digits", "augment": "flip"}
+
+
+def test_an_unreadable_image_stops_evaluate_and_features_in_one_line(tmp_path, capsys):
+    from PIL import Image
+
+    for part in ("train", "val"):
+        for label in ("a", "b", "c"):
+            (tmp_path / "imgs" / part / label).mkdir(parents=True)
+            Image.new("L", (8, 8), 40).save(tmp_path / "imgs" / part / label / "0.png")
+    (tmp_path / "imgs" / "val" / "a" / "bad.png").write_bytes(b"not a png")
+    spec = write_spec(tmp_path, channels=1)
+    data = f"imagefolder:{tmp_path / 'imgs'}"
+    assert main(["evaluate", spec, "--data", data, "--normalize", "none"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "bad.png cannot be read as an image (" in err
+    assert err.endswith("; mend it, or move it out of the folder\n")
+    assert main(["features", spec, "--data", data, "--normalize", "none", "--at", "B.t2",
+                 "--out", str(tmp_path / "f")]) == 2
+    assert "bad.png cannot be read as an image" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arrays, message", [
+    (dict(x=np.zeros((4, 8, 8, 3), np.uint8), y=np.zeros(4)),
+     r"x has shape \(4, 8, 8, 3\), channels last; expected \(N, C, H, W\) or \(N, H, W\) \(numpy.moveaxis\(x, -1, "
+     r"-3\) puts the channels first\)$"),
+    (dict(x=np.zeros((4, 1, 8, 8)), y=np.array(["a", "b", "a", "b"])),
+     r"y must hold class numbers 0, 1, 2, ... \(it holds <U1\)$"),
+    (dict(x=np.full((4, 1, 8, 8), np.nan), y=np.zeros(4)),
+     r"the training images hold NaN or infinite values; mend them"),
+])
+def test_arrays_a_user_may_get_wrong_first(tmp_path, arrays, message):
+    np.savez(tmp_path / "odd.npz", **arrays)
+    with pytest.raises(DataError, match=message):
+        make_data(f"arrays:{tmp_path / 'odd.npz'}", load_spec(spec_doc()), test_split=0.5)
+
+
+def test_the_computed_statistics_are_read_in_blocks_of_bounded_size(tmp_path):
+    from cortexgraph.train.sources import Images
+
+    images = Images(torch.zeros(10, 3, 100, 100), torch.zeros(10))
+    assert [len(b) for b in images.blocks(held=3 * 120_000)] == [3, 3, 3, 1]  # 120 kB an image
+    assert [len(b) for b in images.blocks(held=1)] == [1] * 10

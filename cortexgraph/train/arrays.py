@@ -91,12 +91,18 @@ def _images(store: dict, images_key: str, labels_key: str, path: Path, expected:
                            else ""))
     if not (np.issubdtype(images.dtype, np.number) or images.dtype == np.bool_):
         raise DataError(f"{path}: {images_key} holds {images.dtype}, not numbers")
+    channels = shape[-3] if len(shape) == full else 1
+    if channels > 4 and shape[-1] in (1, 3, 4):
+        raise DataError(f"{path}: {images_key} has shape {shape}, channels last; expected {expected} "
+                        "(numpy.moveaxis(x, -1, -3) puts the channels first)")
     labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.number):
+        raise DataError(f"{path}: {labels_key} must hold class numbers 0, 1, 2, ... (it holds {labels.dtype})")
     labels = labels.reshape(-1) if labels.ndim == 2 and 1 in labels.shape else labels
     if labels.shape != (shape[0],):
         raise DataError(f"{path}: {labels_key} has shape {tuple(labels.shape)}; expected ({shape[0]},), a label "
                         f"for each of {images_key}'s {shape[0]:,} images")
-    if not np.issubdtype(labels.dtype, np.number) or not np.all(np.mod(labels, 1) == 0) or labels.min() < 0:
+    if not np.all(np.mod(labels, 1) == 0) or labels.min() < 0:
         raise DataError(f"{path}: {labels_key} must hold class numbers 0, 1, 2, ... (it holds {labels.dtype} "
                         f"from {labels.min()} to {labels.max()})")
     scale = 1 / 255 if images.dtype == np.uint8 else 1.0

@@ -81,7 +81,8 @@ class TrainConfig(Overrides):
                                              "printed)", json_schema_extra={"flag": "quiet", "negate": True})
     allow_imports: bool = Field(False, description="let ops named package.module:op import their module (specs "
                                                    "run no code otherwise)")
-    limit_batches: int | None = Field(None, description="at most this many batches per epoch")
+    limit_batches: int | None = Field(None, description="at most this many training batches per epoch (the test "
+                                                      "split is evaluated whole)")
 
     @field_validator("normalize", mode="before")
     @classmethod

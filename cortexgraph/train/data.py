@@ -99,6 +99,24 @@ class Prepared(Dataset):
         return (slide(x[None], self.frames)[0] if self.frames else x), y
 
 
+class Strict(Dataset):
+    """A split whose unreadable files stop the command in one line, for `evaluate` and `features` (features
+    keep one row per image, so none may be left out quietly)."""
+
+    def __init__(self, split: Dataset):
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int):
+        item = self.split[index]
+        if isinstance(item, Unreadable):
+            raise DataError(f"{item.path} cannot be read as an image ({item.reason}); mend it, or move it out "
+                            "of the folder")
+        return item
+
+
 @dataclass
 class Sources:
     """What a data set's reader gives: its training and test items (unprepared), its number of classes, and
@@ -152,6 +170,9 @@ def make_data(kind: str, spec: Spec, root: str | Path = "data", seed: int = 0, d
             plain[0]  # a first image through the preparation (no random draw): a mismatch is found now
     except PreprocessError as exc:
         raise DataError(f"{got.name if 'got' in locals() else kind}: {exc}") from None
+    if normalize == "computed":  # kept as the numbers found: evaluating new stimuli must not recompute them
+        normalize = ",".join("/".join(repr(v) for v in (values[:1] if len(set(values)) == 1 else values))
+                             for values in (mean, std))
     return Data(got.name, train, test, got.classes, augment, said, {"sequences": wants_sequences,
                                                                     "normalize": normalize}, plain)
 

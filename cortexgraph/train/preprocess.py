@@ -151,6 +151,9 @@ def moments(blocks, size: tuple[int, int], channels: int) -> tuple[tuple[float, 
         count += x.shape[0] * size[0] * size[1]
     if total is None or count < 2:
         raise PreprocessError("normalize computed needs at least one training image")
+    if not (torch.isfinite(total).all() and torch.isfinite(squares).all()):
+        raise PreprocessError("the training images hold NaN or infinite values; mend them (normalize computed "
+                              "found their mean and deviation not finite)")
     mean = total / count
     variance = ((squares - count * mean**2) / (count - 1)).clamp_min(0)  # unbiased, as torch.std
     std = variance.sqrt().clamp_min(1e-12)  # a constant channel is left centred, not divided by zero

@@ -67,8 +67,11 @@ class Images:
         return Images(self.images, self.labels[indices], self.scale, self.read, self.frames_shape,
                       indices if self.indices is None else [self.indices[i] for i in indices])
 
-    def blocks(self, size: int = 1024):
-        """The images as float blocks (n, c, h, w), a sequence's frames counted as images."""
+    def blocks(self, held: int = 64 << 20):
+        """The images as float blocks (n, c, h, w), a sequence's frames counted as images, each block about
+        `held` bytes (at least one item)."""
+        item_bytes = 4 * max(1, int(np.prod(self.frames_shape)))
+        size = max(1, held // item_bytes)
         for start in range(0, len(self), size):
             at = slice(start, start + size) if self.indices is None else np.asarray(self.indices[start:start + size])
             block = self.read(self.images[at]).float() * self.scale
