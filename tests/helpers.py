@@ -55,6 +55,13 @@ class Stopped(Exception):
 
 def train_until_the_first_checkpoint(config, monkeypatch) -> None:
     """Run training that dies right after writing its first checkpoint, as a killed run would."""
+    import cortexgraph.train.loop as training
+
+    stopped_after_the_first_checkpoint(lambda: training.train(config), monkeypatch)
+
+
+def stopped_after_the_first_checkpoint(run, monkeypatch) -> None:
+    """`run()` (training, from Python or the command line) dies right after writing its first checkpoint."""
     import pytest
 
     import cortexgraph.train.loop as training
@@ -67,7 +74,7 @@ def train_until_the_first_checkpoint(config, monkeypatch) -> None:
 
     monkeypatch.setattr(training, "save_checkpoint", save_then_stop)
     with pytest.raises(Stopped):
-        training.train(config)
+        run()
     monkeypatch.setattr(training, "save_checkpoint", saved)
 
 

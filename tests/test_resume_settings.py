@@ -7,14 +7,13 @@ import json
 import pytest
 import torch
 
-import cortexgraph.train.loop as training
 from cortexgraph.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from cortexgraph.cli import build_parser, main
 from cortexgraph.flags import made_from
 from cortexgraph.train import TrainConfig, TrainingError, train
 from cortexgraph.train.resume import given_settings
 
-from .helpers import Stopped, train_until_the_first_checkpoint
+from .helpers import stopped_after_the_first_checkpoint, train_until_the_first_checkpoint
 from .test_train import TINY
 
 # The run of the issue, small: a flag for each kind of setting, none of them its default.
@@ -34,16 +33,7 @@ def tiny(tmp_path):
 
 def _stopped_after_the_first_checkpoint(argv, monkeypatch):
     """`cortexgraph train ...` killed right after its first checkpoint."""
-    saved = training.save_checkpoint
-
-    def save_then_stop(*args, **kwargs):
-        saved(*args, **kwargs)
-        raise Stopped
-
-    monkeypatch.setattr(training, "save_checkpoint", save_then_stop)
-    with pytest.raises(Stopped):
-        main(argv)
-    monkeypatch.setattr(training, "save_checkpoint", saved)
+    stopped_after_the_first_checkpoint(lambda: main(argv), monkeypatch)
 
 
 def _same_run(ours, theirs):
