@@ -79,11 +79,9 @@ def given_only(args: argparse.Namespace, model: type[BaseModel], names: Iterable
 
 
 def made_from(args: argparse.Namespace, model: type[BaseModel]):
-    """`model` made from the flags given (`given_only`), its `model_fields_set` exactly those: a field that
-    the model's own validators fill in, which pydantic counts as set, is not."""
-    values = given_only(args, model)
-    made = model(**values)
-    return model.model_construct(_fields_set=set(values), **dict(made))
+    """`model` made from the flags given (`given_only`), so its `model_fields_set` holds exactly those (a
+    model whose validators fill fields in leaves them unset: TrainConfig does)."""
+    return model(**given_only(args, model))
 
 
 def flag_words(model: type[BaseModel], name: str, value: Any) -> str:

@@ -121,9 +121,9 @@ def _load(store: dict, key: str, path: Path):
 
 def _tensor(array, add_channel: bool) -> torch.Tensor:
     values = np.asarray(array)
-    values = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("=")).astype(
-        np.float32 if values.dtype.kind != "f" else values.dtype, copy=False)
-    tensor = torch.from_numpy(values.copy() if not values.flags.writeable else values)
+    # A copy (a memory map is read-only), in this machine's byte order (MATLAB's may not be), as floats.
+    values = np.array(values, dtype=values.dtype.newbyteorder("=") if values.dtype.kind == "f" else np.float32)
+    tensor = torch.from_numpy(values)
     return tensor.unsqueeze(-3) if add_channel else tensor
 
 

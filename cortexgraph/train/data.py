@@ -19,7 +19,7 @@ each defaulting to what suits its data set (`DEFAULTS`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +54,15 @@ class Data:
     test: Dataset
     classes: int
     augment: str = "none"
-    normalize: str = "none"  # as set, with the values a computed one found
-    about: dict[str, Any] = field(default_factory=dict)
+    normalize: str = "none"  # as the run's first line says it, with the values a computed one found
+    setting: str = "none"  # the normalisation as a setting (a computed one as its numbers), for checkpoints
+    sequences: bool = False
     plain_train: Dataset | None = None  # the training images as the test images are prepared (not augmented)
 
     def describe(self) -> str:
         """What the run's first line says of its data."""
         return (f"{self.name}: {len(self.train):,} training and {len(self.test):,} test "  # type: ignore[arg-type]
-                f"{'sequences' if self.about.get('sequences') else 'images'}, augment {self.augment}, "
+                f"{'sequences' if self.sequences else 'images'}, augment {self.augment}, "
                 f"normalize {self.normalize}")
 
 
@@ -173,8 +174,7 @@ def make_data(kind: str, spec: Spec, root: str | Path = "data", seed: int = 0, d
     if normalize == "computed":  # kept as the numbers found: evaluating new stimuli must not recompute them
         normalize = ",".join("/".join(repr(v) for v in (values[:1] if len(set(values)) == 1 else values))
                              for values in (mean, std))
-    return Data(got.name, train, test, got.classes, augment, said, {"sequences": wants_sequences,
-                                                                    "normalize": normalize}, plain)
+    return Data(got.name, train, test, got.classes, augment, said, normalize, wants_sequences, plain)
 
 
 def _normalization(setting, got: Sources, spec: Spec):

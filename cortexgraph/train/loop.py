@@ -104,7 +104,7 @@ class _Run:
                               config.normalize, config.data_keys, config.test_split,
                               root_is_theirs="data_dir" in self.inherited)
         # The run's checkpoints keep what its data set chose, so a resumed run prepares its images alike.
-        config.augment, config.normalize = self.data.augment, self.data.about["normalize"]
+        config.augment, config.normalize = self.data.augment, self.data.setting
         classes = self.spec.readout.head.classes
         if self.data.classes != classes:
             raise DataError(f"{self.spec.name} reads out {classes} classes but {self.data.name} has "

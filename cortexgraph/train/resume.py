@@ -59,13 +59,6 @@ def _relevant(name: str, settings: dict[str, Any]) -> bool:
     return True
 
 
-def _flag(name: str, value: Any) -> str:
-    flag = "--" + name.replace("_", "-")
-    if value is None:
-        return f"no {flag}"
-    return f"{flag} {value}"
-
-
 def changed_settings(new: dict[str, Any], old: dict[str, Any], epochs_done: int) -> list[str]:
     """How `new` (this invocation's settings) departs from the run's (`old`), in words; [] if it may resume."""
     problems = [_change(name, new.get(name), old.get(name))
@@ -83,7 +76,7 @@ def _change(name: str, new: Any, old: Any) -> str:
     if name == "processes":  # torchrun's, not a flag of ours
         return (f"{new} process{'es' if new != 1 else ''} (the run: {old}; the global batch is the batch size times "
                 f"the processes: resume under torchrun --nproc_per_node {old})")
-    return f"{_flag(name, new)} (the run: {_flag(name, old)})"
+    return f"{flag_words(TrainConfig, name, new)} (the run: {flag_words(TrainConfig, name, old)})"
 
 
 def per_epoch(settings: dict[str, Any]) -> dict[str, Any]:
