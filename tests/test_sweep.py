@@ -143,3 +143,26 @@ def test_a_bad_sweep_file_is_located_and_nothing_runs(folder, capsys, text, mess
     assert main(["sweep", "bad.yaml"]) == 2
     assert message in capsys.readouterr().err
     assert not (folder / "sweeps").exists()
+
+
+def test_the_sweep_s_other_refusals_are_one_line(folder, capsys):
+    assert main(["sweep", "report", "grid.yaml"]) == 2
+    assert capsys.readouterr().err.strip() == ("cortexgraph: sweeps/grid holds no study of grid; run cortexgraph "
+                                               "sweep grid.yaml first")
+    assert main(["sweep", "grid.yaml", "--storage", "nosuchdb://x"]) == 2
+    assert capsys.readouterr().err.strip().startswith("cortexgraph: cannot open the study's storage nosuchdb://x: ")
+    (folder / "field.yaml").write_text("cortexgraph-sweep: 1\nname: field\nspec: a.yaml\nvary: {nowhere.x: [1]}\n"
+                                       "train: {data: digits, epochs: 1, limit_batches: 1}\n")
+    assert main(["sweep", "field.yaml"]) == 2  # found before any trial runs
+    assert capsys.readouterr().err.strip() == (
+        "field.yaml:4:19: vary['nowhere.x']: 1 does not make a valid spec of a.yaml (unknown field 'nowhere')")
+    assert not (folder / "sweeps" / "field").exists()
+    (folder / "range.yaml").write_text("cortexgraph-sweep: 1\nspec: a.yaml\nvary: {lr: {log: [0.1, 1], int: [1, 2]}}\n"
+                                       "trials: 2\n")
+    assert main(["sweep", "range.yaml"]) == 2
+    assert ("vary.lr: a range is one of {log: [low, high]}, {linear: [low, high]} or {int: [low, high]}"
+            in capsys.readouterr().err)
+    from cortexgraph.sweep import load_sweep
+
+    (folder / "int.yaml").write_text("cortexgraph-sweep: 1\nspec: a.yaml\nvary: {epochs: {int: [1, 3]}}\ntrials: 2\n")
+    assert load_sweep(folder / "int.yaml").file.vary["epochs"].int == (1, 3)  # an int range is one

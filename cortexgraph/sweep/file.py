@@ -21,6 +21,7 @@ Errors are located in the file as a spec's are: `file:line:col: path: what is wr
 
 from __future__ import annotations
 
+import builtins
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,7 +40,7 @@ class Range(BaseModel):
     model_config = ConfigDict(extra="forbid")
     log: tuple[float, float] | None = None
     linear: tuple[float, float] | None = None
-    int: tuple[int, int] | None = None
+    int: tuple[builtins.int, builtins.int] | None = None  # (`int` is this field's name within the class)
 
     @model_validator(mode="after")
     def _one(self) -> Range:
@@ -152,6 +153,53 @@ def load_sweep(path: str | Path) -> Sweep:
         TrainConfig(spec="-", **{k: v for k, v in file.train.items() if k in settings})
     except ValueError as exc:
         problems.append(Problem(("train",), str(exc)))
+    sweep = Sweep(file, path, source)
+    problems += _spec_fields(sweep, settings)
     if problems:
         raise SpecError([source.place(p) for p in problems])
-    return Sweep(file, path, source)
+    return sweep
+
+
+def _spec_fields(sweep: Sweep, settings: set[str]) -> list[Problem]:
+    """Each spec field the sweep varies, set to each of its values (a range's ends) in each spec it starts
+    from, must make a valid spec: found now, before any trial runs."""
+    from ..spec import load_spec, parse_spec
+
+    specs = sweep.file.vary.get("spec", [sweep.file.spec])
+    problems = []
+    for key, values in sweep.file.vary.items():
+        if key == "spec" or key in settings or key == "seed":
+            continue
+        tried = list(values) if isinstance(values, list) else list(getattr(values, values.kind))
+        for name in specs:
+            try:
+                doc = load_spec(sweep.spec_path(str(name))).to_dict()
+            except SpecError as exc:
+                return [Problem(("vary", "spec") if "spec" in sweep.file.vary else ("spec",),
+                                f"{name}: {exc.errors[0].message if exc.errors else exc}")]
+            for value in tried:
+                try:
+                    set_field(doc, key, value)
+                    parse_spec(doc)
+                except (ValueError, SpecError) as exc:
+                    message = exc.errors[0].message if isinstance(exc, SpecError) and exc.errors else str(exc)
+                    problems.append(Problem(("vary", key), f"{value!r} does not make a valid spec of {name} "
+                                                           f"({message})"))
+                    break
+    return problems
+
+
+def set_field(doc: dict, path: str, value: Any) -> None:
+    """The spec field at `path` (dots between keys) set to `value`; the keys before it must exist."""
+    keys = path.split(".")
+    node = doc
+    for depth, key in enumerate(keys[:-1]):
+        if not isinstance(node, dict) or key not in node:
+            node = node.setdefault(key, {}) if isinstance(node, dict) and depth == 0 else None
+            if node is None:
+                raise ValueError(f"the spec has no field {'.'.join(keys[:depth + 1])}")
+            continue
+        node = node[key]
+    if not isinstance(node, dict):
+        raise ValueError(f"{'.'.join(keys[:-1])} is not a mapping of fields")
+    node[keys[-1]] = value

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .file import Range, Sweep
+from .file import Range, Sweep, set_field
 
 HEARTBEAT_S, GRACE_S = 10, 30  # a trial whose worker has not beaten for GRACE_S seconds is stale
 DIRECTIONS = {"accuracy": "maximize", "parameters": "minimize", "flops": "minimize"}
@@ -149,7 +149,7 @@ def run_trial(sweep: Sweep, out: Path, trial) -> float | tuple[float, ...]:
     folder.mkdir(parents=True, exist_ok=True)
     doc = load_spec(sweep.spec_path(spec_name)).to_dict()
     for path, value in fields.items():
-        _set(doc, path, value)
+        set_field(doc, path, value)
     spec_file = folder / "spec.json"
     write_file(spec_file, json.dumps(doc, indent=1) + "\n")  # a retried trial's folder is new: nothing replaced
     trial.set_user_attr("run", str(folder / "run"))
@@ -168,19 +168,3 @@ def run_trial(sweep: Sweep, out: Path, trial) -> float | tuple[float, ...]:
             values.append(float(summary["params" if name == "parameters" else "flops"]))
     trial.set_user_attr("pid", os.getpid())
     return values[0] if len(values) == 1 else tuple(values)
-
-
-def _set(doc: dict, path: str, value: Any) -> None:
-    """The spec field at `path` (dots between keys) set to `value`; the keys before it must exist."""
-    keys = path.split(".")
-    node = doc
-    for depth, key in enumerate(keys[:-1]):
-        if not isinstance(node, dict) or key not in node:
-            node = node.setdefault(key, {}) if isinstance(node, dict) and depth == 0 else None
-            if node is None:
-                raise SweepError(f"vary: {path}: the spec has no field {'.'.join(keys[:depth + 1])}")
-            continue
-        node = node[key]
-    if not isinstance(node, dict):
-        raise SweepError(f"vary: {path}: {'.'.join(keys[:-1])} is not a mapping of fields")
-    node[keys[-1]] = value
