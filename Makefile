@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
 # Each creates .venv when missing, installs the project with a torch/torchvision
-# pair that works on CPU-only Linux, and installs Graphviz's `dot` when missing.
+# pair that works on CPU-only Linux, and installs Graphviz's `dot` and PostgreSQL's
+# server (for the sweep tests on a database server) when missing.
 
 PYTHON ?= python3
 VENV := .venv
@@ -10,9 +11,9 @@ STAMP := $(VENV)/.cortexgraph-installed
 TORCH := torch==2.14.1 torchvision==0.29.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint setup dot clean golden bench bench-full fuzz coverage mutate
+.PHONY: demo test lint setup dot postgres clean golden bench bench-full fuzz coverage mutate
 
-setup: $(STAMP) dot
+setup: $(STAMP) dot postgres
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +27,15 @@ dot:
 	  echo "installing Graphviz (dot) for drawings"; \
 	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq graphviz >/dev/null) \
 	  || echo "warning: could not install Graphviz; drawings other than --format dot will fail"; }
+
+# tests/test_sweep_postgres.py starts a throwaway server of its own with initdb and pg_ctl, which Debian's
+# package puts in /usr/lib/postgresql/VERSION/bin, off PATH (installing it also starts a `main` cluster on 5432).
+postgres:
+	@initdb=$$(command -v initdb || ls "$$(pg_config --bindir 2>/dev/null)/initdb" /usr/lib/postgresql/*/bin/initdb \
+	  2>/dev/null | head -n 1); [ -n "$$initdb" ] || { \
+	  echo "installing PostgreSQL (initdb) for the sweep tests on a database server"; \
+	  ($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql \
+	  >/dev/null) || echo "warning: could not install PostgreSQL; tests/test_sweep_postgres.py will be skipped"; }
 
 # The offline demo: a 3-area recurrent network, compiled, drawn and trained on
 # scikit-learn's bundled handwritten digits (no download), then its test

@@ -261,6 +261,7 @@ def _model_and_data(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .atomic import write_file
     from .sweep import SweepError, load_sweep, open_study, run_sweep, write_report
+    from .train.distributed import world_from_env
 
     report = args.words[0] == "report"
     words = args.words[1:] if report else args.words
@@ -272,22 +273,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if report:
             if args.storage is None and not (out / "study.db").is_file():
                 raise SweepError(f"{out} holds no study of {sweep.name}; run cortexgraph sweep {words[0]} first")
-            for path in write_report(sweep, out, open_study(sweep, out, args.storage, create=False)):
-                print(f"wrote {path}")
+            written, notes = write_report(sweep, out, open_study(sweep, out, args.storage, create=False))
+            print((out / "configurations.md").read_text(), end="")
+            for note in notes:
+                print(note)
+            print("wrote " + ", ".join(str(path) for path in written))
             return EXIT_OK
         kept = out / "sweep.yaml"
         text = sweep.path.read_text()
         if kept.is_file() and kept.read_text() != text:
             raise SweepError(f"{out} holds a sweep made from another file ({kept}); run it with that file, or "
                              "give this one another --out")
-        out.mkdir(parents=True, exist_ok=True)
-        if not kept.is_file():
-            write_file(kept, text, replace=False)
+        main_process = world_from_env().main  # (a torchrun job's other processes train what it says)
+        if main_process:
+            if args.storage:  # a server that cannot be reached leaves nothing behind
+                open_study(sweep, out, args.storage)
+            out.mkdir(parents=True, exist_ok=True)
+            if not kept.is_file():
+                write_file(kept, text, replace=False)
         done = run_sweep(sweep, out, args.workers, args.storage)
     except (SweepError, ValueError) as exc:
         print(f"cortexgraph: {exc}", file=sys.stderr)
         return EXIT_BAD_SPEC
-    print(f"{sweep.name}: {done} trials finished in {out}; cortexgraph sweep report {words[0]} summarises them")
+    if main_process:
+        print(f"{sweep.name}: {done} trials finished in {out}; cortexgraph sweep report {words[0]} summarises them")
     return EXIT_OK
 
 

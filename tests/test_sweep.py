@@ -71,6 +71,16 @@ def test_a_grid_of_two_specs_and_two_seeds(folder, capsys):
     assert rows[0] == "spec,seeds,accuracy mean,accuracy sd,parameters mean,parameters sd"
     assert [r.split(",")[:2] for r in rows[1:]] == [["a.yaml", "2"], ["b.yaml", "2"]]
     assert len((out / "trials.csv").read_text().splitlines()) == 5 and (out / "pareto.csv").is_file()
+    table = (out / "configurations.md").read_text().splitlines()  # as the README's tables are made
+    assert table[0] == "| spec | accuracy (mean ± sd) | parameters (mean ± sd) | seeds |"
+    assert [row.split(" | ")[0] for row in table[2:]] == ["| a.yaml", "| b.yaml"]
+    assert table[2].endswith(" ± 0 | 2 |")  # a spec's parameters do not vary with its seed
+    assert table == capsys.readouterr().out.splitlines()[-5:-1]  # (printed before what was written)
+    importance = (out / "importance.csv").read_text().splitlines()
+    assert importance[0] == "field,accuracy importance,parameters importance"
+    assert sorted(row.split(",")[0] for row in importance[1:]) == ["seed", "spec"]
+    for plot in ("size.png", "effects.png", "curves.png"):
+        assert (out / plot).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_two_workers_share_the_work_each_trial_once(folder):
@@ -81,31 +91,49 @@ def test_two_workers_share_the_work_each_trial_once(folder):
     assert len({t.user_attrs["pid"] for t in done}) == 2  # both worked
 
 
-def test_a_worker_killed_mid_trial_has_that_trial_retried_and_no_other(folder, monkeypatch):
+# A worker that dies (SIGKILL) as soon as its first trial has saved its first epoch.
+DIES = """import os, signal, sys
+from cortexgraph.cli import main
+from cortexgraph.train import loop
+
+save = loop._Run._save
+
+
+def save_and_die(run, epoch):
+    save(run, epoch)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+loop._Run._save = save_and_die
+sys.exit(main(["sweep", "grid.yaml"]))
+"""
+
+
+def test_a_worker_killed_mid_trial_has_that_trial_retried_from_its_checkpoint_and_no_other(folder, monkeypatch):
+    import json
+
     import cortexgraph.sweep.study as study
 
-    (folder / "grid.yaml").write_text(GRID.format(epochs=30, batches="null"))  # long enough to be killed in
-    worker = subprocess.Popen([sys.executable, "-m", "cortexgraph", "sweep", "grid.yaml"], cwd=folder,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first = folder / "sweeps" / "grid" / "trials" / "0000" / "run" / "checkpoint.pt"
-    deadline = time.time() + 120
-    while not first.exists() and time.time() < deadline:  # killed once it has saved an epoch
-        time.sleep(0.2)
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait()
-    (folder / "grid.yaml").write_text(GRID.format(epochs=1, batches=2))
-    (folder / "sweeps" / "grid" / "sweep.yaml").write_text(GRID.format(epochs=1, batches=2))  # (for the test)
+    (folder / "grid.yaml").write_text(GRID.format(epochs=3, batches=2))
+    (folder / "dies.py").write_text(DIES)
+    worker = subprocess.run([sys.executable, "dies.py"], cwd=folder, capture_output=True, timeout=300)
+    assert worker.returncode == -signal.SIGKILL
     monkeypatch.setattr(study, "GRACE_S", 1)
     monkeypatch.setattr(study, "HEARTBEAT_S", 1)
     time.sleep(2)
     assert main(["sweep", "grid.yaml"]) == 0
     done = trials(folder / "sweeps" / "grid")
-    states = {t.number: t.state.name for t in done}
-    assert states[0] == "FAIL"
+    assert done[0].state.name == "FAIL"
     finished = [t for t in done if t.state.name == "COMPLETE"]
     assert sorted((t.params["spec"], t.params["seed"]) for t in finished) == [("a.yaml", 0), ("a.yaml", 1),
                                                                             ("b.yaml", 0), ("b.yaml", 1)]
-    assert done[0].params in [t.params for t in finished if t.number > 0]  # its settings ran again
+    retried = next(t for t in finished if t.system_attrs.get("failed_trial") == 0)
+    assert retried.params == done[0].params and retried.user_attrs["run"] == done[0].user_attrs["run"]
+    run = Path(retried.user_attrs["run"])  # went on from the epoch the killed worker saved
+    epochs = json.loads((run / "metrics.json").read_text())["epochs"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    folders = sorted(p.name for p in (folder / "sweeps" / "grid" / "trials").iterdir())
+    assert folders == sorted(["0000"] + [f"{t.number:04d}" for t in finished if t is not retried])  # no new one
 
 
 def test_a_sweep_folder_holds_one_sweep_file(folder, capsys):
@@ -166,3 +194,106 @@ def test_the_sweep_s_other_refusals_are_one_line(folder, capsys):
 
     (folder / "int.yaml").write_text("cortexgraph-sweep: 1\nspec: a.yaml\nvary: {epochs: {int: [1, 3]}}\ntrials: 2\n")
     assert load_sweep(folder / "int.yaml").file.vary["epochs"].int == (1, 3)  # an int range is one
+
+
+def test_a_hook_after_each_epoch_may_stop_a_run_which_keeps_its_checkpoint(folder):
+    from cortexgraph.train import TrainConfig, train
+
+    seen = []
+
+    def stop_after_two(record):
+        seen.append(record["epoch"])
+        return "enough" if record["epoch"] == 2 else None
+
+    config = TrainConfig(spec="a.yaml", data="digits", epochs=4, batch_size=64, limit_batches=1, out="run",
+                         progress=False)
+    result = train(config, on_epoch=stop_after_two)
+    assert seen == [1, 2] and result["stopped"] == "enough" and len(result["epochs"]) == 2
+    resumed = train(config.model_copy(update={"resume": True}))  # an ordinary run, which goes on
+    assert [e["epoch"] for e in resumed["epochs"]] == [1, 2, 3, 4] and resumed["stopped"] is None
+
+
+PRUNED = """cortexgraph-sweep: 1
+name: grid
+spec: a.yaml
+vary:
+  lr: [0.01, 1.0e-7]
+  seed: [0, 1]
+train: {data: digits, epochs: 3, batch_size: 64, limit_batches: 6, optimizer: adamw}
+pruner: median
+"""
+
+
+def test_a_median_pruner_stops_the_hopeless_trials_after_an_epoch(folder, monkeypatch):
+    import cortexgraph.sweep.study as study
+
+    monkeypatch.setattr(study, "PRUNER_STARTUP", 1)  # (Optuna waits for five finished trials)
+    (folder / "grid.yaml").write_text(PRUNED)
+    assert main(["sweep", "grid.yaml"]) == 0
+    done = {(t.params["lr"], t.params["seed"]): t for t in trials(folder / "sweeps" / "grid")}
+    assert done[0.01, 0].state.name == "COMPLETE" and sorted(done[0.01, 0].intermediate_values) == [1, 2, 3]
+    for seed in (0, 1):  # a learning rate that learns nothing, stopped before its last epoch
+        hopeless = done[1e-7, seed]
+        epochs = len(hopeless.intermediate_values)
+        assert hopeless.state.name == "PRUNED" and epochs < 3 and hopeless.user_attrs["epochs"] == epochs
+        assert f"is below the median of earlier trials after epoch {epochs}" in hopeless.user_attrs["pruned"]
+        assert (Path(hopeless.user_attrs["run"]) / "checkpoint.pt").is_file()  # an ordinary, resumable run
+    assert main(["sweep", "report", "grid.yaml"]) == 0
+    rows = (folder / "sweeps" / "grid" / "trials.csv").read_text().splitlines()
+    assert rows[0] == "trial,state,lr,seed,accuracy,epochs,run,why"
+    pruned = rows[3].split(",")  # its accuracy when it stopped, and after how many epochs
+    assert pruned[:4] == ["2", "pruned", "1e-07", "0"] and pruned[5] == str(done[1e-7, 0].user_attrs["epochs"])
+    assert float(pruned[4]) == done[1e-7, 0].value and "below the median" in pruned[7]
+    table = (folder / "sweeps" / "grid" / "configurations.csv").read_text().splitlines()
+    assert table[1].startswith("0.01,") and len(table) == 2  # a configuration of finished trials only
+
+
+def test_a_trial_whose_training_fails_fails_alone(folder, capsys):
+    (folder / "grid.yaml").write_text("cortexgraph-sweep: 1\nname: grid\nspec: a.yaml\n"
+                                      "vary: {lr: [1.0e+30, 0.003]}\n"
+                                      "train: {data: digits, epochs: 1, limit_batches: 2, optimizer: sgd}\n")
+    assert main(["sweep", "grid.yaml"]) == 0
+    done = trials(folder / "sweeps" / "grid")
+    assert [t.state.name for t in done] == ["FAIL", "COMPLETE"]
+    assert done[0].user_attrs["error"].startswith("the loss is nan; it first appears at step 1")
+    assert capsys.readouterr().err.splitlines() == [  # one line, no traceback
+        f"cortexgraph: grid: trial 0 failed: {done[0].user_attrs['error']}"]
+
+
+@pytest.mark.parametrize("objective, message", [
+    ("[accuracy, parameters]", "a study of several objectives (a Pareto front) cannot be pruned: pruner: none"),
+    ("flops", "flops does not change as it trains: pruner: none"),
+])
+def test_a_pruner_needs_one_accuracy_to_judge(folder, capsys, objective, message):
+    (folder / "bad.yaml").write_text(f"cortexgraph-sweep: 1\nspec: a.yaml\nobjective: {objective}\npruner: median\n")
+    assert main(["sweep", "bad.yaml"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"bad.yaml:1:1: (document): a pruner judges a trial by its accuracy after each epoch; {message}")
+
+
+def test_under_torchrun_workers_are_jobs(folder, monkeypatch, capsys):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["sweep", "grid.yaml", "--workers", "2"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "cortexgraph: under torchrun each job is one worker: start more jobs rather than --workers")
+
+
+def test_a_torchrun_job_is_one_worker_whose_processes_train_each_trial_together(folder):
+    import json
+    import socket
+
+    with socket.socket() as s:  # a free port for the processes to meet on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torchrun = Path(sys.executable).parent / "torchrun"
+    done = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), "-m", "cortexgraph",
+                           "sweep", "grid.yaml"], cwd=folder, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("trials finished") == 1  # said once, by the main process
+    finished = [t for t in trials(folder / "sweeps" / "grid") if t.state.name == "COMPLETE"]
+    assert len(finished) == 4
+    for t in finished:
+        epochs = json.loads((Path(t.user_attrs["run"]) / "metrics.json").read_text())["epochs"]
+        assert [e["settings"]["processes"] for e in epochs] == [2]

@@ -14,7 +14,12 @@ sampler: grid                        # grid, random or tpe (default: grid when e
 trials: 12                           # the budget (default: every grid point; needed otherwise)
 timeout: 3600                        # seconds, optional
 objective: accuracy                  # accuracy, accuracy@STEP, parameters or flops; several give a Pareto front
+pruner: median                       # median or none (default: median for random and tpe on one accuracy)
 ```
+
+A pruner stops a trial after an epoch whose accuracy is below the median of earlier trials' at that epoch
+(Optuna's MedianPruner, which prunes nothing until five trials have finished); a grid of seeds is a
+comparison, and so is not pruned unless the file says so.
 
 Errors are located in the file as a spec's are: `file:line:col: path: what is wrong (hint)`.
 """
@@ -76,6 +81,7 @@ class SweepFile(BaseModel):
     trials: int | None = Field(None, ge=1)
     timeout: float | None = Field(None, gt=0)
     objective: str | list[str] = "accuracy"
+    pruner: Literal["median", "none"] | None = None
 
     @field_validator("vary")
     @classmethod
@@ -101,7 +107,19 @@ class SweepFile(BaseModel):
             raise ValueError(f"a {self.chosen_sampler} sweep needs a budget: trials: N")
         if self.chosen_sampler == "grid" and any(isinstance(v, Range) for v in self.vary.values()):
             raise ValueError("a grid sweep varies by choices only; give lists, or sampler: random or tpe")
+        if self.pruner == "median" and (len(self.objectives) > 1 or not self.objectives[0].startswith("accuracy")):
+            raise ValueError("a pruner judges a trial by its accuracy after each epoch; "
+                             + ("a study of several objectives (a Pareto front) cannot be pruned"
+                                if len(self.objectives) > 1 else f"{self.objectives[0]} does not change as it trains")
+                             + ": pruner: none")
         return self
+
+    @property
+    def chosen_pruner(self) -> str:
+        if self.pruner is not None:
+            return self.pruner
+        one_accuracy = len(self.objectives) == 1 and self.objectives[0].startswith("accuracy")
+        return "median" if self.chosen_sampler != "grid" and one_accuracy else "none"
 
     @property
     def chosen_sampler(self) -> str:

@@ -3,8 +3,11 @@ SQLite file there (or a database server's URL that workers on many machines shar
 
 A worker that dies mid-trial leaves it running in the storage; its heartbeat stops, and a worker that starts
 or asks for a trial after GRACE_S seconds marks it failed and runs its settings again as a new trial
-(Optuna's heartbeats and `RetryHeartbeatStaleTrialCallback`).
-Finished trials are never rerun.
+(Optuna's heartbeats and `RetryHeartbeatStaleTrialCallback`), which goes on in the first one's run folder
+from its last checkpoint. Finished trials are never rerun.
+
+A worker may be a torchrun job (`torchrun --nproc_per_node N -m cortexgraph sweep SWEEP`): its main process
+takes each trial from the study and tells the others what to train, and all of them train it together.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from .file import Range, Sweep, set_field
 
 HEARTBEAT_S, GRACE_S = 10, 30  # a trial whose worker has not beaten for GRACE_S seconds is stale
+PRUNER_STARTUP = 5  # the median pruner prunes no trial until this many have finished (Optuna's default)
 DIRECTIONS = {"accuracy": "maximize", "parameters": "minimize", "flops": "minimize"}
 
 
@@ -35,20 +40,35 @@ def open_study(sweep: Sweep, out: Path, storage: str | None = None, *, create: b
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # A failed trial is said in one line of ours; Optuna's warning would add its traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8; we rely on them
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = RetryHeartbeatStaleTrialCallback(max_retry=2, inherit_intermediate_values=True)
             rdb = RDBStorage(storage_url(out, storage), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
+                             heartbeat_stale_trial_callback=retry)
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy's many errors: a URL that cannot be reached
-        raise SweepError(f"cannot open the study's storage {storage or out / 'study.db'}: "
+        raise SweepError(f"cannot open the study's storage {_shown(storage) if storage else out / 'study.db'}: "
                          f"{str(exc).splitlines()[0]}") from None
     directions = [DIRECTIONS[name.split("@")[0]] for name in sweep.file.objectives]
+    median = sweep.file.chosen_pruner == "median"
+    pruner = optuna.pruners.MedianPruner(PRUNER_STARTUP) if median else optuna.pruners.NopPruner()
     if not create:
-        return optuna.load_study(study_name=sweep.name, storage=rdb, sampler=_sampler(sweep))
+        return optuna.load_study(study_name=sweep.name, storage=rdb, sampler=_sampler(sweep), pruner=pruner)
     return optuna.create_study(study_name=sweep.name, storage=rdb, directions=directions,
-                               sampler=_sampler(sweep), load_if_exists=True)
+                               sampler=_sampler(sweep), pruner=pruner, load_if_exists=True)
+
+
+def _shown(url: str) -> str:
+    """A storage URL as messages say it: its password hidden."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # not a URL: said as given
+        return url
 
 
 def _sampler(sweep: Sweep):
@@ -72,6 +92,14 @@ def grid(sweep: Sweep) -> list[dict[str, Any]]:
 def run_sweep(sweep: Sweep, out: Path, workers: int = 1, storage: str | None = None) -> int:
     """Run the sweep's trials (with `workers` processes on this machine) until its budget is spent; the
     number of trials finished."""
+    from ..train import distributed as dist
+
+    world = dist.world_from_env()
+    if world.distributed and workers > 1:
+        raise SweepError("under torchrun each job is one worker: start more jobs rather than --workers")
+    if not world.main:
+        _follow(sweep, world)
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     (out / "trials").mkdir(exist_ok=True)
     study = open_study(sweep, out, storage)  # made once, before the workers race to make it
@@ -92,24 +120,67 @@ def run_sweep(sweep: Sweep, out: Path, workers: int = 1, storage: str | None = N
     return sum(1 for t in open_study(sweep, out, storage).trials if t.state.name == "COMPLETE")
 
 
+class _TrialFailed(Exception):
+    """A trial's training failed (a non-finite loss, say): that trial fails, the sweep goes on."""
+
+
 def _work(sweep: Sweep | str, out: Path, storage: str | None) -> None:
     import optuna
     from optuna.study import MaxTrialsCallback
 
+    from ..train import distributed as dist
     from .file import load_sweep
 
     sweep = load_sweep(sweep) if not isinstance(sweep, Sweep) else sweep
     study = open_study(sweep, out, storage)
-    if sweep.file.chosen_sampler == "grid":
-        def stop_when_done(study, _trial):
+    world = dist.world_from_env()
+    joined = dist.start(world, _device(sweep, world))  # a torchrun job's processes meet once, for every trial
+    try:
+        if sweep.file.chosen_sampler == "grid":
+            def stop_when_done(study, _trial):
+                if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+                    study.stop()
+            callbacks = [stop_when_done]
             if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-                study.stop()
-        callbacks = [stop_when_done]
-        if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-            return
-    else:
-        callbacks = [MaxTrialsCallback(sweep.file.trials, states=(optuna.trial.TrialState.COMPLETE,))]
-    study.optimize(lambda trial: run_trial(sweep, out, trial), timeout=sweep.file.timeout, callbacks=callbacks)
+                return
+        else:
+            callbacks = [MaxTrialsCallback(sweep.file.trials, states=(optuna.trial.TrialState.COMPLETE,))]
+        study.optimize(lambda trial: run_trial(sweep, out, trial), timeout=sweep.file.timeout,
+                       callbacks=callbacks, catch=(_TrialFailed,))
+    finally:
+        dist.from_main(None, world)  # the job's other processes: no more trials
+        if joined:
+            dist.stop(world)
+
+
+def _device(sweep: Sweep, world):
+    from ..train import distributed as dist
+
+    return dist.device_for(sweep.file.train.get("device", "auto"), world)
+
+
+def _follow(sweep: Sweep, world) -> None:
+    """A torchrun job's other processes: each trial its main process announces, trained with it."""
+    from ..train import RefusedRun, TrainConfig, TrainingError, train
+    from ..train import distributed as dist
+
+    joined = dist.start(world, _device(sweep, world))
+    try:
+        while (settings := dist.from_main(None, world)) is not None:
+            try:  # (the same hook as the main process's, so that both ask whether to stop after each epoch)
+                train(TrainConfig(**settings), on_epoch=(lambda _record: None) if _reporting(sweep) else None)
+            except TrainingError as exc:
+                if isinstance(exc, RefusedRun):
+                    raise
+    finally:
+        if joined:
+            dist.stop(world)
+
+
+def _reporting(sweep: Sweep) -> bool:
+    """Whether trials report each epoch's accuracy to the study (its learning curves, which a pruner judges):
+    Optuna takes them from a study of one objective only."""
+    return len(sweep.file.objectives) == 1 and sweep.file.objectives[0].startswith("accuracy")
 
 
 def trial_settings(sweep: Sweep, trial) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -130,6 +201,14 @@ def trial_settings(sweep: Sweep, trial) -> tuple[str, dict[str, Any], dict[str, 
     return spec, fields, {**sweep.file.train, **settings}
 
 
+def objective_value(name: str, record: dict[str, Any]) -> float:
+    """An accuracy objective's value in a run's result or in one epoch's record."""
+    if name == "accuracy":
+        return float(record["test_acc"])
+    anytime, step = record.get("anytime") or {}, int(name.split("@")[1])
+    return float(anytime.get(step, anytime.get(str(step), "nan")))
+
+
 def run_trial(sweep: Sweep, out: Path, trial) -> float | tuple[float, ...]:
     import optuna
 
@@ -137,7 +216,8 @@ def run_trial(sweep: Sweep, out: Path, trial) -> float | tuple[float, ...]:
     from ..compiler import compile
     from ..spec import load_spec
     from ..summary import summarize
-    from ..train import TrainConfig, train
+    from ..train import RefusedRun, TrainConfig, TrainingError, train
+    from ..train import distributed as dist
 
     frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
     if sweep.file.chosen_sampler == "grid" and "fixed_params" not in frozen.system_attrs:
@@ -145,26 +225,51 @@ def run_trial(sweep: Sweep, out: Path, trial) -> float | tuple[float, ...]:
         trial.study.stop()
         raise optuna.TrialPruned("the grid is done")
     spec_name, fields, settings = trial_settings(sweep, trial)
-    folder = out / "trials" / f"{trial.number:04d}"
+    first = frozen.system_attrs.get("failed_trial")  # a retried trial goes on in its first run's folder
+    folder = out / "trials" / f"{trial.number if first is None else first:04d}"
     folder.mkdir(parents=True, exist_ok=True)
     doc = load_spec(sweep.spec_path(spec_name)).to_dict()
     for path, value in fields.items():
         set_field(doc, path, value)
-    spec_file = folder / "spec.json"
-    write_file(spec_file, json.dumps(doc, indent=1) + "\n")  # a retried trial's folder is new: nothing replaced
-    trial.set_user_attr("run", str(folder / "run"))
-    trial.set_user_attr("spec", spec_name)
-    config = TrainConfig(spec=str(spec_file), out=str(folder / "run"), progress=False, **settings)
-    result = train(config)
-    values = []
-    for name in sweep.file.objectives:
-        if name == "accuracy":
-            values.append(float(result["test_acc"]))
-        elif name.startswith("accuracy@"):
-            anytime = result.get("anytime") or {}
-            values.append(float(anytime.get(name.split("@")[1], anytime.get(int(name.split("@")[1]), "nan"))))
-        else:
-            summary = summarize(compile(str(spec_file), **config.overrides().model_dump()))
-            values.append(float(summary["params" if name == "parameters" else "flops"]))
-    trial.set_user_attr("pid", os.getpid())
+    spec_file, text = folder / "spec.json", json.dumps(doc, indent=1) + "\n"
+    if first is None or not spec_file.is_file():
+        write_file(spec_file, text)  # a new trial's folder is new: nothing replaced
+    elif spec_file.read_text() != text:
+        raise SweepError(f"{spec_file} is not the spec trial {first} ran; the sweep's specs changed under it")
+    run = folder / "run"
+    config = TrainConfig(spec=str(spec_file), out=str(run), progress=False,
+                         resume=first is not None and (run / "checkpoint.pt").is_file(), **settings)
+    size = summarize(compile(str(spec_file), **config.overrides().model_dump()))  # (the report plots by size)
+    sizes = {"parameters": int(size["params"]), "flops": int(size["flops"])}
+    for key, value in {"run": str(run), "spec": spec_name, "pid": os.getpid(), **sizes}.items():
+        trial.set_user_attr(key, value)
+    world = dist.world_from_env()
+    dist.from_main(config.model_dump(exclude_defaults=True), world)  # a torchrun job's others train it too
+    try:
+        result = train(config, on_epoch=_reporter(sweep, trial) if _reporting(sweep) else None)
+    except TrainingError as exc:
+        if isinstance(exc, RefusedRun):  # the folder or the settings: every trial would fail alike
+            raise
+        trial.set_user_attr("error", str(exc))
+        print(f"cortexgraph: {sweep.name}: trial {trial.number} failed: {exc}", file=sys.stderr)
+        raise _TrialFailed(str(exc)) from None
+    trial.set_user_attr("epochs", len(result["epochs"]))
+    if result["stopped"]:
+        trial.set_user_attr("pruned", result["stopped"])
+        raise optuna.TrialPruned(result["stopped"])
+    values = [objective_value(name, result) if name.startswith("accuracy") else float(sizes[name])
+              for name in sweep.file.objectives]
     return values[0] if len(values) == 1 else tuple(values)
+
+
+def _reporter(sweep: Sweep, trial):
+    """Each epoch's accuracy reported to the study; the study's pruner says whether the trial stops."""
+    name = sweep.file.objectives[0]
+
+    def report(record: dict[str, Any]) -> str | None:
+        value = objective_value(name, record)
+        trial.report(value, record["epoch"])
+        if trial.should_prune():
+            return f"{name} {100 * value:.1f}% is below the median of earlier trials after epoch {record['epoch']}"
+        return None
+    return report

@@ -66,10 +66,13 @@ def device_for(requested: str, world: World, what: str = "training") -> torch.de
     return device
 
 
-def start(world: World, device: torch.device) -> None:
-    """Join the process group torchrun set up (nothing to do for one process): NCCL on GPUs, gloo on CPUs."""
+def start(world: World, device: torch.device) -> bool:
+    """Join the process group torchrun set up (nothing to do for one process): NCCL on GPUs, gloo on CPUs.
+    True where this call joined it, and so its caller leaves it (a sweep's worker joins once for its trials)."""
     if world.distributed and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        return True
+    return False
 
 
 def all_sum(values: list[float], world: World, device: torch.device) -> list[float]:
@@ -102,6 +105,15 @@ def gather_lists(items: list[Any], world: World) -> list[Any]:
     gathered: list[list[Any]] = [[] for _ in range(world.size)]
     dist.all_gather_object(gathered, items)
     return [item for part in gathered for item in part]
+
+
+def from_main(value: Any, world: World) -> Any:
+    """The main process's `value` (any picklable object), on every process."""
+    if not world.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def share_buffers(model: torch.nn.Module, world: World) -> None:

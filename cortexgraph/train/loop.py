@@ -11,6 +11,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,18 +45,25 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C during training; says what was kept and how to go on."""
 
 
-def train(config: TrainConfig) -> dict[str, Any]:
-    """Run training; returns the final metrics and where everything was written."""
+# Called with each epoch's record once its checkpoint is saved (on the main process): a reason to stop the run
+# there, or None to go on. A sweep's pruner is one.
+EpochHook = Callable[[dict[str, Any]], "str | None"]
+
+
+def train(config: TrainConfig, on_epoch: EpochHook | None = None) -> dict[str, Any]:
+    """Run training; returns the final metrics and where everything was written (and, where `on_epoch`
+    stopped it early, `stopped`: why)."""
     world = dist.world_from_env()
     device = dist.device_for(config.device, world)  # before the process group: NCCL needs the GPU set
-    dist.start(world, device)
-    run = _Run(config, world, device)
+    joined = dist.start(world, device)
+    run = _Run(config, world, device, on_epoch)
     try:
         return run.run()
     finally:
         if run.folder is not None:
             run.folder.release()
-        dist.stop(world)
+        if joined:
+            dist.stop(world)
 
 
 def _loss(value: float) -> str:
@@ -67,8 +75,10 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 class _Run:
-    def __init__(self, config: TrainConfig, world: dist.World, device: torch.device):
+    def __init__(self, config: TrainConfig, world: dist.World, device: torch.device,
+                 on_epoch: EpochHook | None = None):
         self.config, self.world, self.device = config, world, device
+        self.on_epoch, self.stopped = on_epoch, None
         cuda = self.device.type == "cuda"
         self.amp = cuda if config.amp is None else config.amp
         self.channels_last = cuda if config.channels_last is None else config.channels_last
@@ -256,6 +266,13 @@ class _Run:
             if self.world.main:
                 self._save(epoch + 1)
             dist.barrier(self.world)
+            if self.on_epoch is not None:
+                # Decided once, on the main process, and told to the others, so that all stop together.
+                reason = dist.from_main(self.on_epoch(record) if self.world.main else None, self.world)
+                if reason and epoch + 1 < config.epochs:  # (after the last epoch there is nothing to stop)
+                    self.stopped = reason
+                    self.say(f"stopped after epoch {epoch + 1} of {config.epochs}: {self.stopped}")
+                    break
 
     def _autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
@@ -444,7 +461,8 @@ class _Run:
     def _finish(self) -> dict[str, Any]:
         last = self.epochs[-1] if self.epochs else {}
         result = {"out": str(self.out), "checkpoint": str(self.checkpoint_path), "epochs": self.epochs,
-                  "test_acc": last.get("test_acc", math.nan), "anytime": last.get("anytime", {})}
+                  "test_acc": last.get("test_acc", math.nan), "anytime": last.get("anytime", {}),
+                  "stopped": self.stopped}
         if self.world.main and last.get("anytime"):
             anytime = {int(t): v for t, v in last["anytime"].items()}
             plot = write_anytime(self.out, self.spec.name, anytime, self.spec.readout_steps,
