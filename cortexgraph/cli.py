@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     allow_nonfinite(p)
 
     p = sub.add_parser("schema", help="print the JSON Schema of specs (for editors)")
+    p.add_argument("--sweep", action="store_true", help="the JSON Schema of sweep files instead")
     p.set_defaults(run=cmd_schema, parser=p)
 
     p = sub.add_parser("specs", help="list the bundled specs")

@@ -370,8 +370,9 @@ def _features_dry_run(out: str, shapes: dict, images: int, size: int) -> str:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     from .schema import json_schema
+    from .sweep.file import sweep_schema
 
-    print(json.dumps(json_schema(), indent=2))
+    print(json.dumps(sweep_schema() if args.sweep else json_schema(), indent=2))
     return EXIT_OK
 
 

@@ -2,6 +2,8 @@
 
     python examples/tables.py            # rewrite the tables in examples/README.md
     python examples/tables.py --check    # exit 1 if they differ from the CSVs (tests/test_docs.py runs this)
+    python examples/tables.py --sweeps sweeps   # first copy in the example sweeps' reports found there:
+                                                # each sweeps/NAME/configurations.csv to results/digits/sweeps
 
 Each table sits between `<!-- table: NAME -->` and `<!-- end of table -->`; the prose around it is written
 by hand from the same numbers.
@@ -118,9 +120,30 @@ def rsa() -> str:
                             for t in steps)] for area in areas])
 
 
+def sweep(name: str) -> str:
+    """A sweep's configurations (`cortexgraph sweep report` wrote them; copied to results/digits/sweeps): what
+    varied, the size objective, and the test accuracy's mean ± standard deviation over the seeds."""
+    rows = _rows(f"sweeps/{name}")
+    varied = list(rows[0])[:list(rows[0]).index("seeds")]
+    sizes = [k.removesuffix(" mean") for k in rows[0] if k in ("parameters mean", "flops mean")]
+
+    def shown(key: str, value: str) -> str:
+        return Path(value).stem if key == "spec" else f"`{value}`"
+
+    def size(key: str, value: str) -> str:
+        return f"{int(float(value)):,}" if key == "parameters" else f"{float(value) / 1e6:.1f}"
+
+    header = [*varied, *("MFLOPs per image" if k == "flops" else k for k in sizes), "test accuracy", "seeds"]
+    return _table(header, [[*(shown(k, r[k]) for k in varied), *(size(k, r[f"{k} mean"]) for k in sizes),
+                            f"{100 * float(r['accuracy mean']):.1f}% ± {100 * float(r['accuracy sd']):.1f}",
+                            r["seeds"]] for r in rows], right=len(varied))
+
+
+SWEEPS = ("shared-vs-unshared", "time-specific-norms", "readout-time", "states", "blt-variants", "cell-kinds")
 TABLES = {f.__name__: f for f in (shared_vs_unshared, time_specific_norms, readout_time, states,
                                   frnn_shared_vs_unshared, blt_variants, inhibitory_feedback, early_exit,
                                   backward_masking, rsa)}
+TABLES.update({f"sweep_{name.replace('-', '_')}": (lambda name=name: sweep(name)) for name in SWEEPS})
 
 
 def render(text: str) -> str:
@@ -133,7 +156,14 @@ def render(text: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="only check that the tables are current")
+    parser.add_argument("--sweeps", help="a folder of sweep folders whose reports (configurations.csv) to copy in")
     args = parser.parse_args()
+    for name in SWEEPS if args.sweeps else ():
+        report = Path(args.sweeps) / name / "configurations.csv"
+        if report.is_file():
+            (RESULTS / "sweeps").mkdir(exist_ok=True)
+            (RESULTS / "sweeps" / f"{name}.csv").write_text(report.read_text())
+            print(f"copied {report}")
     text = README.read_text()
     new = render(text)
     if args.check:

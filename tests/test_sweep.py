@@ -297,3 +297,24 @@ def test_a_torchrun_job_is_one_worker_whose_processes_train_each_trial_together(
     for t in finished:
         epochs = json.loads((Path(t.user_attrs["run"]) / "metrics.json").read_text())["epochs"]
         assert [e["settings"]["processes"] for e in epochs] == [2]
+
+
+def test_the_example_sweeps_load_and_the_schema_editors_read_agrees(capsys):
+    import json
+
+    import jsonschema
+    import yaml
+
+    from cortexgraph.sweep import load_sweep
+
+    assert main(["schema", "--sweep"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    check = jsonschema.Draft202012Validator(schema)
+    examples = sorted((Path(__file__).parents[1] / "examples" / "sweeps").glob("*.yaml"))
+    assert len(examples) >= 6
+    for path in examples:
+        load_sweep(path)  # each a valid sweep, its specs found and its varied fields valid in them
+        assert not list(check.iter_errors(yaml.safe_load(path.read_text()))), path
+    bad = {"cortexgraph-sweep": 1, "spec": "x", "train": {"epoch": 2}, "vary": {"lr": {"log": [1, 2], "x": 1}}}
+    assert sorted(e.json_path for e in check.iter_errors(bad)) == ["$.train", "$.vary.lr"]

@@ -145,6 +145,27 @@ class Sweep:
         return str(near) if near.is_file() else name
 
 
+SETTINGS_NOT_VARIED = ("spec", "out", "resume", "overwrite")  # the sweep's to choose for each trial
+
+
+def sweep_schema() -> dict:
+    """The JSON Schema of sweep files (`cortexgraph schema --sweep`), for editors: the file's fields, with
+    `train` holding TrainConfig's settings. load_sweep checks more (a varied field makes a valid spec)."""
+    from ..train.config import TrainConfig
+
+    schema = SweepFile.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "cortexgraph sweep"
+    settings = TrainConfig.model_json_schema()
+    for name in SETTINGS_NOT_VARIED:
+        settings["properties"].pop(name, None)
+    schema["$defs"].update(settings.pop("$defs", {}))
+    schema["properties"]["train"] = {"type": "object", "properties": settings["properties"],
+                                     "additionalProperties": False,
+                                     "description": "training settings, the same for every trial"}
+    return schema
+
+
 def load_sweep(path: str | Path) -> Sweep:
     """A sweep file, validated; every problem located in it (`SpecError`)."""
     from ..train.config import TrainConfig
@@ -159,13 +180,13 @@ def load_sweep(path: str | Path) -> Sweep:
     except ValidationError as exc:
         raise SpecError(located_errors(exc, source, (), SweepFile)) from None
     problems = []
-    settings = set(TrainConfig.model_fields) - {"spec", "out", "resume", "overwrite"}
+    settings = set(TrainConfig.model_fields) - set(SETTINGS_NOT_VARIED)
     for key in file.train:
         if key not in settings:
             problems.append(Problem(("train", key), f"{key} is not a training setting",
                                     "one of " + ", ".join(sorted(settings))))
     for key in file.vary:
-        if key in ("out", "resume", "overwrite"):
+        if key in SETTINGS_NOT_VARIED[1:]:  # (`spec` varies whole specs)
             problems.append(Problem(("vary", key), f"{key} is the sweep's to choose, not a setting to vary"))
     try:
         TrainConfig(spec="-", **{k: v for k, v in file.train.items() if k in settings})

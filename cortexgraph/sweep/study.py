@@ -111,7 +111,8 @@ def run_sweep(sweep: Sweep, out: Path, workers: int = 1, storage: str | None = N
         _work(sweep, out, storage)
     else:
         context = multiprocessing.get_context("spawn")  # each worker its own torch and its own connections
-        processes = [context.Process(target=_work, args=(sweep.path, out, storage), daemon=False)
+        threads = max(1, (os.cpu_count() or 1) // workers)  # the cores shared out, not each worker taking all
+        processes = [context.Process(target=_work, args=(sweep.path, out, storage, threads), daemon=False)
                      for _ in range(workers)]
         for process in processes:
             process.start()
@@ -124,8 +125,12 @@ class _TrialFailed(Exception):
     """A trial's training failed (a non-finite loss, say): that trial fails, the sweep goes on."""
 
 
-def _work(sweep: Sweep | str, out: Path, storage: str | None) -> None:
+def _work(sweep: Sweep | str, out: Path, storage: str | None, threads: int | None = None) -> None:
     import optuna
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
     from optuna.study import MaxTrialsCallback
 
     from ..train import distributed as dist
