@@ -38,6 +38,8 @@ _LAZY = {  # name -> module that defines it, imported on first use (these need t
     "write_features": "extract",
     "read_features": "feature_files",
     "AreaLayers": "extract",
+    "register_experiment": "experiments",
+    "probe": "probe",
 }
 
 

@@ -23,6 +23,7 @@ from .commands import (
     cmd_draw,
     cmd_evaluate,
     cmd_features,
+    cmd_probe,
     cmd_schema,
     cmd_specs,
     cmd_sweep,
@@ -50,6 +51,17 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
     return value
+
+
+def _levels(text: str) -> list:
+    """Comma-separated levels, each a whole number or a decimal."""
+    levels = []
+    for word in text.split(","):
+        try:
+            levels.append(int(word) if word.strip().lstrip("-").isdigit() else float(word))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{word!r} is not a number; give levels as 0,0.5,1") from None
+    return levels
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,6 +161,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="check everything and say what would be written, and "
                    "its size; write nothing")
     p.set_defaults(run=cmd_features, parser=p)
+    allow_imports(p)
+    allow_nonfinite(p)
+
+    p = sub.add_parser("probe", help="an in-silico experiment: each area's response and accuracy over steps, "
+                       "per condition (duration, interval, contrast, noise, occlusion, mask)",
+                       description="Show a model the stimuli of an experiment (each condition a sequence of "
+                                   "frames, one per step) and record each area's mean response at every step "
+                                   "(and its evoked response: less the blank's) and accuracy at every readout "
+                                   "step; write NAME.csv, NAME-summary.csv, NAME.png and NAME.json to --out.")
+    p.add_argument("spec", help="a checkpoint (.pt) or a spec")
+    p.add_argument("--experiment", required=True, help="duration, interval, contrast, noise, occlusion, mask, "
+                   "or one registered with cortexgraph.register_experiment")
+    p.add_argument("--levels", type=_levels, help="the levels to try, comma-separated (default: the experiment's)")
+    p.add_argument("--out", help="a folder (default: probes/<spec name>)")
+    add_flags(p, TrainConfig, DATA_FLAGS, unset="the checkpoint's, else {default}")
+    add_flags(p, TrainConfig, ["download"])
+    p.add_argument("--limit", type=_positive, default=1000, help="the first N test images (default: 1000)")
+    p.add_argument("--seed", type=int, default=0, help="noise, occlusion and masks are drawn from it")
+    p.add_argument("--batch-size", type=_positive, default=256)
+    p.add_argument("--device", default="cpu", help="cpu, cuda:N (default: cpu)")
+    p.add_argument("--overwrite", action="store_true", help="replace this experiment's files in OUT")
+    p.set_defaults(run=cmd_probe, parser=p)
     allow_imports(p)
     allow_nonfinite(p)
 

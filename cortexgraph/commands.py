@@ -323,11 +323,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    import hashlib
 
     from torch.utils.data import Subset
 
-    from .checkpoint import CheckpointError, is_checkpoint_path
+    from .checkpoint import CheckpointError
     from .extract import feature_shapes, write_features
     from .feature_files import FeaturesError, check_output, feature_bytes
     from .train import DataError
@@ -336,13 +335,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     pool = None if args.pool == "none" else args.pool
     try:
         model, data, device = _model_and_data(args)
-        about: dict = {"model": args.spec}
-        if is_checkpoint_path(args.spec):
-            digest = hashlib.sha256()
-            with open(args.spec, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            about["checkpoint_sha256"] = digest.hexdigest()
+        about: dict = {"model": args.spec, **_checkpoint_digest(args.spec)}
         split = Strict(data.test if args.split == "test" else data.plain_train)  # images as they are
         if args.limit is not None:
             split = Subset(split, range(min(args.limit, len(split))))
@@ -358,6 +351,79 @@ def cmd_features(args: argparse.Namespace) -> int:
         return EXIT_BAD_SPEC
     print(f"wrote the features of {len(split):,} images ({data.name}, {args.split} split) to {out}")
     return EXIT_OK
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    import torch
+    from torch.utils.data import Subset
+
+    from .checkpoint import CheckpointError
+    from .experiments import experiment
+    from .lock import InUse
+    from .probe import probe, write_probe
+    from .train import DataError
+    from .train.data import Strict, stacked
+
+    def first(dataset):
+        return stacked(Subset(Strict(dataset), range(min(args.limit, len(dataset)))))
+
+    try:
+        chosen = experiment(args.experiment)
+        model, data, device = _model_and_data(args)
+        images, labels = first(data.test)
+        masks = None
+        if chosen.needs_mask:  # a superposition of five other images, as normalised as the images
+            pool = first(data.plain_train)[0]
+            generator = torch.Generator().manual_seed(args.seed)
+            masks = pool[torch.randint(len(pool), (len(images), 5), generator=generator)].mean(1)
+            masks = (masks - masks.mean()) / masks.std().clamp_min(1e-12) * images.std() + images.mean()
+        result = probe(model, images, labels, chosen, args.levels, args.batch_size, device, masks, args.seed)
+        about = {"model": args.spec, **_checkpoint_digest(args.spec),
+                 "stimuli": {"data": data.name, "split": "test", "images": len(images), "seed": args.seed}}
+        out = Path(args.out) if args.out else Path("probes") / model.spec.name
+        written = write_probe(result, out, about, args.overwrite)
+    except (DataError, CheckpointError, InUse, ValueError, OSError) as exc:
+        print(f"cortexgraph: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    for warning in result.warnings:
+        print(f"cortexgraph: warning: {warning}", file=sys.stderr)
+    print(_probe_table(result))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return EXIT_OK
+
+
+def _probe_table(result) -> str:
+    """The summary as a Markdown table: per level, accuracy and each area's peak evoked response (step)."""
+    rows = result.summary()
+    head = [result.experiment.parameter] + (["accuracy"] if "accuracy" in rows[0] else [])
+    head += [f"{area} peak (step)" for area in result.areas]
+    if result.experiment.name == "interval":
+        head += [f"{area} second/first" for area in result.areas]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for row in rows:
+        cells = [str(row[result.experiment.parameter])]
+        if "accuracy" in row:
+            cells.append(f"{100 * row['accuracy']:.1f}%")
+        cells += [f"{row[f'{a} peak']:.3g} ({row[f'{a} peak step']})" for a in result.areas]
+        if result.experiment.name == "interval":
+            cells += [f"{row[f'{a} second/first']:.2f}" for a in result.areas]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _checkpoint_digest(path: str) -> dict:
+    """{"checkpoint_sha256": ...} for a checkpoint, read in blocks; {} for a spec."""
+    import hashlib
+
+    from .checkpoint import is_checkpoint_path
+
+    if not is_checkpoint_path(path):
+        return {}
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"checkpoint_sha256": digest.hexdigest()}
 
 
 def _features_dry_run(out: str, shapes: dict, images: int, size: int) -> str:

@@ -5,12 +5,11 @@ storage, so a report can be made on any machine that reaches it."""
 
 from __future__ import annotations
 
-import csv
-import io
 import statistics
 from pathlib import Path
 from typing import Any
 
+from ..tables import as_csv
 from .file import Sweep
 
 
@@ -49,17 +48,6 @@ def configurations(sweep: Sweep, rows: list[dict[str, Any]]) -> list[dict[str, A
     return table
 
 
-def as_csv(rows: list[dict[str, Any]]) -> str:
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    text = io.StringIO()
-    writer = csv.DictWriter(text, columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return text.getvalue()
-
-
 def as_table(sweep: Sweep, table: list[dict[str, Any]]) -> str:
     """Each configuration's objectives as `mean ± sd (n seeds)`."""
     keys = [k for k in sweep.file.vary if k != "seed"]
@@ -68,8 +56,11 @@ def as_table(sweep: Sweep, table: list[dict[str, Any]]) -> str:
     for entry in table:
         cells = [str(entry[k]) for k in keys]
         for name in sweep.file.objectives:
-            scale, unit = (100, "%") if name.startswith("accuracy") else (1, "")
-            cells.append(f"{scale * entry[f'{name} mean']:.4g}{unit} ± {scale * entry[f'{name} sd']:.2g}{unit}")
+            mean, sd = entry[f"{name} mean"], entry[f"{name} sd"]
+            if name.startswith("accuracy"):
+                cells.append(f"{100 * mean:.2f}% ± {100 * sd:.2f}")
+            else:  # a size: the same for every seed of a configuration
+                cells.append(f"{mean:,.0f}" + (f" ± {sd:,.0f}" if sd else ""))
         lines.append("| " + " | ".join(cells + [str(entry["seeds"])]) + " |")
     return "\n".join(lines)
 

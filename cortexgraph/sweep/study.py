@@ -128,14 +128,13 @@ class _TrialFailed(Exception):
 def _work(sweep: Sweep | str, out: Path, storage: str | None, threads: int | None = None) -> None:
     import optuna
     import torch
-
-    if threads is not None:
-        torch.set_num_threads(threads)
     from optuna.study import MaxTrialsCallback
 
     from ..train import distributed as dist
     from .file import load_sweep
 
+    if threads is not None:
+        torch.set_num_threads(threads)
     sweep = load_sweep(sweep) if not isinstance(sweep, Sweep) else sweep
     study = open_study(sweep, out, storage)
     world = dist.world_from_env()
