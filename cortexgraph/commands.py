@@ -64,8 +64,9 @@ def _spec_files(targets: list[str]) -> list[str]:
 
 
 def _arrival_line(plan) -> str:
-    arrival = plan.arrival
-    return ", ".join(f"{area} {'never' if t is None else t}" for area, t in arrival.items())
+    from .units import at_step
+
+    return ", ".join(f"{area} {at_step(t, plan.spec.dt_ms)}" for area, t in plan.arrival.items())
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -102,7 +103,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _summary(plan) -> dict:
     spec = plan.spec
     return {"name": spec.name, "areas": {a: list(plan.shapes[a]) for a in spec.areas},
-            "edges": list(plan.edges), "steps": spec.steps, "arrival": plan.arrival,
+            "edges": list(plan.edges), "steps": spec.steps, "dt_ms": spec.dt_ms, "arrival": plan.arrival,
             "readout": {"area": spec.readout.written, "steps": list(spec.readout_steps)},
             "parameters": plan.size.parameters, "bytes": plan.size.bytes}
 
@@ -394,9 +395,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 def _probe_table(result) -> str:
     """The summary as a Markdown table: per level, accuracy and each area's peak evoked response (step)."""
+    from .units import at_step
+
     rows = result.summary()
     head = [result.experiment.parameter] + (["accuracy"] if "accuracy" in rows[0] else [])
-    head += [f"{area} peak (step)" for area in result.areas]
+    head += [f"{area} peak, at step" for area in result.areas]
     if result.experiment.name == "interval":
         head += [f"{area} second/first" for area in result.areas]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -404,7 +407,7 @@ def _probe_table(result) -> str:
         cells = [str(row[result.experiment.parameter])]
         if "accuracy" in row:
             cells.append(f"{100 * row['accuracy']:.1f}%")
-        cells += [f"{row[f'{a} peak']:.3g} ({row[f'{a} peak step']})" for a in result.areas]
+        cells += [f"{row[f'{a} peak']:.3g} at {at_step(row[f'{a} peak step'], result.dt_ms)}" for a in result.areas]
         if result.experiment.name == "interval":
             cells += [f"{row[f'{a} second/first']:.2f}" for a in result.areas]
         lines.append("| " + " | ".join(cells) + " |")

@@ -9,6 +9,7 @@ import graphviz
 
 from .describe import edge_label, format_steps, head_text, op_text, op_text_of
 from .plan import INPUT, ZEROS, Edge, Plan, Stimulus, every_step, fires_throughout
+from .units import at_step, ms
 
 PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#1f78b4",
            "#b2182b", "#35978f", "#8c510a", "#762a83")
@@ -88,7 +89,8 @@ def rolled(plan: Plan, params: dict[str, int]) -> graphviz.Digraph:
                     continue
                 first = plan.arrival[area]
                 label = (f"<<b>{html.escape(area)}</b><br/>{_shape(plan.shapes[area])}<br/>{_cell_text(plan, area)}"
-                         f"<font point-size='9'>{_count(params[area])} params, signal at step {first}</font>>")
+                         f"<font point-size='9'>{_count(params[area])} params, signal at step "
+                         f"{at_step(first, spec.dt_ms)}</font>>")
                 border = "3" if area in plan.readout_areas else "1.2"
                 same.node(f"area_{area}", label, shape="box", style="rounded,filled", fillcolor="#fbfbf4",
                           penwidth=border)
@@ -215,6 +217,8 @@ def unrolled(plan: Plan, collapse: int) -> graphviz.Digraph:
                width="0.8", pos=at(0.0, y[row]))
     for i, (first, last) in enumerate(columns):
         title = f"t={first}" if first == last else f"t={first}-{last}<br/>x{last - first + 1}"
+        if plan.spec.dt_ms:  # the time the column starts at
+            title += f"<br/>{ms(first, plan.spec.dt_ms)}"
         g.node(f"col_{i}", f"<{title}>", shape="plaintext", width="0.7", pos=at(x(i), top))
     for update in [u for first, _ in columns for u in plan.schedule[first]]:
         readout = update.area in plan.readout_areas and any(

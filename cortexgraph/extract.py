@@ -94,6 +94,8 @@ def write_features(model: CortexNet, dataset: Dataset, at: Sequence[str], out: s
     model = model.to(device).eval()
     shapes = feature_shapes(model, at, pool)  # every name checked before anything is written
     meta = {"names": list(shapes), "pool": pool, "images": total, "spec": model.spec.to_dict(), **(about or {})}
+    if model.spec.dt_ms:  # each feature's time, where the spec says how long a step lasts
+        meta["ms"] = {name: int(name.rsplit(".t", 1)[1]) * model.spec.dt_ms for name in shapes}
     existed = Path(out).exists()
     sink = open_sink(out, shapes, total, overwrite)
     done = 0

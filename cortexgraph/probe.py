@@ -30,6 +30,7 @@ class ProbeResult:
     response: dict[Any, dict[tuple[str, int], float]]  # level ("blank" for the blank) -> (area, step) -> mean
     accuracy: dict[Any, dict[int, float]] = field(default_factory=dict)  # level -> step -> accuracy
     warnings: list[str] = field(default_factory=list)
+    dt_ms: float | None = None  # the spec's step length: times said in ms too
 
     def evoked(self, level: Any, area: str, step: int) -> float:
         return self.response[level][area, step] - self.response["blank"][area, step]
@@ -39,8 +40,10 @@ class ProbeResult:
         rows = []
         for level in self.levels:
             for step in range(self.steps + 1):
-                row: dict[str, Any] = {self.experiment.parameter: level, "step": step,
-                                       "accuracy": self.accuracy.get(level, {}).get(step, "")}
+                row: dict[str, Any] = {self.experiment.parameter: level, "step": step}
+                if self.dt_ms:
+                    row["time (ms)"] = step * self.dt_ms
+                row["accuracy"] = self.accuracy.get(level, {}).get(step, "")
                 for area in self.areas:
                     value = self.response[level].get((area, step))
                     row[f"{area} response"] = "" if value is None else value
@@ -60,6 +63,8 @@ class ProbeResult:
                 course = {t: self.evoked(level, area, t) for (a, t) in self.response[level] if a == area}
                 peak = max(course, key=lambda t: abs(course[t]))
                 entry[f"{area} peak"], entry[f"{area} peak step"] = course[peak], peak
+                if self.dt_ms:
+                    entry[f"{area} peak (ms)"] = peak * self.dt_ms
                 if self.experiment.name == "interval":
                     entry[f"{area} second/first"] = self._second_over_first(level, area, course)
             table.append(entry)
@@ -131,7 +136,7 @@ def probe(model, images: Tensor, labels: Tensor | None, experiment: Experiment, 
     n = len(images)
     response = {level: {key: total / n for key, total in by.items()} for level, by in sums.items()}
     accuracy = {level: {step: c / n for step, c in by.items()} for level, by in correct.items()}
-    return ProbeResult(experiment, levels, areas, steps, readout_steps, response, accuracy, warnings)
+    return ProbeResult(experiment, levels, areas, steps, readout_steps, response, accuracy, warnings, net.spec.dt_ms)
 
 
 def write_probe(result: ProbeResult, out, about: dict[str, Any], overwrite: bool = False) -> list:

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     NonNegativeFloat,
     NonNegativeInt,
+    PositiveFloat,
     PositiveInt,
     PrivateAttr,
     ValidationError,
@@ -315,6 +316,8 @@ class Spec(Model):
     # `computed` (PyTorchTNN's: as zeros, and an edge whose source is silent runs on its zeros, f(0)).
     silence: Literal["absent", "zeros", "computed"] = "absent"
     checkpoint: bool = False  # activation checkpointing across steps: less memory in training, more time
+    # How long a step lasts, in milliseconds: latencies (arrival, peak responses) are then said in ms as well.
+    dt_ms: PositiveFloat | None = None
 
     _source: SourceMap | None = PrivateAttr(default=None)
 

@@ -20,6 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .model import CortexNet
 from .parts import cell_module, make_head, prenet_layers, weight_set_module
 from .plan import INPUT, CellSet, Plan, Update
+from .units import at_step, ms
 
 
 def _flops(run: Callable[[], Any]) -> int:
@@ -97,6 +98,7 @@ def summarize(plan: Plan | CortexNet) -> dict[str, Any]:
         "name": spec.name,
         "input": list(plan.input_shape),
         "steps": plan.steps,
+        "dt_ms": spec.dt_ms,
         "readout": {"area": spec.readout.written, "steps": list(plan.readout_steps)},
         "prenet": {"shape": list(plan.shapes[INPUT]), "params": plan.parts["prenet"].parameters,
                    "flops": prenet_flops, "runs": len(plan.frames_entering())},  # once per distinct frame
@@ -150,19 +152,22 @@ def _areas(area: str | list[str]) -> str:
 def format_summary(s: dict[str, Any]) -> str:
     rows = [("", "shape", "cell", "params", "FLOPs/update", "updates", "arrival")]
     rows.append(("pre-net", "x".join(map(str, s["prenet"]["shape"])), "", _count(s["prenet"]["params"]),
-                 _count(s["prenet"]["flops"]), str(s["prenet"]["runs"]), "0"))
+                 _count(s["prenet"]["flops"]), str(s["prenet"]["runs"]), at_step(0, s.get("dt_ms"))))
     for name, a in s["areas"].items():
         n = len(a["flops"])
         per = sum(a["flops"].values()) / n if n else 0
         cell = f"{a['cell']['name']} ({a['cell']['nonlinearity'].replace('none', 'linear')})"
         rows.append((name, "x".join(map(str, a["shape"])), cell, _count(a["params"]), _count(per), str(n),
-                     "never" if a["arrival"] is None else str(a["arrival"])))
+                     at_step(a["arrival"], s.get("dt_ms"))))
     rows.append(("head", f"{s['head']['classes']} classes", "", _count(s["head"]["params"]), _count(s["head"]["flops"]),
                  str(len(s["readout"]["steps"])), ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     table = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     readout = ", ".join(map(str, s["readout"]["steps"]))
-    lines = [f"{s['name']}: input {'x'.join(map(str, s['input']))}, {s['steps']} steps, "
+    length = f" of {ms(1, s['dt_ms'])}" if s.get("dt_ms") else ""
+    if s.get("dt_ms"):
+        readout = ", ".join(at_step(t, s["dt_ms"]) for t in s["readout"]["steps"])
+    lines = [f"{s['name']}: input {'x'.join(map(str, s['input']))}, {s['steps']} steps{length}, "
              f"readout {_areas(s['readout']['area'])} at step {readout}", "", *table, "",
              f"parameters: {s['params']:,} ({s['params_unshared']:,} if no weights were shared)",
              f"FLOPs per image: {_count(s['flops'])} ({s['calls']} of {s['naive_calls']} edge calls run; "

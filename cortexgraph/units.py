@@ -1,4 +1,4 @@
-"""Sizes in words, as every message says them."""
+"""Sizes and times in words, as every message says them."""
 
 from __future__ import annotations
 
@@ -9,3 +9,16 @@ def format_bytes(n: float) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{int(n)} bytes"
+
+
+def at_step(step: int | None, dt_ms: float | None) -> str:
+    """A step as messages and tables say it: `2`, or with `dt_ms` (a spec's step length) `2 (20 ms)`;
+    `never` for None."""
+    if step is None:
+        return "never"
+    return str(step) if dt_ms is None else f"{step} ({ms(step, dt_ms)})"
+
+
+def ms(step: float, dt_ms: float) -> str:
+    """`20 ms`, `2.5 ms`: a number of steps as time."""
+    return f"{step * dt_ms:g} ms"

@@ -129,7 +129,7 @@ def test_the_command_writes_its_tables_figure_and_manifest(tmp_path, monkeypatch
             "20", "--out", "out"]
     assert main(args) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0] == "| contrast | accuracy | A peak (step) | B peak (step) |"
+    assert printed[0] == "| contrast | accuracy | A peak, at step | B peak, at step |"
     assert printed[2].startswith("| 0 | ")
     assert printed[-1] == "wrote out/contrast.csv, out/contrast-summary.csv, out/contrast.png, out/contrast.json"
     rows = (tmp_path / "out" / "contrast.csv").read_text().splitlines()
@@ -158,3 +158,22 @@ def test_bad_probes_are_one_line(tmp_path, monkeypatch, capsys, args, message):
         code = exc.code
     assert code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(message)
     assert not (tmp_path / "probes").exists()
+
+
+def test_a_spec_that_says_how_long_a_step_lasts_gets_its_latencies_in_ms(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dt.json").write_text(json.dumps({**SPEC, "dt_ms": 10}))
+    assert main(["compile", "dt.json"]) == 0
+    summary = capsys.readouterr().out.splitlines()
+    assert summary[0] == "every: input 1x8x8, 4 steps of 10 ms, readout B at step 4 (40 ms)"
+    assert summary[5].split()[0] == "B" and summary[5].endswith("1 (10 ms)")  # arrival
+    assert main(["validate", "dt.json"]) == 0
+    assert capsys.readouterr().out.strip().endswith("signal reaches A 0 (0 ms), B 1 (10 ms)")
+    assert main(["probe", "dt.json", "--experiment", "duration", "--levels", "1", "--data", "digits",
+                 "--limit", "4", "--out", "out"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].endswith(" at 4 (40 ms) |")
+    assert (tmp_path / "out" / "duration.csv").read_text().splitlines()[2].startswith("1,1,10.0,")
+    summary_rows = (tmp_path / "out" / "duration-summary.csv").read_text().splitlines()
+    assert "A peak (ms)" in summary_rows[0].split(",")
+    assert main(["features", "dt.json", "--at", "B.t2", "--data", "digits", "--limit", "2", "--out", "f"]) == 0
+    assert json.loads((tmp_path / "f" / "features.json").read_text())["ms"] == {"B.t2": 20.0}
