@@ -332,6 +332,11 @@ class Checker(Reporter):
                        "give one weight for each step in readout.step, in its order")
         elif isinstance(loss, list) and not sum(loss):
             self.error(("readout", "loss"), "every loss weight is 0", "weigh at least one readout step")
+        activity = spec.readout.activity
+        for i, area in enumerate(activity.areas or [] if activity else []):
+            if area not in spec.areas:
+                self.error(("readout", "activity", "areas", i), f"unknown area {area!r}",
+                           did_you_mean(area, spec.areas) or f"known: {known_list(spec.areas)}")
         if spec.readout.decoder == "weighted" and loss != "prediction":
             self.error(("readout", "decoder"), "a learned weighted mean is trained by the loss of the prediction, "
                        f"but readout.loss weighs the steps' own losses ({loss}), so its weights would never learn",

@@ -271,6 +271,26 @@ class CortexNet(nn.Module):
         return torch.stack([w * criterion(_at_least_float32(output[t]), target)
                             for t, w in zip(self.spec.readout_steps, weights) if w]).sum()
 
+    @property
+    def costs_activity(self) -> bool:
+        """Whether training adds `readout.activity`'s cost, and so calls the model with return_states=True."""
+        return self.spec.readout.activity is not None
+
+    def activity(self, states: dict[tuple[str, int], Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """`readout.activity`'s cost of the states `model(x, return_states=True)` gave: its weight times the
+        mean, over its areas' values at every step they hold one, of each value's mean absolute value (l1) or
+        mean square (l2); and each area's mean of those (detached, for the metrics)."""
+        setting = self.spec.readout.activity
+        areas = setting.areas or list(self.spec.areas)
+        terms: dict[str, list[Tensor]] = {area: [] for area in areas}
+        for (area, _), value in states.items():
+            if area in terms:
+                value = _at_least_float32(value)
+                terms[area].append(value.abs().mean() if setting.norm == "l1" else value.square().mean())
+        every = [t for values in terms.values() for t in values]
+        cost = setting.weight * torch.stack(every).mean() if every else next(iter(states.values())).new_zeros(())
+        return cost, {area: torch.stack(values).mean().detach() for area, values in terms.items() if values}
+
     def prediction(self, output: Tensor | dict[int, Tensor]) -> Tensor:
         """The logits `model(x)` gives, from what `model(x, readout=model.loss_readout)` gave."""
         return self.head.decode(list(output.values())) if isinstance(output, dict) else output

@@ -263,6 +263,15 @@ class Head(Model):
     bias: bool = True  # the linear layer's bias (the published BLT trains without one)
 
 
+class Activity(Model):
+    """A cost on areas' activity added to the training loss: `weight` times the mean, over the areas named
+    (every area by default) and every step each holds a value, of the mean absolute value (`l1`) or the mean
+    square (`l2`) of its activity. Keeps recurrent dynamics bounded and sparse (DynVision's energy loss)."""
+    weight: PositiveFloat
+    norm: Literal["l1", "l2"] = "l2"
+    areas: list[AreaName] | None = None
+
+
 class Readout(Model):
     # One area, or several: each normalised (where the head has a norm) and pooled, then concatenated.
     area: ReadoutArea
@@ -275,6 +284,7 @@ class Readout(Model):
     # step: the last only, all alike, growing with the step (1, 2, ..., n), or one weight a step; or the
     # sum of the losses at the readout steps (the published BLT's objective: a learning rate means the same).
     loss: Literal["prediction", "last", "uniform", "increasing", "sum"] | list[NonNegativeFloat] = "prediction"
+    activity: Activity | None = None  # a cost on the areas' activity, added to that loss in training
 
     @property
     def areas(self) -> tuple[str, ...]:

@@ -301,6 +301,8 @@ class _Run:
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen, skipped, start = 0, 0, time.perf_counter()
         unreadable: list[Unreadable] = []
+        cost_sum = torch.zeros((), dtype=torch.float64, device=self.device)  # readout.activity's cost, and
+        activity: dict[str, torch.Tensor] = {}  # each area's activity (its norm), summed over the images
         # A skipped step leaves no trace: the norms' running statistics it updated are put back.
         buffers = [b for b in self.model.buffers() if b.is_floating_point() or b.dtype == torch.int64]
         # (None where there is nothing to keep: torch's list copies refuse empty lists, and a model without
@@ -323,8 +325,14 @@ class _Run:
             if net is not self.eager_net:  # compiled: under reduce-overhead, the last iteration's outputs are done
                 torch.compiler.cudagraph_mark_step_begin()
             with self._autocast():
-                output = net(x, readout=self.model.loss_readout)  # per step where the loss weighs steps
+                if self.model.costs_activity:  # readout.activity: a cost on every area's states too
+                    output, states = net(x, readout=self.model.loss_readout, return_states=True)
+                    cost, by_area = self.model.activity(states)
+                else:
+                    output = net(x, readout=self.model.loss_readout)  # per step where the loss weighs steps
                 loss = self.model.loss(output, y, self.criterion)
+                if self.model.costs_activity:
+                    loss = loss + cost
                 logits = self.model.prediction(output)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -343,6 +351,10 @@ class _Run:
                 bar.update()
                 continue
             self.optimizer.step()
+            if self.model.costs_activity:
+                cost_sum += cost.detach().double() * len(y)
+                for area, value in by_area.items():
+                    activity[area] = activity.get(area, 0.0) + value.double() * len(y)
             loss_sum += loss.detach().double() * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
@@ -360,9 +372,15 @@ class _Run:
                                 + (f": all {len(unreadable)} files were unreadable ({unreadable[0].path}: "
                                    f"{unreadable[0].reason}, ...)" if unreadable else ""))
         mean = (lambda total: total / seen_total) if seen_total else (lambda total: math.nan)  # all skipped
-        return {"train_loss": mean(loss_total), "train_acc": mean(correct_total),
-                "seconds": round(elapsed, 3), "images_per_second": seen_total / elapsed, "skipped_steps": skipped,
-                "unreadable": _unreadable_record(dist.gather_lists(unreadable, self.world))}
+        record = {"train_loss": mean(loss_total), "train_acc": mean(correct_total),
+                  "seconds": round(elapsed, 3), "images_per_second": seen_total / elapsed, "skipped_steps": skipped,
+                  "unreadable": _unreadable_record(dist.gather_lists(unreadable, self.world))}
+        if self.model.costs_activity:  # (the train loss includes the cost; how much of it, and each area's part)
+            areas = list(activity)
+            totals = dist.all_sum([cost_sum.item(), *(float(activity[a]) for a in areas)], self.world, self.device)
+            record["activity_cost"] = mean(totals[0])
+            record["activity"] = {area: mean(total) for area, total in zip(areas, totals[1:])}
+        return record
 
     def _gradient_norm(self) -> torch.Tensor:
         """The gradients' total norm, after clipping it if asked (inf or nan if any is not finite)."""
