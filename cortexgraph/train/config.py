@@ -83,6 +83,17 @@ class TrainConfig(Overrides):
                                                    "run no code otherwise)")
     limit_batches: int | None = Field(None, description="at most this many training batches per epoch (the test "
                                                       "split is evaluated whole)")
+    log: str | None = Field(None, description="also log to tensorboard (OUT/tensorboard), wandb (OUT/wandb, offline "
+                                              "unless WANDB_MODE says) or both (tensorboard,wandb): each epoch's "
+                                              "numbers, each area's activity per step, the plots",
+                            json_schema_extra={"metavar": "LOGS"})
+
+    @field_validator("log")
+    @classmethod
+    def _logs(cls, value: str | None) -> str | None:
+        from .logs import parse_logs
+
+        return ",".join(parse_logs(value)) or None
 
     @field_validator("normalize", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from ..model import CortexNet
 from . import distributed as dist
 from .config import TrainConfig
 from .data import DataError, Unreadable, check_batch, collate, make_data
+from .logs import Logs, missing_package, parse_logs
 from .optim import load_optimizer_state, make_optimizer, set_lr
 from .report import epoch_warnings, result_lines, write_anytime, write_metrics
 from .resume import changed_settings, inherit, inherited_words, per_epoch, saved_settings
@@ -91,6 +92,9 @@ class _Run:
 
     def prepare(self) -> None:
         config = self.config
+        missing = missing_package(parse_logs(config.log))
+        if missing:  # before anything is written
+            raise RefusedRun(missing)
         plan = compile(config.spec, allow_imports=config.allow_imports, **config.overrides().model_dump())
         spec = plan.spec
         self.out = Path(config.out) if config.out is not None else Path("runs") / spec.name
@@ -216,11 +220,33 @@ class _Run:
 
     def run(self) -> dict[str, Any]:
         self.prepare()
+        self.logs = self._open_logs()
         try:
             self._epochs()
+            return self._finish()
         except KeyboardInterrupt:
             raise Interrupted(self._interrupted()) from None
-        return self._finish()
+        finally:
+            if self.logs is not None:
+                self.logs.close()
+
+    def _open_logs(self) -> Logs | None:
+        """--log's writers (the main process's), and the test images whose activity they show each epoch."""
+        kinds = parse_logs(self.config.log)
+        if not kinds or not self.world.main:
+            return None
+        from .data import Strict, stacked
+
+        test = Strict(self.data.test)
+        self.log_images = stacked(torch.utils.data.Subset(test, range(min(64, len(test)))))[0]
+        return Logs(kinds, self.out, self.spec.name, per_epoch(self._settings()), self.start_epoch)
+
+    def _activity_histograms(self) -> dict[tuple[str, int], torch.Tensor]:
+        """Each area's values at each step on the logged test images (evaluation mode), for the logs."""
+        self.model.eval()
+        with torch.no_grad(), self._autocast():
+            _, states = self.model(self._inputs(self.log_images), return_states=True)
+        return {key: value.detach().float().flatten().cpu() for key, value in states.items()}
 
     def _interrupted(self) -> str:
         if not self.world.main:
@@ -265,6 +291,8 @@ class _Run:
                     print(f"cortexgraph: warning: epoch {epoch + 1}: {warning}", file=sys.stderr)
             if self.world.main:
                 self._save(epoch + 1)
+                if self.logs is not None:
+                    self.logs.epoch(epoch + 1, record, self._activity_histograms())
             dist.barrier(self.world)
             if self.on_epoch is not None:
                 # Decided once, on the main process, and told to the others, so that all stop together.
@@ -301,6 +329,7 @@ class _Run:
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen, skipped, start = 0, 0, time.perf_counter()
         unreadable: list[Unreadable] = []
+        norm_sum, stepped = torch.zeros((), dtype=torch.float64, device=self.device), 0  # gradient norms, steps
         cost_sum = torch.zeros((), dtype=torch.float64, device=self.device)  # readout.activity's cost, and
         activity: dict[str, torch.Tensor] = {}  # each area's activity (its norm), summed over the images
         # A skipped step leaves no trace: the norms' running statistics it updated are put back.
@@ -338,7 +367,8 @@ class _Run:
             loss.backward()
             # Decided on the gradients, which DDP has made equal everywhere, so that every process
             # skips or stops together; a non-finite loss gives non-finite gradients too.
-            if not torch.isfinite(self._gradient_norm()):
+            norm = self._gradient_norm()
+            if not torch.isfinite(norm):
                 message = self._nonfinite(loss, x, y, epoch, i)
                 if config.on_nonfinite == "stop":
                     raise TrainingError(message)
@@ -351,6 +381,8 @@ class _Run:
                 bar.update()
                 continue
             self.optimizer.step()
+            norm_sum += norm.detach().double()
+            stepped += 1
             if self.model.costs_activity:
                 cost_sum += cost.detach().double() * len(y)
                 for area, value in by_area.items():
@@ -374,6 +406,7 @@ class _Run:
         mean = (lambda total: total / seen_total) if seen_total else (lambda total: math.nan)  # all skipped
         record = {"train_loss": mean(loss_total), "train_acc": mean(correct_total),
                   "seconds": round(elapsed, 3), "images_per_second": seen_total / elapsed, "skipped_steps": skipped,
+                  "grad_norm": norm_sum.item() / stepped if stepped else math.nan,  # (DDP made them equal everywhere)
                   "unreadable": _unreadable_record(dist.gather_lists(unreadable, self.world))}
         if self.model.costs_activity:  # (the train loss includes the cost; how much of it, and each area's part)
             areas = list(activity)
@@ -486,9 +519,22 @@ class _Run:
             plot = write_anytime(self.out, self.spec.name, anytime, self.spec.readout_steps,
                                  self.spec.readout.head.classes)
             result["plot"] = str(plot)
-        for line in result_lines(result):
+        if self.logs is not None and self.epochs:
+            self.logs.images(self._log_pictures(result), len(self.epochs))
+        for line in result_lines(result) + (self.logs.where() if self.logs is not None else []):
             self.say(line)
         return result
+
+    def _log_pictures(self, result: dict[str, Any]) -> dict[str, bytes]:
+        """PNGs of the anytime plot and of the rolled drawing, where Graphviz can make it."""
+        pictures = {"accuracy_by_readout_step": Path(result["plot"]).read_bytes()} if result.get("plot") else {}
+        from ..drawing import DrawError, draw, rendered
+
+        try:
+            pictures["network"] = rendered(draw(self.model.plan, view="rolled"), "png")
+        except (DrawError, ValueError) as exc:  # no `dot` here, or too big: the logs go without the picture
+            print(f"cortexgraph: warning: the logs have no drawing of the network: {exc}", file=sys.stderr)
+        return pictures
 
 
 def _unreadable_record(items: list[Unreadable], named: int = 20) -> dict[str, Any]:

@@ -31,10 +31,11 @@ from .config import TrainConfig
 
 # Settings of how the run is carried out: free on resume, recorded per epoch.
 PER_EPOCH = ("device", "amp", "channels_last", "processes", "workers", "activation_checkpointing", "compile",
-             "on_nonfinite")
+             "on_nonfinite", "log")
 FREE = ("device", "amp", "channels_last", "workers", "activation_checkpointing", "compile", "on_nonfinite",
         "data_dir", "download", "out", "resume", "overwrite", "progress", "anytime", "allow_imports", "spec",
-        "steps", "classes", "size", "share", "norm")  # the spec they make is compared on its own
+        "steps", "classes", "size", "share", "norm",  # the spec they make is compared on its own
+        "log")  # (inherited: a resumed run logs where it logged)
 
 # Settings of this invocation, never its checkpoint's: what it does (spec and out name the run, resume,
 # overwrite, download), a permission a checkpoint cannot grant (allow_imports), the machine's (the device,

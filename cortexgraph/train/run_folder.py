@@ -12,9 +12,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..atomic import OutputError, check_target, make_folders, remove_empty
+from ..atomic import OutputError, check_target, link_refusal, make_folders, remove_empty
 from ..checkpoint import CheckpointError, read_checkpoint
 from ..lock import InUse, Lock
+from .logs import LOG_FOLDERS
 
 RUN_FILES = ("checkpoint.pt", "metrics.json", "metrics.csv", "anytime.csv", "anytime.png")
 TEMPORARY_PREFIXES = tuple(f".{name}." for name in RUN_FILES)  # atomic.py names its temporaries so
@@ -93,6 +94,9 @@ class RunFolder:
         (the folder is tried with an unnamed file: nothing planted in it is followed)."""
         for name in RUN_FILES:
             check_target(self.path / name)
+        for name in LOG_FOLDERS:  # written inside, by the logs' own writers: a link there would be followed
+            if (self.path / name).is_symlink():
+                raise link_refusal(self.path / name)
 
     def remove_stale_temporaries(self) -> list[Path]:
         """Temporaries of checkpoints and metrics: stale, since this process holds the lock."""
@@ -107,7 +111,14 @@ class RunFolder:
         return [name for name in RUN_FILES if (self.path / name).exists()]
 
     def clear_run(self, keep: tuple[str, ...] = ()) -> None:
-        """Remove the previous run's files but `keep` (the user asked for it: --overwrite)."""
+        """Remove the previous run's files but `keep` (the user asked for it: --overwrite), and its logs' folders
+        (a link planted at their name is removed, never followed)."""
         for name in RUN_FILES:
             if name not in keep:
                 (self.path / name).unlink(missing_ok=True)
+        for name in LOG_FOLDERS:
+            folder = self.path / name
+            if folder.is_symlink() or folder.is_file():
+                folder.unlink()
+            elif folder.is_dir():
+                shutil.rmtree(folder)
