@@ -64,11 +64,23 @@ def _levels(text: str) -> list:
     return levels
 
 
+def _stimuli_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of a command that runs a trained model on a data set (evaluate, features, probe): the data
+    settings (the checkpoint's where not given), the batch size and the device."""
+    from .flags import add_flags
+    from .train.config import DATA_FLAGS, TrainConfig
+
+    add_flags(p, TrainConfig, DATA_FLAGS, unset="the checkpoint's, else {default}")
+    add_flags(p, TrainConfig, ["download"])
+    p.add_argument("--batch-size", type=_positive, default=256)
+    p.add_argument("--device", default="cpu", help="cpu, cuda:N (default: cpu)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .drawing import FORMATS, VIEWS
     from .flags import add_flags
     from .overrides import Overrides
-    from .train.config import DATA_FLAGS, TrainConfig
+    from .train.config import TrainConfig
 
     parser = argparse.ArgumentParser(prog="cortexgraph", description="Compile specs of multi-area recurrent "
                                      "vision networks into PyTorch modules.")
@@ -130,10 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="a checkpoint (.pt) or a spec")
     p.add_argument("--exit-threshold", type=float, nargs="+", default=[0.5, 0.9, 0.99], metavar="P",
                    help="confidence thresholds in (0, 1] (default: 0.5 0.9 0.99)")
-    add_flags(p, TrainConfig, DATA_FLAGS, unset="the checkpoint's, else {default}")
-    add_flags(p, TrainConfig, ["download"])
-    p.add_argument("--batch-size", type=_positive, default=256)
-    p.add_argument("--device", default="cpu", help="cpu, cuda:N (default: cpu)")
+    _stimuli_flags(p)
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     p.set_defaults(run=cmd_evaluate, parser=p)
     allow_imports(p)
@@ -150,12 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="a folder, or a file ending in .h5")
     p.add_argument("--pool", choices=["none", "avg", "max"], default="none",
                    help="whole maps, or averaged or maxed over space (default: none)")
-    add_flags(p, TrainConfig, DATA_FLAGS, unset="the checkpoint's, else {default}")
-    add_flags(p, TrainConfig, ["download"])
+    _stimuli_flags(p)
     p.add_argument("--split", choices=["test", "train"], default="test")
     p.add_argument("--limit", type=_positive, help="only the first N images of the split")
-    p.add_argument("--batch-size", type=_positive, default=256)
-    p.add_argument("--device", default="cpu", help="cpu, cuda:N (default: cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace features already in OUT, once the new ones "
                    "are complete (never replaced otherwise)")
     p.add_argument("--dry-run", action="store_true", help="check everything and say what would be written, and "
@@ -175,12 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "or one registered with cortexgraph.register_experiment")
     p.add_argument("--levels", type=_levels, help="the levels to try, comma-separated (default: the experiment's)")
     p.add_argument("--out", help="a folder (default: probes/<spec name>)")
-    add_flags(p, TrainConfig, DATA_FLAGS, unset="the checkpoint's, else {default}")
-    add_flags(p, TrainConfig, ["download"])
+    _stimuli_flags(p)
     p.add_argument("--limit", type=_positive, default=1000, help="the first N test images (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="noise, occlusion and masks are drawn from it")
-    p.add_argument("--batch-size", type=_positive, default=256)
-    p.add_argument("--device", default="cpu", help="cpu, cuda:N (default: cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace this experiment's files in OUT")
     p.set_defaults(run=cmd_probe, parser=p)
     allow_imports(p)

@@ -9,35 +9,9 @@ import pytest
 from cortexgraph.cli import main
 
 from .postgres import Unavailable, cluster
+from .test_sweep import folder  # noqa: F401 - the fixture: test_sweep.py's two tiny specs and 2x2 grid
 
 optuna = pytest.importorskip("optuna")
-
-# tests/test_sweep.py's two tiny specs and grid (copied: that file's sweep tests change on their own)
-SPEC = """
-cortexgraph: 1
-name: {name}
-input: {{channels: 1, size: 8}}
-prenet: [{{conv: {{out: 4}}}}]
-areas:
-  A: {{channels: 4, size: 8}}
-  B: {{channels: 4, size: 4}}
-inputs: {{A: once}}
-steps: {steps}
-transitions:
-  A: {{A: residual, B: down}}
-  B: {{A: up, B: residual}}
-readout: {{area: B, head: {{classes: 10}}}}
-"""
-
-GRID = """cortexgraph-sweep: 1
-name: grid
-vary:
-  spec: [a.yaml, b.yaml]
-  seed: [0, 1]
-train: {data: digits, epochs: 1, batch_size: 64, limit_batches: 2}
-objective: [accuracy, parameters]
-"""
-
 
 @pytest.fixture(scope="module")
 def postgres_url():
@@ -48,16 +22,7 @@ def postgres_url():
         pytest.skip(f"PostgreSQL cannot be started here: {exc}")
 
 
-@pytest.fixture
-def folder(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "a.yaml").write_text(SPEC.format(name="a", steps=2))
-    (tmp_path / "b.yaml").write_text(SPEC.format(name="b", steps=3))
-    (tmp_path / "grid.yaml").write_text(GRID)
-    return tmp_path
-
-
-def test_two_workers_share_a_grid_on_a_postgresql_server(postgres_url, folder):
+def test_two_workers_share_a_grid_on_a_postgresql_server(postgres_url, folder):  # noqa: F811
     assert main(["sweep", "grid.yaml", "--workers", "2", "--storage", postgres_url]) == 0
     study = optuna.load_study(study_name="grid", storage=postgres_url)
     done = [t for t in study.get_trials() if not t.user_attrs.get("surplus")]
@@ -72,7 +37,7 @@ def test_two_workers_share_a_grid_on_a_postgresql_server(postgres_url, folder):
     assert not (out / "study.db").exists()
 
 
-def test_a_server_that_is_not_running_is_one_line(folder, capsys):
+def test_a_server_that_is_not_running_is_one_line(folder, capsys):  # noqa: F811
     url = "postgresql://postgres:secret@127.0.0.1:1/none"
     assert main(["sweep", "grid.yaml", "--storage", url]) == 2
     err = capsys.readouterr().err
