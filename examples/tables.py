@@ -150,7 +150,8 @@ def render(text: str) -> str:
     def replace(match: re.Match) -> str:
         return f"{match[1]}{TABLES[match[2]]()}\n{match[3]}"
 
-    return re.sub(r"(<!-- table: (\w+) -->\n).*?\n(<!-- end of table -->)", replace, text, flags=re.S)
+    # (the nearest end marker, with nothing between them too: a table not made yet must not swallow the next)
+    return re.sub(r"(<!-- table: (\w+) -->\n)(?:.*?\n)??(<!-- end of table -->)", replace, text, flags=re.S)
 
 
 def main() -> None:

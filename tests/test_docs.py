@@ -115,6 +115,20 @@ def test_the_examples_tables_are_made_from_their_csvs():
     assert done.returncode == 0, done.stderr
 
 
+def test_a_table_not_made_yet_keeps_the_text_after_it(monkeypatch):
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    tables = importlib.import_module("tables")
+    monkeypatch.setitem(tables.TABLES, "a", lambda: "| A |")
+    monkeypatch.setitem(tables.TABLES, "b", lambda: "| B |")
+    text = "<!-- table: a -->\n<!-- end of table -->\nprose\n<!-- table: b -->\nold\n<!-- end of table -->\n"
+    assert tables.render(text) == ("<!-- table: a -->\n| A |\n<!-- end of table -->\nprose\n"
+                                   "<!-- table: b -->\n| B |\n<!-- end of table -->\n")  # (once swallowed "prose")
+    sys.modules.pop("tables", None)
+
+
 def test_the_ops_table_is_the_registry_s():
     from cortexgraph.ops.registry import ops_table
 
