@@ -85,3 +85,14 @@ def test_a_log_that_cannot_be_written_is_refused_before_anything_is(tmp_path, mo
     assert capsys.readouterr().err.strip() == ("cortexgraph: --log wandb needs the wandb package: pip install wandb "
                                                "(or cortexgraph[logs])")
     assert not Path("run").exists()
+
+
+def test_a_sweep_logs_each_trial_the_same_way(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("optuna")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logged.json").write_text(json.dumps(SPEC))
+    (tmp_path / "logged.yaml").write_text("cortexgraph-sweep: 1\nspec: logged.json\nvary: {seed: [0]}\n"
+                                          "train: {data: digits, epochs: 1, limit_batches: 1, log: tensorboard}\n")
+    assert main(["sweep", "logged.yaml"]) == 0
+    assert list((tmp_path / "sweeps" / "logged" / "trials" / "0000" / "run" / "tensorboard").glob("events.*"))
