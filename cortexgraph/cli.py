@@ -173,9 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("probe", help="an in-silico experiment: each area's response and accuracy over steps, "
                        "per condition (duration, interval, contrast, noise, occlusion, mask)",
                        description="Show a model the stimuli of an experiment (each condition a sequence of "
-                                   "frames, one per step) and record each area's mean response at every step "
-                                   "(and its evoked response: less the blank's) and accuracy at every readout "
-                                   "step; write NAME.csv, NAME-summary.csv, NAME.png and NAME.json to --out.")
+                                   "frames, one per step) and record each area's response (its mean absolute "
+                                   "activity) at every step, its evoked response (less the blank's) and accuracy "
+                                   "at every readout step; write NAME.csv, NAME-summary.csv, NAME.png and "
+                                   "NAME.json to --out.")
     p.add_argument("spec", help="a checkpoint (.pt) or a spec")
     p.add_argument("--experiment", required=True, help="duration, interval, contrast, noise, occlusion, mask, "
                    "or one registered with cortexgraph.register_experiment")

@@ -3,9 +3,11 @@ mean response at every step, and accuracy at every readout step, per condition.
 
 The model is run on the frames each condition shows, as a sequence (`input.stimulus: {frames: hold}`, its
 weights unchanged), so what reaches it at each step is what its input edges take then: a spec whose
-input fires once sees only step 0's frame, and the probe says so. Responses are means over images,
-channels and space; the *evoked* response is the response less the blank's at the same step (every
-experiment runs the blank too), so an area's resting activity is not mistaken for a response.
+input fires once sees only step 0's frame, and the probe says so. An area's response is the magnitude of
+its activity, the mean absolute value over images, channels and space (an area's state may be signed: a
+residual stream's sum, a linear cell's; for a ReLU area it is the mean); the *evoked* response is the
+response less the blank's at the same step (every experiment runs the blank too), so an area's resting
+activity is not mistaken for a response.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class ProbeResult:
     areas: list[str]
     steps: int
     readout_steps: list[int]  # the steps accuracy is read at (every step from the first the readout has signal)
-    response: dict[Any, dict[tuple[str, int], float]]  # level ("blank" for the blank) -> (area, step) -> mean
+    response: dict[Any, dict[tuple[str, int], float]]  # level ("blank" for the blank) -> (area, step) -> mean |x|
     accuracy: dict[Any, dict[int, float]] = field(default_factory=dict)  # level -> step -> accuracy
     warnings: list[str] = field(default_factory=list)
     dt_ms: float | None = None  # the spec's step length: times said in ms too
@@ -126,7 +128,7 @@ def probe(model, images: Tensor, labels: Tensor | None, experiment: Experiment, 
             logits, states = net(frames, readout="all", return_states=True)
             into = sums.setdefault(level, {})
             for key, value in states.items():
-                into[key] = into.get(key, 0.0) + float(value.double().mean(tuple(range(1, value.dim()))).sum())
+                into[key] = into.get(key, 0.0) + float(value.double().abs().mean(tuple(range(1, value.dim()))).sum())
             if labels is not None and level != "blank":
                 y = labels[start:start + batch_size].to(device)
                 right = correct.setdefault(level, {})

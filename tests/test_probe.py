@@ -38,7 +38,7 @@ def states_of(spec: dict, model, x: torch.Tensor) -> dict:
     variant.load_state_dict(model.state_dict())
     with torch.no_grad():
         _, states = variant(x, readout="all", return_states=True)
-    return {key: float(v.double().mean()) for key, v in states.items()}
+    return {key: float(v.double().abs().mean()) for key, v in states.items()}
 
 
 def test_a_duration_of_one_step_is_a_stimulus_shown_at_step_0_only(net, images):
@@ -87,7 +87,8 @@ def test_a_mask_follows_the_image_after_the_steps_given(net, images):
     variant.load_state_dict(net.state_dict())
     with torch.no_grad():
         _, states = variant(images, readout="all", return_states=True, mask=masks)
-    assert result.response[1] == pytest.approx({k: float(v.double().mean()) for k, v in states.items()}, abs=1e-6)
+    assert result.response[1] == pytest.approx({k: float(v.double().abs().mean()) for k, v in states.items()},
+                                               abs=1e-6)
     with pytest.raises(ValueError, match="the mask experiment shows a mask after the image; give masks"):
         probe(net, images, None, experiment("mask"))
 
