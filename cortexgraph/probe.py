@@ -200,9 +200,9 @@ def plot_probe(result: ProbeResult, path, replace: bool, hint: str) -> None:
             steps = sorted(t for (a, t) in result.response[level] if a == area)
             ax.plot(steps, [result.evoked(level, area, t) for t in steps], marker="o", markersize=2.5,
                     color=colors(i / max(1, len(result.levels) - 1)), label=str(level))
-        ax.set(title=area, xlabel="step")
+        ax.set(title=area, xlabel=f"step ({result.dt_ms:g} ms each)" if result.dt_ms else "step")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("evoked response (mean)")
+    axes[0][0].set_ylabel("evoked response (mean |activity|)")
     axes[0][len(result.areas) - 1].legend(title=result.experiment.parameter, fontsize=6, title_fontsize=7)
     if result.accuracy:
         ax = axes[0][-1]
