@@ -38,8 +38,7 @@ _LAZY = {  # name -> module that defines it, imported on first use (these need t
     "write_features": "extract",
     "read_features": "feature_files",
     "AreaLayers": "extract",
-    "register_experiment": "experiments",
-    "probe": "probe",
+    "register_experiment": "experiments",  # (`probe` stays cortexgraph.probe.probe: the name is its module's)
 }
 
 

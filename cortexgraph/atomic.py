@@ -235,4 +235,6 @@ def uninterrupted() -> Iterator[None]:
         for number, handler in before.items():
             signal.signal(number, handler)
         for number in sorted(set(received), key=lambda n: n == signal.SIGINT):  # SIGINT's exception last
-            os.kill(os.getpid(), number)
+            # To this thread (os.kill may hand it to another of the process's threads, and the exception then
+            # comes some time later): its handler runs before raise_signal returns.
+            signal.raise_signal(number)
