@@ -178,3 +178,20 @@ def test_a_spec_that_says_how_long_a_step_lasts_gets_its_latencies_in_ms(tmp_pat
     assert "A peak (ms)" in summary_rows[0].split(",")
     assert main(["features", "dt.json", "--at", "B.t2", "--data", "digits", "--limit", "2", "--out", "f"]) == 0
     assert json.loads((tmp_path / "f" / "features.json").read_text())["ms"] == {"B.t2": 20.0}
+
+
+def test_a_trained_network_keeps_what_each_paradigm_must_show(tmp_path, images):
+    """The same checks on trained weights (a checkpoint, as `probe` is given one), not only on random ones."""
+    from cortexgraph.train import TrainConfig, train
+
+    (tmp_path / "every.json").write_text(json.dumps(SPEC))
+    train(TrainConfig(spec=str(tmp_path / "every.json"), data="digits", epochs=1, batch_size=32, limit_batches=4,
+                      out=str(tmp_path / "run"), progress=False))
+    trained = build(str(tmp_path / "run" / "checkpoint.pt")).eval()
+    shown_once = {**SPEC, "input": {**SPEC["input"], "stimulus": {"show": {"to": 0}, "then": "blank"}}}
+    duration = probe(trained, images, None, experiment("duration"), levels=[1, 2])
+    assert duration.response[1] == pytest.approx(states_of(shown_once, trained, images), abs=1e-6)
+    assert probe(trained, images, None, experiment("interval"), levels=[0]).response[0] == pytest.approx(
+        duration.response[2], abs=1e-9)
+    contrast = probe(trained, images, None, experiment("contrast"), levels=[0.0])
+    assert all(contrast.evoked(0.0, a, t) == 0 for a, t in contrast.response[0.0])
