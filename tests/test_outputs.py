@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -454,7 +455,9 @@ def test_a_commit_cut_short_leaves_no_output_that_looks_complete(tiny, tmp_path,
     finished = []
     with pytest.raises(KeyboardInterrupt):  # delivered once the renames are done
         with atomic.uninterrupted():
-            os.kill(os.getpid(), signal.SIGINT)
+            # To this thread: sent to the process, the signal may go to another of its threads (a library's,
+            # left by an earlier test), which a loaded machine may not run within the sleep below.
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
             time.sleep(0.05)
             finished.append(True)  # not reached, were Ctrl-C not held off
     assert finished
