@@ -46,7 +46,11 @@ def open_study(sweep: Sweep, out: Path, storage: str | None = None, *, create: b
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8; we rely on them
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             retry = RetryHeartbeatStaleTrialCallback(max_retry=2, inherit_intermediate_values=True)
-            rdb = RDBStorage(storage_url(out, storage), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+            url = storage_url(out, storage)
+            # SQLite refuses a write while another worker writes, after 5 s by default: a heartbeat refused so
+            # ends its thread (Optuna's), and the trial, alive, is then taken for dead. Wait longer.
+            engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
+            rdb = RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                              heartbeat_stale_trial_callback=retry)
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy's many errors: a URL that cannot be reached
         raise SweepError(f"cannot open the study's storage {_shown(storage) if storage else out / 'study.db'}: "
@@ -149,8 +153,14 @@ def _work(sweep: Sweep | str, out: Path, storage: str | None, threads: int | Non
                 return
         else:
             callbacks = [MaxTrialsCallback(sweep.file.trials, states=(optuna.trial.TrialState.COMPLETE,))]
-        study.optimize(lambda trial: run_trial(sweep, out, trial), timeout=sweep.file.timeout,
-                       callbacks=callbacks, catch=(_TrialFailed,))
+        while True:
+            try:
+                study.optimize(lambda trial: run_trial(sweep, out, trial), timeout=sweep.file.timeout,
+                               callbacks=callbacks, catch=(_TrialFailed,))
+                break
+            except ValueError as exc:  # this worker's trial was taken for dead and retried by another worker
+                if "Cannot tell a FAIL trial" not in str(exc):  # (Optuna's words, as of 4.x and 5.x)
+                    raise
     finally:
         dist.from_main(None, world)  # the job's other processes: no more trials
         if joined:
@@ -229,7 +239,9 @@ def run_trial(sweep: Sweep, out: Path, trial) -> float | tuple[float, ...]:
         trial.study.stop()
         raise optuna.TrialPruned("the grid is done")
     spec_name, fields, settings = trial_settings(sweep, trial)
-    first = frozen.system_attrs.get("failed_trial")  # a retried trial goes on in its first run's folder
+    first = frozen.system_attrs.get("failed_trial")  # a retried trial goes on in its first run's folder,
+    if first is not None and _held(out / "trials" / f"{first:04d}" / "run"):  # unless that run is alive after all
+        first = None
     folder = out / "trials" / f"{trial.number if first is None else first:04d}"
     folder.mkdir(parents=True, exist_ok=True)
     doc = load_spec(sweep.spec_path(spec_name)).to_dict()
@@ -264,6 +276,19 @@ def run_trial(sweep: Sweep, out: Path, trial) -> float | tuple[float, ...]:
     values = [objective_value(name, result) if name.startswith("accuracy") else float(sizes[name])
               for name in sweep.file.objectives]
     return values[0] if len(values) == 1 else tuple(values)
+
+
+def _held(run: Path) -> bool:
+    """Whether a live process holds the run folder (a trial taken for dead that is not)."""
+    from ..lock import InUse, Lock
+
+    try:
+        Lock.in_folder(run).check_free()
+    except InUse:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _reporter(sweep: Sweep, trial):
