@@ -460,7 +460,8 @@ def test_a_commit_cut_short_leaves_no_output_that_looks_complete(tiny, tmp_path,
     if before is not signal.default_int_handler or signal.SIGINT in mask:
         import warnings
 
-        warnings.warn(f"an earlier test left SIGINT's handler {before!r}, blocked: {signal.SIGINT in mask}")
+        warnings.warn(f"an earlier test left SIGINT's handler {before!r}, blocked: {signal.SIGINT in mask}",
+                      stacklevel=1)
     try:
         with pytest.raises(KeyboardInterrupt):  # delivered once the renames are done
             with atomic.uninterrupted():
