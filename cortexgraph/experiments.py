@@ -53,7 +53,6 @@ class Experiment:
     frames: Frames  # (images, steps, level, context) -> (batch, steps, C, H, W)
     levels: Callable[[int], list]  # the run's steps -> the levels tried by default
     parameter: str  # what the levels are, as tables and plots say it
-    accuracy: bool = True  # whether accuracy at each readout step is what the experiment is about
     needs_mask: bool = False
     doc: str = field(default="", compare=False)
 
@@ -62,7 +61,7 @@ EXPERIMENTS: dict[str, Experiment] = {}
 
 
 def register_experiment(name: str, levels: Sequence | Callable[[int], list], parameter: str,
-                        accuracy: bool = False, needs_mask: bool = False) -> Callable[[Frames], Frames]:
+                        needs_mask: bool = False) -> Callable[[Frames], Frames]:
     """Register a paradigm under `name`: a function (images, steps, level, context) -> frames, tried at
     `levels` (a list, or a function of the run's steps giving one)."""
     if not name.isidentifier():
@@ -70,7 +69,7 @@ def register_experiment(name: str, levels: Sequence | Callable[[int], list], par
 
     def add(frames: Frames) -> Frames:
         given = levels if callable(levels) else (lambda _steps, fixed=list(levels): fixed)
-        EXPERIMENTS[name] = Experiment(name, frames, given, parameter, accuracy, needs_mask,
+        EXPERIMENTS[name] = Experiment(name, frames, given, parameter, needs_mask,
                                        (frames.__doc__ or "").strip().splitlines()[0] if frames.__doc__ else "")
         return frames
     return add
@@ -107,14 +106,14 @@ def contrast(images: Tensor, steps: int, level: float, context: Context) -> Tens
     return scaled.unsqueeze(1).expand(-1, steps, -1, -1, -1)
 
 
-@register_experiment("noise", levels=[0.0, 0.5, 1.0, 2.0], parameter="noise (sd)", accuracy=True)
+@register_experiment("noise", levels=[0.0, 0.5, 1.0, 2.0], parameter="noise (sd)")
 def noise(images: Tensor, steps: int, level: float, context: Context) -> Tensor:
     """The image at every step with Gaussian noise of sd `level` added (the same noise at every step)."""
     noisy = images + level * torch.randn(images.shape, generator=context.generator).to(images)
     return noisy.unsqueeze(1).expand(-1, steps, -1, -1, -1)
 
 
-@register_experiment("occlusion", levels=[0.0, 0.25, 0.5, 0.75], parameter="occluded fraction", accuracy=True)
+@register_experiment("occlusion", levels=[0.0, 0.25, 0.5, 0.75], parameter="occluded fraction")
 def occlusion(images: Tensor, steps: int, level: float, context: Context) -> Tensor:
     """The image at every step with a `level` fraction of its 4x4 grid of patches set to the blank (the same
     patches at every step; a patch hidden at one level stays hidden at the higher ones)."""
@@ -127,7 +126,7 @@ def occlusion(images: Tensor, steps: int, level: float, context: Context) -> Ten
 
 
 @register_experiment("mask", levels=lambda steps: list(range(1, steps + 1)), parameter="steps before the mask",
-                     accuracy=True, needs_mask=True)
+                     needs_mask=True)
 def mask(images: Tensor, steps: int, level: int, context: Context) -> Tensor:
     """Backward masking: the image for the first `level` steps (the stimulus-onset asynchrony), then a mask
     (a superposition of other images) at every step after."""
